@@ -1,0 +1,184 @@
+"""The `tuner` command: thin wrappers over tuner's API. Exit 0 ok, 1 failed sweep, 2 bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from tuner.spec import SpecError, SweepSpec, load_spec
+from tuner.tracking import DEFAULT_TRACKING_URI
+
+if TYPE_CHECKING:
+    from tuner.runner import SweepResult
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+app = typer.Typer(
+    help="Hyperparameter sweeps for PyTorch: Ray Tune + Optuna + ASHA, tracked in MLflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+TrackingUri = Annotated[
+    str, typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")
+]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    stderr.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _load(path: Path) -> SweepSpec:
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        _fail(exc.line(), EXIT_INVALID)
+
+
+@app.command()
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="Sweep files to check.")],
+) -> None:
+    """Check sweep files without starting Ray. Exit 2 if any is invalid."""
+    invalid = 0
+    for path in specs:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            invalid += 1
+            stderr.print(f"error: {exc.line()}", markup=False)
+            continue
+        searcher = spec.searcher.kind
+        if spec.searcher.kind == "optuna":
+            searcher += f"/{spec.searcher.sampler}"
+        typer.echo(
+            f"ok: {path} ({spec.expected_trials()} trials, {searcher} search, "
+            f"{spec.scheduler.kind} scheduler, {len(spec.params)} params)"
+        )
+    if invalid:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@app.command()
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Sweep file to run.")],
+    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder or s3:// URI for checkpoints and Ray state [default: ./tuner_runs]."
+        ),
+    ] = None,
+    num_samples: Annotated[
+        int | None, typer.Option(help="Override the sweep file's num_samples.")
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Join this Ray cluster instead of starting an embedded one."),
+    ] = None,
+) -> None:
+    """Run a sweep: embedded Ray and local MLflow unless told otherwise."""
+    spec = _load(spec_path)
+    if num_samples is not None:
+        try:
+            spec = spec.with_num_samples(num_samples)
+        except SpecError as exc:
+            _fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
+    # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
+    from tuner.runner import RunOptions, SweepFailed, run_sweep
+    from tuner.storage import resolve_storage
+    from tuner.tracking import TrackingError
+
+    try:
+        resolve_storage(storage)
+    except ValueError as exc:
+        _fail(f"--storage: {exc}", EXIT_INVALID)
+    options = RunOptions(
+        tracking_uri=tracking_uri, storage=storage, address=address, spec_path=spec_path
+    )
+    try:
+        result = run_sweep(spec, options)
+    except SpecError as exc:
+        _fail(f"{spec_path}: {exc.line()}", EXIT_INVALID)
+    except (SweepFailed, TrackingError) as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        _fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_FAILED)
+    _print_summary(result)
+
+
+def _print_summary(result: SweepResult) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    best = result.best
+    assert best is not None, "run_sweep raises SweepFailed when no trial has a score"
+    finished = result.num_trials - result.num_stopped_early - result.num_failed
+    out.print(
+        f"\n{result.num_trials} trials: {finished} finished, "
+        f"{result.num_stopped_early} stopped early by ASHA, {result.num_failed} failed"
+    )
+    out.print(f"best trial {best.trial_id}: {best.metric} = {best.value:.6g}", markup=False)
+    for name, value in best.params.items():
+        out.print(f"  {name} = {value}", markup=False)
+    out.print(
+        f"MLflow: experiment '{result.name}', sweep run {result.parent_run_id}, "
+        f"best trial run {best.run_id}",
+        markup=False,
+    )
+    if result.tracking_uri.startswith("sqlite"):
+        browse = f"mlflow ui --backend-store-uri {result.tracking_uri}"
+    else:
+        browse = (
+            f"{result.tracking_uri}/#/experiments/{result.experiment_id}"
+            f"/runs/{result.parent_run_id}"
+        )
+    out.print(f"  browse: {browse}", markup=False)
+    out.print(f"checkpoint: {best.checkpoint}", markup=False)
+
+
+@app.command()
+def best(
+    name_or_spec: Annotated[
+        str, typer.Argument(metavar="NAME_OR_SPEC", help="Sweep name or sweep file.")
+    ],
+    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the best trial of the latest finished sweep, as recorded in MLflow."""
+    name = name_or_spec
+    if name_or_spec.endswith((".yaml", ".yml")) or Path(name_or_spec).is_file():
+        name = _load(Path(name_or_spec)).name
+    from tuner.report import SweepNotFound, best_of_sweep
+
+    try:
+        report = best_of_sweep(name, tracking_uri)
+    except SweepNotFound as exc:
+        _fail(str(exc), EXIT_FAILED)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        return
+    typer.echo(f"sweep {report.sweep}: best trial {report.trial_id}")
+    typer.echo(f"  {report.metric} = {report.value:.6g} ({report.mode})")
+    for key, value in sorted(report.params.items()):
+        typer.echo(f"  {key} = {value}")
+    typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
+    typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The terminal view of a running sweep: a live table of trials, or one line per trial.
+
+Ray Tune's own reporter is silenced (verbose=0); this one knows which trials ASHA
+stopped early and shows the sweep's own params and metric only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from tuner.searchers import EarlyStops
+from tuner.spec import SweepSpec
+from tuner.tracking import result_step
+
+MAX_ROWS = 20
+REFRESH_SECONDS = 0.5
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+class ProgressTable(Callback):  # type: ignore[misc]
+    def __init__(self, spec: SweepSpec, early_stops: EarlyStops, console: Console) -> None:
+        self._spec = spec
+        self._early_stops = early_stops
+        self._console = console
+        self._live: Live | None = None
+        self._last_refresh = 0.0
+        self._trials: list[Any] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks with the experiment; a live display cannot travel.
+        return {**self.__dict__, "_live": None, "_console": None, "_trials": []}
+
+    def _status(self, trial: Any) -> str:
+        if trial.status == "TERMINATED" and trial.trial_id in self._early_stops:
+            return "STOPPED (asha)"
+        return str(trial.status)
+
+    def _score(self, trial: Any) -> float | None:
+        value = (trial.last_result or {}).get(self._spec.metric)
+        return float(value) if isinstance(value, int | float) else None
+
+    def render(self, trials: list[Any]) -> Table:
+        metric, mode = self._spec.metric, self._spec.mode
+        sign = 1 if mode == "max" else -1
+        scored = [t for t in trials if self._score(t) is not None]
+        best = max(scored, key=lambda t: sign * self._score(t), default=None)  # type: ignore[operator]
+        counts: dict[str, int] = {}
+        for trial in trials:
+            counts[self._status(trial)] = counts.get(self._status(trial), 0) + 1
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        table = Table(
+            title=f"{self._spec.name}: {len(trials)} trials ({summary})",
+            title_justify="left",
+        )
+        for column in ["trial", "status", *self._spec.params, "epoch", metric]:
+            table.add_column(column, justify="right" if column != "status" else "left")
+        # Running trials first, then the best scores: the rows a user watches.
+        running = [t for t in trials if t.status == "RUNNING"]
+        rest = sorted(
+            (t for t in trials if t.status != "RUNNING"),
+            key=lambda t: -sign * (self._score(t) or 0) if self._score(t) is not None else 1e300,
+        )
+        for trial in (running + rest)[:MAX_ROWS]:
+            result = trial.last_result or {}
+            score = self._score(trial)
+            table.add_row(
+                trial.trial_id,
+                self._status(trial),
+                *(format_value(trial.config.get(name)) for name in self._spec.params),
+                format_value(result_step(result) if result else None),
+                ("* " if trial is best else "") + format_value(score),
+            )
+        return table
+
+    def setup(self, **info: Any) -> None:
+        if self._console.is_terminal:
+            self._live = Live(console=self._console, auto_refresh=False, transient=False)
+            self._live.start()
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._trials = trials
+        now = time.monotonic()
+        if self._live is not None and now - self._last_refresh >= REFRESH_SECONDS:
+            self._last_refresh = now
+            self._live.update(self.render(trials), refresh=True)
+
+    def _line(self, trial: Any) -> None:
+        if self._live is not None:
+            return
+        params = " ".join(f"{n}={format_value(trial.config.get(n))}" for n in self._spec.params)
+        score = format_value(self._score(trial))
+        epoch = format_value(result_step(trial.last_result) if trial.last_result else None)
+        self._console.print(
+            f"trial {trial.trial_id} {self._status_after_end(trial)} at epoch {epoch}: "
+            f"{self._spec.metric}={score} {params}",
+            highlight=False,
+        )
+
+    def _status_after_end(self, trial: Any) -> str:
+        return "stopped early (asha)" if trial.trial_id in self._early_stops else "finished"
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._line(trial)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if self._live is None:
+            self._console.print(f"trial {trial.trial_id} FAILED", highlight=False)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        if self._live is not None:
+            self._live.update(self.render(trials), refresh=True)
+            self._live.stop()
+            self._live = None

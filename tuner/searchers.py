@@ -1,0 +1,129 @@
+"""Searcher (what to try) and scheduler (when to stop) builders, keyed by the spec's kinds.
+
+One seam is closed here: Ray's OptunaSearch tells Optuna that an ASHA-stopped trial is
+COMPLETE with its truncated score (ray #15283), which teaches TPE that a 1-epoch score
+is a final result. We record which trials the scheduler stopped early and tell Optuna
+they were PRUNED; Optuna then ranks them by their intermediate values, which
+OptunaSearch already reports every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from tuner.space import optuna_space
+from tuner.spec import (
+    AshaScheduler,
+    FifoScheduler,
+    GridSearcher,
+    OptunaSampler,
+    OptunaSearcher,
+    RandomSearcher,
+    SweepSpec,
+)
+
+TIME_ATTR = "training_iteration"
+
+
+class EarlyStops:
+    """The trials a scheduler stopped before max_t, shared by scheduler, searcher, tracker."""
+
+    def __init__(self) -> None:
+        self._trial_ids: set[str] = set()
+
+    def add(self, trial_id: str) -> None:
+        self._trial_ids.add(trial_id)
+
+    def __contains__(self, trial_id: object) -> bool:
+        return trial_id in self._trial_ids
+
+    def __len__(self) -> int:
+        return len(self._trial_ids)
+
+
+class RecordingASHAScheduler(ASHAScheduler):  # type: ignore[misc]
+    """ASHA that records its early stops (a STOP at max_t is a normal end, not one)."""
+
+    def __init__(self, early_stops: EarlyStops, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.early_stops = early_stops
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        action: str = super().on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
+            self.early_stops.add(trial.trial_id)
+        return action
+
+
+class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
+    """OptunaSearch that reports scheduler-stopped trials to Optuna as PRUNED."""
+
+    def __init__(self, early_stops: EarlyStops, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.early_stops = early_stops
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if error or trial_id not in self.early_stops or trial_id in self._completed_trials:
+            super().on_trial_complete(trial_id, result=result, error=error)
+            return
+        # No value: Optuna keeps the intermediate values reported each epoch.
+        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+
+SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    # Categorical params fall back to independent sampling; that is expected, not news.
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+def build_sampler(name: OptunaSampler, seed: int | None) -> optuna.samplers.BaseSampler:
+    return SAMPLERS[name](seed)
+
+
+def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAlgorithm | Searcher:
+    searcher = spec.searcher
+    # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
+    # (it only wraps Searchers): the generator must get the limit itself.
+    max_concurrent = spec.max_concurrent_trials or 0
+    if isinstance(searcher, GridSearcher):
+        return BasicVariantGenerator(max_concurrent=max_concurrent)
+    if isinstance(searcher, RandomSearcher):
+        return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=searcher.seed)
+    if isinstance(searcher, OptunaSearcher):
+        return PruningOptunaSearch(
+            early_stops,
+            space=optuna_space(spec),
+            metric=spec.metric,
+            mode=spec.mode,
+            sampler=build_sampler(searcher.sampler, searcher.seed),
+            # Named after the sweep: the default "optuna" would merge sweeps in a shared store.
+            study_name=spec.name,
+        )
+    raise AssertionError(f"unhandled searcher {searcher!r}")
+
+
+def build_scheduler(spec: SweepSpec, early_stops: EarlyStops) -> TrialScheduler:
+    scheduler = spec.scheduler
+    if isinstance(scheduler, FifoScheduler):
+        return FIFOScheduler()
+    if isinstance(scheduler, AshaScheduler):
+        return RecordingASHAScheduler(
+            early_stops,
+            time_attr=TIME_ATTR,
+            max_t=scheduler.max_t,
+            grace_period=scheduler.grace_period,
+            reduction_factor=scheduler.reduction_factor,
+        )
+    raise AssertionError(f"unhandled scheduler {scheduler!r}")

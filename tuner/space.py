@@ -1,0 +1,63 @@
+"""Sweep params -> Ray Tune domains (grid/random) or Optuna distributions (optuna)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from ray import tune
+
+from tuner.spec import (
+    CategoricalParam,
+    FloatParam,
+    GridParam,
+    GridSearcher,
+    IntParam,
+    OptunaSearcher,
+    Param,
+    SweepSpec,
+)
+
+
+def _tune_domain(param: Param, *, exhaustive_categoricals: bool) -> Any:
+    if isinstance(param, FloatParam):
+        return (tune.loguniform if param.log else tune.uniform)(param.low, param.high)
+    if isinstance(param, IntParam):
+        # Ray's integer domains exclude the upper bound; ours include it.
+        return (tune.lograndint if param.log else tune.randint)(param.low, param.high + 1)
+    if isinstance(param, GridParam):
+        return tune.grid_search(list(param.values))
+    if exhaustive_categoricals:
+        return tune.grid_search(list(param.choices))
+    return tune.choice(list(param.choices))
+
+
+def _optuna_distribution(param: Param) -> optuna.distributions.BaseDistribution:
+    if isinstance(param, FloatParam):
+        return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log)
+    if isinstance(param, IntParam):
+        return optuna.distributions.IntDistribution(param.low, param.high, log=param.log)
+    if isinstance(param, CategoricalParam):
+        return optuna.distributions.CategoricalDistribution(list(param.choices))
+    raise ValueError("grid axes are rejected for the optuna searcher by the schema")
+
+
+def optuna_space(spec: SweepSpec) -> dict[str, optuna.distributions.BaseDistribution]:
+    return {name: _optuna_distribution(param) for name, param in spec.params.items()}
+
+
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """The Tuner's param_space: searched domains (unless Optuna owns them) plus fixed config.
+
+    With the optuna searcher the space lives in OptunaSearch, and the fixed config
+    travels as constants that Ray merges into every suggested config.
+    """
+    fixed = dict(spec.config)
+    if isinstance(spec.searcher, OptunaSearcher):
+        return fixed
+    exhaustive = isinstance(spec.searcher, GridSearcher)
+    domains = {
+        name: _tune_domain(param, exhaustive_categoricals=exhaustive)
+        for name, param in spec.params.items()
+    }
+    return {**domains, **fixed}

@@ -1,0 +1,54 @@
+"""Where Ray Tune keeps experiment state and checkpoints: a local folder or an s3:// URI.
+
+For S3-compatible stores with a custom endpoint Ray needs an explicit pyarrow
+filesystem and a scheme-less path (and the same pair again to restore), so both are
+built here, once, from the URI and `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.fs
+
+DEFAULT_STORAGE = "tuner_runs"
+
+
+@dataclass(frozen=True)
+class Storage:
+    uri: str  # what the user wrote, normalized: absolute path or s3://bucket/prefix
+    path: str  # what Ray gets as storage_path
+    filesystem: pyarrow.fs.FileSystem | None  # None: Ray picks the local filesystem
+
+    @property
+    def is_remote(self) -> bool:
+        return self.filesystem is not None
+
+    def uri_of(self, path: str) -> str:
+        """User-facing location of a path Ray reports (scheme-less on S3)."""
+        return f"s3://{path}" if self.is_remote else path
+
+
+def s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def resolve_storage(location: str | None) -> Storage:
+    location = location or DEFAULT_STORAGE
+    parsed = urlparse(location)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"storage {location!r}: an s3:// URI needs a bucket")
+        path = f"{parsed.netloc}{parsed.path}".rstrip("/")
+        filesystem = pyarrow.fs.S3FileSystem(
+            endpoint_override=s3_endpoint(),
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        )
+        return Storage(uri=f"s3://{path}", path=path, filesystem=filesystem)
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"storage {location!r}: use a local path or an s3:// URI")
+    local = Path(parsed.path if parsed.scheme == "file" else location).expanduser().resolve()
+    return Storage(uri=str(local), path=str(local), filesystem=None)

@@ -1,0 +1,359 @@
+"""Everything MLflow: one parent run per sweep, one child run per trial.
+
+Why not Ray's MLflowLoggerCallback: it makes one synchronous request per metric per
+result, has no parent run (ray #19978) and ignores the tracking URI inside trainables
+(ray #36257). Here the driver is the only writer (SQLite allows one), every write goes
+through one background thread in submission order, and the metrics of consecutive
+results are coalesced into `log_batch` requests, so Tune's event loop never waits on
+the tracking store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.error import URLError
+from urllib.parse import urlparse
+from urllib.request import urlopen
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
+
+from tuner.searchers import EarlyStops
+from tuner.spec import SweepSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+
+# Tags a user (and `tuner best`) can filter on.
+TAG_ROLE = "tuner.role"  # "sweep" or "trial"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_TRIAL_ID = "tuner.trial_id"
+TAG_STOPPED_EARLY = "tuner.stopped_early"
+TAG_STOPPED_AT = "tuner.stopped_at_epoch"
+TAG_CHECKPOINT = "tuner.checkpoint"
+TAG_ERROR = "tuner.error"
+TAG_BEST_RUN = "tuner.best_run_id"
+TAG_BEST_TRIAL = "tuner.best_trial_id"
+
+# Ray's bookkeeping keys are not the user's metrics; "epoch" is the step, not a metric.
+_NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag"}
+
+
+def metric_points(result: dict[str, Any]) -> dict[str, float]:
+    """The user's numeric metrics in a Tune result."""
+    return {
+        key: float(value)
+        for key, value in result.items()
+        if key not in _NOT_METRICS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }
+
+
+def result_step(result: dict[str, Any]) -> int:
+    """The MLflow step of a result: the trainable's epoch, else Tune's iteration count."""
+    return int(result.get("epoch", result.get("training_iteration", 0)))
+
+
+class TrackingError(RuntimeError):
+    """Writes to the tracking store failed; raised when the sweep flushes its tracking."""
+
+
+def check_tracking_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a server is down."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s) as response:
+                response.read()
+        except (URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(
+                f"MLflow tracking server {tracking_uri} unreachable: {reason}"
+            ) from None
+    elif parsed.scheme == "sqlite":
+        database = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not database.parent.is_dir():
+            raise TrackingError(
+                f"tracking URI {tracking_uri}: folder {database.parent} does not exist"
+            )
+
+
+@dataclass(frozen=True)
+class _CreateRun:
+    trial_id: str
+    run_name: str
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _LogMetrics:
+    trial_id: str
+    metrics: tuple[Metric, ...]
+
+
+@dataclass(frozen=True)
+class _EndRun:
+    trial_id: str
+    status: str
+    tags: dict[str, str]
+
+
+_Op = _CreateRun | _LogMetrics | _EndRun | Callable[[], None]
+
+
+class TrackingWriter:
+    """Applies tracking operations in order on one background thread."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str) -> None:
+        self._client = client
+        self._experiment_id = experiment_id
+        self._queue: queue.Queue[_Op | None] = queue.Queue()
+        self._run_ids: dict[str, str] = {}
+        self._errors: list[str] = []
+        self._thread = threading.Thread(target=self._loop, name="tuner-mlflow", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: _Op) -> None:
+        self._queue.put(op)
+
+    def run_id(self, trial_id: str) -> str | None:
+        """Child run of a trial; only meaningful after flush()."""
+        return self._run_ids.get(trial_id)
+
+    def adopt(self, trial_id: str, run_id: str) -> None:
+        """Continue logging into an existing child run (a resumed sweep)."""
+        self._queue.put(lambda: self._run_ids.__setitem__(trial_id, run_id))
+
+    def flush(self) -> None:
+        """Block until every submitted write is applied; raise if any failed."""
+        self._queue.join()
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise TrackingError(f"{len(errors)} MLflow write(s) failed; first: {errors[0]}")
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            # Take whatever else is waiting, so consecutive results share one request.
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._apply(batch)
+            for _ in batch:
+                self._queue.task_done()
+            if batch[-1] is None:
+                return
+
+    def _apply(self, batch: list[_Op | None]) -> None:
+        pending: dict[str, list[Metric]] = {}
+        for op in batch:
+            if isinstance(op, _LogMetrics):
+                pending.setdefault(op.trial_id, []).extend(op.metrics)
+                continue
+            self._guarded(partial(self._log_pending, pending))
+            pending = {}
+            if op is not None:
+                self._guarded(partial(self._execute, op))
+        self._guarded(partial(self._log_pending, pending))
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as exc:  # a tracking failure must not kill the sweep; it is reported
+            logger.warning("MLflow write failed: %s", exc)
+            self._errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _log_pending(self, pending: dict[str, list[Metric]]) -> None:
+        for trial_id, metrics in pending.items():
+            run_id = self._run_ids[trial_id]
+            for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+                self._client.log_batch(
+                    run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH]
+                )
+
+    def _execute(self, op: _Op) -> None:
+        if isinstance(op, _CreateRun):
+            run = self._client.create_run(self._experiment_id, run_name=op.run_name, tags=op.tags)
+            self._run_ids[op.trial_id] = run.info.run_id
+            params = [Param(key, value) for key, value in op.params.items()]
+            if params:
+                self._client.log_batch(run.info.run_id, params=params)
+        elif isinstance(op, _EndRun):
+            run_id = self._run_ids[op.trial_id]
+            if op.tags:
+                self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op.tags.items()])
+            self._client.set_terminated(run_id, status=op.status)
+        elif callable(op):
+            op()
+
+
+class TrialTracker(Callback):  # type: ignore[misc]
+    """Tune callback: each trial becomes a child run of the sweep's parent run."""
+
+    def __init__(
+        self,
+        writer: TrackingWriter,
+        parent_run_id: str,
+        searched_names: Iterable[str],
+        early_stops: EarlyStops,
+        checkpoint_uri: Callable[[str], str],
+    ) -> None:
+        self._writer = writer
+        self._parent_run_id = parent_run_id
+        self._searched = list(searched_names)
+        self._early_stops = early_stops
+        self._checkpoint_uri = checkpoint_uri
+        self._started: set[str] = set()
+        self._last_step: dict[str, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks into the experiment for restore; a restore brings its
+        # own writer, and a thread cannot be pickled.
+        return {**self.__dict__, "_writer": None}
+
+    def adopt(self, trial_id: str, run_id: str, last_step: int) -> None:
+        self._started.add(trial_id)
+        self._last_step[trial_id] = last_step
+        self._writer.adopt(trial_id, run_id)
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # Called again when a failed trial restarts: its run and params are already there.
+        if trial.trial_id in self._started:
+            return
+        self._started.add(trial.trial_id)
+        params = {name: _param_value(trial.config.get(name)) for name in self._searched}
+        tags = {
+            TAG_PARENT: self._parent_run_id,
+            TAG_ROLE: "trial",
+            TAG_TRIAL_ID: trial.trial_id,
+        }
+        self._writer.submit(_CreateRun(trial.trial_id, str(trial), params, tags))
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        step = result_step(result)
+        # A trial restarted from an older checkpoint re-reports epochs: log each step once.
+        if step <= self._last_step.get(trial.trial_id, 0):
+            return
+        self._last_step[trial.trial_id] = step
+        timestamp = int(result.get("timestamp", time.time()) * 1000)
+        metrics = tuple(
+            Metric(key, value, timestamp, step)
+            for key, value in metric_points(result).items()
+            if math.isfinite(value)
+        )
+        if metrics:
+            self._writer.submit(_LogMetrics(trial.trial_id, metrics))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tags = self._checkpoint_tag(trial)
+        status = RunStatus.to_string(RunStatus.FINISHED)
+        if trial.trial_id in self._early_stops:
+            status = RunStatus.to_string(RunStatus.KILLED)
+            tags[TAG_STOPPED_EARLY] = "asha"
+            tags[TAG_STOPPED_AT] = str(self._last_step.get(trial.trial_id, 0))
+        self._writer.submit(_EndRun(trial.trial_id, status, tags))
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tags = self._checkpoint_tag(trial)
+        tags[TAG_ERROR] = _error_summary(trial)
+        self._writer.submit(_EndRun(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags))
+
+    def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
+        checkpoint = trial.checkpoint
+        return {TAG_CHECKPOINT: self._checkpoint_uri(checkpoint.path)} if checkpoint else {}
+
+
+def _param_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _error_summary(trial: Any) -> str:
+    """Last line of the trial's traceback: the exception, which is what a user needs first."""
+    text = ""
+    try:
+        text = trial.get_error() or ""
+    except Exception:  # the error file may be unreadable; the status still says FAILED
+        logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return (lines[-1] if lines else "trial failed")[:5000]
+
+
+class SweepRun:
+    """The sweep's parent run: created before Ray starts, closed with the best trial."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, run_id: str) -> None:
+        self.client = client
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, spec: SweepSpec, spec_path: Path | None, tracking_uri: str) -> SweepRun:
+        client = MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(spec.name)
+        experiment_id = (
+            experiment.experiment_id if experiment else client.create_experiment(spec.name)
+        )
+        searcher = spec.searcher.kind
+        if spec.searcher.kind == "optuna":
+            searcher = f"optuna:{spec.searcher.sampler}"
+        tags = {
+            TAG_ROLE: "sweep",
+            "tuner.trainable": spec.trainable,
+            "tuner.searcher": searcher,
+            "tuner.scheduler": spec.scheduler.kind,
+            "tuner.metric": spec.metric,
+            "tuner.mode": spec.mode,
+        }
+        run = client.create_run(experiment_id, run_name=spec.name, tags=tags)
+        sweep = cls(client, experiment_id, run.info.run_id)
+        params = {
+            "num_samples": str(spec.num_samples),
+            "searcher": spec.searcher.model_dump_json(),
+            "scheduler": spec.scheduler.model_dump_json(),
+            **{f"config.{key}": _param_value(value) for key, value in spec.config.items()},
+        }
+        client.log_batch(sweep.run_id, params=[Param(k, v) for k, v in params.items()])
+        if spec_path is not None:
+            client.log_artifact(sweep.run_id, str(spec_path), artifact_path="spec")
+        return sweep
+
+    def record_best(
+        self, metric: str, value: float, params: dict[str, Any], trial_id: str, run_id: str | None
+    ) -> None:
+        tags = [RunTag(TAG_BEST_TRIAL, trial_id)]
+        if run_id:
+            tags.append(RunTag(TAG_BEST_RUN, run_id))
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(f"best_{metric}", value, int(time.time() * 1000), 0)],
+            params=[Param(f"best.{k}", _param_value(v)) for k, v in params.items()],
+            tags=tags,
+        )
+
+    def finish(self, status: RunStatus | int, tags: dict[str, str] | None = None) -> None:
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.set_terminated(self.run_id, status=RunStatus.to_string(status))

@@ -1,0 +1,1 @@
+"""The built-in PyTorch trainer (`builtin:classifier`). Import submodules directly."""
