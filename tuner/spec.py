@@ -255,19 +255,23 @@ def _key_path(raw: Any, loc: tuple[int | str, ...]) -> str:
     return ".".join(keys)
 
 
-def _problem(error: Any) -> tuple[str | None, str]:
+def _problem(error: Any, raw: Any) -> tuple[str, str]:
+    """(key path, problem) of one pydantic error, in the words of the sweep file."""
     ctx_error = (error.get("ctx") or {}).get("error")
     if isinstance(ctx_error, KeyedProblem):
         return ctx_error.key, ctx_error.problem
+    key = _key_path(raw, tuple(error["loc"]))
     kind = error["type"]
-    if kind == "union_tag_invalid":
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        # Pydantic points at the union; the user wrote (or forgot) its tag key.
         ctx = error["ctx"]
-        name = str(ctx["discriminator"]).strip("'")
-        return None, f"unknown {name} {ctx['tag']!r} (expected one of: {ctx['expected_tags']})"
-    if kind == "union_tag_not_found":
-        return None, f"required key {error['ctx']['discriminator']} is missing"
+        tag_key = str(ctx["discriminator"]).strip("'")
+        key = f"{key}.{tag_key}" if key else tag_key
+        if kind == "union_tag_not_found":
+            return key, "required key is missing"
+        return key, f"unknown {tag_key} {ctx['tag']!r} (expected one of: {ctx['expected_tags']})"
     message = _FRIENDLY.get(kind, error["msg"])
-    return None, message.removeprefix("Value error, ")
+    return key, message.removeprefix("Value error, ")
 
 
 def parse_spec(raw: Any, file: str | Path | None = None) -> SweepSpec:
@@ -279,9 +283,7 @@ def parse_spec(raw: Any, file: str | Path | None = None) -> SweepSpec:
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
-        key, problem = _problem(first)
-        if key is None:
-            key = _key_path(raw, tuple(first["loc"]))
+        key, problem = _problem(first, raw)
         if len(errors) > 1:
             problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         raise SpecError(file, key, problem) from None

@@ -18,6 +18,7 @@ class TrainerState:
     optimizer: dict[str, Any]
     knobs: dict[str, Any]  # enough to rebuild the model without the sweep file
     shape: dict[str, int]  # num_features, num_classes
+    rng: torch.Tensor  # torch's CPU RNG (dropout masks): a resumed trial replays exactly
 
 
 def save_state(state: TrainerState, directory: str | Path) -> Path:

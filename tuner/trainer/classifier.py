@@ -98,6 +98,7 @@ def train_classifier(config: dict[str, Any]) -> None:
             state = load_state(directory)
         model.load_state_dict(state.model)
         optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng)
         first_epoch = state.epoch + 1
 
     shape = {"num_features": splits.num_features, "num_classes": splits.num_classes}
@@ -122,6 +123,7 @@ def train_classifier(config: dict[str, Any]) -> None:
                     optimizer=optimizer.state_dict(),
                     knobs=knobs.model_dump(),
                     shape=shape,
+                    rng=torch.get_rng_state(),
                 ),
                 directory,
             )

@@ -1,0 +1,121 @@
+"""One contract, every searcher x scheduler: a small sweep completes with its trials."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+
+from tuner.runner import RunOptions, run_sweep
+from tuner.searchers import EarlyStops, PruningOptunaSearch
+from tuner.spec import SweepSpec, parse_spec
+from tuner.tracking import TAG_PARENT
+
+pytestmark = pytest.mark.ray
+
+EPOCHS = 4
+RANGES: dict[str, Any] = {
+    "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+    "hidden": {"type": "int", "low": 8, "high": 32, "log": True},
+    "optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+}
+SEARCHERS: dict[str, tuple[dict[str, Any], dict[str, Any], int]] = {
+    # name: (searcher, params, num_samples)
+    "grid": (
+        {"kind": "grid"},
+        {"optimizer": RANGES["optimizer"], "hidden": {"type": "grid", "values": [8, 16]}},
+        1,
+    ),
+    "random": (
+        {"kind": "random", "seed": 1},
+        {**RANGES, "batch_size": {"type": "grid", "values": [32, 64]}},
+        2,
+    ),
+    **{
+        f"optuna-{sampler}": ({"kind": "optuna", "sampler": sampler, "seed": 1}, RANGES, 4)
+        for sampler in ("tpe", "gp", "cmaes", "random")
+    },
+}
+SCHEDULERS: dict[str, dict[str, Any]] = {
+    "fifo": {"kind": "fifo"},
+    "asha": {"kind": "asha", "max_t": EPOCHS, "grace_period": 1, "reduction_factor": 2},
+}
+
+
+def small_sweep(name: str, searcher: str, scheduler: str) -> SweepSpec:
+    search, params, num_samples = SEARCHERS[searcher]
+    return parse_spec(
+        {
+            "name": name,
+            "trainable": "builtin:classifier",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "num_samples": num_samples,
+            "searcher": search,
+            "scheduler": SCHEDULERS[scheduler],
+            "max_concurrent_trials": 2,
+            "params": params,
+            "config": {"epochs": EPOCHS},
+        }
+    )
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.parametrize("searcher", SEARCHERS)
+def test_every_searcher_with_every_scheduler(
+    ray_session: None, tmp_path: Path, searcher: str, scheduler: str
+) -> None:
+    spec = small_sweep(f"contract-{searcher}-{scheduler}", searcher, scheduler)
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_sweep(
+        spec,
+        RunOptions(
+            tracking_uri=tracking_uri,
+            storage=str(tmp_path / "runs"),
+            console=Console(file=io.StringIO()),
+        ),
+    )
+    assert result.num_trials == spec.expected_trials()
+    assert result.num_failed == 0
+    if scheduler == "fifo":
+        assert result.num_stopped_early == 0
+    assert result.best is not None and 0.0 <= result.best.value <= 1.0
+    assert set(result.best.params) == set(spec.params)
+
+    children = MlflowClient(tracking_uri).search_runs(
+        [result.experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{result.parent_run_id}'"
+    )
+    assert len(children) == spec.expected_trials()
+    killed = [run for run in children if run.info.status == "KILLED"]
+    assert len(killed) == result.num_stopped_early
+
+
+def test_asha_stopped_trials_reach_optuna_as_pruned_with_their_history() -> None:
+    stops = EarlyStops()
+    search = PruningOptunaSearch(
+        stops,
+        space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+        metric="score",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name="pruned-check",
+    )
+    for trial_id, scores, stopped in (("a", [0.2, 0.3], True), ("b", [0.4, 0.5, 0.9], False)):
+        search.suggest(trial_id)
+        for epoch, score in enumerate(scores, start=1):
+            search.on_trial_result(trial_id, {"score": score, "training_iteration": epoch})
+        if stopped:
+            stops.add(trial_id)
+        search.on_trial_complete(trial_id, {"score": scores[-1], "training_iteration": len(scores)})
+
+    pruned, complete = search._ot_study.trials
+    assert search._ot_study.study_name == "pruned-check"
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    assert pruned.intermediate_values == {1: 0.2, 2: 0.3}
+    assert complete.state == optuna.trial.TrialState.COMPLETE
+    assert complete.value == 0.9
