@@ -66,7 +66,9 @@ def test_search_spaces_cover_grid_random_and_tpe_with_asha() -> None:
 
 INVALID = [
     pytest.param(mutate(epochz=3), "epochz", "unknown key", id="unknown-top-key"),
-    pytest.param(mutate(params__lr__lowx=1), "params.lr.lowx", "unknown key", id="unknown-param-key"),
+    pytest.param(
+        mutate(params__lr__lowx=1), "params.lr.lowx", "unknown key", id="unknown-param-key"
+    ),
     pytest.param(
         mutate(params__lr__high=1e-5), "params.lr.high", "must be greater than low", id="low>=high"
     ),
@@ -83,10 +85,16 @@ INVALID = [
         id="empty-choices",
     ),
     pytest.param(
-        mutate(searcher={"kind": "bayes"}), "searcher.kind", "unknown kind 'bayes'", id="bad-searcher"
+        mutate(searcher={"kind": "bayes"}),
+        "searcher.kind",
+        "unknown kind 'bayes'",
+        id="bad-searcher",
     ),
     pytest.param(
-        mutate(scheduler={"kind": "pbt"}), "scheduler.kind", "unknown kind 'pbt'", id="bad-scheduler"
+        mutate(scheduler={"kind": "pbt"}),
+        "scheduler.kind",
+        "unknown kind 'pbt'",
+        id="bad-scheduler",
     ),
     pytest.param(
         mutate(params__batch_size={"type": "grid", "values": [32, 64]}),
@@ -106,7 +114,9 @@ INVALID = [
         "module 'json' has no attribute 'no_such_function'",
         id="trainable-attribute-missing",
     ),
-    pytest.param(mutate(trainable="builtin:nope"), "trainable", "unknown built-in", id="bad-builtin"),
+    pytest.param(
+        mutate(trainable="builtin:nope"), "trainable", "unknown built-in", id="bad-builtin"
+    ),
     pytest.param(mutate(metric=None), "metric", "required key is missing", id="missing-metric"),
     pytest.param(mutate(mode="maximize"), "mode", "'max' or 'min'", id="bad-mode"),
     pytest.param(
@@ -127,7 +137,9 @@ INVALID = [
         "knob 'optimizer'",
         id="bad-knob-choice",
     ),
-    pytest.param(mutate(config__epochs=0), "config.epochs", "greater than 0", id="bad-config-value"),
+    pytest.param(
+        mutate(config__epochs=0), "config.epochs", "greater than 0", id="bad-config-value"
+    ),
     pytest.param(
         mutate(params__hidden={"type": "float", "low": 8, "high": 64}),
         "params.hidden.type",
@@ -149,7 +161,9 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("data", "key", "problem"), INVALID)
-def test_invalid_sweep_gets_one_clear_line(tmp_path: Path, data: Any, key: str, problem: str) -> None:
+def test_invalid_sweep_gets_one_clear_line(
+    tmp_path: Path, data: Any, key: str, problem: str
+) -> None:
     path = write(tmp_path, data)
     with pytest.raises(SpecError) as caught:
         load_spec(path)

@@ -1,0 +1,38 @@
+"""Trainables used by the tests, imported by Ray workers as user code would be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from tuner.trainer.classifier import train_classifier
+
+TEST_KEYS = ("crash_after_epoch", "crash_marker")
+
+
+def crash_once_after(config: dict[str, Any]) -> None:
+    """The built-in classifier, dying once right after reporting `crash_after_epoch`."""
+    crash_epoch = int(config["crash_after_epoch"])
+    marker = Path(config["crash_marker"])
+    knobs = {key: value for key, value in config.items() if key not in TEST_KEYS}
+    real_report = tune.report
+
+    def report(metrics: dict[str, Any], *, checkpoint: Any = None) -> None:
+        real_report(metrics, checkpoint=checkpoint)
+        if metrics["epoch"] == crash_epoch and not marker.exists():
+            marker.write_text("crashed once")
+            raise RuntimeError(f"injected crash after epoch {crash_epoch}")
+
+    tune.report = report  # the trainer calls ray.tune.report through the module
+    try:
+        train_classifier(knobs)
+    finally:
+        tune.report = real_report
+
+
+def report_twice(config: dict[str, Any]) -> None:
+    """A user trainable: the documented contract, no checkpoint."""
+    for epoch in (1, 2):
+        tune.report({"epoch": epoch, "score": config["x"] * epoch})
