@@ -57,11 +57,8 @@ def validate(
             invalid += 1
             stderr.print(f"error: {exc.line()}", markup=False)
             continue
-        searcher = spec.searcher.kind
-        if spec.searcher.kind == "optuna":
-            searcher += f"/{spec.searcher.sampler}"
         typer.echo(
-            f"ok: {path} ({spec.expected_trials()} trials, {searcher} search, "
+            f"ok: {path} ({spec.expected_trials()} trials, {spec.searcher_label} search, "
             f"{spec.scheduler.kind} scheduler, {len(spec.params)} params)"
         )
     if invalid:

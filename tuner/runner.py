@@ -176,7 +176,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
         )
         results = tuner.fit()
         writer.flush()
-        failed = sum(1 for result in results if result.error is not None)
+        failed = results.num_errors
         best = _best_trial(spec, results, writer, storage)
         if best is None:
             raise SweepFailed(
@@ -221,13 +221,14 @@ def _best_trial(
         best = results.get_best_result(spec.metric, spec.mode, scope="last")
     except RuntimeError:
         return None
-    value = (best.metrics or {}).get(spec.metric)
+    metrics = best.metrics or {}
+    value = metrics.get(spec.metric)
     if value is None:
         return None
-    trial_id = str(best.metrics["trial_id"])
+    trial_id = str(metrics["trial_id"])
     return BestTrial(
         trial_id=trial_id,
-        params={name: best.config.get(name) for name in spec.params},
+        params={name: (best.config or {}).get(name) for name in spec.params},
         metric=spec.metric,
         value=float(value),
         run_id=writer.run_id(trial_id),
@@ -246,7 +247,7 @@ def _export_best_model(
         log_best_model(sweep.client, run_id, spec.trainable, directory)
 
 
-def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: RunStatus | int) -> None:
+def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
     """Record how the sweep ended without hiding the exception that ended it."""
     try:
         writer.flush()

@@ -75,6 +75,7 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
             super().on_trial_complete(trial_id, result=result, error=error)
             return
         # No value: Optuna keeps the intermediate values reported each epoch.
+        assert self._ot_study is not None, "the study exists once a trial was suggested"
         self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 

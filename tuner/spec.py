@@ -203,8 +203,11 @@ class SweepSpec(_Strict):
         return self
 
     @property
-    def searched_names(self) -> list[str]:
-        return list(self.params)
+    def searcher_label(self) -> str:
+        """e.g. "grid", "random", "optuna:tpe": how tags and summaries name the searcher."""
+        if isinstance(self.searcher, OptunaSearcher):
+            return f"optuna:{self.searcher.sampler}"
+        return self.searcher.kind
 
     def grid_size(self) -> int:
         """Number of points on the exhaustive axes (1 when there are none)."""

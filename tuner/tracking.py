@@ -316,13 +316,10 @@ class SweepRun:
         experiment_id = (
             experiment.experiment_id if experiment else client.create_experiment(spec.name)
         )
-        searcher = spec.searcher.kind
-        if spec.searcher.kind == "optuna":
-            searcher = f"optuna:{spec.searcher.sampler}"
         tags = {
             TAG_ROLE: "sweep",
             "tuner.trainable": spec.trainable,
-            "tuner.searcher": searcher,
+            "tuner.searcher": spec.searcher_label,
             "tuner.scheduler": spec.scheduler.kind,
             "tuner.metric": spec.metric,
             "tuner.mode": spec.mode,
@@ -353,7 +350,8 @@ class SweepRun:
             tags=tags,
         )
 
-    def finish(self, status: RunStatus | int, tags: dict[str, str] | None = None) -> None:
+    def finish(self, status: int, tags: dict[str, str] | None = None) -> None:
+        """Close the parent run; `status` is a RunStatus value (FINISHED, FAILED, KILLED)."""
         if tags:
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.set_terminated(self.run_id, status=RunStatus.to_string(status))
