@@ -78,7 +78,7 @@ class ProgressTable(Callback):  # type: ignore[misc]
                 trial.trial_id,
                 self._status(trial),
                 *(format_value(trial.config.get(name)) for name in self._spec.params),
-                format_value(result_step(result) if result else None),
+                format_value(result_step(result) if "training_iteration" in result else None),
                 ("* " if trial is best else "") + format_value(score),
             )
         return table

@@ -77,6 +77,15 @@ def quiet_worker_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _quiet_driver_output() -> None:
+    """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
+    # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Forced experiment snapshots are our deliberate trade (bounded disk per trial); Ray's
+    # warning about them would repeat on every epoch of every trial.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
 def _ray_init(options: RunOptions) -> bool:
     """Start or join Ray unless the caller already did; return whether we started it."""
     if ray.is_initialized():
@@ -148,9 +157,7 @@ def build_tuner(
 
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
     options = options or RunOptions()
-    # Those forced snapshots are our deliberate trade (bounded disk per trial); Ray's
-    # warning about them would repeat on every epoch of every trial.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    _quiet_driver_output()
     storage = resolve_storage(options.storage)
     resolve_trainable(spec.trainable)  # import errors surface before anything starts
     check_tracking_reachable(options.tracking_uri)
