@@ -211,3 +211,15 @@ def test_validation_imports_neither_ray_nor_torch() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_run_refuses_trials_bigger_than_this_machine(tmp_path: Path) -> None:
+    data = mutate(resources_per_trial={"cpu": 1, "gpu": 64})
+    path = write(tmp_path, data, "big.yaml")
+    result = run_cli("run", str(path), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    expected = f"error: {path}: resources_per_trial.gpu: each trial asks for 64 GPU"
+    assert lines[0].startswith(expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]

@@ -78,3 +78,67 @@ def test_user_function_from_the_working_directory(tmp_path: Path) -> None:
         "checkpoint/epoch"
     ]
     assert (tmp_path / "tuner_runs" / "user-fn").is_dir()
+
+
+FAILING_CODE = textwrap.dedent(
+    """
+    from ray import tune
+
+
+    def fit(config: dict) -> None:
+        tune.report({"epoch": 1, "loss": abs(config["x"])})
+        if config["x"] > 0:
+            raise ValueError(f"diverged at x={config['x']}")
+        tune.report({"epoch": 2, "loss": abs(config["x"]) / 2})
+    """
+)
+
+
+def failing_sweep(tmp_path: Path, values: list[float]) -> Path:
+    (tmp_path / "failing.py").write_text(FAILING_CODE)
+    spec = {
+        "name": "failing",
+        "trainable": "failing:fit",
+        "metric": "loss",
+        "mode": "min",
+        "searcher": {"kind": "grid"},
+        "params": {"x": {"type": "grid", "values": values}},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep_runs(tmp_path: Path) -> tuple[list, list]:  # type: ignore[type-arg]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("failing")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    return parents, trials
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    out = run_cli("run", str(failing_sweep(tmp_path, [-1.0, 2.0])), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2 trials: 1 finished, 0 stopped early by ASHA, 1 failed" in out.stdout
+    [parent], trials = sweep_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tuner.failed_trials"] == "1"
+    by_status = {run.info.status: run for run in trials}
+    assert sorted(by_status) == ["FAILED", "FINISHED"]
+    assert by_status["FAILED"].data.tags["tuner.error"] == "ValueError: diverged at x=2.0"
+    assert by_status["FAILED"].data.metrics["loss"] == 2.0  # what it reported before failing
+
+
+def test_a_sweep_whose_trials_all_fail_exits_1_with_one_line(tmp_path: Path) -> None:
+    out = run_cli("run", str(failing_sweep(tmp_path, [1.0, 2.0])), cwd=tmp_path)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: sweep 'failing': no trial finished with a value of 'loss' (2 of 2 trials failed)"
+    ]
+    [parent], trials = sweep_runs(tmp_path)
+    assert parent.info.status == "FAILED"
+    assert {run.info.status for run in trials} == {"FAILED"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -20,7 +21,7 @@ from tuner.export import log_best_model
 from tuner.progress import ProgressTable
 from tuner.searchers import EarlyStops, build_scheduler, build_search_algorithm
 from tuner.space import param_space
-from tuner.spec import SweepSpec
+from tuner.spec import SpecError, SweepSpec
 from tuner.storage import Storage, resolve_storage
 from tuner.tracking import (
     DEFAULT_TRACKING_URI,
@@ -105,6 +106,28 @@ def _ray_init(options: RunOptions) -> bool:
     return True
 
 
+def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
+    """An embedded Ray would wait forever for a trial bigger than this machine: refuse it."""
+    import torch  # already imported by any built-in trainer; cheap to ask here
+
+    cpus = num_cpus or os.cpu_count() or 1
+    gpus = torch.cuda.device_count()
+    wanted = spec.resources_per_trial
+    if wanted.gpu > gpus:
+        raise SpecError(
+            None,
+            "resources_per_trial.gpu",
+            f"each trial asks for {wanted.gpu:g} GPU but this machine has {gpus}; "
+            "use gpu: 0 here, or run on a cluster with --address",
+        )
+    if wanted.cpu > cpus:
+        raise SpecError(
+            None,
+            "resources_per_trial.cpu",
+            f"each trial asks for {wanted.cpu:g} CPUs but this machine has {cpus}",
+        )
+
+
 def _experiment_name() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
@@ -160,6 +183,8 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     _quiet_driver_output()
     storage = resolve_storage(options.storage)
     resolve_trainable(spec.trainable)  # import errors surface before anything starts
+    if options.address is None and not ray.is_initialized():
+        check_local_resources(spec, options.num_cpus)
     check_tracking_reachable(options.tracking_uri)
     sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
     experiment_name = _experiment_name()
@@ -184,15 +209,18 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
         results = tuner.fit()
         writer.flush()
         failed = results.num_errors
-        best = _best_trial(spec, results, writer, storage)
-        if best is None:
+        best_result = _best_result(spec, results)
+        best = _best_trial(spec, best_result, writer, storage) if best_result else None
+        if best is None or best_result is None:
             raise SweepFailed(
-                f"sweep {spec.name!r}: no trial reported {spec.metric!r} "
+                f"sweep {spec.name!r}: no trial finished with a value of {spec.metric!r} "
                 f"({failed} of {len(results)} trials failed)"
             )
         sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
-        if best.run_id is not None:
-            _export_best_model(spec, results, sweep, best.run_id)
+        if best.run_id is not None and best_result.checkpoint is not None:
+            with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
+                best_result.checkpoint.to_directory(directory)
+                log_best_model(sweep.client, best.run_id, spec.trainable, directory)
         sweep.finish(
             RunStatus.FINISHED,
             {"tuner.failed_trials": str(failed), "tuner.stopped_early": str(len(early_stops))},
@@ -220,14 +248,28 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
             ray.shutdown()
 
 
+def _best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | None:
+    """The trial with the best last-reported metric among trials that did not fail.
+
+    A trial's score is its final reported value, as ASHA and Optuna see it. A failed
+    trial's last value is not a result, and NaN or infinity never wins.
+    """
+    sign = 1.0 if spec.mode == "max" else -1.0
+    best: tune.Result | None = None
+    best_score = -math.inf
+    for index in range(len(results)):
+        result = results[index]
+        value = (result.metrics or {}).get(spec.metric)
+        if result.error is not None or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value) and sign * value > best_score:
+            best, best_score = result, sign * value
+    return best
+
+
 def _best_trial(
-    spec: SweepSpec, results: tune.ResultGrid, writer: TrackingWriter, storage: Storage
+    spec: SweepSpec, best: tune.Result, writer: TrackingWriter, storage: Storage
 ) -> BestTrial | None:
-    try:
-        # "last": a trial's score is its final reported value, as Optuna and ASHA see it.
-        best = results.get_best_result(spec.metric, spec.mode, scope="last")
-    except RuntimeError:
-        return None
     metrics = best.metrics or {}
     value = metrics.get(spec.metric)
     if value is None:
@@ -241,17 +283,6 @@ def _best_trial(
         run_id=writer.run_id(trial_id),
         checkpoint=storage.uri_of(best.checkpoint.path) if best.checkpoint else None,
     )
-
-
-def _export_best_model(
-    spec: SweepSpec, results: tune.ResultGrid, sweep: SweepRun, run_id: str
-) -> None:
-    best = results.get_best_result(spec.metric, spec.mode, scope="last")
-    if best.checkpoint is None:
-        return
-    with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
-        best.checkpoint.to_directory(directory)
-        log_best_model(sweep.client, run_id, spec.trainable, directory)
 
 
 def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:

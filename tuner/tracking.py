@@ -294,8 +294,11 @@ def _error_summary(trial: Any) -> str:
     """Last line of the trial's traceback: the exception, which is what a user needs first."""
     text = ""
     try:
-        text = trial.get_error() or ""
-    except Exception:  # the error file may be unreadable; the status still says FAILED
+        # Ray writes the error to the driver's staging folder first and syncs it to
+        # storage later, so at this moment only the local file is certain to exist.
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+    except OSError:  # unreadable: the run's FAILED status still says what matters
         logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
     lines = [line for line in str(text).splitlines() if line.strip()]
     return (lines[-1] if lines else "trial failed")[:5000]
