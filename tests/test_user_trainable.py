@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +147,60 @@ def test_a_sweep_whose_trials_all_fail_exits_1_with_one_line(tmp_path: Path) -> 
     [parent], trials = sweep_runs(tmp_path)
     assert parent.info.status == "FAILED"
     assert {run.info.status for run in trials} == {"FAILED"}
+
+
+SLOW_CODE = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+
+    from ray import tune
+
+
+    def fit(config: dict) -> None:
+        for epoch in range(1, 100):
+            Path(config["started"]).touch()  # tells the test a trial is mid-run
+            time.sleep(0.2)
+            tune.report({"epoch": epoch, "loss": 1.0 / epoch})
+    """
+)
+
+
+def test_ctrl_c_stops_the_sweep_and_closes_every_run(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_CODE)
+    started = tmp_path / "started"
+    spec = {
+        "name": "slow",
+        "trainable": "slow:fit",
+        "metric": "loss",
+        "mode": "min",
+        "num_samples": 4,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "config": {"started": str(started)},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "run", "sweep.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few epochs in
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130
+    assert "error: interrupted; Ray Tune saved the sweep's state in" in stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("slow")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.info.status for r in runs} == {"KILLED"}, "no run may be left RUNNING"
+    cut_off = [r for r in runs if r.data.tags.get("tuner.killed") == "interrupted"]
+    assert cut_off and all(r.data.metrics["loss"] > 0 for r in cut_off)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
 
 app = typer.Typer(
     help="Hyperparameter sweeps for PyTorch: Ray Tune + Optuna + ASHA, tracked in MLflow.",
@@ -91,7 +92,7 @@ def run(
         except SpecError as exc:
             _fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
-    from tuner.runner import RunOptions, SweepFailed, run_sweep
+    from tuner.runner import RunOptions, SweepFailed, SweepInterrupted, run_sweep
     from tuner.storage import resolve_storage
     from tuner.tracking import TrackingError
 
@@ -108,8 +109,14 @@ def run(
         _fail(f"{spec_path}: {exc.line()}", EXIT_INVALID)
     except (SweepFailed, TrackingError) as exc:
         _fail(str(exc), EXIT_FAILED)
+    except SweepInterrupted as exc:
+        _fail(
+            f"interrupted; Ray Tune saved the sweep's state in {exc.experiment_path}; "
+            "its MLflow runs are marked KILLED",
+            EXIT_INTERRUPTED,
+        )
     except KeyboardInterrupt:
-        _fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_FAILED)
+        _fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
     _print_summary(result)
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import ray
@@ -37,6 +42,61 @@ logger = logging.getLogger(__name__)
 
 class SweepFailed(RuntimeError):
     """The sweep ran but produced no usable trial (exit status 1)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C: Ray Tune stopped the trials and saved the experiment state."""
+
+    def __init__(self, experiment_path: str) -> None:
+        super().__init__(experiment_path)
+        self.experiment_path = experiment_path
+
+
+class InterruptWatch(tune.Callback):  # type: ignore[misc]
+    """Notices the Ctrl-C that Ray Tune turns into a graceful stop.
+
+    Tune catches SIGINT, stops the trials, saves state and returns from fit() as if the
+    sweep had finished, keeping the fact in a local variable. Tune installs its handler
+    before calling callbacks' setup(), so ours goes on top and hands the signal on.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"interrupted": False}
+
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals only reach the main thread; Tune skips them too
+        tune_handler = signal.getsignal(signal.SIGINT)
+
+        def record(signum: int, frame: FrameType | None) -> None:
+            self.interrupted = True
+            if callable(tune_handler):
+                tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, record)
+
+
+@contextmanager
+def _restored_sigint() -> Iterator[None]:
+    """Tune leaves its SIGINT handler installed after a normal finish; a later Ctrl-C
+    (say, during the model export) would then be swallowed. Put the caller's back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -195,6 +255,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     writer = TrackingWriter(sweep.client, sweep.experiment_id)
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
     progress = ProgressTable(spec, early_stops, options.console)
+    interrupts = InterruptWatch()
     started_ray = False
     try:
         started_ray = _ray_init(options)
@@ -202,11 +263,15 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
             spec,
             storage,
             experiment_name,
-            [tracker, progress],
+            [tracker, progress, interrupts],
             early_stops,
             on_cluster=options.address is not None,
         )
-        results = tuner.fit()
+        with _restored_sigint():
+            results = tuner.fit()
+        if interrupts.interrupted:
+            tracker.end_open_runs("interrupted")
+            raise SweepInterrupted(experiment_path)
         writer.flush()
         failed = results.num_errors
         best_result = _best_result(spec, results)

@@ -103,6 +103,8 @@ def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAl
     if isinstance(searcher, RandomSearcher):
         return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=searcher.seed)
     if isinstance(searcher, OptunaSearcher):
+        # Optuna logs every trial at INFO; the progress table already shows them.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         return PruningOptunaSearch(
             early_stops,
             space=optuna_space(spec),

@@ -225,6 +225,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._early_stops = early_stops
         self._checkpoint_uri = checkpoint_uri
         self._started: set[str] = set()
+        self._ended: set[str] = set()
         self._last_step: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -274,12 +275,21 @@ class TrialTracker(Callback):  # type: ignore[misc]
             status = RunStatus.to_string(RunStatus.KILLED)
             tags[TAG_STOPPED_EARLY] = "asha"
             tags[TAG_STOPPED_AT] = str(self._last_step.get(trial.trial_id, 0))
-        self._writer.submit(_EndRun(trial.trial_id, status, tags))
+        self._end(trial.trial_id, status, tags)
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tags = self._checkpoint_tag(trial)
         tags[TAG_ERROR] = _error_summary(trial)
-        self._writer.submit(_EndRun(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags))
+        self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
+
+    def end_open_runs(self, reason: str) -> None:
+        """Close the runs of trials cut off by an interrupt: KILLED, with the reason."""
+        for trial_id in self._started - self._ended:
+            self._end(trial_id, RunStatus.to_string(RunStatus.KILLED), {"tuner.killed": reason})
+
+    def _end(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
+        self._ended.add(trial_id)
+        self._writer.submit(_EndRun(trial_id, status, tags))
 
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
         checkpoint = trial.checkpoint
