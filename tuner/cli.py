@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from tuner.defaults import DEFAULT_TRACKING_URI
 from tuner.spec import SpecError, SweepSpec, load_spec
-from tuner.tracking import DEFAULT_TRACKING_URI
 
 if TYPE_CHECKING:
     from tuner.runner import SweepResult

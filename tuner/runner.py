@@ -22,6 +22,7 @@ from ray import tune
 from ray.tune.search import Searcher
 from rich.console import Console
 
+from tuner.defaults import DEFAULT_TRACKING_URI
 from tuner.export import log_best_model
 from tuner.progress import ProgressTable
 from tuner.searchers import EarlyStops, build_scheduler, build_search_algorithm
@@ -29,7 +30,6 @@ from tuner.space import param_space
 from tuner.spec import SpecError, SweepSpec
 from tuner.storage import Storage, resolve_storage
 from tuner.tracking import (
-    DEFAULT_TRACKING_URI,
     SweepRun,
     TrackingWriter,
     TrialTracker,

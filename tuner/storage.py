@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs
 
-DEFAULT_STORAGE = "tuner_runs"
+from tuner.defaults import DEFAULT_STORAGE
 
 
 @dataclass(frozen=True)

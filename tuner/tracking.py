@@ -34,7 +34,6 @@ from tuner.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
 # Tags a user (and `tuner best`) can filter on.

@@ -1,0 +1,10 @@
+"""Defaults shared by the CLI and the engines; import-light so `tuner --help` stays fast."""
+
+from __future__ import annotations
+
+# SQLite in the working directory: MLflow 3's file store needs opting in, and one
+# writer process (the sweep's driver) is what SQLite handles well.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+# Ray Tune state and checkpoints, relative to the working directory.
+DEFAULT_STORAGE = "tuner_runs"
