@@ -92,6 +92,7 @@ def run(
         except SpecError as exc:
             _fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
+    from tuner.ray_session import RayUnavailable
     from tuner.runner import RunOptions, SweepFailed, SweepInterrupted, run_sweep
     from tuner.storage import resolve_storage
     from tuner.tracking import TrackingError
@@ -107,7 +108,7 @@ def run(
         result = run_sweep(spec, options)
     except SpecError as exc:
         _fail(f"{spec_path}: {exc.line()}", EXIT_INVALID)
-    except (SweepFailed, TrackingError) as exc:
+    except (SweepFailed, TrackingError, RayUnavailable) as exc:
         _fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
         _fail(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import tempfile
 import threading
@@ -25,9 +24,10 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI
 from tuner.export import log_best_model
 from tuner.progress import ProgressTable
+from tuner.ray_session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.searchers import EarlyStops, build_scheduler, build_search_algorithm
 from tuner.space import param_space
-from tuner.spec import SpecError, SweepSpec
+from tuner.spec import SweepSpec
 from tuner.storage import Storage, resolve_storage
 from tuner.tracking import (
     SweepRun,
@@ -132,62 +132,6 @@ class SweepResult:
     best: BestTrial | None
 
 
-def quiet_worker_logs() -> None:
-    """Runs in every Ray worker: keep per-checkpoint INFO lines out of the user's terminal."""
-    for name in ("ray.train", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _quiet_driver_output() -> None:
-    """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
-    # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # Forced experiment snapshots are our deliberate trade (bounded disk per trial); Ray's
-    # warning about them would repeat on every epoch of every trial.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-def _ray_init(options: RunOptions) -> bool:
-    """Start or join Ray unless the caller already did; return whether we started it."""
-    if ray.is_initialized():
-        return False
-    # User trainables are imported by name in the workers: give them the driver's cwd.
-    pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
-    ray.init(
-        address=options.address,
-        num_cpus=None if options.address else options.num_cpus,
-        include_dashboard=False if options.address is None else None,
-        logging_level=logging.WARNING,
-        runtime_env={
-            "env_vars": {"PYTHONPATH": pythonpath},
-            "worker_process_setup_hook": "tuner.runner.quiet_worker_logs",
-        },
-    )
-    return True
-
-
-def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
-    """An embedded Ray would wait forever for a trial bigger than this machine: refuse it."""
-    import torch  # already imported by any built-in trainer; cheap to ask here
-
-    cpus = num_cpus or os.cpu_count() or 1
-    gpus = torch.cuda.device_count()
-    wanted = spec.resources_per_trial
-    if wanted.gpu > gpus:
-        raise SpecError(
-            None,
-            "resources_per_trial.gpu",
-            f"each trial asks for {wanted.gpu:g} GPU but this machine has {gpus}; "
-            "use gpu: 0 here, or run on a cluster with --address",
-        )
-    if wanted.cpu > cpus:
-        raise SpecError(
-            None,
-            "resources_per_trial.cpu",
-            f"each trial asks for {wanted.cpu:g} CPUs but this machine has {cpus}",
-        )
-
-
 def _experiment_name() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
@@ -239,13 +183,29 @@ def build_tuner(
 
 
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
+    """Run a sweep to the end and return its best trial; see the README for what it records."""
     options = options or RunOptions()
-    _quiet_driver_output()
+    quiet_driver_output()
+    storage = _preflight(spec, options)
+    started_ray = start_or_join(options.address, options.num_cpus)
+    try:
+        return _run_tracked(spec, options, storage)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _preflight(spec: SweepSpec, options: RunOptions) -> Storage:
+    """Every check that can fail in seconds, before Ray starts or MLflow gets a run."""
     storage = resolve_storage(options.storage)
     resolve_trainable(spec.trainable)  # import errors surface before anything starts
     if options.address is None and not ray.is_initialized():
         check_local_resources(spec, options.num_cpus)
     check_tracking_reachable(options.tracking_uri)
+    return storage
+
+
+def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> SweepResult:
     sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
     experiment_name = _experiment_name()
     experiment_path = storage.uri_of(f"{storage.path}/{spec.name}/{experiment_name}")
@@ -254,16 +214,14 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     early_stops = EarlyStops()
     writer = TrackingWriter(sweep.client, sweep.experiment_id)
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
-    progress = ProgressTable(spec, early_stops, options.console)
     interrupts = InterruptWatch()
-    started_ray = False
+    callbacks = [tracker, ProgressTable(spec, early_stops, options.console), interrupts]
     try:
-        started_ray = _ray_init(options)
         tuner = build_tuner(
             spec,
             storage,
             experiment_name,
-            [tracker, progress, interrupts],
+            callbacks,
             early_stops,
             on_cluster=options.address is not None,
         )
@@ -309,8 +267,6 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
         raise
     finally:
         writer.close()
-        if started_ray:
-            ray.shutdown()
 
 
 def _best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | None:

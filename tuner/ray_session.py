@@ -1,0 +1,118 @@
+"""Start an embedded Ray, or join a cluster, the way tuner needs it.
+
+Knows the seams of joining: Ray rejects a client without its auth token, retries an
+unreachable address for minutes, and prints console output that our progress table
+replaces. Nothing here builds a Tuner.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import ray
+
+from tuner.spec import SpecError, SweepSpec
+
+REACHABLE_TIMEOUT_S = 5.0
+
+
+class RayUnavailable(RuntimeError):
+    """The Ray cluster named by --address cannot be joined (exit status 1)."""
+
+
+def quiet_worker_logs() -> None:
+    """Runs in every Ray worker: keep per-checkpoint INFO lines out of the user's terminal."""
+    for name in ("ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def quiet_driver_output() -> None:
+    """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
+    # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Forced experiment snapshots are our deliberate trade (bounded disk per trial); Ray's
+    # warning about them would repeat on every epoch of every trial.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
+    """An embedded Ray would wait forever for a trial bigger than this machine: refuse it."""
+    import torch  # already imported by any built-in trainer; cheap to ask here
+
+    cpus = num_cpus or os.cpu_count() or 1
+    gpus = torch.cuda.device_count()
+    wanted = spec.resources_per_trial
+    if wanted.gpu > gpus:
+        raise SpecError(
+            None,
+            "resources_per_trial.gpu",
+            f"each trial asks for {wanted.gpu:g} GPU but this machine has {gpus}; "
+            "use gpu: 0 here, or run on a cluster with --address",
+        )
+    if wanted.cpu > cpus:
+        raise SpecError(
+            None,
+            "resources_per_trial.cpu",
+            f"each trial asks for {wanted.cpu:g} CPUs but this machine has {cpus}",
+        )
+
+
+def _use_token_auth_if_available() -> None:
+    """Token auth stays on: a client joining a cluster must opt in to send its token.
+
+    Ray turns auth on by itself only for a cluster it starts; a client that holds the
+    token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) is otherwise
+    rejected as unauthenticated. Ray caches its config at import, so setting
+    RAY_AUTH_MODE now would be too late: Ray's own helper sets it and refreshes.
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # Ray before 2.59 has no token auth
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds when host:port does not answer; ray.init retries for minutes."""
+    if "://" in address or address in ("auto", "local"):
+        return  # ray:// clients and auto-detection have their own, quick, errors
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"--address {address!r}: expected HOST:PORT of the Ray head")
+    try:
+        with socket.create_connection((host, int(port)), timeout=REACHABLE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
+def start_or_join(address: str | None, num_cpus: int | None) -> bool:
+    """Start or join Ray unless the caller already did; return whether we started it."""
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        _check_reachable(address)
+        _use_token_auth_if_available()
+    # User trainables are imported by name in the workers: give them the driver's cwd.
+    pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
+    try:
+        ray.init(
+            address=address,
+            num_cpus=None if address else num_cpus,
+            include_dashboard=False if address is None else None,
+            logging_level=logging.WARNING,
+            runtime_env={
+                "env_vars": {"PYTHONPATH": pythonpath},
+                "worker_process_setup_hook": "tuner.ray_session.quiet_worker_logs",
+            },
+        )
+    except ConnectionError as exc:
+        hint = ""
+        if os.environ.get("RAY_AUTH_MODE") == "token":
+            hint = " (is RAY_AUTH_TOKEN the cluster's token? it rejects any other)"
+        raise RayUnavailable(f"cannot join the Ray cluster at {address}: {exc}{hint}") from None
+    return True
