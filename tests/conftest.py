@@ -81,16 +81,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a user's shell: tuner importable, no tracking URI inherited."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
+    env.pop("MLFLOW_TRACKING_URI", None)  # MLflow exports it from set_tracking_uri()
+    return env
+
+
+TUNER = [sys.executable, "-m", "tuner.cli"]
+
+
 def run_cli(
     *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the `tuner` command the way a user does, in its own process."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run(
-        [sys.executable, "-m", "tuner.cli", *args],
+        [*TUNER, *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -115,6 +115,13 @@ def test_asha_stopped_trials_are_marked_and_finished_trials_ran_every_epoch(swee
             assert "tuner.stopped_early" not in run.data.tags
             assert epochs == EPOCHS
     assert f"{len(killed)} stopped early by ASHA" in sweep.process.stdout
+    # Without a terminal, each trial's end is one line (the live table needs a TTY).
+    lines = [line for line in sweep.process.stdout.splitlines() if line.startswith("trial ")]
+    assert len(lines) == NUM_SAMPLES
+    assert sum("stopped early (asha) at epoch" in line for line in lines) == len(killed)
+    assert sum(f"finished at epoch {EPOCHS}:" in line for line in lines) == NUM_SAMPLES - len(
+        killed
+    )
 
 
 def test_best_model_is_logged_and_scores_what_the_trial_reported(sweep: Sweep) -> None:
@@ -126,8 +133,8 @@ def test_best_model_is_logged_and_scores_what_the_trial_reported(sweep: Sweep) -
 
     artifacts = {a.path for a in sweep.client.list_artifacts(best_run_id, "model")}
     assert "model/MLmodel" in artifacts
-    mlflow.set_tracking_uri(sweep.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{best_run_id}/model")
+    local = sweep.client.download_artifacts(best_run_id, "model", str(sweep.workdir))
+    model = mlflow.pyfunc.load_model(local)
     val = load_splits("digits").val
     predictions = model.predict(val.features.numpy()).argmax(axis=1)
     accuracy = float((predictions == val.labels.numpy()).mean())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,7 +12,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import TUNER, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -179,11 +177,10 @@ def test_ctrl_c_stops_the_sweep_and_closes_every_run(tmp_path: Path) -> None:
         "config": {"started": str(started)},
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tuner.cli", "run", "sweep.yaml"],
+        [*TUNER, "run", "sweep.yaml"],
         cwd=tmp_path,
-        env=env,
+        env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -19,6 +19,8 @@ from tuner.spec import SweepSpec
 from tuner.tracking import result_step
 
 MAX_ROWS = 20
+# Ray's trial states in the words the summary and MLflow use.
+STATUS_WORDS = {"TERMINATED": "finished", "ERROR": "failed"}
 REFRESH_SECONDS = 0.5
 
 
@@ -43,8 +45,8 @@ class ProgressTable(Callback):  # type: ignore[misc]
 
     def _status(self, trial: Any) -> str:
         if trial.status == "TERMINATED" and trial.trial_id in self._early_stops:
-            return "STOPPED (asha)"
-        return str(trial.status)
+            return "stopped (asha)"
+        return STATUS_WORDS.get(trial.status, str(trial.status).lower())
 
     def _score(self, trial: Any) -> float | None:
         value = (trial.last_result or {}).get(self._spec.metric)
@@ -58,7 +60,7 @@ class ProgressTable(Callback):  # type: ignore[misc]
         counts: dict[str, int] = {}
         for trial in trials:
             counts[self._status(trial)] = counts.get(self._status(trial), 0) + 1
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         table = Table(
             title=f"{self._spec.name}: {len(trials)} trials ({summary})",
             title_justify="left",
