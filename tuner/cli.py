@@ -147,6 +147,9 @@ def _print_summary(result: SweepResult) -> None:
         )
     out.print(f"  browse: {browse}", markup=False)
     out.print(f"checkpoint: {best.checkpoint}", markup=False)
+    if result.test_metrics:
+        scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
+        out.print(f"best model on the test split (never seen by the search): {scores}")
 
 
 @app.command()

@@ -1,43 +1,31 @@
-"""Log the best trial's model to its MLflow run.
+"""Log the best trial's model, and for built-in trainers its test score, to MLflow.
 
 Every trainable's checkpoint files are logged under `checkpoint/`. Built-in trainers
 also log an MLflow model under `model/` (PyTorch, torch.export format), loadable with
-`mlflow.pyfunc.load_model("runs:/<run_id>/model")` without tuner installed.
+`mlflow.pyfunc.load_model("runs:/<run_id>/model")` without tuner installed, and are
+evaluated once on the test split that the search never saw.
 """
 
 from __future__ import annotations
 
-import importlib
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from mlflow import MlflowClient
 
-# name -> "module:function" returning (torch module in eval mode, input example array)
-MODEL_EXPORTERS: dict[str, str] = {
-    "builtin:classifier": "tuner.trainer.classifier:export_model",
-}
-
-
-def _exporter(trainable: str) -> Callable[[str], tuple[Any, Any]] | None:
-    target = MODEL_EXPORTERS.get(trainable)
-    if target is None:
-        return None
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+from tuner.trainables import BUILTINS
 
 
 def log_best_model(client: MlflowClient, run_id: str, trainable: str, checkpoint_dir: str) -> None:
     client.log_artifacts(run_id, checkpoint_dir, artifact_path="checkpoint")
-    exporter = _exporter(trainable)
-    if exporter is None:
+    if trainable not in BUILTINS:
         return
     import mlflow.pytorch  # heavy: only when there is a model to save
     import torch
 
-    model, example = exporter(checkpoint_dir)
+    from tuner.trainer.artifacts import export_model
+
+    model, example = export_model(checkpoint_dir)
     with tempfile.TemporaryDirectory(prefix="tuner-model-") as directory:
         target = Path(directory) / "model"
         mlflow.pytorch.save_model(
@@ -49,3 +37,12 @@ def log_best_model(client: MlflowClient, run_id: str, trainable: str, checkpoint
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
         client.log_artifacts(run_id, str(target), artifact_path="model")
+
+
+def best_test_metrics(trainable: str, checkpoint_dir: str) -> dict[str, float]:
+    """The best model's score on the test split (built-in trainers only; else empty)."""
+    if trainable not in BUILTINS:
+        return {}
+    from tuner.trainer.artifacts import test_metrics
+
+    return test_metrics(checkpoint_dir)

@@ -116,7 +116,11 @@ class ProgressTable(Callback):  # type: ignore[misc]
         )
 
     def _status_after_end(self, trial: Any) -> str:
-        return "stopped early (asha)" if trial.trial_id in self._early_stops else "finished"
+        if trial.trial_id in self._early_stops:
+            return "stopped early (asha)"
+        if isinstance((trial.last_result or {}).get("stop_reason"), str):
+            return "stopped itself (early stopping)"
+        return "finished"
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._line(trial)

@@ -22,7 +22,7 @@ from ray.tune.search import Searcher
 from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI
-from tuner.export import log_best_model
+from tuner.export import best_test_metrics, log_best_model
 from tuner.progress import ProgressTable
 from tuner.ray_session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.searchers import EarlyStops, build_scheduler, build_search_algorithm
@@ -35,7 +35,7 @@ from tuner.tracking import (
     TrialTracker,
     check_tracking_reachable,
 )
-from tuner.trainables import resolve_trainable
+from tuner.trainables import resolve_trainable, with_absolute_paths
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class SweepResult:
     num_stopped_early: int
     num_failed: int
     best: BestTrial | None
+    test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
 
 
 def _experiment_name() -> str:
@@ -207,6 +208,7 @@ def _preflight(spec: SweepSpec, options: RunOptions) -> Storage:
 
 def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> SweepResult:
     sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
+    spec = with_absolute_paths(spec)
     experiment_name = _experiment_name()
     experiment_path = storage.uri_of(f"{storage.path}/{spec.name}/{experiment_name}")
     sweep.client.set_tag(sweep.run_id, "tuner.experiment_path", experiment_path)
@@ -240,10 +242,13 @@ def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> Swee
                 f"({failed} of {len(results)} trials failed)"
             )
         sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
+        test_metrics: dict[str, float] = {}
         if best.run_id is not None and best_result.checkpoint is not None:
             with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
                 best_result.checkpoint.to_directory(directory)
                 log_best_model(sweep.client, best.run_id, spec.trainable, directory)
+                test_metrics = best_test_metrics(spec.trainable, directory)
+            sweep.record_test(test_metrics, best.run_id)
         sweep.finish(
             RunStatus.FINISHED,
             {"tuner.failed_trials": str(failed), "tuner.stopped_early": str(len(early_stops))},
@@ -258,6 +263,7 @@ def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> Swee
             num_stopped_early=len(early_stops),
             num_failed=failed,
             best=best,
+            test_metrics=test_metrics,
         )
     except KeyboardInterrupt:
         _close_quietly(writer, sweep, RunStatus.KILLED)

@@ -44,6 +44,7 @@ TAG_STOPPED_EARLY = "tuner.stopped_early"
 TAG_STOPPED_AT = "tuner.stopped_at_epoch"
 TAG_CHECKPOINT = "tuner.checkpoint"
 TAG_ERROR = "tuner.error"
+TAG_STOP_REASON = "tuner.stop_reason"  # a trainable that ended itself early says why
 TAG_BEST_RUN = "tuner.best_run_id"
 TAG_BEST_TRIAL = "tuner.best_trial_id"
 
@@ -225,6 +226,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._checkpoint_uri = checkpoint_uri
         self._started: set[str] = set()
         self._ended: set[str] = set()
+        self._stop_reasons: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -258,6 +260,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
         if step <= self._last_step.get(trial.trial_id, 0):
             return
         self._last_step[trial.trial_id] = step
+        if isinstance(result.get("stop_reason"), str):
+            self._stop_reasons[trial.trial_id] = result["stop_reason"]
         timestamp = int(result.get("timestamp", time.time()) * 1000)
         metrics = tuple(
             Metric(key, value, timestamp, step)
@@ -269,6 +273,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tags = self._checkpoint_tag(trial)
+        if trial.trial_id in self._stop_reasons:
+            tags[TAG_STOP_REASON] = self._stop_reasons[trial.trial_id][:5000]
         status = RunStatus.to_string(RunStatus.FINISHED)
         if trial.trial_id in self._early_stops:
             status = RunStatus.to_string(RunStatus.KILLED)
@@ -361,6 +367,15 @@ class SweepRun:
             params=[Param(f"best.{k}", _param_value(v)) for k, v in params.items()],
             tags=tags,
         )
+
+    def record_test(self, metrics: dict[str, float], best_run_id: str) -> None:
+        """The best model's test-split score, on the parent run and on the best trial's run."""
+        if not metrics:
+            return
+        now = int(time.time() * 1000)
+        points = [Metric(key, value, now, 0) for key, value in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=points)
+        self.client.log_batch(best_run_id, metrics=points)
 
     def finish(self, status: int, tags: dict[str, str] | None = None) -> None:
         """Close the parent run; `status` is a RunStatus value (FINISHED, FAILED, KILLED)."""

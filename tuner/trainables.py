@@ -12,26 +12,40 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from tuner.spec import FloatParam, GridParam, IntParam, SpecError, SweepSpec
-from tuner.trainer.knobs import KNOBS_BY_TRAINABLE
+from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs, TrainerKnobs
 
 Trainable = Callable[[dict[str, Any]], None]
 
-BUILTIN_TRAINABLES: dict[str, str] = {
-    "builtin:classifier": "tuner.trainer.classifier:train_classifier",
+
+@dataclass(frozen=True)
+class Builtin:
+    function: str  # "module:function", imported only when a sweep runs (it needs torch)
+    knobs: type[TrainerKnobs]
+    task: str
+
+
+BUILTINS: dict[str, Builtin] = {
+    "builtin:classifier": Builtin(
+        "tuner.trainer.classifier:train_classifier", ClassifierKnobs, "classification"
+    ),
+    "builtin:regressor": Builtin(
+        "tuner.trainer.regressor:train_regressor", RegressorKnobs, "regression"
+    ),
 }
 
 
 def _import_path(ref: str) -> str:
     if ref.startswith("builtin:"):
-        if ref not in BUILTIN_TRAINABLES:
-            known = ", ".join(sorted(BUILTIN_TRAINABLES))
+        if ref not in BUILTINS:
+            known = ", ".join(sorted(BUILTINS))
             raise SpecError(None, "trainable", f"unknown built-in {ref!r} (known: {known})")
-        return BUILTIN_TRAINABLES[ref]
+        return BUILTINS[ref].function
     return ref
 
 
@@ -58,17 +72,35 @@ def resolve_trainable(ref: str) -> Trainable:
 
 def check_trainable(spec: SweepSpec) -> None:
     """Fail fast on a trainable that will not run with this sweep's params and config."""
-    knobs = KNOBS_BY_TRAINABLE.get(spec.trainable)
-    if knobs is None:
+    builtin = BUILTINS.get(spec.trainable)
+    if builtin is None:
         _import_path(spec.trainable)  # unknown builtin names fail here
-        if not spec.trainable.startswith("builtin:"):
-            resolve_trainable(spec.trainable)
+        resolve_trainable(spec.trainable)
         return
     # Built-ins are checked against their knob schema without importing torch.
-    _check_knobs(spec, knobs)
+    _check_knobs(spec, builtin.knobs)
+    _check_data(spec, builtin)
 
 
-def _check_knobs(spec: SweepSpec, knobs: type[BaseModel]) -> None:
+def with_absolute_paths(spec: SweepSpec) -> SweepSpec:
+    """A built-in's relative data_path is relative to where `tuner run` was started.
+
+    Ray Tune runs each trial in its own working directory, so the trials get the path
+    made absolute here, the same file `tuner validate` checked.
+    """
+    path = spec.config.get("data_path")
+    if spec.trainable not in BUILTINS or not isinstance(path, str) or "://" in path:
+        return spec
+    config = {**spec.config, "data_path": os.path.abspath(os.path.expanduser(path))}
+    return spec.model_copy(update={"config": config})
+
+
+def _problem(exc: ValidationError) -> tuple[tuple[Any, ...], str]:
+    error = exc.errors()[0]
+    return tuple(error["loc"]), error["msg"].removeprefix("Value error, ")
+
+
+def _check_knobs(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
     fields = knobs.model_fields
     known = ", ".join(fields)
     for section, names in (("params", spec.params), ("config", spec.config)):
@@ -79,26 +111,52 @@ def _check_knobs(spec: SweepSpec, knobs: type[BaseModel]) -> None:
                     f"{section}.{name}",
                     f"{spec.trainable} has no knob {name!r} (knobs: {known})",
                 )
-    for name, value in spec.config.items():
-        _check_value(spec, knobs, f"config.{name}", name, value)
+    try:
+        knobs.model_validate(spec.config)
+    except ValidationError as exc:
+        loc, problem = _problem(exc)
+        key = f"config.{loc[0]}" if loc else "config"
+        raise SpecError(None, key, f"{problem} ({spec.trainable})") from None
     for name, param in spec.params.items():
         if isinstance(param, FloatParam) and fields[name].annotation is int:
             raise SpecError(
                 None, f"params.{name}.type", f"knob {name!r} is an integer; use type: int"
             )
+        candidates: dict[str, Any]
         if isinstance(param, FloatParam | IntParam):
-            _check_value(spec, knobs, f"params.{name}.low", name, param.low)
-            _check_value(spec, knobs, f"params.{name}.high", name, param.high)
+            candidates = {"low": param.low, "high": param.high}
         else:
-            values = param.values if isinstance(param, GridParam) else param.choices
             key = "values" if isinstance(param, GridParam) else "choices"
-            for index, value in enumerate(values):
-                _check_value(spec, knobs, f"params.{name}.{key}[{index}]", name, value)
+            values = param.values if isinstance(param, GridParam) else param.choices
+            candidates = {f"{key}[{i}]": value for i, value in enumerate(values)}
+        for where, value in candidates.items():
+            # With the fixed config: rules between knobs (warm-up < epochs) see real values.
+            try:
+                knobs.model_validate({**spec.config, name: value})
+            except ValidationError as exc:
+                _, problem = _problem(exc)
+                raise SpecError(
+                    None, f"params.{name}.{where}", f"{problem} (knob {name!r} of {spec.trainable})"
+                ) from None
 
 
-def _check_value(spec: SweepSpec, knobs: type[BaseModel], key: str, name: str, value: Any) -> None:
+def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
+    """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
+    if spec.params.keys() & {"dataset", "data_path", "label_column"}:
+        return  # searched data sources are checked by each trial
+    from tuner.trainer.data import DataError, DataSource, load_arrays
+
+    knobs = builtin.knobs.model_validate(spec.config)
     try:
-        knobs.model_validate({name: value})
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise SpecError(None, key, f"{problem} (knob {name!r} of {spec.trainable})") from None
+        arrays = load_arrays(DataSource.of(knobs), builtin.task)  # type: ignore[arg-type]
+    except DataError as exc:
+        raise SpecError(None, exc.key, exc.problem) from None
+    model = spec.params.get("model")
+    wants_cnn = knobs.model == "cnn" or (
+        model is not None and "cnn" in getattr(model, "choices", getattr(model, "values", []))
+    )
+    if wants_cnn and arrays.features.ndim != 4:
+        key = "params.model" if model is not None else "config.model"
+        raise SpecError(
+            None, key, "'cnn' needs image-shaped data (N, C, H, W); this data is tabular"
+        )

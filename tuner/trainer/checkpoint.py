@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +13,21 @@ STATE_FILE = "state.pt"
 
 @dataclass
 class TrainerState:
+    task: str  # "classification" | "regression"
     epoch: int  # last completed epoch, 1-based
     model: dict[str, Any]
     optimizer: dict[str, Any]
-    knobs: dict[str, Any]  # enough to rebuild the model without the sweep file
-    shape: dict[str, int]  # num_features, num_classes
+    schedule: dict[str, Any]
+    stopper: dict[str, Any]  # early-stopping counters
     rng: torch.Tensor  # torch's CPU RNG (dropout masks): a resumed trial replays exactly
+    knobs: dict[str, Any]  # enough to rebuild the model without the sweep file
+    feature_shape: list[int]
+    outputs: int
 
 
 def save_state(state: TrainerState, directory: str | Path) -> Path:
     path = Path(directory) / STATE_FILE
-    torch.save(state.__dict__, path)
+    torch.save(asdict(state), path)
     return path
 
 

@@ -1,71 +1,293 @@
-"""Data sets for the built-in trainer, split once with a fixed seed and standardized."""
+"""Data for the built-in trainers: built-in sets or the user's file, split and standardized.
+
+Numpy only (no torch), so `tuner validate` can load and check a data file before any
+trial starts. The split uses its own fixed seed: every trial sees the same validation
+set, and the test split stays unseen by the search.
+"""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
-import torch
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-# The split never depends on a trial's seed: every trial must see the same validation set,
-# and the test split must stay unseen by the search.
+from tuner.trainer.knobs import TrainerKnobs
+
+Task = Literal["classification", "regression"]
+
 SPLIT_SEED = 20240601
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
+FILE_SUFFIXES = (".csv", ".parquet", ".npz")
 
-_LOADERS = {
-    "digits": datasets.load_digits,
-    "wine": datasets.load_wine,
-    "breast_cancer": datasets.load_breast_cancer,
-}
+
+class DataError(ValueError):
+    """A problem with the data, named by the knob that points at it: one line for the user."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
 
 
 @dataclass(frozen=True)
-class Split:
-    features: torch.Tensor
-    labels: torch.Tensor
+class Arrays:
+    features: np.ndarray  # (N, F) tabular, or (N, C, H, W) images; float32
+    labels: np.ndarray  # (N,) int64 class index, or float32 target
 
 
 @dataclass(frozen=True)
 class Splits:
-    train: Split
-    val: Split
-    test: Split
-    num_features: int
-    num_classes: int
+    train: Arrays
+    val: Arrays
+    test: Arrays
+    feature_shape: tuple[int, ...]  # one sample: (F,) or (C, H, W)
+    num_classes: int  # 0 for regression
+    target_mean: float = 0.0  # regression targets are standardized; metrics undo it
+    target_std: float = 1.0
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.feature_shape) == 3
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The knobs that decide the data; trials that share them share one loaded copy."""
+
+    dataset: str
+    data_path: str | None
+    label_column: str
+    synthetic_samples: int
+    synthetic_features: int
+    synthetic_classes: int
+    synthetic_difficulty: float
+
+    @classmethod
+    def of(cls, knobs: TrainerKnobs) -> DataSource:
+        return cls(
+            dataset=getattr(knobs, "dataset", "digits"),
+            data_path=knobs.data_path,
+            label_column=knobs.label_column,
+            synthetic_samples=knobs.synthetic_samples,
+            synthetic_features=knobs.synthetic_features,
+            synthetic_classes=knobs.synthetic_classes,
+            synthetic_difficulty=knobs.synthetic_difficulty,
+        )
+
+
+# --- sources ---------------------------------------------------------------------------
+
+
+def _builtin(name: str, task: Task, source: DataSource) -> Arrays:
+    if name == "synthetic":
+        return _synthetic(task, source)
+    if name == "digits":
+        bunch = datasets.load_digits()
+        # 8x8 grey images: keep their shape so a CNN can see it.
+        return Arrays(bunch.images.astype(np.float32)[:, None], bunch.target.astype(np.int64))
+    loaders = {
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+        "diabetes": datasets.load_diabetes,
+    }
+    bunch = loaders[name]()
+    labels = bunch.target.astype(np.int64 if task == "classification" else np.float32)
+    return Arrays(np.asarray(bunch.data, dtype=np.float32), labels)
+
+
+def _synthetic(task: Task, knobs: DataSource) -> Arrays:
+    """A seeded synthetic set whose size and difficulty are knobs (for scale tests)."""
+    difficulty = knobs.synthetic_difficulty
+    informative = max(2, knobs.synthetic_features // 2)
+    if task == "classification":
+        x, y = datasets.make_classification(
+            n_samples=knobs.synthetic_samples,
+            n_features=knobs.synthetic_features,
+            n_informative=informative,
+            n_redundant=0,
+            n_classes=knobs.synthetic_classes,
+            n_clusters_per_class=1,
+            class_sep=2.0 * (1.0 - difficulty) + 0.1,  # harder: classes overlap more
+            flip_y=0.2 * difficulty,  # harder: more label noise
+            random_state=SPLIT_SEED,
+        )
+        return Arrays(x.astype(np.float32), y.astype(np.int64))
+    x, y = datasets.make_regression(
+        n_samples=knobs.synthetic_samples,
+        n_features=knobs.synthetic_features,
+        n_informative=informative,
+        noise=100.0 * difficulty,
+        random_state=SPLIT_SEED,
+    )
+    return Arrays(x.astype(np.float32), y.astype(np.float32))
+
+
+def _read_bytes(location: str) -> bytes:
+    if location.startswith("s3://"):
+        import pyarrow.fs
+
+        from tuner.storage import s3_endpoint
+
+        filesystem = pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
+        try:
+            with filesystem.open_input_stream(location.removeprefix("s3://")) as stream:
+                return bytes(stream.readall())
+        except (OSError, FileNotFoundError) as exc:
+            raise DataError("config.data_path", f"cannot read {location}: {exc}") from None
+    path = Path(location).expanduser()
+    if not path.is_file():
+        raise DataError("config.data_path", f"{location}: file not found")
+    return path.read_bytes()
+
+
+def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
+    try:
+        if location.endswith(".csv"):
+            frame = pd.read_csv(io.BytesIO(raw))
+        else:
+            frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # any parser failure is a bad file, said in one line
+        raise DataError("config.data_path", f"{location}: cannot parse: {exc}") from None
+    if label_column not in frame.columns:
+        columns = ", ".join(map(str, frame.columns[:20]))
+        raise DataError(
+            "config.label_column", f"{label_column!r} is not a column of {location} ({columns})"
+        )
+    features = frame.drop(columns=[label_column])
+    text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
+    if text:
+        raise DataError(
+            "config.data_path", f"{location}: feature columns must be numeric: {', '.join(text)}"
+        )
+    return Arrays(features.to_numpy(dtype=np.float32), frame[label_column].to_numpy())
+
+
+def _read_npz(location: str, raw: bytes, label_column: str) -> Arrays:
+    with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+        names = list(archive.files)
+        if "features" not in names or label_column not in names:
+            raise DataError(
+                "config.data_path",
+                f"{location}: an .npz needs arrays 'features' and {label_column!r} "
+                f"(found: {', '.join(names)})",
+            )
+        features, labels = archive["features"], archive[label_column]
+    if features.ndim == 3:  # (N, H, W) grey images
+        features = features[:, None]
+    if features.ndim not in (2, 4) or labels.ndim != 1 or len(features) != len(labels):
+        raise DataError(
+            "config.data_path",
+            f"{location}: expected features (N, F), (N, H, W) or (N, C, H, W) and labels (N,); "
+            f"got {features.shape} and {labels.shape}",
+        )
+    if not np.issubdtype(features.dtype, np.number):
+        raise DataError("config.data_path", f"{location}: features must be numeric")
+    return Arrays(features.astype(np.float32), labels)
+
+
+def read_file(location: str, label_column: str) -> Arrays:
+    """A user's .csv, .parquet or .npz file, from a local path or an s3:// URI."""
+    if not location.endswith(FILE_SUFFIXES):
+        raise DataError("config.data_path", f"{location}: use a {', '.join(FILE_SUFFIXES)} file")
+    raw = _read_bytes(location)
+    if location.endswith(".npz"):
+        return _read_npz(location, raw, label_column)
+    return _read_table(location, raw, label_column)
+
+
+def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
+    key = "config.data_path" if source.endswith(FILE_SUFFIXES) else "config.dataset"
+    if len(arrays.labels) < 10:
+        raise DataError(key, f"{source}: {len(arrays.labels)} rows; at least 10 are needed")
+    bad_rows = np.flatnonzero(
+        ~np.isfinite(arrays.features.reshape(len(arrays.features), -1)).all(1)
+    )
+    if task == "regression":
+        labels = np.asarray(arrays.labels, dtype=np.float64)
+        bad_rows = np.union1d(bad_rows, np.flatnonzero(~np.isfinite(labels)))
+    elif arrays.labels.dtype.kind == "f" and np.isnan(arrays.labels).any():
+        bad_rows = np.union1d(bad_rows, np.flatnonzero(np.isnan(arrays.labels)))
+    if len(bad_rows):
+        rows = ", ".join(str(r) for r in bad_rows[:5]) + (", ..." if len(bad_rows) > 5 else "")
+        raise DataError(
+            key, f"{source}: {len(bad_rows)} rows with NaN or infinite values (rows {rows})"
+        )
+    if task == "classification":
+        # Any label values (strings, 3/7/9...) become class indices 0..K-1.
+        classes, index = np.unique(arrays.labels, return_inverse=True)
+        if len(classes) < 2:
+            raise DataError(key, f"{source}: one class only; a classifier needs two or more")
+        return Arrays(arrays.features, index.astype(np.int64))
+    return Arrays(arrays.features, np.asarray(arrays.labels, dtype=np.float32))
+
+
+def load_arrays(source: DataSource, task: Task) -> Arrays:
+    """All rows of the data the knobs name, checked: one clear DataError if unusable."""
+    if source.data_path is not None:
+        arrays = read_file(source.data_path, source.label_column)
+        return _check(arrays, source.data_path, task)
+    arrays = _builtin(source.dataset, task, source)
+    return _check(arrays, f"dataset {source.dataset!r}", task)
+
+
+# --- splitting -------------------------------------------------------------------------
+
+
+def split_arrays(arrays: Arrays, task: Task) -> Splits:
+    """Train/validation/test with a fixed seed, standardized on the training split only."""
+    n = len(arrays.labels)
+    stratify = arrays.labels if task == "classification" else None
+    index_rest, index_test = train_test_split(
+        np.arange(n), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify
+    )
+    index_train, index_val = train_test_split(
+        index_rest,
+        test_size=VAL_FRACTION / (1 - TEST_FRACTION),
+        random_state=SPLIT_SEED,
+        stratify=None if stratify is None else stratify[index_rest],
+    )
+    train_features = arrays.features[index_train]
+    mean = train_features.mean(axis=0)
+    std = train_features.std(axis=0)
+    std[std == 0] = 1.0
+    target_mean, target_std = 0.0, 1.0
+    if task == "regression":
+        target_mean = float(arrays.labels[index_train].mean())
+        target_std = float(arrays.labels[index_train].std()) or 1.0
+
+    def part(index: np.ndarray) -> Arrays:
+        features = ((arrays.features[index] - mean) / std).astype(np.float32)
+        labels = arrays.labels[index]
+        if task == "regression":
+            labels = ((labels - target_mean) / target_std).astype(np.float32)
+        return Arrays(features, labels)
+
+    return Splits(
+        train=part(index_train),
+        val=part(index_val),
+        test=part(index_test),
+        feature_shape=tuple(arrays.features.shape[1:]),
+        num_classes=int(arrays.labels.max()) + 1 if task == "classification" else 0,
+        target_mean=target_mean,
+        target_std=target_std,
+    )
 
 
 @lru_cache(maxsize=8)
-def load_splits(name: str) -> Splits:
-    """Train/validation/test splits; cached so a reused Ray actor loads a data set once."""
-    bunch = _LOADERS[name]()
-    x = np.asarray(bunch.data, dtype=np.float32)
-    y = np.asarray(bunch.target, dtype=np.int64)
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
-    )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest,
-        y_rest,
-        test_size=VAL_FRACTION / (1 - TEST_FRACTION),
-        random_state=SPLIT_SEED,
-        stratify=y_rest,
-    )
-    # Standardization is fitted on the training split only: no leak from val/test.
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0
+def _cached_splits(source: DataSource, task: Task) -> Splits:
+    return split_arrays(load_arrays(source, task), task)
 
-    def to_split(features: np.ndarray, labels: np.ndarray) -> Split:
-        return Split(torch.from_numpy((features - mean) / std), torch.from_numpy(labels))
 
-    return Splits(
-        train=to_split(x_train, y_train),
-        val=to_split(x_val, y_val),
-        test=to_split(x_test, y_test),
-        num_features=x.shape[1],
-        num_classes=int(y.max()) + 1,
-    )
+def load_splits(knobs: TrainerKnobs, task: Task) -> Splits:
+    """Cached per process: a reused Ray actor loads and splits its data once."""
+    return _cached_splits(DataSource.of(knobs), task)

@@ -1,34 +1,126 @@
-"""The built-in classifier's hyperparameters: names, types, ranges and defaults.
+"""The built-in trainers' hyperparameters: names, types, ranges and defaults.
 
 Torch-free so that `tuner validate` can check a sweep's params and config against the
-trainer before anything heavy is imported. The trainer itself reads its config through
-this model, so a misspelled knob fails in validation, never silently in a trial.
+trainer before anything heavy is imported. The trainers read their config through
+these models, so a misspelled knob or an impossible combination fails in validation,
+never silently in a trial.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
-Dataset = Literal["digits", "wine", "breast_cancer"]
+Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"]
+Schedule = Literal["constant", "step", "cosine", "one_cycle"]
+Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
+Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
+Pooling = Literal["max", "avg", "none"]
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+NonNegative = Annotated[float, Field(ge=0)]
 
 
-class ClassifierKnobs(BaseModel):
+class TrainerKnobs(BaseModel):
+    """Knobs shared by `builtin:classifier` and `builtin:regressor`."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: Dataset = "digits"
+    # data: a built-in set (see the subclasses), or a file (local path or s3:// URI:
+    # .csv, .parquet or .npz) with a label column
+    data_path: str | None = None
+    label_column: str = "label"
+    synthetic_samples: Annotated[int, Field(ge=50, le=10_000_000)] = 2000
+    synthetic_features: Annotated[int, Field(ge=2, le=100_000)] = 20
+    synthetic_classes: Annotated[int, Field(ge=2, le=1000)] = 2
+    synthetic_difficulty: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+    # training length and batches
     epochs: Annotated[int, Field(gt=0, le=10_000)] = 10
-    lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
-    optimizer: Optimizer = "adam"
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  # sgd and rmsprop only
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    hidden: Annotated[int, Field(gt=0, le=65_536)] = 64  # width of every hidden layer
-    depth: Annotated[int, Field(ge=1, le=64)] = 2  # number of hidden layers
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 64
-    seed: int = 0  # model init and batch order; the data split has its own fixed seed
+    seed: int = 0  # model init, batch order, augmentation; the data split has its own seed
+
+    # optimizer
+    optimizer: Optimizer = "adam"
+    lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
+    momentum: Fraction = 0.9  # momentum, nesterov, rmsprop
+    beta1: Fraction = 0.9  # adam, adamw
+    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
+    weight_decay: NonNegative = 0.0  # L2, as torch.optim applies it (decoupled for adamw)
+    l1: NonNegative = 0.0  # L1 penalty on weights, added to the loss
+
+    # learning-rate schedule, stepped per epoch (one_cycle per batch)
+    lr_schedule: Schedule = "constant"
+    warmup_epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # linear warm-up from lr/10
+    step_size: Annotated[int, Field(ge=1, le=10_000)] = 10  # step: epochs between decays
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # step: decay factor
+
+    # model body
+    model: Literal["mlp", "cnn"] = "mlp"
+    hidden: Annotated[int, Field(gt=0, le=65_536)] = 64  # width of every hidden layer
+    depth: Annotated[int, Field(ge=1, le=64)] = 2  # number of hidden layers (the CNN's head too)
+    activation: Activation = "relu"
+    init: Init = "default"
+    batch_norm: bool = False
+    dropout: Fraction = 0.0
+    channels: Annotated[int, Field(ge=1, le=1024)] = 16  # cnn: first block; doubles per block
+    kernel_size: Literal[3, 5, 7] = 3  # cnn
+    conv_blocks: Annotated[int, Field(ge=1, le=6)] = 2  # cnn
+    pooling: Pooling = "max"  # cnn: 2x2 after each block while the image is big enough
+
+    # regularization and augmentation (training batches only)
+    input_noise: NonNegative = 0.0  # std of gaussian noise on standardized features
+    random_shift: Annotated[int, Field(ge=0, le=32)] = 0  # images: max pixels of shift
+    random_flip: bool = False  # images: horizontal flip with probability 1/2
+    cutout: Annotated[int, Field(ge=0, le=64)] = 0  # images: side of a zeroed square
+    mixup_alpha: NonNegative = 0.0  # Beta(alpha, alpha) mixing of pairs; 0 is off
+
+    # optimization hygiene
+    grad_clip: NonNegative = 0.0  # max global gradient norm; 0 is off
+    amp: bool = True  # autocast to bfloat16 on a GPU; no effect on the CPU
+
+    # early stopping on validation loss; 0 patience is off
+    patience: Annotated[int, Field(ge=0, le=10_000)] = 0
+    min_delta: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TrainerKnobs:
+        if self.lr_schedule == "one_cycle" and self.warmup_epochs:
+            raise ValueError("one_cycle has its own warm-up: leave warmup_epochs at 0")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs")
+        if self.data_path is not None and "dataset" in self.model_fields_set:
+            raise ValueError("give dataset (a built-in set) or data_path (a file), not both")
+        return self
 
 
-KNOBS_BY_TRAINABLE: dict[str, type[BaseModel]] = {"builtin:classifier": ClassifierKnobs}
+class ClassifierKnobs(TrainerKnobs):
+    dataset: Literal["digits", "wine", "breast_cancer", "synthetic"] = "digits"
+    loss: Literal["cross_entropy", "focal"] = "cross_entropy"
+    label_smoothing: Fraction = 0.0  # cross_entropy only
+    focal_gamma: Annotated[float, Field(ge=0, le=10)] = 2.0
+
+    @model_validator(mode="after")
+    def _loss_coherent(self) -> ClassifierKnobs:
+        if self.loss == "focal" and self.label_smoothing:
+            raise ValueError("label_smoothing applies to cross_entropy, not to focal loss")
+        return self
+
+
+class RegressorKnobs(TrainerKnobs):
+    dataset: Literal["diabetes", "synthetic"] = "diabetes"
+    loss: Literal["mse", "huber"] = "mse"
+    huber_delta: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _regression_coherent(self) -> RegressorKnobs:
+        if self.mixup_alpha:
+            raise ValueError("mixup_alpha is for classification (it mixes labels)")
+        return self
+
+
+KNOBS_BY_TASK: dict[str, type[TrainerKnobs]] = {
+    "classification": ClassifierKnobs,
+    "regression": RegressorKnobs,
+}

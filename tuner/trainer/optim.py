@@ -1,25 +1,82 @@
-"""Optimizers by name, built from torch.optim."""
+"""Optimizers and learning-rate schedules by name, built from torch.optim."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import torch
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    LinearLR,
+    LRScheduler,
+    OneCycleLR,
+    SequentialLR,
+    StepLR,
+)
 
-from tuner.trainer.knobs import ClassifierKnobs
+from tuner.trainer.knobs import TrainerKnobs
+
+WARMUP_START_FACTOR = 0.1  # warm-up climbs linearly from lr/10 to lr
+COSINE_FLOOR = 0.01  # cosine anneals to lr/100: a last epoch at lr 0 would be wasted
 
 
 def build_optimizer(
-    parameters: Iterable[torch.nn.Parameter], knobs: ClassifierKnobs
+    parameters: Iterable[torch.nn.Parameter], knobs: TrainerKnobs
 ) -> torch.optim.Optimizer:
-    if knobs.optimizer == "sgd":
+    if knobs.optimizer in ("sgd", "momentum", "nesterov"):
         return torch.optim.SGD(
-            parameters, lr=knobs.lr, momentum=knobs.momentum, weight_decay=knobs.weight_decay
+            parameters,
+            lr=knobs.lr,
+            momentum=0.0 if knobs.optimizer == "sgd" else knobs.momentum,
+            nesterov=knobs.optimizer == "nesterov",
+            weight_decay=knobs.weight_decay,
         )
     if knobs.optimizer == "rmsprop":
         return torch.optim.RMSprop(
             parameters, lr=knobs.lr, momentum=knobs.momentum, weight_decay=knobs.weight_decay
         )
-    if knobs.optimizer == "adamw":
-        return torch.optim.AdamW(parameters, lr=knobs.lr, weight_decay=knobs.weight_decay)
-    return torch.optim.Adam(parameters, lr=knobs.lr, weight_decay=knobs.weight_decay)
+    optimizer = torch.optim.AdamW if knobs.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(
+        parameters, lr=knobs.lr, betas=(knobs.beta1, knobs.beta2), weight_decay=knobs.weight_decay
+    )
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer, knobs: TrainerKnobs, steps_per_epoch: int
+) -> tuple[LRScheduler, bool]:
+    """The schedule, and whether it steps per batch (one_cycle) rather than per epoch.
+
+    Per-epoch schedules are stepped after each epoch, so epoch e (1-based) trains at the
+    schedule's value e-1: cosine reaches its minimum in the last epoch.
+    """
+    if knobs.lr_schedule == "one_cycle":
+        return (
+            OneCycleLR(
+                optimizer,
+                max_lr=knobs.lr,
+                epochs=knobs.epochs,
+                steps_per_epoch=steps_per_epoch,
+            ),
+            True,
+        )
+    decay_epochs = knobs.epochs - knobs.warmup_epochs
+    main: LRScheduler
+    if knobs.lr_schedule == "cosine":
+        # T_max is reached at the last epoch's index, so the last epoch trains at eta_min.
+        main = CosineAnnealingLR(
+            optimizer, T_max=max(1, decay_epochs - 1), eta_min=knobs.lr * COSINE_FLOOR
+        )
+    elif knobs.lr_schedule == "step":
+        main = StepLR(optimizer, step_size=knobs.step_size, gamma=knobs.gamma)
+    else:
+        main = ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if not knobs.warmup_epochs:
+        return main, False
+    warmup = LinearLR(
+        optimizer,
+        start_factor=WARMUP_START_FACTOR,
+        end_factor=1.0,
+        total_iters=knobs.warmup_epochs,
+    )
+    return SequentialLR(optimizer, [warmup, main], milestones=[knobs.warmup_epochs]), False

@@ -1,0 +1,214 @@
+"""The user's own data: every file format and S3 load to the same arrays; bad data is one line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import free_port, run_cli
+from tuner.trainer.data import Arrays, DataError, DataSource, load_arrays, split_arrays
+from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs
+
+BUCKET = "user-data"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """Wine as a user would have it: named feature columns and a 'label' column."""
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine(as_frame=True)
+    frame = bunch.data.astype(np.float32)
+    frame["label"] = bunch.target
+    return frame
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 in server mode on 127.0.0.1: pyarrow talks to it over real HTTP."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                                            "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}  # fmt: skip
+    os.environ.update(
+        AWS_ENDPOINT_URL_S3=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+    )
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket=BUCKET
+        )
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def write_formats(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    paths = {
+        "csv": folder / "wine.csv",
+        "parquet": folder / "wine.parquet",
+        "npz": folder / "wine.npz",
+    }
+    frame.to_csv(paths["csv"], index=False)
+    frame.to_parquet(paths["parquet"], index=False)
+    np.savez(
+        paths["npz"],
+        features=frame.drop(columns=["label"]).to_numpy(np.float32),
+        label=frame["label"].to_numpy(),
+    )
+    return paths
+
+
+def load(location: str, **knobs: object) -> Arrays:
+    return load_arrays(
+        DataSource.of(ClassifierKnobs(data_path=location, **knobs)),  # type: ignore[arg-type]
+        "classification",
+    )
+
+
+def test_csv_npz_parquet_and_s3_load_to_the_same_arrays(
+    table: pd.DataFrame, tmp_path: Path, s3_endpoint: str
+) -> None:
+    paths = write_formats(table, tmp_path)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").upload_file(
+        str(paths["csv"]), BUCKET, "sets/wine.csv"
+    )
+    loaded = {name: load(str(path)) for name, path in paths.items()}
+    loaded["s3"] = load(f"s3://{BUCKET}/sets/wine.csv")
+    expected_x = table.drop(columns=["label"]).to_numpy(np.float32)
+    for name, arrays in loaded.items():
+        assert np.array_equal(arrays.features, expected_x), name
+        assert np.array_equal(arrays.labels, table["label"].to_numpy()), name
+
+
+def test_string_labels_become_class_indices(table: pd.DataFrame, tmp_path: Path) -> None:
+    named = table.assign(label=table["label"].map({0: "barolo", 1: "grignolino", 2: "barbera"}))
+    named.to_csv(tmp_path / "named.csv", index=False)
+    arrays = load(str(tmp_path / "named.csv"))
+    assert sorted(set(arrays.labels.tolist())) == [0, 1, 2]
+
+
+def test_regression_targets_are_standardized_on_train_and_reported_back(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    target = table.rename(columns={"alcohol": "y"}).drop(columns=["label"])
+    target.to_csv(tmp_path / "reg.csv", index=False)
+    source = DataSource.of(RegressorKnobs(data_path=str(tmp_path / "reg.csv"), label_column="y"))
+    splits = split_arrays(load_arrays(source, "regression"), "regression")
+    assert splits.num_classes == 0
+    assert abs(float(splits.train.labels.mean())) < 1e-5
+    assert splits.target_std == pytest.approx(
+        float(np.std(splits.train.labels * splits.target_std + splits.target_mean)), rel=1e-4
+    )
+
+
+BAD_CASES = {
+    "missing-file": (
+        lambda folder, frame: str(folder / "absent.csv"),
+        {},
+        "config.data_path",
+        "absent.csv: file not found",
+    ),
+    "missing-label-column": (
+        lambda folder, frame: _csv(folder, frame.drop(columns=["label"])),
+        {},
+        "config.label_column",
+        "'label' is not a column of",
+    ),
+    "nan-values": (
+        lambda folder, frame: _csv(folder, _with_nan(frame, rows=[3, 8])),
+        {},
+        "config.data_path",
+        "2 rows with NaN or infinite values (rows 3, 8)",
+    ),
+    "wrong-shapes": (
+        lambda folder, frame: _npz(folder, np.zeros((10, 4), np.float32), np.zeros(9)),
+        {},
+        "config.data_path",
+        "got (10, 4) and (9,)",
+    ),
+    "text-feature": (
+        lambda folder, frame: _csv(folder, frame.assign(colour="red")),
+        {},
+        "config.data_path",
+        "feature columns must be numeric: colour",
+    ),
+    "one-class": (
+        lambda folder, frame: _csv(folder, frame.assign(label=1)),
+        {},
+        "config.data_path",
+        "one class only",
+    ),
+    "unknown-suffix": (
+        lambda folder, frame: str(folder / "wine.xlsx"),
+        {},
+        "config.data_path",
+        "use a .csv, .parquet, .npz file",
+    ),
+}
+
+
+def _with_nan(frame: pd.DataFrame, rows: list[int]) -> pd.DataFrame:
+    broken = frame.copy()
+    broken.loc[rows, "alcohol"] = np.nan
+    return broken
+
+
+def _csv(folder: Path, frame: pd.DataFrame) -> str:
+    frame.to_csv(folder / "data.csv", index=False)
+    return str(folder / "data.csv")
+
+
+def _npz(folder: Path, features: np.ndarray, labels: np.ndarray) -> str:
+    np.savez(folder / "data.npz", features=features, label=labels)
+    return str(folder / "data.npz")
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_data_is_one_clear_error(case: str, table: pd.DataFrame, tmp_path: Path) -> None:
+    make, knobs, key, problem = BAD_CASES[case]
+    location = make(tmp_path, table)
+    with pytest.raises(DataError) as caught:
+        load(location, **knobs)
+    assert caught.value.key == key
+    assert problem in caught.value.problem
+
+
+def test_validate_checks_the_data_file_before_anything_runs(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    location = _csv(tmp_path, table.drop(columns=["label"]))
+    spec = {
+        "name": "user-csv",
+        "trainable": "builtin:classifier",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "params": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "config": {"data_path": location},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    out = run_cli("validate", "sweep.yaml", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: sweep.yaml: config.label_column: 'label' is not a column of {location} "
+        "(alcohol, malic_acid, ash, alcalinity_of_ash, magnesium, total_phenols, flavanoids, "
+        "nonflavanoid_phenols, proanthocyanins, color_intensity, hue, "
+        "od280/od315_of_diluted_wines, proline)"
+    ]

@@ -1,0 +1,242 @@
+"""The training loop shared by the built-in classifier and regressor.
+
+Reports every epoch with `ray.tune.report` and writes a checkpoint each time (model,
+optimizer, schedule, early-stopping state, RNG), so a restarted trial resumes at the
+next epoch exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from ray import tune
+from torch import Tensor, nn
+
+from tuner.trainer.augment import augment, mixup
+from tuner.trainer.checkpoint import TrainerState, load_state, save_state
+from tuner.trainer.data import Arrays, Splits, Task, load_splits
+from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs, TrainerKnobs
+from tuner.trainer.losses import LossFn, build_loss, l1_penalty
+from tuner.trainer.models import build_model
+from tuner.trainer.optim import build_optimizer, build_schedule
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number: the trial fails with this reason."""
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when validation loss has not improved by `min_delta` for `patience` epochs."""
+
+    patience: int
+    min_delta: float
+    best: float = math.inf
+    stale_epochs: int = 0
+
+    def update(self, val_loss: float) -> bool:
+        """Record an epoch's validation loss; True when training should stop."""
+        if val_loss < self.best - self.min_delta:
+            self.best, self.stale_epochs = val_loss, 0
+        else:
+            self.stale_epochs += 1
+        return 0 < self.patience <= self.stale_epochs
+
+    def reason(self) -> str:
+        return (
+            f"early stopping: val_loss did not improve by more than {self.min_delta:g} "
+            f"for {self.patience} epochs (best {self.best:.6g})"
+        )
+
+
+def pick_device() -> torch.device:
+    # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it gave this trial (none when gpu: 0).
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def num_outputs(splits: Splits) -> int:
+    return splits.num_classes if splits.num_classes else 1
+
+
+def to_tensors(arrays: Arrays) -> tuple[Tensor, Tensor]:
+    return torch.from_numpy(arrays.features), torch.from_numpy(arrays.labels)
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    # bfloat16 needs no loss scaling; on the CPU autocast buys nothing here.
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    data: tuple[Tensor, Tensor],
+    knobs: TrainerKnobs,
+    generator: torch.Generator,
+    device: torch.device,
+    schedule_per_batch: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> float:
+    """One pass over the training data; the mean training loss (with the L1 penalty)."""
+    model.train()
+    features, labels = data
+    mix = isinstance(knobs, ClassifierKnobs) and knobs.mixup_alpha > 0
+    total = torch.zeros((), device=device)
+    for index in _batches(len(labels), knobs.batch_size, generator):
+        x = augment(features[index], knobs, generator).to(device, non_blocking=True)
+        y = labels[index].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device, knobs.amp):
+            if mix:
+                mixed = mixup(x, y, knobs.mixup_alpha, generator)  # type: ignore[attr-defined]
+                outputs = model(mixed.features)
+                loss = mixed.weight * loss_fn(outputs, mixed.labels) + (1 - mixed.weight) * loss_fn(
+                    outputs, mixed.partner_labels
+                )
+            else:
+                loss = loss_fn(model(x), y)
+            if knobs.l1:
+                loss = loss + knobs.l1 * l1_penalty(model)
+        loss.backward()
+        if knobs.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), knobs.grad_clip)
+        optimizer.step()
+        if schedule_per_batch is not None:
+            schedule_per_batch.step()
+        # Summed on the device: one host sync per epoch, not per batch.
+        total += loss.detach().float() * len(index)
+    mean = float(total) / len(labels)
+    if not math.isfinite(mean):
+        raise TrainingDiverged(
+            f"training loss became {mean} (exploding gradients?): lower lr, or set grad_clip"
+        )
+    return mean
+
+
+@torch.no_grad()
+def predict(model: nn.Module, features: Tensor, device: torch.device, batch: int = 4096) -> Tensor:
+    """Model outputs in eval mode (dropout off, batch norm on running statistics)."""
+    model.eval()
+    chunks = [
+        model(features[i : i + batch].to(device)).float().cpu()
+        for i in range(0, len(features), batch)
+    ]
+    return torch.cat(chunks)
+
+
+def score(
+    outputs: Tensor, labels: Tensor, loss_fn: LossFn, splits: Splits, prefix: str
+) -> dict[str, float]:
+    """Loss and the task's metric(s) of outputs on one split."""
+    metrics = {f"{prefix}_loss": float(loss_fn(outputs, labels))}
+    if splits.num_classes:
+        metrics[f"{prefix}_accuracy"] = float((outputs.argmax(dim=1) == labels).float().mean())
+        return metrics
+    # Regression targets are standardized for training; report in the data's units.
+    predicted = outputs.squeeze(1).numpy().astype(np.float64) * splits.target_std
+    truth = labels.numpy().astype(np.float64) * splits.target_std
+    residual = float(((predicted - truth) ** 2).sum())
+    spread = float(((truth - truth.mean()) ** 2).sum()) or 1.0
+    metrics[f"{prefix}_rmse"] = math.sqrt(residual / len(truth))
+    metrics[f"{prefix}_r2"] = 1.0 - residual / spread
+    return metrics
+
+
+def class_report(outputs: Tensor, labels: Tensor, prefix: str) -> dict[str, float]:
+    """Macro precision, recall and F1: reported once, at a trial's end."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels.numpy(), outputs.argmax(dim=1).numpy(), average="macro", zero_division=0
+    )
+    return {
+        f"{prefix}_precision": float(precision),
+        f"{prefix}_recall": float(recall),
+        f"{prefix}_f1": float(f1),
+    }
+
+
+def train(config: dict[str, Any], task: Task) -> None:
+    """Ray Tune trainable body for the built-in trainers."""
+    knobs = KNOBS_BY_TASK[task].model_validate(config)
+    device = pick_device()
+    splits = load_splits(knobs, task)
+    train_data, val_data = to_tensors(splits.train), to_tensors(splits.val)
+    torch.manual_seed(knobs.seed)
+    model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
+    optimizer = build_optimizer(model.parameters(), knobs)
+    steps_per_epoch = math.ceil(len(train_data[1]) / knobs.batch_size)
+    schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
+    loss_fn = build_loss(knobs)
+    stopper = EarlyStopping(knobs.patience, knobs.min_delta)
+
+    first_epoch = 1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_state(directory)
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        schedule.load_state_dict(state.schedule)
+        stopper = EarlyStopping(**state.stopper)
+        torch.set_rng_state(state.rng)
+        first_epoch = state.epoch + 1
+
+    for epoch in range(first_epoch, knobs.epochs + 1):
+        started = time.perf_counter()
+        lr = float(optimizer.param_groups[0]["lr"])
+        # Batch order and augmentation depend on (seed, epoch): a resumed trial replays.
+        generator = torch.Generator().manual_seed(knobs.seed * 1_000_003 + epoch)
+        train_loss = train_epoch(
+            model, optimizer, loss_fn, train_data, knobs, generator, device,
+            schedule if per_batch else None,
+        )  # fmt: skip
+        if not per_batch:
+            schedule.step()
+        outputs = predict(model, val_data[0], device)
+        val = score(outputs, val_data[1], loss_fn, splits, "val")
+        stop = stopper.update(val["val_loss"])
+        if (stop or epoch == knobs.epochs) and splits.num_classes:
+            val |= class_report(outputs, val_data[1], "val")
+        metrics: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            **val,
+            "lr": lr,
+            "epoch_time_s": time.perf_counter() - started,
+        }
+        if stop:
+            metrics["stop_reason"] = stopper.reason()
+        state = TrainerState(
+            task=task,
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            schedule=schedule.state_dict(),
+            stopper=stopper.__dict__.copy(),
+            rng=torch.get_rng_state(),
+            knobs=knobs.model_dump(),
+            feature_shape=list(splits.feature_shape),
+            outputs=num_outputs(splits),
+        )
+        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
+            save_state(state, directory)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        if stop:
+            return

@@ -1,0 +1,37 @@
+"""Losses for the built-in trainers: cross-entropy (label smoothing), focal, mse, huber, L1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs, TrainerKnobs
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def focal_loss(logits: Tensor, labels: Tensor, gamma: float) -> Tensor:
+    """Mean of -(1 - p_t)^gamma * log(p_t): easy examples weigh less (Lin et al., 2017)."""
+    log_p = torch.log_softmax(logits.float(), dim=1).gather(1, labels[:, None]).squeeze(1)
+    return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
+
+
+def build_loss(knobs: TrainerKnobs) -> LossFn:
+    if isinstance(knobs, ClassifierKnobs):
+        if knobs.loss == "focal":
+            gamma = knobs.focal_gamma
+            return lambda logits, labels: focal_loss(logits, labels, gamma)
+        return nn.CrossEntropyLoss(label_smoothing=knobs.label_smoothing)
+    assert isinstance(knobs, RegressorKnobs)
+    regression: nn.Module = (
+        nn.HuberLoss(delta=knobs.huber_delta) if knobs.loss == "huber" else nn.MSELoss()
+    )
+    return lambda outputs, targets: regression(outputs.squeeze(1).float(), targets)
+
+
+def l1_penalty(model: nn.Module) -> Tensor:
+    """Sum of |w| over weight matrices and kernels (biases and norm scales excluded)."""
+    weights = [p for name, p in model.named_parameters() if name.endswith("weight") and p.dim() > 1]
+    return torch.stack([w.abs().sum() for w in weights]).sum()
