@@ -231,7 +231,9 @@ def train(config: dict[str, Any], task: Task) -> None:
             schedule=schedule.state_dict(),
             stopper=stopper.__dict__.copy(),
             rng=torch.get_rng_state(),
-            knobs=knobs.model_dump(),
+            # Every knob, so the model rebuilds without the sweep file; the unused built-in
+            # dataset name is left out when the data came from a file.
+            knobs=knobs.model_dump(exclude={"dataset"} if knobs.data_path else set()),
             feature_shape=list(splits.feature_shape),
             outputs=num_outputs(splits),
         )
