@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from mlflow import MlflowClient
 from ray import tune
+from rich.console import Console
 
-from tuner.runner import build_tuner
+from tuner.runner import RunOptions, build_tuner, run_sweep
 from tuner.searchers import EarlyStops
 from tuner.spec import parse_spec
 from tuner.storage import resolve_storage
@@ -99,3 +102,36 @@ def test_checkpoint_at_epoch_k_resumes_at_k_plus_1_with_the_same_weights(
     assert resumed_weights.keys() == straight_weights.keys()
     for name, tensor in resumed_weights.items():
         assert torch.equal(tensor, straight_weights[name]), name
+
+
+@pytest.mark.ray
+def test_a_trial_that_stops_itself_says_why(ray_session: None, tmp_path: Path) -> None:
+    spec = parse_spec(
+        {
+            "name": "patience",
+            "trainable": "builtin:classifier",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "searcher": {"kind": "grid"},
+            "params": {"lr": {"type": "grid", "values": [1e-6]}},  # learns nothing
+            "config": {"epochs": 20, "patience": 2, "min_delta": 0.5},
+        }
+    )
+    result = run_sweep(
+        spec,
+        RunOptions(
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+            storage=str(tmp_path / "runs"),
+            console=Console(file=io.StringIO()),
+        ),
+    )
+    assert result.best is not None and result.best.run_id is not None
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(result.best.run_id)
+    # Epoch 1 sets the best; 2 and 3 do not beat it by 0.5; the trial ends after epoch 3.
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
+    assert steps == [1, 2, 3]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["tuner.stop_reason"].startswith(
+        "early stopping: val_loss did not improve by more than 0.5 for 2 epochs"
+    )
