@@ -73,7 +73,8 @@ def run(
     storage: Annotated[
         str | None,
         typer.Option(
-            help="Folder or s3:// URI for checkpoints and Ray state [default: ./tuner_runs]."
+            envvar="TUNER_STORAGE",
+            help="Folder or s3:// URI for checkpoints and Ray state [default: ./tuner_runs].",
         ),
     ] = None,
     num_samples: Annotated[

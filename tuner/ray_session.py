@@ -101,7 +101,9 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
     pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     try:
         ray.init(
-            address=address,
+            # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
+            # Jobs API URL of a cluster, say) must not be joined by accident.
+            address=address or "local",
             num_cpus=None if address else num_cpus,
             include_dashboard=False if address is None else None,
             logging_level=logging.WARNING,

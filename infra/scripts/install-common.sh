@@ -1,0 +1,68 @@
+#!/bin/bash
+# Shared by the head and worker bootstraps: tuner's virtual environment, the service
+# user, the Ray token (read from SSM into a root-owned file, never echoed) and the
+# instance's own address (IMDSv2).
+set -euo pipefail
+
+# The bootstraps that source this file use these names (shellcheck cannot see that).
+# shellcheck disable=SC2034
+readonly TUNER_HOME=/opt/tuner
+readonly VENV="$TUNER_HOME/venv"
+# shellcheck disable=SC2034
+readonly TOKEN_FILE=/etc/tuner/ray-auth-token
+# Fixed Ray ports: the security groups open exactly these between cluster members.
+# shellcheck disable=SC2034
+readonly RAY_PORT_FLAGS=(
+  --node-manager-port=8076
+  --object-manager-port=8077
+  --runtime-env-agent-port=8078
+  --dashboard-agent-listen-port=52365
+  --metrics-export-port=8080
+  --min-worker-port=10002
+  --max-worker-port=10999
+  --disable-usage-stats
+)
+
+install_tuner() {
+  : "${TUNER_PACKAGE:?TUNER_PACKAGE is not set}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q python3-venv
+  id ray >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/ray ray
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet "$TUNER_PACKAGE" psycopg2-binary
+}
+
+fetch_ray_token() {
+  : "${RAY_TOKEN_PARAMETER:?RAY_TOKEN_PARAMETER is not set}" "${AWS_REGION:?AWS_REGION is not set}"
+  install -d -m 0750 -o root -g ray /etc/tuner
+  (
+    umask 027
+    "$VENV/bin/python" - "$RAY_TOKEN_PARAMETER" "$AWS_REGION" >"$TOKEN_FILE" <<'PY'
+import sys
+
+import boto3
+
+name, region = sys.argv[1], sys.argv[2]
+parameter = boto3.client("ssm", region_name=region).get_parameter(Name=name, WithDecryption=True)
+sys.stdout.write(parameter["Parameter"]["Value"])
+PY
+  )
+  chgrp ray "$TOKEN_FILE"
+}
+
+private_ip() {
+  local token
+  token=$(curl -sf -X PUT "http://169.254.169.254/latest/api/token" \
+    -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+  curl -sf -H "X-aws-ec2-metadata-token: $token" \
+    "http://169.254.169.254/latest/meta-data/local-ipv4"
+}
+
+# write_unit NAME: the unit file comes on standard input.
+write_unit() {
+  cat >"/etc/systemd/system/$1.service"
+  systemctl daemon-reload
+  systemctl enable --now "$1.service"
+}

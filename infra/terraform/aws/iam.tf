@@ -1,0 +1,56 @@
+# One role for every node: the sweep bucket (and nothing else in S3), the cluster's Ray
+# token, the KMS key that encrypts both, and SSM Session Manager instead of SSH.
+
+data "aws_iam_policy_document" "assume_ec2" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "node" {
+  name               = "${var.name}-node"
+  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
+}
+
+data "aws_iam_policy_document" "node" {
+  statement {
+    sid       = "ListSweepBucket"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.sweeps.arn]
+  }
+  statement {
+    sid       = "ReadWriteSweepObjects"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${aws_s3_bucket.sweeps.arn}/*"]
+  }
+  statement {
+    sid       = "UseClusterKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.cluster.arn]
+  }
+  statement {
+    sid       = "ReadRayToken"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.ray_token.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "node" {
+  name   = "${var.name}-node"
+  role   = aws_iam_role.node.id
+  policy = data.aws_iam_policy_document.node.json
+}
+
+resource "aws_iam_role_policy_attachment" "ssm_core" {
+  role       = aws_iam_role.node.name
+  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_instance_profile" "node" {
+  name = "${var.name}-node"
+  role = aws_iam_role.node.name
+}

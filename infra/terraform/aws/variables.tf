@@ -1,0 +1,143 @@
+# Inputs of the tuning cluster. Defaults give a small cluster: one on-demand head and
+# 0-4 spot GPU workers that scale with the sweeps Ray schedules.
+
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Name prefix of every resource; also the Ray cluster's name."
+  type        = string
+  default     = "tuner"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
+    error_message = "name: 2-31 lowercase letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC to run the cluster in (existing; tuner does not create networks)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must look like vpc-0123abcd."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Subnets (ideally one per availability zone) for the head and GPU workers; they need outbound internet (NAT) for packages and S3 (or VPC endpoints)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0 && alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]+$", s))])
+    error_message = "subnet_ids: one or more ids like subnet-0123abcd."
+  }
+}
+
+variable "allowed_client_cidr" {
+  description = "The only network allowed to reach the Ray Jobs API/dashboard (8265) and MLflow (5000), e.g. your office or VPN range. Never the whole internet."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.allowed_client_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.allowed_client_cidr)
+    error_message = "allowed_client_cidr must be a CIDR block narrower than the whole internet."
+  }
+}
+
+variable "head_instance_type" {
+  description = "On-demand instance type of the head node (Ray head, Jobs API, MLflow, PostgreSQL). It runs no trials."
+  type        = string
+  default     = "m6i.xlarge"
+}
+
+variable "worker_instance_types" {
+  description = "GPU instance types the spot workers may use, most preferred first; several types make spot capacity easier to find."
+  type        = list(string)
+  default     = ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]
+
+  validation {
+    condition     = length(var.worker_instance_types) >= 2
+    error_message = "worker_instance_types: list at least two types so spot capacity can be found."
+  }
+}
+
+variable "min_workers" {
+  description = "Fewest GPU workers kept running (0 lets the cluster idle for the price of the head)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.min_workers >= 0
+    error_message = "min_workers must be >= 0."
+  }
+}
+
+variable "max_workers" {
+  description = "Most GPU workers the auto scaling group may run."
+  type        = number
+  default     = 4
+
+  validation {
+    condition     = var.max_workers >= 1 && var.max_workers <= 100
+    error_message = "max_workers must be between 1 and 100."
+  }
+}
+
+variable "spot_allocation_strategy" {
+  description = "How the auto scaling group picks spot pools."
+  type        = string
+  default     = "price-capacity-optimized"
+
+  validation {
+    condition     = contains(["price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price"], var.spot_allocation_strategy)
+    error_message = "spot_allocation_strategy: price-capacity-optimized, capacity-optimized, capacity-optimized-prioritized or lowest-price."
+  }
+}
+
+variable "bucket_name" {
+  description = "Name of the S3 bucket for Ray Tune checkpoints and MLflow artifacts (globally unique)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name: 3-63 lowercase letters, digits, dots and dashes."
+  }
+}
+
+variable "noncurrent_version_days" {
+  description = "Days an overwritten or deleted object version is kept before it expires."
+  type        = number
+  default     = 30
+}
+
+variable "ami_id" {
+  description = "AMI for all nodes: an Ubuntu 22.04 deep learning AMI with NVIDIA drivers (GPU workers need them), e.g. the AWS Deep Learning Base GPU AMI of your region."
+  type        = string
+
+  validation {
+    condition     = can(regex("^ami-[0-9a-f]+$", var.ami_id))
+    error_message = "ami_id must look like ami-0123abcd."
+  }
+}
+
+variable "tuner_package" {
+  description = "pip requirement that installs tuner on every node (a version, or a git URL pinned to a commit)."
+  type        = string
+  default     = "tuner==0.1.0"
+}
+
+variable "root_volume_gb" {
+  description = "Root volume size of every node, in GiB (CUDA images are large)."
+  type        = number
+  default     = 100
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (cost centre, owner...)."
+  type        = map(string)
+  default     = {}
+}
