@@ -1,0 +1,58 @@
+"""Shared by the benchmarks: the machine they ran on, timing, and JSON + table output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    import optuna
+    import ray
+    import torch
+
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "optuna": optuna.__version__,
+        "torch": torch.__version__,
+    }
+
+
+@contextmanager
+def timed(into: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    into[key] = time.perf_counter() - started
+
+
+def rss_mb() -> float:
+    """This process's resident memory (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def write(name: str, payload: dict[str, Any], table: list[tuple[str, ...]], out: Path) -> Path:
+    """Write NAME.json and NAME.md (a markdown table) under `out`; print the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
+    header, *rows = table
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(lines) + "\n"
+    (out / f"{name}.md").write_text(text)
+    print(text)
+    return out / f"{name}.json"
