@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import textwrap
@@ -89,7 +90,7 @@ FAILING_CODE = textwrap.dedent(
 
 
     def fit(config: dict) -> None:
-        tune.report({"epoch": 1, "loss": abs(config["x"])})
+        tune.report({"epoch": 1, "loss": abs(config["x"]), "grad_norm": float("nan")})
         if config["x"] > 0:
             raise ValueError(f"diverged at x={config['x']}")
         tune.report({"epoch": 2, "loss": abs(config["x"]) / 2})
@@ -133,6 +134,8 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     assert sorted(by_status) == ["FAILED", "FINISHED"]
     assert by_status["FAILED"].data.tags["tuner.error"] == "ValueError: diverged at x=2.0"
     assert by_status["FAILED"].data.metrics["loss"] == 2.0  # what it reported before failing
+    # A NaN is a point a user needs to see, not one to drop.
+    assert math.isnan(by_status["FINISHED"].data.metrics["grad_norm"])
 
 
 def test_a_sweep_whose_trials_all_fail_exits_1_with_one_line(tmp_path: Path) -> None:

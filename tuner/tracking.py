@@ -11,7 +11,6 @@ the tracking store.
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import threading
 import time
@@ -117,7 +116,7 @@ class _EndRun:
     tags: dict[str, str]
 
 
-_Op = _CreateRun | _LogMetrics | _EndRun | Callable[[], None]
+_Op = _CreateRun | _LogMetrics | _EndRun
 
 
 class TrackingWriter:
@@ -138,10 +137,6 @@ class TrackingWriter:
     def run_id(self, trial_id: str) -> str | None:
         """Child run of a trial; only meaningful after flush()."""
         return self._run_ids.get(trial_id)
-
-    def adopt(self, trial_id: str, run_id: str) -> None:
-        """Continue logging into an existing child run (a resumed sweep)."""
-        self._queue.put(lambda: self._run_ids.__setitem__(trial_id, run_id))
 
     def flush(self) -> None:
         """Block until every submitted write is applied; raise if any failed."""
@@ -177,8 +172,11 @@ class TrackingWriter:
             if isinstance(op, _LogMetrics):
                 pending.setdefault(op.trial_id, []).extend(op.metrics)
                 continue
-            self._guarded(partial(self._log_pending, pending))
-            pending = {}
+            # A new run has no pending points and the others' runs exist: keep batching.
+            # Anything else (a run's end) must see every earlier point.
+            if not isinstance(op, _CreateRun):
+                self._guarded(partial(self._log_pending, pending))
+                pending = {}
             if op is not None:
                 self._guarded(partial(self._execute, op))
         self._guarded(partial(self._log_pending, pending))
@@ -198,20 +196,18 @@ class TrackingWriter:
                     run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH]
                 )
 
-    def _execute(self, op: _Op) -> None:
+    def _execute(self, op: _CreateRun | _EndRun) -> None:
         if isinstance(op, _CreateRun):
             run = self._client.create_run(self._experiment_id, run_name=op.run_name, tags=op.tags)
             self._run_ids[op.trial_id] = run.info.run_id
             params = [Param(key, value) for key, value in op.params.items()]
             if params:
                 self._client.log_batch(run.info.run_id, params=params)
-        elif isinstance(op, _EndRun):
+        else:
             run_id = self._run_ids[op.trial_id]
             if op.tags:
                 self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op.tags.items()])
             self._client.set_terminated(run_id, status=op.status)
-        elif callable(op):
-            op()
 
 
 class TrialTracker(Callback):  # type: ignore[misc]
@@ -240,11 +236,6 @@ class TrialTracker(Callback):  # type: ignore[misc]
         # own writer, and a thread cannot be pickled.
         return {**self.__dict__, "_writer": None}
 
-    def adopt(self, trial_id: str, run_id: str, last_step: int) -> None:
-        self._started.add(trial_id)
-        self._last_step[trial_id] = last_step
-        self._writer.adopt(trial_id, run_id)
-
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         # Called again when a failed trial restarts: its run and params are already there.
         if trial.trial_id in self._started:
@@ -269,10 +260,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
         if isinstance(result.get("stop_reason"), str):
             self._stop_reasons[trial.trial_id] = result["stop_reason"]
         timestamp = int(result.get("timestamp", time.time()) * 1000)
+        # NaN and infinity are logged too (MLflow stores them): a diverging metric is
+        # exactly what a user needs to see.
         metrics = tuple(
-            Metric(key, value, timestamp, step)
-            for key, value in metric_points(result).items()
-            if math.isfinite(value)
+            Metric(key, value, timestamp, step) for key, value in metric_points(result).items()
         )
         if metrics:
             self._writer.submit(_LogMetrics(trial.trial_id, metrics))
