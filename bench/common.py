@@ -45,6 +45,26 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def run_tuner(sweep: dict[str, Any], folder: str) -> None:
+    """A sweep through tuner's own runner, tracked in a SQLite store inside `folder`."""
+    import io
+
+    from rich.console import Console
+
+    from tuner.runner import RunOptions, run_sweep
+    from tuner.spec import parse_spec
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    run_sweep(
+        parse_spec(sweep),
+        RunOptions(
+            tracking_uri=f"sqlite:///{folder}/mlflow.db",
+            storage=f"{folder}/runs",
+            console=Console(file=io.StringIO()),
+        ),
+    )
+
+
 def write(name: str, payload: dict[str, Any], table: list[tuple[str, ...]], out: Path) -> Path:
     """Write NAME.json and NAME.md (a markdown table) under `out`; print the table."""
     out.mkdir(parents=True, exist_ok=True)

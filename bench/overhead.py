@@ -12,7 +12,6 @@ fresh Ray, whose start-up is reported separately: none inherits another's warm w
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +21,8 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
-from rich.console import Console
 
-from bench.common import RESULTS, machine, timed, write
+from bench.common import RESULTS, machine, run_tuner, timed, write
 from bench.workload import learning_rates, ray_trainable, run_epochs
 
 SLOTS = 2
@@ -61,10 +59,7 @@ def create_tracking_store(path: str) -> float:
 
 
 def tuner_sweep(configs: list[dict[str, Any]], storage: str) -> None:
-    from tuner.runner import RunOptions, run_sweep
-    from tuner.spec import parse_spec
-
-    spec = parse_spec(
+    run_tuner(
         {
             "name": "bench-overhead",
             "trainable": "bench.workload:ray_trainable",
@@ -74,15 +69,8 @@ def tuner_sweep(configs: list[dict[str, Any]], storage: str) -> None:
             "max_concurrent_trials": SLOTS,
             "params": {"lr": {"type": "grid", "values": [c["lr"] for c in configs]}},
             "config": {k: v for k, v in configs[0].items() if k != "lr"},
-        }
-    )
-    run_sweep(
-        spec,
-        RunOptions(
-            tracking_uri=f"sqlite:///{storage}/mlflow.db",
-            storage=f"{storage}/runs",
-            console=Console(file=io.StringIO()),
-        ),
+        },
+        storage,
     )
 
 

@@ -11,7 +11,6 @@ Stock Ray Tune with actor reuse runs the same trials for reference.
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,19 +18,14 @@ from typing import Any
 
 import ray
 from ray import tune
-from rich.console import Console
 
-from bench.common import RESULTS, machine, rss_mb, timed, write
+from bench.common import RESULTS, machine, rss_mb, run_tuner, timed, write
 from bench.overhead import SLOTS, fresh_ray
 from bench.workload import no_op
 
 
 def tuner_sweep(trials: int, storage: str) -> None:
-    from tuner.runner import RunOptions, run_sweep
-    from tuner.spec import parse_spec
-
-    Path(storage).mkdir(parents=True, exist_ok=True)
-    spec = parse_spec(
+    run_tuner(
         {
             "name": "bench-scale",
             "trainable": "bench.workload:no_op",
@@ -41,15 +35,8 @@ def tuner_sweep(trials: int, storage: str) -> None:
             "searcher": {"kind": "random", "seed": 0},
             "max_concurrent_trials": SLOTS,
             "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        }
-    )
-    run_sweep(
-        spec,
-        RunOptions(
-            tracking_uri=f"sqlite:///{storage}/mlflow.db",
-            storage=f"{storage}/runs",
-            console=Console(file=io.StringIO()),
-        ),
+        },
+        storage,
     )
 
 
