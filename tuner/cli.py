@@ -74,7 +74,7 @@ def run(
         str | None,
         typer.Option(
             envvar="TUNER_STORAGE",
-            help="Folder or s3:// URI for checkpoints and Ray state [default: ./tuner_runs].",
+            help="Folder or s3:// URI for checkpoints and Ray state (default: ./tuner_runs).",
         ),
     ] = None,
     num_samples: Annotated[
@@ -180,6 +180,41 @@ def best(
         typer.echo(f"  {key} = {value}")
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
+
+
+@app.command("preemption-watch")
+def preemption_watch(
+    address: Annotated[
+        str | None, typer.Option(help="The Ray cluster's GCS address (HEAD:6379).")
+    ] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="Ray node to drain (default: the node this runs on).")
+    ] = None,
+    metadata_url: Annotated[
+        str, typer.Option(help="EC2 instance metadata service (IMDSv2).")
+    ] = "http://169.254.169.254",
+    poll_seconds: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 5.0,
+) -> None:
+    """Run on a spot worker: drain its Ray node when EC2 announces an interruption."""
+    import subprocess
+
+    from tuner.preemption import MetadataService, drain_with_ray, watch
+
+    log = Console(highlight=False, soft_wrap=True)
+    try:
+        notice = watch(
+            MetadataService(metadata_url),
+            drain_with_ray(address, node_id),
+            poll_seconds,
+            log=lambda line: log.print(line, markup=False),
+        )
+    except subprocess.CalledProcessError as exc:
+        _fail(f"ray drain-node failed with exit status {exc.returncode}", EXIT_FAILED)
+    log.print(
+        f"drained node {node_id or '(this node)'} with reason PREEMPTION; "
+        f"{notice.seconds_left()} s left before EC2 acts",
+        markup=False,
+    )
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
         )
 
 
-def _use_token_auth_if_available() -> None:
+def use_token_auth_if_available() -> None:
     """Token auth stays on: a client joining a cluster must opt in to send its token.
 
     Ray turns auth on by itself only for a cluster it starts; a client that holds the
@@ -96,7 +96,7 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
         return False
     if address is not None:
         _check_reachable(address)
-        _use_token_auth_if_available()
+        use_token_auth_if_available()
     # User trainables are imported by name in the workers: give them the driver's cwd.
     pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     try:

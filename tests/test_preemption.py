@@ -1,0 +1,119 @@
+"""The preemption watcher drains its Ray node when the metadata service announces a spot
+interruption: a fake IMDSv2 server on 127.0.0.1 and a real two-node Ray cluster."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import ray
+from ray._private import ray_constants
+from ray.cluster_utils import Cluster
+
+from tests.conftest import TUNER, cli_env
+
+pytestmark = pytest.mark.ray
+
+TOKEN = "imds-session-token"
+
+
+class FakeMetadata:
+    """IMDSv2 as a spot worker sees it: a session token, then 404 until a notice exists."""
+
+    def __init__(self) -> None:
+        self.notice: dict[str, str] | None = None
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                if self.path == "/latest/api/token":
+                    self._send(200, TOKEN)
+                else:
+                    self._send(404, "")
+
+            def do_GET(self) -> None:
+                if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+                    self._send(401, "")  # IMDSv2: no token, no answer
+                elif self.path != "/latest/meta-data/spot/instance-action" or not fake.notice:
+                    self._send(404, "")
+                else:
+                    self._send(200, json.dumps(fake.notice))
+
+            def _send(self, code: int, body: str) -> None:
+                self.send_response(code)
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def metadata() -> Iterator[FakeMetadata]:
+    fake = FakeMetadata()
+    yield fake
+    fake.server.shutdown()
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Cluster, str]]:
+    """A head with no CPUs and one 'spot' worker node, both on 127.0.0.1."""
+    # Ray would rewrite 127.0.0.1 to the outbound interface's address when connecting.
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    worker = cluster.add_node(num_cpus=1, resources={"spot": 1}, node_ip_address="127.0.0.1")
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        yield cluster, worker.node_id
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@ray.remote(num_cpus=0, resources={"spot": 0.01})
+def node_of_spot_task() -> str:
+    return str(ray.get_runtime_context().get_node_id())
+
+
+def test_watcher_drains_its_node_on_a_spot_interruption_notice(
+    cluster: tuple[Cluster, str], metadata: FakeMetadata
+) -> None:
+    ray_cluster, worker_id = cluster
+    assert ray.get(node_of_spot_task.remote(), timeout=60) == worker_id
+    watcher = subprocess.Popen(
+        [*TUNER, "preemption-watch", "--address", ray_cluster.address, "--node-id", worker_id,
+         "--metadata-url", metadata.url, "--poll-seconds", "0.1"],
+        env=cli_env({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # many polls, all answered 404: no notice, no drain
+        assert watcher.poll() is None
+        assert ray.get(node_of_spot_task.remote(), timeout=60) == worker_id
+
+        when = datetime.now(timezone.utc) + timedelta(minutes=2)
+        metadata.notice = {"action": "terminate", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        stdout, stderr = watcher.communicate(timeout=120)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, stderr
+    assert "spot interruption notice: terminate" in stdout
+    assert f"drained node {worker_id} with reason PREEMPTION" in stdout
+    # A drained node takes no new work: the task that needs it stays unscheduled.
+    with pytest.raises(ray.exceptions.GetTimeoutError):
+        ray.get(node_of_spot_task.remote(), timeout=5)
