@@ -125,7 +125,6 @@ def run(
 def _print_summary(result: SweepResult) -> None:
     out = Console(highlight=False, soft_wrap=True)
     best = result.best
-    assert best is not None, "run_sweep raises SweepFailed when no trial has a score"
     finished = result.num_trials - result.num_stopped_early - result.num_failed
     out.print(
         f"\n{result.num_trials} trials: {finished} finished, "

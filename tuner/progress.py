@@ -6,7 +6,9 @@ stopped early and shows the sweep's own params and metric only.
 
 from __future__ import annotations
 
+import math
 import time
+from collections import Counter
 from typing import Any
 
 from ray.tune import Callback
@@ -37,11 +39,10 @@ class ProgressTable(Callback):  # type: ignore[misc]
         self._console = console
         self._live: Live | None = None
         self._last_refresh = 0.0
-        self._trials: list[Any] = []
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks with the experiment; a live display cannot travel.
-        return {**self.__dict__, "_live": None, "_console": None, "_trials": []}
+        return {**self.__dict__, "_live": None, "_console": None}
 
     def _status(self, trial: Any) -> str:
         if trial.status == "TERMINATED" and trial.trial_id in self._early_stops:
@@ -55,11 +56,16 @@ class ProgressTable(Callback):  # type: ignore[misc]
     def render(self, trials: list[Any]) -> Table:
         metric, mode = self._spec.metric, self._spec.mode
         sign = 1 if mode == "max" else -1
-        scored = [t for t in trials if self._score(t) is not None]
-        best = max(scored, key=lambda t: sign * self._score(t), default=None)  # type: ignore[operator]
-        counts: dict[str, int] = {}
-        for trial in trials:
-            counts[self._status(trial)] = counts.get(self._status(trial), 0) + 1
+        scores = {t.trial_id: self._score(t) for t in trials}
+        # Best first; trials without a score yet last.
+        rank = {
+            trial_id: -sign * score if score is not None else math.inf
+            for trial_id, score in scores.items()
+        }
+        best = min(trials, key=lambda t: rank[t.trial_id], default=None)
+        if best is not None and scores[best.trial_id] is None:
+            best = None
+        counts = Counter(self._status(trial) for trial in trials)
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         table = Table(
             title=f"{self._spec.name}: {len(trials)} trials ({summary})",
@@ -69,13 +75,10 @@ class ProgressTable(Callback):  # type: ignore[misc]
             table.add_column(column, justify="right" if column != "status" else "left")
         # Running trials first, then the best scores: the rows a user watches.
         running = [t for t in trials if t.status == "RUNNING"]
-        rest = sorted(
-            (t for t in trials if t.status != "RUNNING"),
-            key=lambda t: -sign * (self._score(t) or 0) if self._score(t) is not None else 1e300,
-        )
+        rest = sorted((t for t in trials if t.status != "RUNNING"), key=lambda t: rank[t.trial_id])
         for trial in (running + rest)[:MAX_ROWS]:
             result = trial.last_result or {}
-            score = self._score(trial)
+            score = scores[trial.trial_id]
             table.add_row(
                 trial.trial_id,
                 self._status(trial),
@@ -97,7 +100,6 @@ class ProgressTable(Callback):  # type: ignore[misc]
             self._live.start()
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        self._trials = trials
         now = time.monotonic()
         if self._live is not None and now - self._last_refresh >= REFRESH_SECONDS:
             self._last_refresh = now

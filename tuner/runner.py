@@ -129,7 +129,7 @@ class SweepResult:
     num_trials: int
     num_stopped_early: int
     num_failed: int
-    best: BestTrial | None
+    best: BestTrial
     test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
 
 
@@ -235,12 +235,12 @@ def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> Swee
         writer.flush()
         failed = results.num_errors
         best_result = _best_result(spec, results)
-        best = _best_trial(spec, best_result, writer, storage) if best_result else None
-        if best is None or best_result is None:
+        if best_result is None:
             raise SweepFailed(
                 f"sweep {spec.name!r}: no trial finished with a value of {spec.metric!r} "
                 f"({failed} of {len(results)} trials failed)"
             )
+        best = _best_trial(spec, best_result, writer, storage)
         sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
         test_metrics: dict[str, float] = {}
         if best.run_id is not None and best_result.checkpoint is not None:
@@ -296,17 +296,15 @@ def _best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | Non
 
 def _best_trial(
     spec: SweepSpec, best: tune.Result, writer: TrackingWriter, storage: Storage
-) -> BestTrial | None:
+) -> BestTrial:
+    """What the user is told about the trial _best_result chose (its metric is a number)."""
     metrics = best.metrics or {}
-    value = metrics.get(spec.metric)
-    if value is None:
-        return None
     trial_id = str(metrics["trial_id"])
     return BestTrial(
         trial_id=trial_id,
         params={name: (best.config or {}).get(name) for name in spec.params},
         metric=spec.metric,
-        value=float(value),
+        value=float(metrics[spec.metric]),
         run_id=writer.run_id(trial_id),
         checkpoint=storage.uri_of(best.checkpoint.path) if best.checkpoint else None,
     )

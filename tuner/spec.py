@@ -7,7 +7,7 @@ Ray and no torch, so `tuner validate` is instant and runs anywhere.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -95,12 +95,24 @@ class CategoricalParam(_Strict):
     type: Literal["categorical"]
     choices: Annotated[list[Scalar], Field(min_length=1)]
 
+    options_key: ClassVar[str] = "choices"
+
+    @property
+    def options(self) -> list[Scalar]:
+        return self.choices
+
 
 class GridParam(_Strict):
     """An exhaustive axis: every value is tried (grid and random searchers only)."""
 
     type: Literal["grid"]
     values: Annotated[list[Scalar], Field(min_length=1)]
+
+    options_key: ClassVar[str] = "values"
+
+    @property
+    def options(self) -> list[Scalar]:
+        return self.values
 
 
 Param = Annotated[FloatParam | IntParam | CategoricalParam | GridParam, Field(discriminator="type")]
@@ -216,7 +228,7 @@ class SweepSpec(_Strict):
             if isinstance(param, GridParam) or (
                 isinstance(self.searcher, GridSearcher) and isinstance(param, CategoricalParam)
             ):
-                size *= len(param.values if isinstance(param, GridParam) else param.choices)
+                size *= len(param.options)
         return size
 
     def expected_trials(self) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tuner.spec import FloatParam, GridParam, IntParam, SpecError, SweepSpec
+from tuner.spec import CategoricalParam, FloatParam, GridParam, IntParam, SpecError, SweepSpec
 from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs, TrainerKnobs
 
 Trainable = Callable[[dict[str, Any]], None]
@@ -126,9 +126,7 @@ def _check_knobs(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
         if isinstance(param, FloatParam | IntParam):
             candidates = {"low": param.low, "high": param.high}
         else:
-            key = "values" if isinstance(param, GridParam) else "choices"
-            values = param.values if isinstance(param, GridParam) else param.choices
-            candidates = {f"{key}[{i}]": value for i, value in enumerate(values)}
+            candidates = {f"{param.options_key}[{i}]": v for i, v in enumerate(param.options)}
         for where, value in candidates.items():
             # With the fixed config: rules between knobs (warm-up < epochs) see real values.
             try:
@@ -153,7 +151,7 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
         raise SpecError(None, exc.key, exc.problem) from None
     model = spec.params.get("model")
     wants_cnn = knobs.model == "cnn" or (
-        model is not None and "cnn" in getattr(model, "choices", getattr(model, "values", []))
+        isinstance(model, CategoricalParam | GridParam) and "cnn" in model.options
     )
     if wants_cnn and arrays.features.ndim != 4:
         key = "params.model" if model is not None else "config.model"

@@ -2,47 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from tuner.trainer.checkpoint import load_state
 from tuner.trainer.data import Task, load_splits
-from tuner.trainer.knobs import KNOBS_BY_TASK
+from tuner.trainer.knobs import KNOBS_BY_TASK, TrainerKnobs
 from tuner.trainer.loop import predict, score, to_tensors
 from tuner.trainer.losses import build_loss
 from tuner.trainer.models import build_model
 
 
-def load_model(checkpoint_dir: str) -> nn.Module:
-    """Rebuild a trained model from a checkpoint directory, in eval mode, on the CPU."""
+@dataclass(frozen=True)
+class Restored:
+    model: nn.Module  # eval mode, on the CPU
+    knobs: TrainerKnobs
+    task: Task
+
+
+def restore(checkpoint_dir: str) -> Restored:
+    """Rebuild a trained model from a checkpoint directory: one read of the checkpoint."""
     state = load_state(checkpoint_dir)
-    knobs = KNOBS_BY_TASK[state.task].model_validate(state.knobs)
+    task: Task = state.task  # type: ignore[assignment]
+    knobs = KNOBS_BY_TASK[task].model_validate(state.knobs)
     model = build_model(tuple(state.feature_shape), state.outputs, knobs)
     model.load_state_dict(state.model)
-    return model.eval()
+    return Restored(model.eval(), knobs, task)
 
 
 def export_model(checkpoint_dir: str) -> tuple[nn.Module, Any]:
     """The trained model and a few validation rows as its MLflow input example."""
-    state = load_state(checkpoint_dir)
-    knobs = KNOBS_BY_TASK[state.task].model_validate(state.knobs)
-    example = load_splits(knobs, state.task).val.features[:5]  # type: ignore[arg-type]
-    return load_model(checkpoint_dir), example
+    restored = restore(checkpoint_dir)
+    example = load_splits(restored.knobs, restored.task).val.features[:5]
+    return restored.model, example
 
 
 def test_metrics(checkpoint_dir: str) -> dict[str, float]:
     """The trained model on the test split, which the search never saw: run once, at the end."""
-    state = load_state(checkpoint_dir)
-    task: Task = state.task  # type: ignore[assignment]
-    knobs = KNOBS_BY_TASK[task].model_validate(state.knobs)
-    splits = load_splits(knobs, task)
+    restored = restore(checkpoint_dir)
+    splits = load_splits(restored.knobs, restored.task)
     features, labels = to_tensors(splits.test)
-    outputs = predict(load_model(checkpoint_dir), features, device=_cpu())
-    return score(outputs, labels, build_loss(knobs), splits, "test")
-
-
-def _cpu() -> Any:
-    import torch
-
-    return torch.device("cpu")
+    outputs = predict(restored.model, features, device=torch.device("cpu"))
+    return score(outputs, labels, build_loss(restored.knobs), splits, "test")
