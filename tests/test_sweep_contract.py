@@ -119,3 +119,16 @@ def test_asha_stopped_trials_reach_optuna_as_pruned_with_their_history() -> None
     assert pruned.intermediate_values == {1: 0.2, 2: 0.3}
     assert complete.state == optuna.trial.TrialState.COMPLETE
     assert complete.value == 0.9
+
+
+def test_early_stop_ledger_survives_ray_pickling_as_one_ledger() -> None:
+    """Ray unpickles the scheduler, the searcher and our callbacks apart on restore; each
+    copy must be the one ledger of its experiment, or ASHA's stops never reach Optuna."""
+    import pickle
+
+    ledger = EarlyStops.shared("s3://bucket/sweep/run-1")
+    ledger.add("trial_a")
+    scheduler_copy, searcher_copy = pickle.loads(pickle.dumps([ledger, ledger]))
+    assert scheduler_copy is ledger and searcher_copy is ledger
+    assert "trial_a" in pickle.loads(pickle.dumps(ledger))
+    assert EarlyStops.shared("s3://bucket/sweep/run-2") is not ledger

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from ray import tune
 from rich.console import Console
 
+from tuner.experiments import Experiment
 from tuner.runner import RunOptions, build_tuner, run_sweep
 from tuner.searchers import EarlyStops
 from tuner.spec import parse_spec
@@ -72,12 +73,12 @@ def run_trial(
         }
     )
     log = EpochLog()
+    experiment = Experiment(resolve_storage(str(tmp_path / "runs")), spec.name, name)
     tuner = build_tuner(
         spec,
-        resolve_storage(str(tmp_path / "runs")),
-        name,
+        experiment,
         [log],
-        EarlyStops(),
+        EarlyStops.shared(experiment.uri),
         on_cluster=True,  # FailureConfig restarts the trial from its checkpoint
     )
     result = tuner.fit()[0]

@@ -152,6 +152,7 @@ def test_a_sweep_whose_trials_all_fail_exits_1_with_one_line(tmp_path: Path) -> 
 
 SLOW_CODE = textwrap.dedent(
     """
+    import tempfile
     import time
     from pathlib import Path
 
@@ -159,15 +160,24 @@ SLOW_CODE = textwrap.dedent(
 
 
     def fit(config: dict) -> None:
-        for epoch in range(1, 100):
+        epoch = 0
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as d:
+                epoch = int(Path(d, "epoch").read_text())
+        while epoch < config["epochs"]:
+            epoch += 1
             Path(config["started"]).touch()  # tells the test a trial is mid-run
             time.sleep(0.2)
-            tune.report({"epoch": epoch, "loss": 1.0 / epoch})
+            with tempfile.TemporaryDirectory() as d:
+                Path(d, "epoch").write_text(str(epoch))
+                tune.report({"epoch": epoch, "loss": 1.0 / epoch},
+                            checkpoint=tune.Checkpoint.from_directory(d))
     """
 )
 
 
-def test_ctrl_c_stops_the_sweep_and_closes_every_run(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_sweep_and_resume_finishes_it(tmp_path: Path) -> None:
     (tmp_path / "slow.py").write_text(SLOW_CODE)
     started = tmp_path / "started"
     spec = {
@@ -177,7 +187,7 @@ def test_ctrl_c_stops_the_sweep_and_closes_every_run(tmp_path: Path) -> None:
         "mode": "min",
         "num_samples": 4,
         "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "config": {"started": str(started)},
+        "config": {"started": str(started), "epochs": 12},
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
     process = subprocess.Popen(
@@ -197,6 +207,7 @@ def test_ctrl_c_stops_the_sweep_and_closes_every_run(tmp_path: Path) -> None:
 
     assert process.returncode == 130
     assert "error: interrupted; Ray Tune saved the sweep's state in" in stderr
+    assert "`tuner resume slow` continues it" in stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("slow")
     assert experiment is not None
@@ -204,3 +215,19 @@ def test_ctrl_c_stops_the_sweep_and_closes_every_run(tmp_path: Path) -> None:
     assert {r.info.status for r in runs} == {"KILLED"}, "no run may be left RUNNING"
     cut_off = [r for r in runs if r.data.tags.get("tuner.killed") == "interrupted"]
     assert cut_off and all(r.data.metrics["loss"] > 0 for r in cut_off)
+
+    resumed = run_cli("resume", "slow", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "4 trials: 4 finished" in resumed.stdout
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 5, "the same parent and trial runs, continued"
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        assert "tuner.killed" not in run.data.tags
+        if run.data.tags["tuner.role"] == "trial":
+            steps = [p.step for p in client.get_metric_history(run.info.run_id, "loss")]
+            assert sorted(steps) == list(range(1, 13)), "every epoch logged once"
+
+    again = run_cli("resume", "slow", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "already finished" in again.stderr

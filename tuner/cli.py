@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
+from urllib.parse import urlparse
 
 import typer
 from rich.console import Console
@@ -66,60 +69,330 @@ def validate(
         raise typer.Exit(EXIT_INVALID)
 
 
-@app.command()
-def run(
-    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Sweep file to run.")],
-    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            envvar="TUNER_STORAGE",
-            help="Folder or s3:// URI for checkpoints and Ray state (default: ./tuner_runs).",
-        ),
-    ] = None,
-    num_samples: Annotated[
-        int | None, typer.Option(help="Override the sweep file's num_samples.")
-    ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(help="Join this Ray cluster instead of starting an embedded one."),
-    ] = None,
-) -> None:
-    """Run a sweep: embedded Ray and local MLflow unless told otherwise."""
-    spec = _load(spec_path)
-    if num_samples is not None:
-        try:
-            spec = spec.with_num_samples(num_samples)
-        except SpecError as exc:
-            _fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
-    # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
-    from tuner.ray_session import RayUnavailable
-    from tuner.runner import RunOptions, SweepFailed, SweepInterrupted, run_sweep
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="TUNER_STORAGE",
+        help="Folder or s3:// URI for checkpoints and Ray state (default: ./tuner_runs).",
+    ),
+]
+NumSamples = Annotated[int | None, typer.Option(help="Override the sweep file's num_samples.")]
+JobsAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--address", envvar="RAY_ADDRESS", help="The cluster's Jobs API: http://HEAD:8265."
+    ),
+]
+
+
+def _with_num_samples(spec: SweepSpec, num_samples: int | None) -> SweepSpec:
+    if num_samples is None:
+        return spec
+    try:
+        return spec.with_num_samples(num_samples)
+    except SpecError as exc:
+        _fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
+
+
+def _check_storage(storage: str | None) -> None:
     from tuner.storage import resolve_storage
-    from tuner.tracking import TrackingError
 
     try:
         resolve_storage(storage)
     except ValueError as exc:
         _fail(f"--storage: {exc}", EXIT_INVALID)
+
+
+@app.command()
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Sweep file to run.")],
+    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
+    storage: StorageOption = None,
+    num_samples: NumSamples = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Join this Ray cluster (HEAD:6379, or auto) instead of starting one."),
+    ] = None,
+) -> None:
+    """Run a sweep: embedded Ray and local MLflow unless told otherwise."""
+    spec = _with_num_samples(_load(spec_path), num_samples)
+    _check_storage(storage)
+    # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
+    from tuner.runner import RunOptions, run_sweep
+
     options = RunOptions(
         tracking_uri=tracking_uri, storage=storage, address=address, spec_path=spec_path
     )
+    _drive(lambda: run_sweep(spec, options), spec_path)
+
+
+@app.command()
+def resume(
+    sweep: Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep name or sweep file.")],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI."),
+    ] = None,
+    storage: StorageOption = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS",
+            help="http://HEAD:8265 resumes as a job on the cluster; HEAD:6379 or auto joins it "
+            "from here; none resumes on an embedded Ray.",
+        ),
+    ] = None,
+) -> None:
+    """Finish an interrupted sweep from its storage; its MLflow runs continue."""
+    name = _sweep_name(sweep)
+    if address and urlparse(address).scheme in ("http", "https"):
+        from tuner.cluster import ClusterError
+
+        try:
+            _submit_resume(name, address, storage, tracking_uri)
+        except ClusterError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        return
+    _check_storage(storage)
+    from tuner.runner import RunOptions, resume_sweep
+
+    options = RunOptions(
+        tracking_uri=tracking_uri or DEFAULT_TRACKING_URI, storage=storage, address=address
+    )
+    _drive(lambda: resume_sweep(name, options), None)
+
+
+def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None) -> None:
+    """Run or resume a sweep in this process; map its failures to one line and an exit code."""
+    from tuner.experiments import NothingToResume
+    from tuner.ray_session import RayUnavailable
+    from tuner.runner import SweepFailed, SweepInterrupted
+    from tuner.tracking import TrackingError
+
     try:
-        result = run_sweep(spec, options)
+        result = sweep()
     except SpecError as exc:
-        _fail(f"{spec_path}: {exc.line()}", EXIT_INVALID)
-    except (SweepFailed, TrackingError, RayUnavailable) as exc:
+        _fail(f"{spec_path}: {exc.line()}" if spec_path else exc.line(), EXIT_INVALID)
+    except (SweepFailed, TrackingError, RayUnavailable, NothingToResume) as exc:
         _fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
         _fail(
             f"interrupted; Ray Tune saved the sweep's state in {exc.experiment_path}; "
-            "its MLflow runs are marked KILLED",
+            f"its MLflow runs are marked KILLED; `tuner resume {exc.sweep}` continues it",
             EXIT_INTERRUPTED,
         )
     except KeyboardInterrupt:
         _fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
     _print_summary(result)
+
+
+def _sweep_name(name_or_spec: str) -> str:
+    if name_or_spec.endswith((".yaml", ".yml")) or Path(name_or_spec).is_file():
+        return _load(Path(name_or_spec)).name
+    return name_or_spec
+
+
+@app.command()
+def submit(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Sweep file to submit.")],
+    storage: StorageOption = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(envvar="MLFLOW_TRACKING_URI", help="The cluster's MLflow server URL."),
+    ] = None,
+    num_samples: NumSamples = None,
+    address: JobsAddress = None,
+) -> None:
+    """Submit a sweep to a Ray cluster; its driver runs on the head node."""
+    spec = _with_num_samples(_load(spec_path), num_samples)
+    working_dir = Path.cwd()
+    try:
+        relative_spec = spec_path.resolve().relative_to(working_dir)
+    except ValueError:
+        _fail(
+            f"{spec_path}: the sweep file must be inside the working directory {working_dir} "
+            "(it is uploaded with the job)",
+            EXIT_INVALID,
+        )
+    storage, tracking_uri = _cluster_locations(storage, tracking_uri)
+    from tuner.cluster import Cluster, ClusterError, check_jobs_address
+
+    command = ["run", str(relative_spec), "--address", "auto"]
+    command += ["--storage", storage, "--tracking-uri", tracking_uri]
+    if num_samples is not None:
+        command += ["--num-samples", str(num_samples)]
+    try:
+        cluster = Cluster(check_jobs_address(address))
+        job_id = cluster.submit(
+            spec,
+            command,
+            working_dir=working_dir,
+            storage=storage,
+            tracking_uri=tracking_uri,
+            action="run",
+        )
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    typer.echo(f"submitted sweep {spec.name} as job {job_id}")
+    typer.echo(f"  follow it: tuner status {spec.name} / tuner logs {spec.name} --follow")
+
+
+def _cluster_locations(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
+    """A cluster sweep needs storage every node shares and a tracking server to browse."""
+    if not storage:
+        _fail("--storage: a cluster sweep needs shared storage (s3://bucket/prefix)", EXIT_INVALID)
+    _check_storage(storage)
+    if not tracking_uri or urlparse(tracking_uri).scheme not in ("http", "https"):
+        _fail(
+            "--tracking-uri: a cluster sweep needs an MLflow server (http://HEAD:5000); "
+            "a local store would stay on the head node",
+            EXIT_INVALID,
+        )
+    return storage, tracking_uri
+
+
+def _submit_resume(name: str, address: str, storage: str | None, tracking_uri: str | None) -> None:
+    from tuner.cluster import Cluster, ClusterError, check_jobs_address
+    from tuner.experiments import NothingToResume, latest_experiment
+    from tuner.storage import resolve_storage
+
+    cluster = Cluster(check_jobs_address(address))
+    previous = cluster.jobs(name)
+    if previous and not previous[-1].finished:
+        raise ClusterError(f"sweep {name} is still running as job {previous[-1].submission_id}")
+    # Where the sweep ran before, unless told otherwise (a new head has no job history).
+    if previous:
+        storage = storage or previous[-1].storage
+        tracking_uri = tracking_uri or previous[-1].tracking_uri
+    storage, tracking_uri = _cluster_locations(storage, tracking_uri)
+    try:  # the job would only find out on the head what can be checked here
+        spec = latest_experiment(resolve_storage(storage), name).load_spec()
+    except NothingToResume as exc:
+        _fail(str(exc), EXIT_FAILED)
+    command = ["resume", name, "--address", "auto"]
+    command += ["--storage", storage, "--tracking-uri", tracking_uri]
+    job_id = cluster.submit(
+        spec,
+        command,
+        working_dir=Path.cwd(),
+        storage=storage,
+        tracking_uri=tracking_uri,
+        action="resume",
+    )
+    typer.echo(f"resuming sweep {name} as job {job_id}")
+
+
+@app.command()
+def status(
+    sweep: Annotated[
+        str | None, typer.Argument(metavar="[SWEEP]", help="Sweep name or job id.")
+    ] = None,
+    address: JobsAddress = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow URL to read trials from (default: the one submitted with)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """State of each submitted sweep: its job, trial counts by state, best so far."""
+    from tuner.cluster import Cluster, ClusterError, check_jobs_address, trial_counts
+
+    try:
+        cluster = Cluster(check_jobs_address(address))
+        jobs = cluster.jobs(sweep)
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    if sweep is not None and not jobs:
+        _fail(f"no sweep or job named {sweep!r} on the cluster", EXIT_FAILED)
+    rows = []
+    for job in jobs:
+        counts, problem = None, ""
+        uri = tracking_uri or job.tracking_uri
+        if uri:
+            try:
+                counts = trial_counts(uri, job.sweep, job.submission_id)
+            except Exception as exc:  # the job's state is still worth showing
+                problem = f"MLflow unreachable: {type(exc).__name__}"
+        rows.append((job, counts, problem))
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "sweep": job.sweep,
+                        "job": job.submission_id,
+                        "action": job.action,
+                        "status": job.status,
+                        "message": job.message,
+                        **(counts.as_dict() if counts else {}),
+                    }
+                    for job, counts, _ in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        typer.echo("no sweeps submitted to this cluster")
+    for job, counts, problem in rows:
+        line = f"{job.sweep}  job {job.submission_id} ({job.action}): {job.status}"
+        if counts:
+            states = ", ".join(f"{n} {state}" for state, n in counts.by_state.items())
+            line += f"; {counts.total} trials ({states})"
+            if counts.best_value is not None:
+                line += (
+                    f"; best {counts.metric} = {counts.best_value:.6g} (trial {counts.best_trial})"
+                )
+        elif problem:
+            line += f"; {problem}"
+        if job.status == "FAILED" and job.message:
+            line += f"; {job.message}"
+        typer.echo(line)
+
+
+@app.command()
+def logs(
+    sweep: Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep name or job id.")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream until it ends.")] = False,
+    address: JobsAddress = None,
+) -> None:
+    """The driver's output of a sweep's latest job."""
+    from tuner.cluster import Cluster, ClusterError, check_jobs_address
+
+    try:
+        cluster = Cluster(check_jobs_address(address))
+        job = cluster.latest(sweep)
+        if follow:
+            cluster.follow_logs(job, lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+        else:
+            sys.stdout.write(cluster.logs(job))
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+@app.command()
+def stop(
+    sweep: Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep name or job id.")],
+    address: JobsAddress = None,
+    wait: Annotated[bool, typer.Option(help="Wait until the driver has saved and ended.")] = True,
+) -> None:
+    """Stop a submitted sweep; Ray Tune saves its state so `tuner resume` can continue it."""
+    from tuner.cluster import Cluster, ClusterError, check_jobs_address
+
+    try:
+        cluster = Cluster(check_jobs_address(address))
+        job = cluster.latest(sweep)
+        if job.finished:
+            _fail(f"job {job.submission_id} already ended: {job.status}", EXIT_FAILED)
+        cluster.stop(job)
+        typer.echo(f"stopping job {job.submission_id}")
+        state = job.status
+        while wait and state not in ("SUCCEEDED", "FAILED", "STOPPED"):
+            time.sleep(1)
+            state = cluster.status_of(job)
+    except ClusterError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    typer.echo(f"job {job.submission_id}: {state}; `tuner resume {job.sweep}` continues it")
 
 
 def _print_summary(result: SweepResult) -> None:
@@ -129,6 +402,11 @@ def _print_summary(result: SweepResult) -> None:
     out.print(
         f"\n{result.num_trials} trials: {finished} finished, "
         f"{result.num_stopped_early} stopped early by ASHA, {result.num_failed} failed"
+        + (
+            f"; {result.num_restarted} restarted from a checkpoint after losing a worker"
+            if result.num_restarted
+            else ""
+        )
     )
     out.print(f"best trial {best.trial_id}: {best.metric} = {best.value:.6g}", markup=False)
     for name, value in best.params.items():

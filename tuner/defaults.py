@@ -8,3 +8,5 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 # Ray Tune state and checkpoints, relative to the working directory.
 DEFAULT_STORAGE = "tuner_runs"
+# Set by `tuner submit` in the job's environment; the sweep's parent run is tagged with it.
+SUBMISSION_ID_ENV = "TUNER_SUBMISSION_ID"

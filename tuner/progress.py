@@ -18,7 +18,7 @@ from rich.table import Table
 
 from tuner.searchers import EarlyStops
 from tuner.spec import SweepSpec
-from tuner.tracking import result_step
+from tuner.tracking import restart_reason, result_step
 
 MAX_ROWS = 20
 # Ray's trial states in the words the summary and MLflow use.
@@ -126,6 +126,16 @@ class ProgressTable(Callback):  # type: ignore[misc]
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._line(trial)
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # Printed above a live table too: a lost node is news even when all goes on.
+        checkpoint = "its last checkpoint" if trial.checkpoint else "the start"
+        epoch = format_value(result_step(trial.last_result) if trial.last_result else None)
+        self._console.print(
+            f"trial {trial.trial_id} lost its worker at epoch {epoch} "
+            f"({restart_reason(trial)}); restarting from {checkpoint}",
+            highlight=False,
+        )
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         if self._live is None:

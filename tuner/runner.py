@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +21,8 @@ from ray import tune
 from ray.tune.search import Searcher
 from rich.console import Console
 
-from tuner.defaults import DEFAULT_TRACKING_URI
+from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
+from tuner.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.export import best_test_metrics, log_best_model
 from tuner.progress import ProgressTable
 from tuner.ray_session import check_local_resources, quiet_driver_output, start_or_join
@@ -30,10 +31,13 @@ from tuner.space import param_space
 from tuner.spec import SweepSpec
 from tuner.storage import Storage, resolve_storage
 from tuner.tracking import (
+    TAG_EXPERIMENT_PATH,
+    TAG_SUBMISSION,
     SweepRun,
     TrackingWriter,
     TrialTracker,
     check_tracking_reachable,
+    existing_trial_runs,
 )
 from tuner.trainables import resolve_trainable, with_absolute_paths
 
@@ -45,10 +49,11 @@ class SweepFailed(RuntimeError):
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C: Ray Tune stopped the trials and saved the experiment state."""
+    """Ctrl-C (or `tuner stop`): Ray Tune stopped the trials and saved the experiment state."""
 
-    def __init__(self, experiment_path: str) -> None:
+    def __init__(self, sweep: str, experiment_path: str) -> None:
         super().__init__(experiment_path)
+        self.sweep = sweep
         self.experiment_path = experiment_path
 
 
@@ -129,28 +134,27 @@ class SweepResult:
     num_trials: int
     num_stopped_early: int
     num_failed: int
+    num_restarted: int  # trials that lost their worker and resumed from a checkpoint
     best: BestTrial
     test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
 
 
-def _experiment_name() -> str:
-    return time.strftime("run-%Y%m%d-%H%M%S")
+def _trainable_with_resources(spec: SweepSpec) -> Any:
+    resources = {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu}
+    return tune.with_resources(resolve_trainable(spec.trainable), resources)
 
 
 def build_tuner(
     spec: SweepSpec,
-    storage: Storage,
-    experiment_name: str,
+    experiment: Experiment,
     callbacks: list[tune.Callback],
     early_stops: EarlyStops,
     *,
     on_cluster: bool,
 ) -> tune.Tuner:
-    trainable = resolve_trainable(spec.trainable)
-    resources = {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu}
     search_alg = build_search_algorithm(spec, early_stops)
     return tune.Tuner(
-        tune.with_resources(trainable, resources),
+        _trainable_with_resources(spec),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
@@ -167,9 +171,9 @@ def build_tuner(
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=experiment_name,
-            storage_path=f"{storage.path}/{spec.name}",
-            storage_filesystem=storage.filesystem,
+            name=experiment.name,
+            storage_path=experiment.parent,
+            storage_filesystem=experiment.storage.filesystem,
             callbacks=callbacks,
             verbose=0,
             # The latest checkpoint is what a restart resumes from and what we export; the
@@ -183,55 +187,107 @@ def build_tuner(
     )
 
 
+def restore_tuner(
+    spec: SweepSpec, experiment: Experiment, callbacks: list[tune.Callback]
+) -> tune.Tuner:
+    """The experiment's Tuner as Ray Tune saved it: unfinished and errored trials resume
+    from their latest checkpoints, finished ones stay finished, the searcher keeps its
+    history."""
+    tuner = tune.Tuner.restore(
+        experiment.path,
+        _trainable_with_resources(spec),
+        resume_errored=True,
+        storage_filesystem=experiment.storage.filesystem,
+    )
+    # Ray restores the callbacks it pickled at the start, without their tracking thread
+    # and terminal, and has no public way to pass new ones: hand it this driver's.
+    local = tuner._local_tuner
+    assert local is not None, "a driver (not a Ray Client) restores locally"
+    local.get_run_config().callbacks = callbacks
+    return tuner
+
+
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
     """Run a sweep to the end and return its best trial; see the README for what it records."""
     options = options or RunOptions()
     quiet_driver_output()
-    storage = _preflight(spec, options)
+    storage = resolve_storage(options.storage)
+    _preflight(spec, options)
     started_ray = start_or_join(options.address, options.num_cpus)
     try:
-        return _run_tracked(spec, options, storage)
+        sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
+        experiment = Experiment.new(storage, spec.name)
+        return _run_tracked(with_absolute_paths(spec), options, sweep, experiment, resumed=False)
     finally:
         if started_ray:
             ray.shutdown()
 
 
-def _preflight(spec: SweepSpec, options: RunOptions) -> Storage:
+def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepResult:
+    """Finish the latest experiment of a sweep from its storage, in its MLflow runs."""
+    options = options or RunOptions()
+    quiet_driver_output()
+    experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
+    spec = experiment.load_spec()
+    _preflight(spec, options)
+    if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
+        raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
+    started_ray = start_or_join(options.address, options.num_cpus)
+    try:
+        sweep = SweepRun.find(spec, options.tracking_uri, experiment.uri)
+        if sweep is None:  # the tracking store lost it: the rest goes into a new run
+            sweep = SweepRun.start(spec, None, options.tracking_uri)
+        elif sweep.status == RunStatus.to_string(RunStatus.FINISHED):
+            raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
+        else:
+            sweep.reopen()
+        return _run_tracked(spec, options, sweep, experiment, resumed=True)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _preflight(spec: SweepSpec, options: RunOptions) -> None:
     """Every check that can fail in seconds, before Ray starts or MLflow gets a run."""
-    storage = resolve_storage(options.storage)
     resolve_trainable(spec.trainable)  # import errors surface before anything starts
     if options.address is None and not ray.is_initialized():
         check_local_resources(spec, options.num_cpus)
     check_tracking_reachable(options.tracking_uri)
-    return storage
 
 
-def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> SweepResult:
-    sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
-    spec = with_absolute_paths(spec)
-    experiment_name = _experiment_name()
-    experiment_path = storage.uri_of(f"{storage.path}/{spec.name}/{experiment_name}")
-    sweep.client.set_tag(sweep.run_id, "tuner.experiment_path", experiment_path)
-
-    early_stops = EarlyStops()
+def _run_tracked(
+    spec: SweepSpec,
+    options: RunOptions,
+    sweep: SweepRun,
+    experiment: Experiment,
+    *,
+    resumed: bool,
+) -> SweepResult:
+    early_stops = EarlyStops.shared(experiment.uri)
+    storage = experiment.storage
     writer = TrackingWriter(sweep.client, sweep.experiment_id)
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
     interrupts = InterruptWatch()
     callbacks = [tracker, ProgressTable(spec, early_stops, options.console), interrupts]
     try:
-        tuner = build_tuner(
-            spec,
-            storage,
-            experiment_name,
-            callbacks,
-            early_stops,
-            on_cluster=options.address is not None,
-        )
+        tags = {TAG_EXPERIMENT_PATH: experiment.uri}
+        if os.environ.get(SUBMISSION_ID_ENV):
+            tags[TAG_SUBMISSION] = os.environ[SUBMISSION_ID_ENV]
+        sweep.set_tags(tags)
+        if resumed:
+            tracker.continue_runs(
+                existing_trial_runs(sweep.client, sweep.experiment_id, sweep.run_id, spec.metric)
+            )
+            tuner = restore_tuner(spec, experiment, callbacks)
+        else:
+            experiment.save_spec(spec)
+            on_cluster = options.address is not None
+            tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
         with _restored_sigint():
             results = tuner.fit()
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
-            raise SweepInterrupted(experiment_path)
+            raise SweepInterrupted(spec.name, experiment.uri)
         writer.flush()
         failed = results.num_errors
         best_result = _best_result(spec, results)
@@ -249,19 +305,25 @@ def _run_tracked(spec: SweepSpec, options: RunOptions, storage: Storage) -> Swee
                 log_best_model(sweep.client, best.run_id, spec.trainable, directory)
                 test_metrics = best_test_metrics(spec.trainable, directory)
             sweep.record_test(test_metrics, best.run_id)
+        restarted = len(tracker.restarts)
         sweep.finish(
             RunStatus.FINISHED,
-            {"tuner.failed_trials": str(failed), "tuner.stopped_early": str(len(early_stops))},
+            {
+                "tuner.failed_trials": str(failed),
+                "tuner.stopped_early": str(len(early_stops)),
+                "tuner.restarted_trials": str(restarted),
+            },
         )
         return SweepResult(
             name=spec.name,
             tracking_uri=options.tracking_uri,
             experiment_id=sweep.experiment_id,
             parent_run_id=sweep.run_id,
-            experiment_path=experiment_path,
+            experiment_path=experiment.uri,
             num_trials=len(results),
             num_stopped_early=len(early_stops),
             num_failed=failed,
+            num_restarted=restarted,
             best=best,
             test_metrics=test_metrics,
         )

@@ -10,7 +10,7 @@ OptunaSearch already reports every epoch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
@@ -32,10 +32,28 @@ TIME_ATTR = "training_iteration"
 
 
 class EarlyStops:
-    """The trials a scheduler stopped before max_t, shared by scheduler, searcher, tracker."""
+    """The trials a scheduler stopped before max_t, shared by scheduler, searcher, tracker.
 
-    def __init__(self) -> None:
+    Ray pickles the scheduler and searcher into the experiment and unpickles them on
+    restore, apart from each other and from our callbacks. A ledger therefore pickles as
+    its key: every copy unpickled in a process is that process's one ledger for the key.
+    """
+
+    _shared: ClassVar[dict[str, EarlyStops]] = {}
+
+    def __init__(self, key: str = "") -> None:
+        self.key = key
         self._trial_ids: set[str] = set()
+
+    @classmethod
+    def shared(cls, key: str) -> EarlyStops:
+        """The process's ledger for `key` (an experiment path), created on first use."""
+        if key not in cls._shared:
+            cls._shared[key] = cls(key)
+        return cls._shared[key]
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (EarlyStops.shared, (self.key,))
 
     def add(self, trial_id: str) -> None:
         self._trial_ids.add(trial_id)

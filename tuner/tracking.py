@@ -10,6 +10,7 @@ the tracking store.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -23,8 +24,11 @@ from urllib.error import URLError
 from urllib.parse import urlparse
 from urllib.request import urlopen
 
+import cloudpickle
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from ray.air.constants import EXPR_RESULT_FILE
+from ray.exceptions import RayActorError, RayTaskError
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
@@ -50,6 +54,13 @@ TAG_ERROR = "tuner.error"
 TAG_STOP_REASON = "tuner.stop_reason"  # a trainable that ended itself early says why
 TAG_BEST_RUN = "tuner.best_run_id"
 TAG_BEST_TRIAL = "tuner.best_trial_id"
+TAG_EXPERIMENT_PATH = "tuner.experiment_path"  # where Ray Tune keeps the sweep's state
+TAG_SUBMISSION = "tuner.submission_id"  # the Ray job that drives the sweep, if any
+TAG_RESTARTS = "tuner.restarts"  # times a trial restarted from its checkpoint
+TAG_RESTART_REASON = "tuner.restart_reason"  # "preempted", "node lost" or "error"
+TAG_KILLED = "tuner.killed"  # why a run was cut off (a Ctrl-C, a stop)
+# Tags that describe how a trial's run ended; a resumed trial is no longer in that state.
+_END_TAGS = (TAG_ERROR, TAG_KILLED)
 
 # Ray's bookkeeping keys are not the user's metrics; "epoch" is the step, not a metric.
 _NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag"}
@@ -116,7 +127,21 @@ class _EndRun:
     tags: dict[str, str]
 
 
-_Op = _CreateRun | _LogMetrics | _EndRun
+@dataclass(frozen=True)
+class _ReopenRun:
+    """A resumed trial's run is RUNNING again, without the tags of how it ended."""
+
+    trial_id: str
+    stale_tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _SetTags:
+    trial_id: str
+    tags: dict[str, str]
+
+
+_Op = _CreateRun | _LogMetrics | _EndRun | _ReopenRun | _SetTags
 
 
 class TrackingWriter:
@@ -133,6 +158,10 @@ class TrackingWriter:
 
     def submit(self, op: _Op) -> None:
         self._queue.put(op)
+
+    def adopt(self, trial_id: str, run_id: str) -> None:
+        """Write a restored trial's points into the run it already has."""
+        self._run_ids[trial_id] = run_id
 
     def run_id(self, trial_id: str) -> str | None:
         """Child run of a trial; only meaningful after flush()."""
@@ -196,18 +225,64 @@ class TrackingWriter:
                     run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH]
                 )
 
-    def _execute(self, op: _CreateRun | _EndRun) -> None:
+    def _execute(self, op: _CreateRun | _EndRun | _ReopenRun | _SetTags) -> None:
         if isinstance(op, _CreateRun):
             run = self._client.create_run(self._experiment_id, run_name=op.run_name, tags=op.tags)
             self._run_ids[op.trial_id] = run.info.run_id
             params = [Param(key, value) for key, value in op.params.items()]
             if params:
                 self._client.log_batch(run.info.run_id, params=params)
-        else:
-            run_id = self._run_ids[op.trial_id]
-            if op.tags:
-                self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op.tags.items()])
+            return
+        run_id = self._run_ids[op.trial_id]
+        if isinstance(op, _ReopenRun):
+            self._client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            for key in op.stale_tags:
+                self._client.delete_tag(run_id, key)
+            return
+        if op.tags:
+            self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op.tags.items()])
+        if isinstance(op, _EndRun):
             self._client.set_terminated(run_id, status=op.status)
+
+
+@dataclass(frozen=True)
+class ExistingRun:
+    """A trial's child run from before a resume, and how far it got."""
+
+    run_id: str
+    last_step: int
+    stale_tags: tuple[str, ...]  # end-of-run tags to drop if the trial runs again
+    stopped_early: bool
+    restarts: int
+
+
+def existing_trial_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str
+) -> dict[str, ExistingRun]:
+    """The sweep's child runs by trial id, with the last step each logged."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
+        max_results=50000,
+    )
+    existing = {}
+    for run in runs:
+        tags = run.data.tags
+        if TAG_TRIAL_ID not in tags:
+            continue
+        last_step = 0
+        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+            # Only an unfinished trial can report again; finished ones cost no request.
+            history = client.get_metric_history(run.info.run_id, metric)
+            last_step = max((point.step for point in history), default=0)
+        existing[tags[TAG_TRIAL_ID]] = ExistingRun(
+            run_id=run.info.run_id,
+            last_step=last_step,
+            stale_tags=tuple(tag for tag in _END_TAGS if tag in tags),
+            stopped_early=TAG_STOPPED_EARLY in tags,
+            restarts=int(tags.get(TAG_RESTARTS, "0")),
+        )
+    return existing
 
 
 class TrialTracker(Callback):  # type: ignore[misc]
@@ -227,9 +302,23 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._early_stops = early_stops
         self._checkpoint_uri = checkpoint_uri
         self._started: set[str] = set()
-        self._ended: set[str] = set()
+        self._open: set[str] = set()  # runs this driver created or reopened, not yet ended
         self._stop_reasons: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
+        self._existing: dict[str, ExistingRun] = {}
+        self.restarts: dict[str, int] = {}  # trial id -> restarts from a checkpoint
+
+    def continue_runs(self, existing: dict[str, ExistingRun]) -> None:
+        """After a resume: trials Ray Tune restores keep their runs and logged steps."""
+        self._existing = dict(existing)
+        for trial_id, run in existing.items():
+            self._writer.adopt(trial_id, run.run_id)
+            self._started.add(trial_id)
+            self._last_step[trial_id] = run.last_step
+            if run.restarts:
+                self.restarts[trial_id] = run.restarts
+            if run.stopped_early:
+                self._early_stops.add(trial_id)
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks into the experiment for restore; a restore brings its
@@ -237,10 +326,18 @@ class TrialTracker(Callback):  # type: ignore[misc]
         return {**self.__dict__, "_writer": None}
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # A restored trial runs again in the run it had: reopen that run once.
+        existing = self._existing.pop(trial.trial_id, None)
+        if existing is not None:
+            self._writer.submit(_ReopenRun(trial.trial_id, existing.stale_tags))
+            self._open.add(trial.trial_id)
+            self._backfill(trial)
+            return
         # Called again when a failed trial restarts: its run and params are already there.
         if trial.trial_id in self._started:
             return
         self._started.add(trial.trial_id)
+        self._open.add(trial.trial_id)
         params = {name: _param_value(trial.config.get(name)) for name in self._searched}
         tags = {
             TAG_PARENT: self._parent_run_id,
@@ -248,6 +345,28 @@ class TrialTracker(Callback):  # type: ignore[misc]
             TAG_TRIAL_ID: trial.trial_id,
         }
         self._writer.submit(_CreateRun(trial.trial_id, str(trial), params, tags))
+
+    def _backfill(self, trial: Any) -> None:
+        """Log the results a lost driver received but had not written yet.
+
+        The trial resumes from the checkpoint in Ray's last experiment snapshot; the
+        results before it are not reported again, but Ray kept them in the trial's
+        result.json, uploaded with that same snapshot.
+        """
+        try:
+            with trial.storage.storage_filesystem.open_input_stream(
+                f"{trial.path}/{EXPR_RESULT_FILE}"
+            ) as stream:
+                lines = stream.read().decode().splitlines()
+        except (OSError, AttributeError):  # no results saved yet: nothing was lost
+            return
+        for line in lines:
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:  # a line cut off by the crash
+                continue
+            if isinstance(result, dict):
+                self.on_trial_result(0, [], trial, result)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -279,6 +398,13 @@ class TrialTracker(Callback):  # type: ignore[misc]
             tags[TAG_STOPPED_AT] = str(self._last_step.get(trial.trial_id, 0))
         self._end(trial.trial_id, status, tags)
 
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A trial lost its worker and will restart from its last checkpoint."""
+        restarts = self.restarts.get(trial.trial_id, 0) + 1
+        self.restarts[trial.trial_id] = restarts
+        tags = {TAG_RESTARTS: str(restarts), TAG_RESTART_REASON: restart_reason(trial)}
+        self._writer.submit(_SetTags(trial.trial_id, tags))
+
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tags = self._checkpoint_tag(trial)
         tags[TAG_ERROR] = _error_summary(trial)
@@ -286,11 +412,11 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def end_open_runs(self, reason: str) -> None:
         """Close the runs of trials cut off by an interrupt: KILLED, with the reason."""
-        for trial_id in self._started - self._ended:
-            self._end(trial_id, RunStatus.to_string(RunStatus.KILLED), {"tuner.killed": reason})
+        for trial_id in list(self._open):
+            self._end(trial_id, RunStatus.to_string(RunStatus.KILLED), {TAG_KILLED: reason})
 
     def _end(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
-        self._ended.add(trial_id)
+        self._open.discard(trial_id)
         self._writer.submit(_EndRun(trial_id, status, tags))
 
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
@@ -300,6 +426,20 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
 def _param_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def restart_reason(trial: Any) -> str:
+    """Why a trial is restarting: its node was preempted (drained), lost, or it raised."""
+    try:
+        with open(trial.pickled_error_file, "rb") as file:
+            error = cloudpickle.load(file)
+    except Exception:  # no readable error: say what we know
+        return "error"
+    if isinstance(error, RayTaskError):
+        error = error.as_instanceof_cause()
+    if isinstance(error, RayActorError):
+        return "preempted" if error.preempted else "node lost"
+    return "error"
 
 
 def _error_summary(trial: Any) -> str:
@@ -351,6 +491,39 @@ class SweepRun:
         if spec_path is not None:
             client.log_artifact(sweep.run_id, str(spec_path), artifact_path="spec")
         return sweep
+
+    @classmethod
+    def find(cls, spec: SweepSpec, tracking_uri: str, experiment_path: str) -> SweepRun | None:
+        """The parent run of the sweep kept at `experiment_path`; None if none exists."""
+        client = MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(spec.name)
+        if experiment is None:
+            return None
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=(
+                f"tags.`{TAG_ROLE}` = 'sweep' "
+                f"and tags.`{TAG_EXPERIMENT_PATH}` = '{experiment_path}'"
+            ),
+            max_results=1,
+        )
+        if not runs:
+            return None
+        return cls(client, experiment.experiment_id, runs[0].info.run_id)
+
+    def reopen(self) -> None:
+        """A resumed sweep's run is RUNNING again and counts its resumes."""
+        run = self.client.get_run(self.run_id)
+        resumes = int(run.data.tags.get("tuner.resumes", "0")) + 1
+        self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        self.set_tags({"tuner.resumes": str(resumes)})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    @property
+    def status(self) -> str:
+        return str(self.client.get_run(self.run_id).info.status)
 
     def record_best(
         self, metric: str, value: float, params: dict[str, Any], trial_id: str, run_id: str | None

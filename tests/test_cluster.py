@@ -1,0 +1,457 @@
+"""Sweeps on a real multi-node Ray cluster through the Jobs API, checkpoints on S3.
+
+The parts are real and all on 127.0.0.1: a Ray head with no CPUs and its dashboard
+(the Jobs API), two 1-CPU worker nodes, token auth on; a `mlflow server`; moto's S3
+server over HTTP. The tests act as a user: `tuner submit/status/logs/stop/resume`, and
+they kill a worker node (a spot preemption) and the driver (a lost head process).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from mlflow import MlflowClient
+from moto.server import ThreadedMotoServer
+from ray._private import ray_constants
+from ray._raylet import AuthenticationTokenLoader, Config
+from ray.cluster_utils import Cluster
+from ray.job_submission import JobSubmissionClient
+
+from tests.conftest import free_port, run_cli
+from tuner.preemption import Notice, drain_with_ray
+
+pytestmark = pytest.mark.e2e
+
+BUCKET = "sweeps"
+
+TRAINABLE = textwrap.dedent(
+    """
+    import json
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import ray
+    from ray import tune
+
+
+    def fit(config: dict) -> None:
+        \"\"\"Checkpoints every epoch; logs each epoch it runs to a file the test reads.\"\"\"
+        epoch = 0
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                epoch = json.loads(Path(folder, "state.json").read_text())["epoch"]
+        ran = Path(config["log_dir"], tune.get_context().get_trial_id())
+        while epoch < config["epochs"]:
+            epoch += 1
+            time.sleep(config["epoch_seconds"])
+            with ran.open("a") as log:
+                log.write(f"{epoch} {ray.get_runtime_context().get_node_id()}\\n")
+            with tempfile.TemporaryDirectory() as folder:
+                Path(folder, "state.json").write_text(json.dumps({"epoch": epoch}))
+                tune.report(
+                    {"epoch": epoch, "score": config["x"] * epoch},
+                    checkpoint=tune.Checkpoint.from_directory(folder),
+                )
+    """
+)
+
+
+@dataclass
+class RayCluster:
+    cluster: Cluster
+    jobs_url: str
+    token: str
+    s3_endpoint: str
+    tracking_uri: str
+    workers: list[Any]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A user's shell pointed at the cluster."""
+        return {"RAY_ADDRESS": self.jobs_url, "RAY_AUTH_TOKEN": self.token, **extra}
+
+
+def refresh_ray_auth() -> None:
+    """Ray reads its auth mode at import and caches the first token it loads."""
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def add_worker(cluster: Cluster) -> Any:
+    """A 1-CPU worker node. Nodes on one machine share a session folder; each needs its
+    own runtime-env folder, or one node's clean-up deletes the job's working directory
+    under another's feet (separate machines never share it)."""
+    return cluster.add_node(
+        num_cpus=1,
+        node_ip_address="127.0.0.1",
+        runtime_env_dir_name=f"runtime_resources_{secrets.token_hex(4)}",
+    )
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(mlflow_server: str) -> Iterator[RayCluster]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
+    with pytest.MonkeyPatch.context() as patch:
+        s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+        s3.start()
+        endpoint = f"http://127.0.0.1:{s3._port}"
+        token = secrets.token_hex(16)
+        # Every Ray process inherits these: the nodes' S3 access (an instance role on
+        # AWS), token auth, loopback only, and the `tuner` command on the head's PATH.
+        for key, value in {
+            "AWS_ENDPOINT_URL_S3": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": token,
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        }.items():
+            patch.setenv(key, value)
+        patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+        refresh_ray_auth()  # this process starts the nodes
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        dashboard_port = free_port()
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 0,  # the driver's node: trials run on the workers only
+                "node_ip_address": "127.0.0.1",
+                "include_dashboard": True,
+                "dashboard_host": "127.0.0.1",
+                "dashboard_port": dashboard_port,
+                "runtime_env_dir_name": "runtime_resources_head",
+            },
+        )
+        workers = [add_worker(cluster) for _ in range(2)]
+        try:
+            yield RayCluster(
+                cluster=cluster,
+                jobs_url=f"http://127.0.0.1:{dashboard_port}",
+                token=token,
+                s3_endpoint=endpoint,
+                tracking_uri=mlflow_server,
+                workers=workers,
+            )
+        finally:
+            cluster.shutdown()
+            s3.stop()
+    refresh_ray_auth()  # back to what the other test modules expect
+
+
+def write_project(root: Path, name: str, **overrides: Any) -> Path:
+    """A user's project folder: their trainable and a sweep file."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cluster_trial.py").write_text(TRAINABLE)
+    (root / "logs").mkdir(exist_ok=True)
+    spec = {
+        "name": name,
+        "trainable": "cluster_trial:fit",
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 4,
+        "searcher": {"kind": "random", "seed": 0},
+        "max_concurrent_trials": 2,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "config": {"epochs": 4, "epoch_seconds": 0.2, "log_dir": str(root / "logs")},
+    }
+    spec.update(overrides)
+    (root / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    return root / "sweep.yaml"
+
+
+def tuner(cluster: RayCluster, project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=project, env=cluster.env(), timeout=300)
+
+
+def submit(cluster: RayCluster, project: Path) -> None:
+    storage = f"s3://{BUCKET}/sweeps"
+    done = tuner(
+        cluster, project, "submit", "sweep.yaml",
+        "--storage", storage, "--tracking-uri", cluster.tracking_uri,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "submitted sweep" in done.stdout
+
+
+def sweep_status(cluster: RayCluster, project: Path, sweep: str) -> list[dict[str, Any]]:
+    done = tuner(cluster, project, "status", sweep, "--json")
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def wait_for(
+    condition: Callable[[], Any], what: str, timeout: float = 240, every: float = 0.5
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_until_job_ends(cluster: RayCluster, project: Path, sweep: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        latest = sweep_status(cluster, project, sweep)[-1]
+        return latest if latest["status"] in ("SUCCEEDED", "FAILED", "STOPPED") else None
+
+    return dict(wait_for(ended, f"the job of {sweep} to end", every=1.0))
+
+
+def assert_succeeded(cluster: RayCluster, project: Path, final: dict[str, Any]) -> None:
+    if final["status"] != "SUCCEEDED":
+        logs = tuner(cluster, project, "logs", final["job"]).stdout
+        raise AssertionError(f"job {final['job']} {final['status']}:\n{logs[-3000:]}")
+
+
+def epochs_run(project: Path) -> dict[str, list[tuple[int, str]]]:
+    """Each trial's (epoch, node id) in the order they ran, from the trainable's own log."""
+    return {
+        log.name: [
+            (int(epoch), node) for epoch, node in map(str.split, log.read_text().splitlines())
+        ]
+        for log in (project / "logs").iterdir()
+    }
+
+
+def trial_runs(tracking_uri: str, sweep: str) -> list[Any]:
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(sweep)
+    assert experiment is not None
+    return list(client.search_runs([experiment.experiment_id], "tags.`tuner.role` = 'trial'"))
+
+
+def sweep_runs(tracking_uri: str, sweep: str) -> list[Any]:
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(sweep)
+    assert experiment is not None
+    return list(client.search_runs([experiment.experiment_id], "tags.`tuner.role` = 'sweep'"))
+
+
+def logged_steps(tracking_uri: str, run_id: str) -> list[int]:
+    history = MlflowClient(tracking_uri).get_metric_history(run_id, "score")
+    return sorted(point.step for point in history)
+
+
+def s3_keys(cluster: RayCluster, prefix: str) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=cluster.s3_endpoint)
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    write_project(project, "cluster-submit")
+    submit(ray_cluster, project)
+
+    final = wait_until_job_ends(ray_cluster, project, "cluster-submit")
+    assert_succeeded(ray_cluster, project, final)
+    assert final["trials"] == 4
+    assert final["by_state"] == {"finished": 4}
+    assert final["best_value"] == pytest.approx(
+        max(
+            run.data.metrics["score"]
+            for run in trial_runs(ray_cluster.tracking_uri, "cluster-submit")
+        )
+    )
+
+    # The driver ran on the head node, never on a (spot) worker.
+    jobs = JobSubmissionClient(ray_cluster.jobs_url, headers={
+        "Authorization": f"Bearer {ray_cluster.token}"
+    })  # fmt: skip
+    info = jobs.get_job_info(final["job"])
+    assert info.driver_node_id == ray_cluster.cluster.head_node.node_id
+
+    # Every trial in MLflow under one finished parent, every epoch once.
+    (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-submit")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tuner.submission_id"] == final["job"]
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-submit")
+    assert len(runs) == 4
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert logged_steps(ray_cluster.tracking_uri, run.info.run_id) == [1, 2, 3, 4]
+
+    # Experiment state and every trial's checkpoints are objects in the bucket.
+    experiment = parent.data.tags["tuner.experiment_path"]
+    assert experiment.startswith(f"s3://{BUCKET}/sweeps/cluster-submit/run-")
+    keys = s3_keys(ray_cluster, experiment.removeprefix(f"s3://{BUCKET}/"))
+    assert any(key.endswith("/sweep.yaml") for key in keys)
+    assert any("experiment_state" in key for key in keys)
+    for run in runs:
+        trial_id = run.data.tags["tuner.trial_id"]
+        assert any(f"trial_{trial_id}/checkpoint_" in key for key in keys), trial_id
+        assert run.data.tags["tuner.checkpoint"].startswith(f"s3://{BUCKET}/")
+
+    logs = tuner(ray_cluster, project, "logs", "cluster-submit")
+    assert logs.returncode == 0, logs.stderr
+    assert "best trial" in logs.stdout
+
+
+def test_a_preempted_worker_costs_at_most_an_epoch(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_project(project, "cluster-preempt", config={
+        "epochs": 8, "epoch_seconds": 0.5, "log_dir": str(project / "logs"),
+    })  # fmt: skip
+    submit(ray_cluster, project)
+    # Both workers busy, each trial a few epochs in.
+    wait_for(
+        lambda: sum(len(epochs) >= 2 for epochs in epochs_run(project).values()) >= 2,
+        "two trials to run two epochs",
+    )
+    victim = ray_cluster.workers.pop(0)
+    # What the preemption watcher does on a spot notice, then the instance goes away;
+    # the autoscaling group brings a new one.
+    drain_with_ray(ray_cluster.cluster.address, victim.node_id)(
+        Notice(action="terminate", time=datetime.now(timezone.utc) + timedelta(minutes=2))
+    )
+    ray_cluster.cluster.remove_node(victim, allow_graceful=False)
+    ray_cluster.workers.append(add_worker(ray_cluster.cluster))
+
+    final = wait_until_job_ends(ray_cluster, project, "cluster-preempt")
+    assert_succeeded(ray_cluster, project, final)
+    assert final["by_state"] == {"finished": 4}
+
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-preempt")
+    restarted = [run for run in runs if "tuner.restarts" in run.data.tags]
+    assert restarted, "the trial on the lost node restarted"
+    for run in restarted:
+        assert run.data.tags["tuner.restart_reason"] == "preempted"
+    for run in runs:
+        # Every epoch logged once, although the restarted trials ran some twice.
+        assert logged_steps(ray_cluster.tracking_uri, run.info.run_id) == list(range(1, 9))
+    ran = epochs_run(project)
+    for run in restarted:
+        epochs = ran[run.data.tags["tuner.trial_id"]]
+        moved = next(i for i in range(1, len(epochs)) if epochs[i][1] != epochs[i - 1][1])
+        assert epochs[moved - 1][1] == victim.node_id
+        # It went on from its last checkpoint on another node: at most the epoch in
+        # flight ran again, and nothing before it.
+        assert epochs[moved][0] in (epochs[moved - 1][0], epochs[moved - 1][0] + 1)
+        assert [epoch for epoch, _ in epochs[moved:]] == list(range(epochs[moved][0], 9))
+    (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-preempt")
+    assert parent.data.tags["tuner.restarted_trials"] == str(len(restarted))
+    logs = tuner(ray_cluster, project, "logs", "cluster-preempt")
+    assert "preempted" in logs.stdout
+
+
+def test_resume_finishes_a_sweep_whose_driver_died(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_project(project, "cluster-resume", num_samples=5, config={
+        "epochs": 6, "epoch_seconds": 0.4, "log_dir": str(project / "logs"),
+    })  # fmt: skip
+    submit(ray_cluster, project)
+    wait_for(
+        lambda: (
+            sum(len(epochs) >= 6 for epochs in epochs_run(project).values()) >= 1
+            and sum(len(epochs) >= 2 for epochs in epochs_run(project).values()) >= 3
+        ),
+        "one trial finished and two more under way",
+    )
+    job = sweep_status(ray_cluster, project, "cluster-resume")[-1]["job"]
+    jobs = JobSubmissionClient(ray_cluster.jobs_url, headers={
+        "Authorization": f"Bearer {ray_cluster.token}"
+    })  # fmt: skip
+    driver = jobs.get_job_info(job).driver_info
+    assert driver is not None
+    os.kill(int(driver.pid), signal.SIGKILL)  # the driver is lost, without a word
+    died = wait_until_job_ends(ray_cluster, project, "cluster-resume")
+    assert died["status"] == "FAILED"
+
+    resumed = tuner(ray_cluster, project, "resume", "cluster-resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming sweep cluster-resume" in resumed.stdout
+    final = wait_until_job_ends(ray_cluster, project, "cluster-resume")
+    assert_succeeded(ray_cluster, project, final)
+    assert final["job"] != job
+
+    (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-resume")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tuner.resumes"] == "1"
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-resume")
+    assert len(runs) == 5, "exactly num_samples trials: none started twice"
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert logged_steps(ray_cluster.tracking_uri, run.info.run_id) == list(range(1, 7))
+
+
+def test_stop_then_resume(ray_cluster: RayCluster, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    write_project(project, "cluster-stop", config={
+        "epochs": 6, "epoch_seconds": 0.4, "log_dir": str(project / "logs"),
+    })  # fmt: skip
+    submit(ray_cluster, project)
+    wait_for(
+        lambda: sum(len(epochs) >= 2 for epochs in epochs_run(project).values()) >= 2,
+        "two trials under way",
+    )
+    stopped = tuner(ray_cluster, project, "stop", "cluster-stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "STOPPED" in stopped.stdout
+    (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-stop")
+    assert parent.info.status == "KILLED"
+    cut_off = [run for run in trial_runs(ray_cluster.tracking_uri, "cluster-stop")
+               if run.info.status == "KILLED"]  # fmt: skip
+    assert cut_off and all(run.data.tags["tuner.killed"] == "interrupted" for run in cut_off)
+
+    resumed = tuner(ray_cluster, project, "resume", "cluster-stop")
+    assert resumed.returncode == 0, resumed.stderr
+    final = wait_until_job_ends(ray_cluster, project, "cluster-stop")
+    assert_succeeded(ray_cluster, project, final)
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-stop")
+    assert len(runs) == 4
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert "tuner.killed" not in run.data.tags
+        assert logged_steps(ray_cluster.tracking_uri, run.info.run_id) == list(range(1, 7))
+
+
+def test_wrong_token_and_bad_input_are_one_line_errors(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    write_project(project, "cluster-errors")
+    wrong = run_cli("status", cwd=project, env=ray_cluster.env(RAY_AUTH_TOKEN="0" * 32))
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"error: the Ray cluster at {ray_cluster.jobs_url} rejected the auth token "
+        "(is it the cluster's?)"
+    ]
+
+    unreachable = run_cli(
+        "status", cwd=project, env=ray_cluster.env(RAY_ADDRESS=f"http://127.0.0.1:{free_port()}")
+    )
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("error: cannot reach the Ray Jobs API at")
+    assert len(unreachable.stderr.strip().splitlines()) == 1
+
+    no_storage = tuner(ray_cluster, project, "submit", "sweep.yaml",
+                       "--tracking-uri", ray_cluster.tracking_uri)  # fmt: skip
+    assert no_storage.returncode == 2
+    assert "--storage: a cluster sweep needs shared storage" in no_storage.stderr
+
+    unknown = tuner(ray_cluster, project, "logs", "no-such-sweep")
+    assert unknown.returncode == 1
+    assert "no sweep or job named 'no-such-sweep'" in unknown.stderr

@@ -1,0 +1,86 @@
+"""A sweep's Ray Tune experiments in storage: `STORAGE/SWEEP/run-YYYYmmdd-HHMMSS/`.
+
+Each experiment folder also holds the sweep file it ran (`sweep.yaml`), so that
+`tuner resume SWEEP` needs only the storage location, not the user's original file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyarrow.fs
+import yaml
+
+from tuner.spec import SweepSpec, parse_spec
+from tuner.storage import Storage
+
+SPEC_FILE = "sweep.yaml"
+RUN_PREFIX = "run-"
+
+
+class NothingToResume(RuntimeError):
+    """No restorable experiment of the sweep exists in the storage (exit status 1)."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    storage: Storage
+    sweep: str
+    name: str  # run-YYYYmmdd-HHMMSS: sorts by start time
+
+    @classmethod
+    def new(cls, storage: Storage, sweep: str) -> Experiment:
+        return cls(storage, sweep, time.strftime(f"{RUN_PREFIX}%Y%m%d-%H%M%S"))
+
+    @property
+    def parent(self) -> str:
+        """Ray's storage_path: the sweep's folder (scheme-less on S3)."""
+        return f"{self.storage.path}/{self.sweep}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent}/{self.name}"
+
+    @property
+    def uri(self) -> str:
+        """Where a user finds it: a local path or s3://bucket/..."""
+        return self.storage.uri_of(self.path)
+
+    def save_spec(self, spec: SweepSpec) -> None:
+        text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True))
+        filesystem = _filesystem(self.storage)
+        filesystem.create_dir(self.path, recursive=True)
+        with filesystem.open_output_stream(f"{self.path}/{SPEC_FILE}") as out:
+            out.write(text.encode())
+
+    def load_spec(self) -> SweepSpec:
+        location = f"{self.uri}/{SPEC_FILE}"
+        try:
+            with _filesystem(self.storage).open_input_stream(f"{self.path}/{SPEC_FILE}") as src:
+                text = src.read().decode()
+        except (FileNotFoundError, OSError) as exc:
+            raise NothingToResume(f"{location}: cannot read the sweep file: {exc}") from None
+        return parse_spec(yaml.safe_load(text), location)
+
+
+def latest_experiment(storage: Storage, sweep: str) -> Experiment:
+    """The sweep's most recent experiment in `storage`."""
+    filesystem = _filesystem(storage)
+    folder = f"{storage.path}/{sweep}"
+    try:
+        entries = filesystem.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+    except OSError as exc:
+        raise NothingToResume(f"cannot list {storage.uri_of(folder)}: {exc}") from None
+    names = sorted(
+        entry.base_name
+        for entry in entries
+        if entry.type == pyarrow.fs.FileType.Directory and entry.base_name.startswith(RUN_PREFIX)
+    )
+    if not names:
+        raise NothingToResume(f"no experiment of sweep {sweep!r} in {storage.uri_of(folder)}")
+    return Experiment(storage, sweep, names[-1])
+
+
+def _filesystem(storage: Storage) -> pyarrow.fs.FileSystem:
+    return storage.filesystem or pyarrow.fs.LocalFileSystem()
