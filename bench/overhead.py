@@ -58,20 +58,22 @@ def create_tracking_store(path: str) -> float:
     return time.perf_counter() - started
 
 
+def overhead_sweep(configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The configurations as a tuner sweep file: a grid over the learning rates."""
+    return {
+        "name": "bench-overhead",
+        "trainable": "bench.workload:ray_trainable",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "searcher": {"kind": "grid"},
+        "max_concurrent_trials": SLOTS,
+        "params": {"lr": {"type": "grid", "values": [c["lr"] for c in configs]}},
+        "config": {k: v for k, v in configs[0].items() if k != "lr"},
+    }
+
+
 def tuner_sweep(configs: list[dict[str, Any]], storage: str) -> None:
-    run_tuner(
-        {
-            "name": "bench-overhead",
-            "trainable": "bench.workload:ray_trainable",
-            "metric": "val_accuracy",
-            "mode": "max",
-            "searcher": {"kind": "grid"},
-            "max_concurrent_trials": SLOTS,
-            "params": {"lr": {"type": "grid", "values": [c["lr"] for c in configs]}},
-            "config": {k: v for k, v in configs[0].items() if k != "lr"},
-        },
-        storage,
-    )
+    run_tuner(overhead_sweep(configs), storage)
 
 
 def plain_optuna(configs: list[dict[str, Any]], workers: int) -> None:

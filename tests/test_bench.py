@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import overhead, scale
+from bench import overhead, scale, search, tracking
 
 pytestmark = pytest.mark.bench
 
@@ -38,3 +38,33 @@ def test_scale_benchmark_reports_rate_overhead_and_memory(tmp_path: Path) -> Non
     for system in ("tuner", "ray tune (reuse_actors)"):
         assert result["wall_s"][system] > 0
         assert result["driver_rss"][system]["end_mb"] > 0
+
+
+def test_tracking_benchmark_compares_mlflow_on_and_off(tmp_path: Path) -> None:
+    result = json.loads(tracking.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert set(result["median_wall_s"]) == {
+        "tuner, MLflow on",
+        "tuner, MLflow off",
+        "ray tune + MLflowLoggerCallback",
+        "ray tune, no tracking",
+    }
+    assert all(len(runs) == 1 and runs[0] > 0 for runs in result["wall_s"].values())
+    assert result["tuner_tracking_cost"] > -1
+
+
+def test_search_benchmark_traces_regret_against_cost(tmp_path: Path) -> None:
+    result = json.loads(search.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert result["budget_epochs"] == 4 * search.MAX_T
+    assert set(result["systems"]) == set(search.SYSTEMS)
+    for figures in result["systems"].values():
+        per_seed = figures["regret_per_seed"][str(result["budget_epochs"])]
+        assert len(per_seed) == 2
+        # Regret is measured against the true optimum: never negative.
+        assert all(regret >= 0 for regret in per_seed)
+
+
+def test_hartmann_has_its_published_minimum() -> None:
+    optimum = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]
+    assert search.hartmann(optimum) == pytest.approx(search.F_STAR, abs=1e-4)
+    # Lower fidelity shifts the value, by at most 0.1 (the first weight's shift).
+    assert abs(search.hartmann(optimum, 0.0) - search.F_STAR) <= 0.1

@@ -99,7 +99,9 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
 
 
 SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    # With trials in parallel, TPE would otherwise suggest the running trials' neighbours
+    # again: the constant liar counts them as bad until they report.
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
     "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
     # Categorical params fall back to independent sampling; that is expected, not news.
     "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
