@@ -162,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         args.trials, args.epochs = 4, 2
     result = run(args.trials, args.epochs, args.hidden)
     name = "overhead-smoke" if args.smoke else "overhead"
+    if not args.smoke and (args.trials, args.epochs) != (24, 10):
+        name = f"overhead-n{args.trials}-e{args.epochs}"
     return write(name, result, table(result), args.out)
 
 
