@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,11 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MLflow tracking server on 127.0.0.1 with a SQLite backend and proxied artifacts."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def running_mlflow_server(
+    root: Path, artifacts_destination: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """A real MLflow tracking server on 127.0.0.1: SQLite backend, proxied artifacts."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     log = (root / "server.log").open("wb")
@@ -53,9 +55,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--port", str(port),
             "--workers", "1",
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
+            "--artifacts-destination", artifacts_destination,
         ],
         cwd=root,
+        env={**os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -79,6 +82,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One MLflow server for the session, artifacts in a local folder."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with running_mlflow_server(root, str(root / "artifacts")) as uri:
+        yield uri
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,6 +18,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -33,12 +34,13 @@ from ray._raylet import AuthenticationTokenLoader, Config
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
 
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli, running_mlflow_server
 from tuner.preemption import Notice, drain_with_ray
 
 pytestmark = pytest.mark.e2e
 
 BUCKET = "sweeps"
+MLFLOW_ARTIFACTS = "mlflow"
 
 TRAINABLE = textwrap.dedent(
     """
@@ -106,9 +108,9 @@ def add_worker(cluster: Cluster) -> Any:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(mlflow_server: str) -> Iterator[RayCluster]:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
         s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
         s3.start()
         endpoint = f"http://127.0.0.1:{s3._port}"
@@ -129,6 +131,16 @@ def ray_cluster(mlflow_server: str) -> Iterator[RayCluster]:
         patch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
         refresh_ray_auth()  # this process starts the nodes
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        # The tracking server keeps artifacts in the same bucket (proxied artifacts): the
+        # nodes reach S3 for checkpoints only, clients reach MLflow only.
+        mlflow_root = tmp_path_factory.mktemp("mlflow-s3")
+        mlflow_server = stack.enter_context(
+            running_mlflow_server(
+                mlflow_root,
+                f"s3://{BUCKET}/{MLFLOW_ARTIFACTS}",
+                env={"MLFLOW_S3_ENDPOINT_URL": endpoint},
+            )
+        )
         dashboard_port = free_port()
         cluster = Cluster(
             initialize_head=True,
@@ -270,11 +282,16 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
     assert_succeeded(ray_cluster, project, final)
     assert final["trials"] == 4
     assert final["by_state"] == {"finished": 4}
-    assert final["best_value"] == pytest.approx(
-        max(
-            run.data.metrics["score"]
-            for run in trial_runs(ray_cluster.tracking_uri, "cluster-submit")
-        )
+    scores = [
+        run.data.metrics["score"] for run in trial_runs(ray_cluster.tracking_uri, "cluster-submit")
+    ]
+    assert final["best_value"] == pytest.approx(max(scores))
+
+    shown = tuner(ray_cluster, project, "status", "cluster-submit")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == (
+        f"cluster-submit  job {final['job']} (run): SUCCEEDED; 4 trials (4 finished); "
+        f"best score = {max(scores):.6g} (trial {final['best_trial']})"
     )
 
     # The driver ran on the head node, never on a (spot) worker.
@@ -304,6 +321,12 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
         trial_id = run.data.tags["tuner.trial_id"]
         assert any(f"trial_{trial_id}/checkpoint_" in key for key in keys), trial_id
         assert run.data.tags["tuner.checkpoint"].startswith(f"s3://{BUCKET}/")
+
+    # MLflow's artifacts (here the sweep file) landed in the bucket through the server.
+    mlflow_keys = s3_keys(ray_cluster, f"{MLFLOW_ARTIFACTS}/")
+    assert any(
+        parent.info.run_id in key and key.endswith("spec/sweep.yaml") for key in mlflow_keys
+    ), mlflow_keys
 
     logs = tuner(ray_cluster, project, "logs", "cluster-submit")
     assert logs.returncode == 0, logs.stderr
