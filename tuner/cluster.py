@@ -237,30 +237,21 @@ def trial_counts(tracking_uri: str, sweep: str, submission_id: str) -> TrialCoun
 
     from tuner.tracking import (
         TAG_PARENT,
-        TAG_ROLE,
         TAG_STOPPED_EARLY,
         TAG_SUBMISSION,
         TAG_TRIAL_ID,
+        find_sweep_run,
     )
 
     client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(sweep)
-    if experiment is None:
+    found = find_sweep_run(client, sweep, TAG_SUBMISSION, submission_id)
+    if found is None:
         return None
-    parents = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=(
-            f"tags.`{TAG_ROLE}` = 'sweep' and tags.`{TAG_SUBMISSION}` = '{submission_id}'"
-        ),
-        max_results=1,
-    )
-    if not parents:
-        return None
-    parent = parents[0]
+    experiment_id, parent = found
     metric = parent.data.tags.get("tuner.metric")
     sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
     children = client.search_runs(
-        [experiment.experiment_id],
+        [experiment_id],
         filter_string=f"tags.`{TAG_PARENT}` = '{parent.info.run_id}'",
         max_results=50000,
     )

@@ -26,7 +26,7 @@ from urllib.request import urlopen
 
 import cloudpickle
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from ray.air.constants import EXPR_RESULT_FILE
 from ray.exceptions import RayActorError, RayTaskError
 from ray.tune import Callback
@@ -473,6 +473,21 @@ def _error_summary(trial: Any) -> str:
     return (lines[-1] if lines else "trial failed")[:5000]
 
 
+def find_sweep_run(
+    client: MlflowClient, sweep: str, tag: str, value: str
+) -> tuple[str, Run] | None:
+    """(experiment id, parent run) of the sweep run whose `tag` is `value`, if any."""
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_ROLE}` = 'sweep' and tags.`{tag}` = '{value}'",
+        max_results=1,
+    )
+    return (experiment.experiment_id, runs[0]) if runs else None
+
+
 class SweepRun:
     """The sweep's parent run: created before Ray starts, closed with the best trial."""
 
@@ -513,20 +528,11 @@ class SweepRun:
     def find(cls, spec: SweepSpec, tracking_uri: str, experiment_path: str) -> SweepRun | None:
         """The parent run of the sweep kept at `experiment_path`; None if none exists."""
         client = MlflowClient(tracking_uri)
-        experiment = client.get_experiment_by_name(spec.name)
-        if experiment is None:
+        found = find_sweep_run(client, spec.name, TAG_EXPERIMENT_PATH, experiment_path)
+        if found is None:
             return None
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=(
-                f"tags.`{TAG_ROLE}` = 'sweep' "
-                f"and tags.`{TAG_EXPERIMENT_PATH}` = '{experiment_path}'"
-            ),
-            max_results=1,
-        )
-        if not runs:
-            return None
-        return cls(client, experiment.experiment_id, runs[0].info.run_id)
+        experiment_id, run = found
+        return cls(client, experiment_id, run.info.run_id)
 
     def reopen(self) -> None:
         """A resumed sweep's run is RUNNING again and counts its resumes."""
