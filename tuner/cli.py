@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -386,10 +385,7 @@ def stop(
             _fail(f"job {job.submission_id} already ended: {job.status}", EXIT_FAILED)
         cluster.stop(job)
         typer.echo(f"stopping job {job.submission_id}")
-        state = job.status
-        while wait and state not in ("SUCCEEDED", "FAILED", "STOPPED"):
-            time.sleep(1)
-            state = cluster.status_of(job)
+        state = cluster.wait_until_ended(job) if wait else job.status
     except ClusterError as exc:
         _fail(str(exc), EXIT_FAILED)
     typer.echo(f"job {job.submission_id}: {state}; `tuner resume {job.sweep}` continues it")

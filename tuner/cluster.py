@@ -44,7 +44,7 @@ FORWARDED_ENV = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_D
 # after 3 s) would leave no time for that.
 STOP_ENV = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "120"}
 
-TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+ENDED = frozenset(s.value for s in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED))
 
 
 class ClusterError(RuntimeError):
@@ -65,7 +65,7 @@ class SweepJob:
 
     @property
     def finished(self) -> bool:
-        return self.status in {str(s) for s in TERMINAL}
+        return self.status in ENDED
 
     @classmethod
     def of(cls, job: JobDetails) -> SweepJob | None:
@@ -163,6 +163,14 @@ class Cluster:
 
     def status_of(self, job: SweepJob) -> str:
         return str(self._call(lambda: self.client.get_job_status(job.submission_id)).value)
+
+    def wait_until_ended(self, job: SweepJob, poll_s: float = 1.0) -> str:
+        """Poll the job until it has ended; its final status."""
+        state = job.status
+        while state not in ENDED:
+            time.sleep(poll_s)
+            state = self.status_of(job)
+        return state
 
     def _call(self, action: Callable[[], Any]) -> Any:
         try:
