@@ -11,7 +11,7 @@ import contextlib
 import math
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,8 +172,27 @@ def class_report(outputs: Tensor, labels: Tensor, prefix: str) -> dict[str, floa
     }
 
 
-def train(config: dict[str, Any], task: Task) -> None:
-    """Ray Tune trainable body for the built-in trainers."""
+@dataclass
+class Epoch:
+    """One finished epoch: its metrics, and what a checkpoint of it would hold."""
+
+    metrics: dict[str, Any]
+    stop: bool  # the trainer's own early stopping ends the trial after this epoch
+    _state: Callable[[], TrainerState]
+
+    def state(self) -> TrainerState:
+        # Built on demand, so callers that keep no checkpoints skip copying weights and
+        # optimizer state. Valid until the generator resumes: the next epoch trains on.
+        return self._state()
+
+
+def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) -> Iterator[Epoch]:
+    """Train the built-in model on `config`, yielding after every epoch.
+
+    With `resume`, training goes on from that checkpoint's next epoch exactly as if it
+    had never stopped. The caller decides what an epoch's end means: Ray Tune reports
+    and checkpoints it (`train`); the benchmarks drive it from plain Optuna.
+    """
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     device = pick_device()
     splits = load_splits(knobs, task)
@@ -187,16 +206,13 @@ def train(config: dict[str, Any], task: Task) -> None:
     stopper = EarlyStopping(knobs.patience, knobs.min_delta)
 
     first_epoch = 1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_state(directory)
-        model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
-        schedule.load_state_dict(state.schedule)
-        stopper = EarlyStopping(**state.stopper)
-        torch.set_rng_state(state.rng)
-        first_epoch = state.epoch + 1
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        schedule.load_state_dict(resume.schedule)
+        stopper = EarlyStopping(**resume.stopper)
+        torch.set_rng_state(resume.rng)
+        first_epoch = resume.epoch + 1
 
     for epoch in range(first_epoch, knobs.epochs + 1):
         started = time.perf_counter()
@@ -223,22 +239,36 @@ def train(config: dict[str, Any], task: Task) -> None:
         }
         if stop:
             metrics["stop_reason"] = stopper.reason()
-        state = TrainerState(
-            task=task,
-            epoch=epoch,
-            model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            schedule=schedule.state_dict(),
-            stopper=stopper.__dict__.copy(),
-            rng=torch.get_rng_state(),
-            # Every knob, so the model rebuilds without the sweep file; the unused built-in
-            # dataset name is left out when the data came from a file.
-            knobs=knobs.model_dump(exclude={"dataset"} if knobs.data_path else set()),
-            feature_shape=list(splits.feature_shape),
-            outputs=num_outputs(splits),
-        )
-        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
-            save_state(state, directory)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+        def state(epoch: int = epoch) -> TrainerState:
+            return TrainerState(
+                task=task,
+                epoch=epoch,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                schedule=schedule.state_dict(),
+                stopper=stopper.__dict__.copy(),
+                rng=torch.get_rng_state(),
+                # Every knob, so the model rebuilds without the sweep file; the unused
+                # built-in dataset name is left out when the data came from a file.
+                knobs=knobs.model_dump(exclude={"dataset"} if knobs.data_path else set()),
+                feature_shape=list(splits.feature_shape),
+                outputs=num_outputs(splits),
+            )
+
+        yield Epoch(metrics, stop, state)
         if stop:
             return
+
+
+def train(config: dict[str, Any], task: Task) -> None:
+    """Ray Tune trainable body for the built-in trainers: report and checkpoint each epoch."""
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            resume = load_state(directory)
+    for epoch in run_epochs(config, task, resume):
+        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
+            save_state(epoch.state(), directory)
+            tune.report(epoch.metrics, checkpoint=tune.Checkpoint.from_directory(directory))
