@@ -9,7 +9,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.runner import SweepResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,7 +48,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_tuner(sweep: dict[str, Any], folder: str) -> None:
+def run_tuner(sweep: dict[str, Any], folder: str) -> SweepResult:
     """A sweep through tuner's own runner, tracked in a SQLite store inside `folder`."""
     import io
 
@@ -55,7 +58,7 @@ def run_tuner(sweep: dict[str, Any], folder: str) -> None:
     from tuner.spec import parse_spec
 
     Path(folder).mkdir(parents=True, exist_ok=True)
-    run_sweep(
+    return run_sweep(
         parse_spec(sweep),
         RunOptions(
             tracking_uri=f"sqlite:///{folder}/mlflow.db",

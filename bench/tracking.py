@@ -46,7 +46,7 @@ def tuner_untracked(configs: list[dict[str, Any]], folder: str) -> None:
 def ray_tune(configs: list[dict[str, Any]], folder: str, *, mlflow: bool) -> None:
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    callbacks = []
+    callbacks: list[tune.Callback] = []
     if mlflow:
         callbacks.append(
             MLflowLoggerCallback(
@@ -66,7 +66,7 @@ def ray_tune(configs: list[dict[str, Any]], folder: str, *, mlflow: bool) -> Non
 def run(trials: int, epochs: int, rounds: int) -> dict[str, Any]:
     configs = [{"lr": lr, "epochs": epochs, "hidden": 128} for lr in learning_rates(trials)]
     run_epochs(configs[0], lambda epoch, acc: None)  # warm the data cache
-    systems: dict[str, Callable[[str], None]] = {
+    systems: dict[str, Callable[[str], object]] = {
         "tuner, MLflow on": lambda folder: run_tuner(overhead_sweep(configs), folder),
         "tuner, MLflow off": lambda folder: tuner_untracked(configs, folder),
         "ray tune + MLflowLoggerCallback": lambda folder: ray_tune(configs, folder, mlflow=True),

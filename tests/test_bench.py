@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import overhead, scale, search, tracking
+from bench import digits, overhead, scale, search, tracking
 
 pytestmark = pytest.mark.bench
 
@@ -68,3 +68,20 @@ def test_hartmann_has_its_published_minimum() -> None:
     assert search.hartmann(optimum) == pytest.approx(search.F_STAR, abs=1e-4)
     # Lower fidelity shifts the value, by at most 0.1 (the first weight's shift).
     assert abs(search.hartmann(optimum, 0.0) - search.F_STAR) <= 0.1
+
+
+def test_digits_benchmark_traces_best_accuracy_against_wall_time(tmp_path: Path) -> None:
+    result = json.loads(digits.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert set(result["systems"]) == {
+        "tuner TPE + ASHA",
+        "tuner random, no early stopping",
+        "optuna TPE + successive halving",
+    }
+    for figures in result["systems"].values():
+        (events,) = figures["events"]
+        # 3 trials of at most 2 epochs, each accuracy timed within the sweep's wall time.
+        assert 3 <= len(events) <= 6
+        assert all(0 <= at <= figures["wall_s"][0] and 0 <= acc <= 1 for at, acc in events)
+        assert figures["final_best"] == max(acc for _, acc in events)
+    # Random search without early stopping trains every trial to the end.
+    assert result["systems"]["tuner random, no early stopping"]["epochs_trained"] == [6]
