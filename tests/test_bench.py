@@ -79,9 +79,10 @@ def test_digits_benchmark_traces_best_accuracy_against_wall_time(tmp_path: Path)
     }
     for figures in result["systems"].values():
         (events,) = figures["events"]
-        # 3 trials of at most 2 epochs, each accuracy timed within the sweep's wall time.
+        # 3 trials of at most 2 epochs.
         assert 3 <= len(events) <= 6
-        assert all(0 <= at <= figures["wall_s"][0] and 0 <= acc <= 1 for at, acc in events)
+        # Each accuracy is timed within the sweep (tuner's to the next whole second).
+        assert all(0 <= at <= figures["wall_s"][0] + 1 and 0 <= acc <= 1 for at, acc in events)
         assert figures["final_best"] == max(acc for _, acc in events)
     # Random search without early stopping trains every trial to the end.
     assert result["systems"]["tuner random, no early stopping"]["epochs_trained"] == [6]
