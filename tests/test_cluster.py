@@ -402,6 +402,11 @@ def test_resume_finishes_a_sweep_whose_driver_died(ray_cluster: RayCluster, tmp_
     os.kill(int(driver.pid), signal.SIGKILL)  # the driver is lost, without a word
     died = wait_until_job_ends(ray_cluster, project, "cluster-resume")
     assert died["status"] == "FAILED"
+    # The dead driver left its trials' runs RUNNING in MLflow; status calls them interrupted.
+    assert "running" not in died["by_state"] and died["by_state"]["interrupted"] >= 1
+    told = tuner(ray_cluster, project, "status", "cluster-resume")
+    assert "interrupted" in told.stdout
+    assert "`tuner resume cluster-resume` finishes it" in told.stdout
 
     resumed = tuner(ray_cluster, project, "resume", "cluster-resume")
     assert resumed.returncode == 0, resumed.stderr

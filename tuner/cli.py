@@ -294,7 +294,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """State of each submitted sweep: its job, trial counts by state, best so far."""
-    from tuner.cluster import Cluster, ClusterError, check_jobs_address, trial_counts
+    from tuner.cluster import INTERRUPTED, Cluster, ClusterError, check_jobs_address, trial_counts
 
     try:
         cluster = Cluster(check_jobs_address(address))
@@ -309,7 +309,7 @@ def status(
         uri = tracking_uri or job.tracking_uri
         if uri:
             try:
-                counts = trial_counts(uri, job.sweep, job.submission_id)
+                counts = trial_counts(uri, job.sweep, job.submission_id, job_ended=job.finished)
             except Exception as exc:  # the job's state is still worth showing
                 problem = f"MLflow unreachable: {type(exc).__name__}"
         rows.append((job, counts, problem))
@@ -342,6 +342,8 @@ def status(
                 line += (
                     f"; best {counts.metric} = {counts.best_value:.6g} (trial {counts.best_trial})"
                 )
+            if INTERRUPTED.lower() in counts.by_state:
+                line += f"; `tuner resume {job.sweep}` finishes it"
         elif problem:
             line += f"; {problem}"
         if job.status == "FAILED" and job.message:

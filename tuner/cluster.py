@@ -219,6 +219,9 @@ def _first_line(text: str) -> str:
     return lines[0] if lines else text
 
 
+INTERRUPTED = "INTERRUPTED"
+
+
 @dataclass(frozen=True)
 class TrialCounts:
     """A sweep's trials as its MLflow runs record them."""
@@ -239,8 +242,14 @@ class TrialCounts:
         }
 
 
-def trial_counts(tracking_uri: str, sweep: str, submission_id: str) -> TrialCounts | None:
-    """Counts and best-so-far of the sweep run tagged with `submission_id`; None if none."""
+def trial_counts(
+    tracking_uri: str, sweep: str, submission_id: str, *, job_ended: bool = False
+) -> TrialCounts | None:
+    """Counts and best-so-far of the sweep run tagged with `submission_id`; None if none.
+
+    A run still RUNNING after its job ended lost its driver (killed, or its node lost)
+    before it could end the run: it counts as `interrupted`, which `tuner resume` finishes.
+    """
     from mlflow import MlflowClient
 
     from tuner.tracking import (
@@ -270,6 +279,8 @@ def trial_counts(tracking_uri: str, sweep: str, submission_id: str) -> TrialCoun
         status = run.info.status
         if status == "KILLED" and TAG_STOPPED_EARLY in tags:
             status = "STOPPED_EARLY"
+        elif status == "RUNNING" and job_ended:
+            status = INTERRUPTED
         states[status.lower()] += 1
         value = run.data.metrics.get(metric) if metric else None
         if value is not None and value == value and (best is None or sign * value > best[0]):
