@@ -105,17 +105,24 @@ def test_asha_stopped_trials_reach_optuna_as_pruned_with_their_history() -> None
         sampler=optuna.samplers.RandomSampler(seed=0),
         study_name="pruned-check",
     )
+    # What Tune does: every result reaches on_trial_result except one the scheduler
+    # answers with STOP, which goes (as the trial's last result) to on_trial_complete only.
     for trial_id, scores, stopped in (("a", [0.2, 0.3], True), ("b", [0.4, 0.5, 0.9], False)):
         search.suggest(trial_id)
-        for epoch, score in enumerate(scores, start=1):
-            search.on_trial_result(trial_id, {"score": score, "training_iteration": epoch})
+        *reported, last = [
+            {"score": score, "training_iteration": epoch}
+            for epoch, score in enumerate(scores, start=1)
+        ]
+        for result in reported if stopped else [*reported, last]:
+            search.on_trial_result(trial_id, result)
         if stopped:
             stops.add(trial_id)
-        search.on_trial_complete(trial_id, {"score": scores[-1], "training_iteration": len(scores)})
+        search.on_trial_complete(trial_id, last)
 
     pruned, complete = search._ot_study.trials
     assert search._ot_study.study_name == "pruned-check"
     assert pruned.state == optuna.trial.TrialState.PRUNED
+    # Including the value the scheduler stopped it on, at its epoch.
     assert pruned.intermediate_values == {1: 0.2, 2: 0.3}
     assert complete.state == optuna.trial.TrialState.COMPLETE
     assert complete.value == 0.9

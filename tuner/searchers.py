@@ -92,9 +92,15 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
         if error or trial_id not in self.early_stops or trial_id in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
             return
-        # No value: Optuna keeps the intermediate values reported each epoch.
         assert self._ot_study is not None, "the study exists once a trial was suggested"
-        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+        ot_trial = self._ot_trials[trial_id]
+        # Tune hands the result that made the scheduler stop the trial to the scheduler and
+        # here, never to on_trial_result: report it, or Optuna would not know the value
+        # the trial was judged on (a trial stopped at the first rung would have none).
+        if result is not None and self._metric in result and TIME_ATTR in result:
+            ot_trial.report(result[self._metric], result[TIME_ATTR])
+        # No value: Optuna keeps the intermediate values, as with its own pruners.
+        self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 
 
