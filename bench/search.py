@@ -1,6 +1,6 @@
 """Search efficiency: simple regret against cumulative cost on multi-fidelity Hartmann-6.
 
-    python -m bench.search              # 10 seeds, a budget of 40 full evaluations
+    python -m bench.search              # 20 seeds, a budget of 40 full evaluations
     python -m bench.search --smoke      # 2 seeds, a budget of 4: checks that it works
 
 The function is the augmented Hartmann-6 of BoTorch (Kandasamy et al.'s multi-fidelity
@@ -286,7 +286,7 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=40, help="in full evaluations")
     parser.add_argument(
         "--concurrency", type=int, default=2, help="tuner's trials at a time (optuna: 1)"
