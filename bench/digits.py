@@ -41,6 +41,7 @@ from bench.common import RESULTS, machine, run_tuner, write
 from bench.overhead import create_tracking_store, fresh_ray
 from tuner.space import optuna_space
 from tuner.spec import OptunaSearcher, SweepSpec, load_spec
+from tuner.tracking import child_runs
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "search_spaces/digits_knobs_tpe_asha.yaml"
 CHECKPOINTS_S = (2.5, 5.0, 10.0, 20.0)  # when the table reads each system's best so far
@@ -88,12 +89,9 @@ def tuner_events(sweep: dict[str, Any], folder: str, startup: list[float]) -> tu
     finally:
         ray.shutdown()
     client = MlflowClient(result.tracking_uri)
-    children = client.search_runs(
-        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'"
-    )
     events = [
         (point.timestamp / 1000 + 1 - started, point.value)
-        for run in children
+        for run in child_runs(client, result.experiment_id, result.parent_run_id)
         for point in client.get_metric_history(run.info.run_id, sweep["metric"])
     ]
     return sorted(events), wall

@@ -253,10 +253,10 @@ def trial_counts(
     from mlflow import MlflowClient
 
     from tuner.tracking import (
-        TAG_PARENT,
         TAG_STOPPED_EARLY,
         TAG_SUBMISSION,
         TAG_TRIAL_ID,
+        child_runs,
         find_sweep_run,
     )
 
@@ -267,11 +267,7 @@ def trial_counts(
     experiment_id, parent = found
     metric = parent.data.tags.get("tuner.metric")
     sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
-    children = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_PARENT}` = '{parent.info.run_id}'",
-        max_results=50000,
-    )
+    children = child_runs(client, experiment_id, parent.info.run_id)
     states: Counter[str] = Counter()
     best: tuple[float, str] | None = None
     for run in children:

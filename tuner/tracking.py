@@ -273,17 +273,22 @@ class ExistingRun:
     restarts: int
 
 
-def existing_trial_runs(
-    client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str
-) -> dict[str, ExistingRun]:
-    """The sweep's child runs by trial id, with the last step each logged."""
-    runs = client.search_runs(
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Run]:
+    """Every run under a sweep's parent run: one per trial."""
+    runs: list[Run] = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
         max_results=50000,
     )
+    return runs
+
+
+def existing_trial_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str
+) -> dict[str, ExistingRun]:
+    """The sweep's child runs by trial id, with the last step each logged."""
     existing = {}
-    for run in runs:
+    for run in child_runs(client, experiment_id, parent_run_id):
         tags = run.data.tags
         if TAG_TRIAL_ID not in tags:
             continue
