@@ -178,12 +178,9 @@ class Epoch:
 
     metrics: dict[str, Any]
     stop: bool  # the trainer's own early stopping ends the trial after this epoch
-    _state: Callable[[], TrainerState]
-
-    def state(self) -> TrainerState:
-        # Built on demand, so callers that keep no checkpoints skip copying weights and
-        # optimizer state. Valid until the generator resumes: the next epoch trains on.
-        return self._state()
+    # Built when called, so callers that keep no checkpoints skip copying weights and
+    # optimizer state. Valid until the generator resumes: the next epoch trains on.
+    state: Callable[[], TrainerState]
 
 
 def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) -> Iterator[Epoch]:
