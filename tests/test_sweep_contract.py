@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -12,7 +13,7 @@ from mlflow import MlflowClient
 from rich.console import Console
 
 from tuner.runner import RunOptions, run_sweep
-from tuner.searchers import EarlyStops, PruningOptunaSearch
+from tuner.searchers import EarlyStops, PruningOptunaSearch, RecordingASHAScheduler
 from tuner.spec import SweepSpec, parse_spec
 from tuner.tracking import TAG_PARENT
 
@@ -126,6 +127,32 @@ def test_asha_stopped_trials_reach_optuna_as_pruned_with_their_history() -> None
     assert pruned.intermediate_values == {1: 0.2, 2: 0.3}
     assert complete.state == optuna.trial.TrialState.COMPLETE
     assert complete.value == 0.9
+
+
+def test_asha_promotes_the_top_third_of_a_rung_counting_the_trial_itself() -> None:
+    """Seven trials reach the first rung with losses 1..6 and then x: with reduction
+    factor 3, the top 7 // 3 = 2 go on. Ray's own bracket also let a 3rd of 7 through."""
+    stops = EarlyStops()
+    asha = RecordingASHAScheduler(
+        stops, time_attr="training_iteration", max_t=9, grace_period=1, reduction_factor=3
+    )
+    asha.set_search_properties(metric="loss", mode="min")
+
+    def reach_first_rung(trial_id: str, loss: float) -> str:
+        trial = SimpleNamespace(trial_id=trial_id)
+        asha.on_trial_add(None, trial)
+        decision: str = asha.on_trial_result(None, trial, {"training_iteration": 1, "loss": loss})
+        return decision
+
+    # The first trial goes on, each of the next only while it is the best so far.
+    assert reach_first_rung("t1", 4.0) == "CONTINUE"
+    assert reach_first_rung("t2", 5.0) == "STOP"
+    assert reach_first_rung("t3", 3.0) == "CONTINUE"
+    for trial_id, loss in (("t4", 1.0), ("t5", 2.0), ("t6", 6.0)):
+        reach_first_rung(trial_id, loss)
+    assert reach_first_rung("third-of-7", 2.5) == "STOP"
+    assert reach_first_rung("second-of-8", 1.5) == "CONTINUE"
+    assert {"t2", "third-of-7"} <= set(stops._trial_ids)
 
 
 def test_early_stop_ledger_survives_ray_pickling_as_one_ledger() -> None:

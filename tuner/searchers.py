@@ -1,19 +1,26 @@
 """Searcher (what to try) and scheduler (when to stop) builders, keyed by the spec's kinds.
 
-One seam is closed here: Ray's OptunaSearch tells Optuna that an ASHA-stopped trial is
-COMPLETE with its truncated score (ray #15283), which teaches TPE that a 1-epoch score
-is a final result. We record which trials the scheduler stopped early and tell Optuna
-they were PRUNED; Optuna then ranks them by their intermediate values, which
-OptunaSearch already reports every epoch.
+Two seams are closed here:
+- Ray's OptunaSearch tells Optuna that an ASHA-stopped trial is COMPLETE with its
+  truncated score (ray #15283), which teaches TPE that a 1-epoch score is a final
+  result. We record which trials the scheduler stopped early and tell Optuna they were
+  PRUNED; Optuna then ranks them by their intermediate values, which OptunaSearch
+  already reports every epoch.
+- Ray's ASHA lets a trial go on past a rung when it beats the interpolated
+  (1 - 1/reduction_factor) percentile of the trials recorded there before it. That
+  passes a 2nd of 3 or a 3rd of 7, where ASHA's paper (and Optuna's successive halving)
+  promotes the top n / reduction_factor of the rung. Our brackets use the paper's rule.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import optuna
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers.async_hyperband import _Bracket
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -65,12 +72,49 @@ class EarlyStops:
         return len(self._trial_ids)
 
 
-class RecordingASHAScheduler(ASHAScheduler):  # type: ignore[misc]
-    """ASHA that records its early stops (a STOP at max_t is a normal end, not one)."""
+class TopFractionBracket(_Bracket):  # type: ignore[misc]
+    """An ASHA bracket that promotes a trial past a rung if it ranks in the top
+    n // reduction_factor of the n trials recorded there, itself included (at least the
+    best so far goes on).
 
-    def __init__(self, early_stops: EarlyStops, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    On bench.search (Hartmann-6, 20 seeds, one trial at a time) Ray's rule let 77-86% of
+    the trials through each rung against 75-79% with this one, so the same epochs bought
+    fewer configurations. Median regret at a quarter, half and all of the budget: 1.381,
+    0.603, 0.263 with Ray's rule; 1.058, 0.439, 0.186 with this one; 0.990, 0.429, 0.249
+    for Optuna's successive halving.
+    """
+
+    def cutoff(self, recorded: dict[str, float]) -> float | None:
+        # Ray compares `reward < cutoff` (rewards are signed so that higher is better):
+        # returning the k-th best earlier reward keeps exactly the trials ranked k or better.
+        earlier = sorted((r for r in recorded.values() if not math.isnan(r)), reverse=True)
+        promoted = max(1, int((len(earlier) + 1) // self.rf))
+        if promoted > len(earlier):
+            return None
+        return earlier[promoted - 1]
+
+
+class RecordingASHAScheduler(ASHAScheduler):  # type: ignore[misc]
+    """ASHA with top-fraction brackets, recording its early stops (a STOP at max_t is a
+    normal end, not one)."""
+
+    def __init__(
+        self,
+        early_stops: EarlyStops,
+        *,
+        time_attr: str,
+        max_t: int,
+        grace_period: int,
+        reduction_factor: float,
+    ) -> None:
+        super().__init__(
+            time_attr=time_attr,
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+        )
         self.early_stops = early_stops
+        self._brackets = [TopFractionBracket(grace_period, max_t, reduction_factor, s=0)]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         action: str = super().on_trial_result(tune_controller, trial, result)
