@@ -9,7 +9,8 @@ Two seams are closed here:
 - Ray's ASHA lets a trial go on past a rung when it beats the interpolated
   (1 - 1/reduction_factor) percentile of the trials recorded there before it. That
   passes a 2nd of 3 or a 3rd of 7, where ASHA's paper (and Optuna's successive halving)
-  promotes the top n / reduction_factor of the rung. Our brackets use the paper's rule.
+  promotes the top n // reduction_factor of the rung. Ray has no public hook for the
+  rule, so our scheduler swaps in a subclass of its bracket that applies the paper's.
 """
 
 from __future__ import annotations
