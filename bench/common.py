@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tuner.runner import SweepResult
+    from tuner.engine.outcome import SweepResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,7 +54,7 @@ def run_tuner(sweep: dict[str, Any], folder: str) -> SweepResult:
 
     from rich.console import Console
 
-    from tuner.runner import RunOptions, run_sweep
+    from tuner.engine.runner import RunOptions, run_sweep
     from tuner.spec import parse_spec
 
     Path(folder).mkdir(parents=True, exist_ok=True)

@@ -39,9 +39,10 @@ from mlflow import MlflowClient
 
 from bench.common import RESULTS, machine, run_tuner, write
 from bench.overhead import create_tracking_store, fresh_ray
-from tuner.space import optuna_space
-from tuner.spec import OptunaSearcher, SweepSpec, load_spec
-from tuner.tracking import child_runs
+from tuner import load_spec
+from tuner.search.space import optuna_space
+from tuner.spec import OptunaSearcher, SweepSpec
+from tuner.tracking.runs import child_runs
 
 SWEEP_FILE = Path(__file__).resolve().parent.parent / "search_spaces/digits_knobs_tpe_asha.yaml"
 CHECKPOINTS_S = (2.5, 5.0, 10.0, 20.0)  # when the table reads each system's best so far

@@ -13,7 +13,7 @@ produced them, so the figures do not depend on this machine's speed.
 Simple regret at a cost is f(x, 1) - f* for the best configuration the system has
 trained to full fidelity by then (a model a user could take). Systems:
 - tuner, TPE + ASHA, and random + ASHA: tuner's own searchers and schedulers, built from
-  a sweep file by tuner.runner.build_tuner and run by Ray Tune (2 trials at a time);
+  a sweep file by tuner.engine.tuner_factory.build_tuner and run by Ray Tune (2 trials at a time);
   MLflow is left out, since it does not change which configurations run;
 - plain Optuna, TPE + SuccessiveHalvingPruner, in one process;
 - random search without early stopping.
@@ -113,11 +113,11 @@ class Recorder(tune.Callback):  # type: ignore[misc]
 
 
 def tuner_system(searcher: dict[str, Any], seed: int, budget: int, concurrency: int) -> Trace:
-    from tuner.experiments import Experiment
-    from tuner.runner import build_tuner
-    from tuner.searchers import EarlyStops
+    from tuner.engine.experiments import Experiment
+    from tuner.engine.storage import resolve_storage
+    from tuner.engine.tuner_factory import build_tuner
+    from tuner.search.early_stops import EarlyStops
     from tuner.spec import parse_spec
-    from tuner.storage import resolve_storage
 
     spec = parse_spec(
         {
@@ -191,7 +191,7 @@ SYSTEMS = (
 
 
 def run(seeds: int, budget_full: int, concurrency: int) -> dict[str, Any]:
-    from tuner.ray_session import quiet_driver_output
+    from tuner.engine.session import quiet_driver_output
 
     quiet_driver_output()
     logging.getLogger("ray.tune").setLevel(logging.WARNING)

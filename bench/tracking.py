@@ -30,12 +30,12 @@ from bench.workload import learning_rates, ray_trainable, run_epochs
 
 
 def tuner_untracked(configs: list[dict[str, Any]], folder: str) -> None:
-    from tuner.experiments import Experiment
-    from tuner.ray_session import quiet_driver_output
-    from tuner.runner import build_tuner
-    from tuner.searchers import EarlyStops
+    from tuner.engine.experiments import Experiment
+    from tuner.engine.session import quiet_driver_output
+    from tuner.engine.storage import resolve_storage
+    from tuner.engine.tuner_factory import build_tuner
+    from tuner.search.early_stops import EarlyStops
     from tuner.spec import parse_spec
-    from tuner.storage import resolve_storage
 
     quiet_driver_output()
     spec = parse_spec(overhead_sweep(configs))

@@ -35,7 +35,7 @@ from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
 
 from tests.conftest import free_port, run_cli, running_mlflow_server
-from tuner.preemption import Notice, drain_with_ray
+from tuner.cluster.preemption import Notice, drain_with_ray
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import SEARCH_SPACES, run_cli
-from tuner.spec import load_spec
+from tuner import load_spec
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, SEARCH_SPACES, run_cli
-from tuner.spec import SpecError, load_spec
+from tuner import load_spec
+from tuner.spec import SpecError
 
 SHIPPED = sorted(SEARCH_SPACES.glob("*.yaml"))
 
@@ -203,7 +204,7 @@ def test_run_cli_rejects_bad_file_before_starting_anything(tmp_path: Path) -> No
 
 def test_validation_imports_neither_ray_nor_torch() -> None:
     code = (
-        "import sys; from tuner.spec import load_spec; "
+        "import sys; from tuner import load_spec; "
         f"[load_spec(p) for p in {[str(p) for p in SHIPPED]!r}]; "
         "print(sorted(m for m in ('ray', 'torch', 'mlflow') if m in sys.modules))"
     )

@@ -12,10 +12,12 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
-from tuner.runner import RunOptions, run_sweep
-from tuner.searchers import EarlyStops, PruningOptunaSearch, RecordingASHAScheduler
+from tuner.engine.runner import RunOptions, run_sweep
+from tuner.search.asha import RecordingASHAScheduler
+from tuner.search.early_stops import EarlyStops
+from tuner.search.optuna_search import PruningOptunaSearch
 from tuner.spec import SweepSpec, parse_spec
-from tuner.tracking import TAG_PARENT
+from tuner.tracking.tags import TAG_PARENT
 
 pytestmark = pytest.mark.ray
 

@@ -13,11 +13,12 @@ from mlflow import MlflowClient
 from ray import tune
 from rich.console import Console
 
-from tuner.experiments import Experiment
-from tuner.runner import RunOptions, build_tuner, run_sweep
-from tuner.searchers import EarlyStops
+from tuner.engine.experiments import Experiment
+from tuner.engine.runner import RunOptions, run_sweep
+from tuner.engine.storage import resolve_storage
+from tuner.engine.tuner_factory import build_tuner
+from tuner.search.early_stops import EarlyStops
 from tuner.spec import parse_spec
-from tuner.storage import resolve_storage
 from tuner.trainer.checkpoint import load_state
 from tuner.trainer.data import DataSource, load_arrays, split_arrays
 from tuner.trainer.knobs import ClassifierKnobs

@@ -1,40 +1,77 @@
 """tuner: hyperparameter sweeps for PyTorch from a YAML file.
 
 Ray Tune schedules the trials, Optuna searches, ASHA stops bad trials early and MLflow
-records every trial under one parent run per sweep. Heavy modules (Ray, torch, MLflow)
-load on first use of `run_sweep`, so `load_spec` stays cheap.
+records every trial under one parent run per sweep. The public API:
+
+    spec = load_spec("search_spaces/digits_mlp_tpe_asha.yaml")
+    result = run_sweep(spec, RunOptions(tracking_uri="sqlite:///mlflow.db"))
+    print(result.best.value, result.best.params)
+
+Heavy modules (Ray, torch, MLflow) load on first use of `run_sweep` / `resume_sweep`,
+so `load_spec` stays cheap. The packages, by concern (dependencies point down):
+
+    cli      the `tuner` command
+    engine   run_sweep / resume_sweep, the Ray session, storage, experiments, trainables
+    cluster  the Jobs API commands and the spot preemption watcher
+    search   spaces, searchers, the ASHA scheduler and its promotion rule
+    tracking MLflow runs, reading sweeps back, model export, console progress
+    trainer  the built-in PyTorch trainers and their knobs
+    spec     the sweep file: schema, params, reading it
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from tuner.spec import SpecError, SweepSpec, load_spec, parse_spec
+from tuner.engine.loading import load_spec
+from tuner.spec import SpecError, SweepSpec, parse_spec
 
 if TYPE_CHECKING:
-    from tuner.runner import RunOptions, SweepResult
+    from tuner.engine.outcome import BestTrial, SweepResult
+    from tuner.engine.runner import RunOptions
+
+try:
+    __version__ = version("tuner")
+except PackageNotFoundError:  # a checkout on sys.path that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
+    "BestTrial",
     "RunOptions",
     "SpecError",
     "SweepResult",
     "SweepSpec",
+    "__version__",
     "load_spec",
     "parse_spec",
+    "resume_sweep",
     "run_sweep",
 ]
 
 
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
-    """Run a sweep and return its result; see tuner.runner.run_sweep."""
-    from tuner.runner import run_sweep as _run_sweep
+    """Run a sweep to the end and return its best trial; see tuner.engine.runner."""
+    from tuner.engine.runner import run_sweep as _run_sweep
 
     return _run_sweep(spec, options)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("RunOptions", "SweepResult"):
-        from tuner import runner
+def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepResult:
+    """Finish the latest interrupted run of a sweep from its storage, in its MLflow runs."""
+    from tuner.engine.runner import resume_sweep as _resume_sweep
 
-        return getattr(runner, name)
-    raise AttributeError(name)
+    return _resume_sweep(sweep_name, options)
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily, so that `import tuner` does not import Ray.
+    if name == "RunOptions":
+        from tuner.engine.runner import RunOptions
+
+        return RunOptions
+    if name in ("SweepResult", "BestTrial"):
+        from tuner.engine import outcome
+
+        return getattr(outcome, name)
+    raise AttributeError(f"module 'tuner' has no attribute {name!r}")

@@ -1,6 +1,8 @@
-"""Defaults shared by the CLI and the engines; import-light so `tuner --help` stays fast."""
+"""Defaults and settings shared by every package; import-light so `tuner --help` stays fast."""
 
 from __future__ import annotations
+
+import os
 
 # SQLite in the working directory: MLflow 3's file store needs opting in, and one
 # writer process (the sweep's driver) is what SQLite handles well.
@@ -10,3 +12,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "tuner_runs"
 # Set by `tuner submit` in the job's environment; the sweep's parent run is tagged with it.
 SUBMISSION_ID_ENV = "TUNER_SUBMISSION_ID"
+
+
+def s3_endpoint() -> str | None:
+    """The S3-compatible endpoint to use instead of AWS's, from the standard variables."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")

@@ -133,7 +133,7 @@ def _read_bytes(location: str) -> bytes:
     if location.startswith("s3://"):
         import pyarrow.fs
 
-        from tuner.storage import s3_endpoint
+        from tuner.defaults import s3_endpoint
 
         filesystem = pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
         try:

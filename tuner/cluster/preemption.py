@@ -116,7 +116,7 @@ def watch(
 def drain_with_ray(address: str | None, node_id: str | None) -> Callable[[Notice], None]:
     def drain(notice: Notice) -> None:
         # Token auth stays on: a token in the environment or ~/.ray reaches `ray drain-node`.
-        from tuner.ray_session import use_token_auth_if_available
+        from tuner.engine.session import use_token_auth_if_available
 
         use_token_auth_if_available()
         subprocess.run(drain_command(address, node_id, notice), check=True, timeout=120)

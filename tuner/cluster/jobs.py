@@ -14,7 +14,6 @@ import asyncio
 import os
 import shlex
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 
 from tuner.defaults import SUBMISSION_ID_ENV
-from tuner.ray_session import use_token_auth_if_available
+from tuner.engine.session import use_token_auth_if_available
 from tuner.spec import SweepSpec
 
 META_SWEEP = "tuner.sweep"
@@ -217,74 +216,3 @@ def _token_problem(address: str) -> str:
 def _first_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else text
-
-
-INTERRUPTED = "INTERRUPTED"
-
-
-@dataclass(frozen=True)
-class TrialCounts:
-    """A sweep's trials as its MLflow runs record them."""
-
-    total: int
-    by_state: dict[str, int]
-    metric: str | None
-    best_value: float | None
-    best_trial: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "trials": self.total,
-            "by_state": self.by_state,
-            "metric": self.metric,
-            "best_value": self.best_value,
-            "best_trial": self.best_trial,
-        }
-
-
-def trial_counts(
-    tracking_uri: str, sweep: str, submission_id: str, *, job_ended: bool = False
-) -> TrialCounts | None:
-    """Counts and best-so-far of the sweep run tagged with `submission_id`; None if none.
-
-    A run still RUNNING after its job ended lost its driver (killed, or its node lost)
-    before it could end the run: it counts as `interrupted`, which `tuner resume` finishes.
-    """
-    from mlflow import MlflowClient
-
-    from tuner.tracking import (
-        TAG_STOPPED_EARLY,
-        TAG_SUBMISSION,
-        TAG_TRIAL_ID,
-        child_runs,
-        find_sweep_run,
-    )
-
-    client = MlflowClient(tracking_uri)
-    found = find_sweep_run(client, sweep, TAG_SUBMISSION, submission_id)
-    if found is None:
-        return None
-    experiment_id, parent = found
-    metric = parent.data.tags.get("tuner.metric")
-    sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
-    children = child_runs(client, experiment_id, parent.info.run_id)
-    states: Counter[str] = Counter()
-    best: tuple[float, str] | None = None
-    for run in children:
-        tags = run.data.tags
-        status = run.info.status
-        if status == "KILLED" and TAG_STOPPED_EARLY in tags:
-            status = "STOPPED_EARLY"
-        elif status == "RUNNING" and job_ended:
-            status = INTERRUPTED
-        states[status.lower()] += 1
-        value = run.data.metrics.get(metric) if metric else None
-        if value is not None and value == value and (best is None or sign * value > best[0]):
-            best = (sign * value, tags.get(TAG_TRIAL_ID, run.info.run_id))
-    return TrialCounts(
-        total=len(children),
-        by_state=dict(sorted(states.items())),
-        metric=metric,
-        best_value=sign * best[0] if best else None,
-        best_trial=best[1] if best else None,
-    )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tuner.trainables import BUILTINS
+from tuner.trainer.registry import BUILTINS
 
 
 def log_best_model(client: MlflowClient, run_id: str, trainable: str, checkpoint_dir: str) -> None:

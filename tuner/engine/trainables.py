@@ -12,32 +12,15 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from tuner.spec import CategoricalParam, FloatParam, GridParam, IntParam, SpecError, SweepSpec
-from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs, TrainerKnobs
+from tuner.trainer.knobs import TrainerKnobs
+from tuner.trainer.registry import BUILTINS, Builtin
 
 Trainable = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Builtin:
-    function: str  # "module:function", imported only when a sweep runs (it needs torch)
-    knobs: type[TrainerKnobs]
-    task: str
-
-
-BUILTINS: dict[str, Builtin] = {
-    "builtin:classifier": Builtin(
-        "tuner.trainer.classifier:train_classifier", ClassifierKnobs, "classification"
-    ),
-    "builtin:regressor": Builtin(
-        "tuner.trainer.regressor:train_regressor", RegressorKnobs, "regression"
-    ),
-}
 
 
 def _import_path(ref: str) -> str:

@@ -109,7 +109,7 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
             logging_level=logging.WARNING,
             runtime_env={
                 "env_vars": {"PYTHONPATH": pythonpath},
-                "worker_process_setup_hook": "tuner.ray_session.quiet_worker_logs",
+                "worker_process_setup_hook": "tuner.engine.session.quiet_worker_logs",
             },
         )
     except ConnectionError as exc:

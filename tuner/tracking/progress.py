@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from tuner.searchers import EarlyStops
+from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
-from tuner.tracking import restart_reason, result_step
+from tuner.tracking.results import restart_reason, result_step
 
 MAX_ROWS = 20
 # Ray's trial states in the words the summary and MLflow use.

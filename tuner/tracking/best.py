@@ -7,7 +7,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from tuner.tracking import TAG_BEST_RUN, TAG_CHECKPOINT, TAG_ROLE, TAG_TRIAL_ID
+from tuner.tracking.tags import TAG_BEST_RUN, TAG_CHECKPOINT, TAG_ROLE, TAG_TRIAL_ID
 
 
 class SweepNotFound(LookupError):

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs
 
-from tuner.defaults import DEFAULT_STORAGE
+from tuner.defaults import DEFAULT_STORAGE, s3_endpoint
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,6 @@ class Storage:
     def uri_of(self, path: str) -> str:
         """User-facing location of a path Ray reports (scheme-less on S3)."""
         return f"s3://{path}" if self.is_remote else path
-
-
-def s3_endpoint() -> str | None:
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
 
 
 def resolve_storage(location: str | None) -> Storage:

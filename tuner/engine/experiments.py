@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pyarrow.fs
 import yaml
 
+from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec, parse_spec
-from tuner.storage import Storage
 
 SPEC_FILE = "sweep.yaml"
 RUN_PREFIX = "run-"

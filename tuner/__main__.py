@@ -1,0 +1,5 @@
+"""`python -m tuner`: the same command as `tuner`."""
+
+from tuner.cli import main
+
+main()

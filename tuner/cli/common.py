@@ -1,0 +1,77 @@
+"""What every command shares: exit codes, the one-line error, loading a sweep file, options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from tuner.engine.loading import load_spec
+from tuner.spec import SpecError, SweepSpec
+
+if TYPE_CHECKING:
+    pass
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+TrackingUri = Annotated[
+    str, typer.Option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI.")
+]
+
+
+def fail(message: str, code: int) -> NoReturn:
+    stderr.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def load(path: Path) -> SweepSpec:
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        fail(exc.line(), EXIT_INVALID)
+
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="TUNER_STORAGE",
+        help="Folder or s3:// URI for checkpoints and Ray state (default: ./tuner_runs).",
+    ),
+]
+NumSamples = Annotated[int | None, typer.Option(help="Override the sweep file's num_samples.")]
+JobsAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--address", envvar="RAY_ADDRESS", help="The cluster's Jobs API: http://HEAD:8265."
+    ),
+]
+
+
+def with_num_samples(spec: SweepSpec, num_samples: int | None) -> SweepSpec:
+    if num_samples is None:
+        return spec
+    try:
+        return spec.with_num_samples(num_samples)
+    except SpecError as exc:
+        fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
+
+
+def check_storage(storage: str | None) -> None:
+    from tuner.engine.storage import resolve_storage
+
+    try:
+        resolve_storage(storage)
+    except ValueError as exc:
+        fail(f"--storage: {exc}", EXIT_INVALID)
+
+
+def sweep_name(name_or_spec: str) -> str:
+    if name_or_spec.endswith((".yaml", ".yml")) or Path(name_or_spec).is_file():
+        return load(Path(name_or_spec)).name
+    return name_or_spec

@@ -1,0 +1,196 @@
+"""Commands that run a sweep here and read it back: validate, run, resume, best."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlparse
+
+import typer
+from rich.console import Console
+
+from tuner.defaults import DEFAULT_TRACKING_URI
+from tuner.engine.loading import load_spec
+from tuner.spec import SpecError
+
+if TYPE_CHECKING:
+    from tuner.engine.outcome import SweepResult
+from tuner.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    NumSamples,
+    StorageOption,
+    TrackingUri,
+    check_storage,
+    fail,
+    load,
+    stderr,
+    sweep_name,
+    with_num_samples,
+)
+from tuner.cli.remote import submit_resume
+
+
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="Sweep files to check.")],
+) -> None:
+    """Check sweep files without starting Ray. Exit 2 if any is invalid."""
+    invalid = 0
+    for path in specs:
+        try:
+            spec = load_spec(path)
+        except SpecError as exc:
+            invalid += 1
+            stderr.print(f"error: {exc.line()}", markup=False)
+            continue
+        typer.echo(
+            f"ok: {path} ({spec.expected_trials()} trials, {spec.searcher_label} search, "
+            f"{spec.scheduler.kind} scheduler, {len(spec.params)} params)"
+        )
+    if invalid:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Sweep file to run.")],
+    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
+    storage: StorageOption = None,
+    num_samples: NumSamples = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Join this Ray cluster (HEAD:6379, or auto) instead of starting one."),
+    ] = None,
+) -> None:
+    """Run a sweep: embedded Ray and local MLflow unless told otherwise."""
+    spec = with_num_samples(load(spec_path), num_samples)
+    check_storage(storage)
+    # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
+    from tuner.engine.runner import RunOptions, run_sweep
+
+    options = RunOptions(
+        tracking_uri=tracking_uri, storage=storage, address=address, spec_path=spec_path
+    )
+    _drive(lambda: run_sweep(spec, options), spec_path)
+
+
+def resume(
+    sweep: Annotated[str, typer.Argument(metavar="SWEEP", help="Sweep name or sweep file.")],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI."),
+    ] = None,
+    storage: StorageOption = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RAY_ADDRESS",
+            help="http://HEAD:8265 resumes as a job on the cluster; HEAD:6379 or auto joins it "
+            "from here; none resumes on an embedded Ray.",
+        ),
+    ] = None,
+) -> None:
+    """Finish an interrupted sweep from its storage; its MLflow runs continue."""
+    name = sweep_name(sweep)
+    if address and urlparse(address).scheme in ("http", "https"):
+        from tuner.cluster.jobs import ClusterError
+
+        try:
+            submit_resume(name, address, storage, tracking_uri)
+        except ClusterError as exc:
+            fail(str(exc), EXIT_FAILED)
+        return
+    check_storage(storage)
+    from tuner.engine.runner import RunOptions, resume_sweep
+
+    options = RunOptions(
+        tracking_uri=tracking_uri or DEFAULT_TRACKING_URI, storage=storage, address=address
+    )
+    _drive(lambda: resume_sweep(name, options), None)
+
+
+def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None) -> None:
+    """Run or resume a sweep in this process; map its failures to one line and an exit code."""
+    from tuner.engine.experiments import NothingToResume
+    from tuner.engine.outcome import SweepFailed, SweepInterrupted
+    from tuner.engine.session import RayUnavailable
+    from tuner.tracking.writer import TrackingError
+
+    try:
+        result = sweep()
+    except SpecError as exc:
+        fail(f"{spec_path}: {exc.line()}" if spec_path else exc.line(), EXIT_INVALID)
+    except (SweepFailed, TrackingError, RayUnavailable, NothingToResume) as exc:
+        fail(str(exc), EXIT_FAILED)
+    except SweepInterrupted as exc:
+        fail(
+            f"interrupted; Ray Tune saved the sweep's state in {exc.experiment_path}; "
+            f"its MLflow runs are marked KILLED; `tuner resume {exc.sweep}` continues it",
+            EXIT_INTERRUPTED,
+        )
+    except KeyboardInterrupt:
+        fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
+    _print_summary(result)
+
+
+def _print_summary(result: SweepResult) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    best = result.best
+    finished = result.num_trials - result.num_stopped_early - result.num_failed
+    out.print(
+        f"\n{result.num_trials} trials: {finished} finished, "
+        f"{result.num_stopped_early} stopped early by ASHA, {result.num_failed} failed"
+        + (
+            f"; {result.num_restarted} restarted from a checkpoint after losing a worker"
+            if result.num_restarted
+            else ""
+        )
+    )
+    out.print(f"best trial {best.trial_id}: {best.metric} = {best.value:.6g}", markup=False)
+    for name, value in best.params.items():
+        out.print(f"  {name} = {value}", markup=False)
+    out.print(
+        f"MLflow: experiment '{result.name}', sweep run {result.parent_run_id}, "
+        f"best trial run {best.run_id}",
+        markup=False,
+    )
+    if result.tracking_uri.startswith("sqlite"):
+        browse = f"mlflow ui --backend-store-uri {result.tracking_uri}"
+    else:
+        browse = (
+            f"{result.tracking_uri}/#/experiments/{result.experiment_id}"
+            f"/runs/{result.parent_run_id}"
+        )
+    out.print(f"  browse: {browse}", markup=False)
+    out.print(f"checkpoint: {best.checkpoint}", markup=False)
+    if result.test_metrics:
+        scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
+        out.print(f"best model on the test split (never seen by the search): {scores}")
+
+
+def best(
+    name_or_spec: Annotated[
+        str, typer.Argument(metavar="NAME_OR_SPEC", help="Sweep name or sweep file.")
+    ],
+    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the best trial of the latest finished sweep, as recorded in MLflow."""
+    name = sweep_name(name_or_spec)
+    from tuner.tracking.best import SweepNotFound, best_of_sweep
+
+    try:
+        report = best_of_sweep(name, tracking_uri)
+    except SweepNotFound as exc:
+        fail(str(exc), EXIT_FAILED)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        return
+    typer.echo(f"sweep {report.sweep}: best trial {report.trial_id}")
+    typer.echo(f"  {report.metric} = {report.value:.6g} ({report.mode})")
+    for key, value in sorted(report.params.items()):
+        typer.echo(f"  {key} = {value}")
+    typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
+    typer.echo(f"  checkpoint: {report.checkpoint or '-'}")

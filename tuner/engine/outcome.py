@@ -1,0 +1,89 @@
+"""How a sweep ended: its result and best trial, or why it has none."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import tune
+
+from tuner.engine.storage import Storage
+from tuner.spec import SweepSpec
+from tuner.tracking.writer import TrackingWriter
+
+logger = logging.getLogger(__name__)
+
+
+class SweepFailed(RuntimeError):
+    """The sweep ran but produced no usable trial (exit status 1)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or `tuner stop`): Ray Tune stopped the trials and saved the experiment state."""
+
+    def __init__(self, sweep: str, experiment_path: str) -> None:
+        super().__init__(experiment_path)
+        self.sweep = sweep
+        self.experiment_path = experiment_path
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    trial_id: str
+    params: dict[str, Any]
+    metric: str
+    value: float
+    run_id: str | None
+    checkpoint: str | None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    experiment_path: str
+    num_trials: int
+    num_stopped_early: int
+    num_failed: int
+    num_restarted: int  # trials that lost their worker and resumed from a checkpoint
+    best: BestTrial
+    test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
+
+
+def best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | None:
+    """The trial with the best last-reported metric among trials that did not fail.
+
+    A trial's score is its final reported value, as ASHA and Optuna see it. A failed
+    trial's last value is not a result, and NaN or infinity never wins.
+    """
+    sign = 1.0 if spec.mode == "max" else -1.0
+    best: tune.Result | None = None
+    best_score = -math.inf
+    for index in range(len(results)):
+        result = results[index]
+        value = (result.metrics or {}).get(spec.metric)
+        if result.error is not None or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value) and sign * value > best_score:
+            best, best_score = result, sign * value
+    return best
+
+
+def best_trial(
+    spec: SweepSpec, best: tune.Result, writer: TrackingWriter, storage: Storage
+) -> BestTrial:
+    """What the user is told about the trial best_result chose (its metric is a number)."""
+    metrics = best.metrics or {}
+    trial_id = str(metrics["trial_id"])
+    return BestTrial(
+        trial_id=trial_id,
+        params={name: (best.config or {}).get(name) for name in spec.params},
+        metric=spec.metric,
+        value=float(metrics[spec.metric]),
+        run_id=writer.run_id(trial_id),
+        checkpoint=storage.uri_of(best.checkpoint.path) if best.checkpoint else None,
+    )

@@ -1,0 +1,195 @@
+"""run_sweep and resume_sweep: start or join Ray, open the MLflow run, fit, record the best."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+from mlflow.entities import RunStatus
+from ray import tune
+from rich.console import Console
+
+from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
+from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
+from tuner.engine.outcome import (
+    SweepFailed,
+    SweepInterrupted,
+    SweepResult,
+    best_result,
+    best_trial,
+)
+from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
+from tuner.engine.signals import InterruptWatch, restored_sigint
+from tuner.engine.storage import resolve_storage
+from tuner.engine.trainables import resolve_trainable, with_absolute_paths
+from tuner.engine.tuner_factory import (
+    build_tuner,
+    ray_file_loggers_off,
+    restore_tuner,
+)
+from tuner.search.early_stops import EarlyStops
+from tuner.spec import SweepSpec
+from tuner.tracking.models import best_test_metrics, log_best_model
+from tuner.tracking.progress import ProgressTable
+from tuner.tracking.runs import SweepRun, existing_trial_runs
+from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
+from tuner.tracking.trials import TrialTracker
+from tuner.tracking.writer import TrackingWriter, check_tracking_reachable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    storage: str | None = None
+    address: str | None = None  # an existing Ray cluster; None starts an embedded one
+    spec_path: Path | None = None  # logged as the parent run's artifact
+    num_cpus: int | None = None  # embedded Ray only; None uses every core
+    console: Console = field(default_factory=lambda: Console(soft_wrap=True, highlight=False))
+
+
+def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
+    """Run a sweep to the end and return its best trial; see the README for what it records."""
+    options = options or RunOptions()
+    quiet_driver_output()
+    storage = resolve_storage(options.storage)
+    _preflight(spec, options)
+    started_ray = start_or_join(options.address, options.num_cpus)
+    try:
+        sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
+        experiment = Experiment.new(storage, spec.name)
+        return _run_tracked(with_absolute_paths(spec), options, sweep, experiment, resumed=False)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepResult:
+    """Finish the latest experiment of a sweep from its storage, in its MLflow runs."""
+    options = options or RunOptions()
+    quiet_driver_output()
+    experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
+    spec = experiment.load_spec()
+    _preflight(spec, options)
+    if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
+        raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
+    started_ray = start_or_join(options.address, options.num_cpus)
+    try:
+        sweep = SweepRun.find(spec, options.tracking_uri, experiment.uri)
+        if sweep is None:  # the tracking store lost it: the rest goes into a new run
+            sweep = SweepRun.start(spec, None, options.tracking_uri)
+        elif sweep.status == RunStatus.to_string(RunStatus.FINISHED):
+            raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
+        else:
+            sweep.reopen()
+        return _run_tracked(spec, options, sweep, experiment, resumed=True)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _preflight(spec: SweepSpec, options: RunOptions) -> None:
+    """Every check that can fail in seconds, before Ray starts or MLflow gets a run."""
+    resolve_trainable(spec.trainable)  # import errors surface before anything starts
+    if options.address is None and not ray.is_initialized():
+        check_local_resources(spec, options.num_cpus)
+    check_tracking_reachable(options.tracking_uri)
+
+
+def _run_tracked(
+    spec: SweepSpec,
+    options: RunOptions,
+    sweep: SweepRun,
+    experiment: Experiment,
+    *,
+    resumed: bool,
+) -> SweepResult:
+    early_stops = EarlyStops.shared(experiment.uri)
+    storage = experiment.storage
+    writer = TrackingWriter(sweep.client, sweep.experiment_id)
+    tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
+    interrupts = InterruptWatch()
+    callbacks = [tracker, ProgressTable(spec, early_stops, options.console), interrupts]
+    try:
+        tags = {TAG_EXPERIMENT_PATH: experiment.uri}
+        if os.environ.get(SUBMISSION_ID_ENV):
+            tags[TAG_SUBMISSION] = os.environ[SUBMISSION_ID_ENV]
+        sweep.set_tags(tags)
+        if resumed:
+            tracker.continue_runs(
+                existing_trial_runs(sweep.client, sweep.experiment_id, sweep.run_id, spec.metric)
+            )
+            tuner = restore_tuner(spec, experiment, callbacks)
+        else:
+            experiment.save_spec(spec)
+            on_cluster = options.address is not None
+            tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
+        with restored_sigint(), ray_file_loggers_off():
+            results = tuner.fit()
+        if interrupts.interrupted:
+            tracker.end_open_runs("interrupted")
+            raise SweepInterrupted(spec.name, experiment.uri)
+        writer.flush()
+        failed = results.num_errors
+        winner = best_result(spec, results)
+        if winner is None:
+            raise SweepFailed(
+                f"sweep {spec.name!r}: no trial finished with a value of {spec.metric!r} "
+                f"({failed} of {len(results)} trials failed)"
+            )
+        best = best_trial(spec, winner, writer, storage)
+        sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
+        test_metrics: dict[str, float] = {}
+        if best.run_id is not None and winner.checkpoint is not None:
+            with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
+                winner.checkpoint.to_directory(directory)
+                log_best_model(sweep.client, best.run_id, spec.trainable, directory)
+                test_metrics = best_test_metrics(spec.trainable, directory)
+            sweep.record_test(test_metrics, best.run_id)
+        restarted = len(tracker.restarts)
+        sweep.finish(
+            RunStatus.FINISHED,
+            {
+                "tuner.failed_trials": str(failed),
+                "tuner.stopped_early": str(len(early_stops)),
+                "tuner.restarted_trials": str(restarted),
+            },
+        )
+        return SweepResult(
+            name=spec.name,
+            tracking_uri=options.tracking_uri,
+            experiment_id=sweep.experiment_id,
+            parent_run_id=sweep.run_id,
+            experiment_path=experiment.uri,
+            num_trials=len(results),
+            num_stopped_early=len(early_stops),
+            num_failed=failed,
+            num_restarted=restarted,
+            best=best,
+            test_metrics=test_metrics,
+        )
+    except KeyboardInterrupt:
+        _close_quietly(writer, sweep, RunStatus.KILLED)
+        raise
+    except BaseException:
+        _close_quietly(writer, sweep, RunStatus.FAILED)
+        raise
+    finally:
+        writer.close()
+
+
+def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
+    """Record how the sweep ended without hiding the exception that ended it."""
+    try:
+        writer.flush()
+    except Exception:
+        logger.warning("could not flush trial tracking", exc_info=True)
+    try:
+        sweep.finish(status)
+    except Exception:
+        logger.warning("could not close the sweep's MLflow run", exc_info=True)

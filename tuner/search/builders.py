@@ -1,0 +1,59 @@
+"""Searcher (what to try) and scheduler (when to stop) for a sweep, keyed by its kinds."""
+
+from __future__ import annotations
+
+import optuna
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
+
+from tuner.search.asha import TIME_ATTR, RecordingASHAScheduler
+from tuner.search.early_stops import EarlyStops
+from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
+from tuner.search.space import optuna_space
+from tuner.spec import (
+    AshaScheduler,
+    FifoScheduler,
+    GridSearcher,
+    OptunaSearcher,
+    RandomSearcher,
+    SweepSpec,
+)
+
+
+def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAlgorithm | Searcher:
+    searcher = spec.searcher
+    # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
+    # (it only wraps Searchers): the generator must get the limit itself.
+    max_concurrent = spec.max_concurrent_trials or 0
+    if isinstance(searcher, GridSearcher):
+        return BasicVariantGenerator(max_concurrent=max_concurrent)
+    if isinstance(searcher, RandomSearcher):
+        return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=searcher.seed)
+    if isinstance(searcher, OptunaSearcher):
+        # Optuna logs every trial at INFO; the progress table already shows them.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return PruningOptunaSearch(
+            early_stops,
+            space=optuna_space(spec),
+            metric=spec.metric,
+            mode=spec.mode,
+            sampler=build_sampler(searcher.sampler, searcher.seed),
+            # Named after the sweep: the default "optuna" would merge sweeps in a shared store.
+            study_name=spec.name,
+        )
+    raise AssertionError(f"unhandled searcher {searcher!r}")
+
+
+def build_scheduler(spec: SweepSpec, early_stops: EarlyStops) -> TrialScheduler:
+    scheduler = spec.scheduler
+    if isinstance(scheduler, FifoScheduler):
+        return FIFOScheduler()
+    if isinstance(scheduler, AshaScheduler):
+        return RecordingASHAScheduler(
+            early_stops,
+            time_attr=TIME_ATTR,
+            max_t=scheduler.max_t,
+            grace_period=scheduler.grace_period,
+            reduction_factor=scheduler.reduction_factor,
+        )
+    raise AssertionError(f"unhandled scheduler {scheduler!r}")

@@ -1,0 +1,61 @@
+"""Optuna as Ray Tune's searcher, told the truth about trials ASHA stopped.
+
+Ray's OptunaSearch tells Optuna that an ASHA-stopped trial is COMPLETE with its
+truncated score (ray #15283), which teaches TPE that a 1-epoch score is a final result.
+The searcher here tells Optuna such trials were PRUNED; Optuna then ranks them by their
+intermediate values, which OptunaSearch already reports every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from tuner.search.asha import TIME_ATTR
+from tuner.search.early_stops import EarlyStops
+from tuner.spec import (
+    OptunaSampler,
+)
+
+
+class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
+    """OptunaSearch that reports scheduler-stopped trials to Optuna as PRUNED."""
+
+    def __init__(self, early_stops: EarlyStops, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.early_stops = early_stops
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if error or trial_id not in self.early_stops or trial_id in self._completed_trials:
+            super().on_trial_complete(trial_id, result=result, error=error)
+            return
+        assert self._ot_study is not None, "the study exists once a trial was suggested"
+        ot_trial = self._ot_trials[trial_id]
+        # Tune hands the result that made the scheduler stop the trial to the scheduler and
+        # here, never to on_trial_result: report it, or Optuna would not know the value
+        # the trial was judged on (a trial stopped at the first rung would have none).
+        if result is not None and self._metric in result and TIME_ATTR in result:
+            ot_trial.report(result[self._metric], result[TIME_ATTR])
+        # No value: Optuna keeps the intermediate values, as with its own pruners.
+        self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+
+SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
+    # With trials in parallel, TPE would otherwise suggest the running trials' neighbours
+    # again: the constant liar counts them as bad until they report.
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed),
+    # Categorical params fall back to independent sampling; that is expected, not news.
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+
+
+def build_sampler(name: OptunaSampler, seed: int | None) -> optuna.samplers.BaseSampler:
+    return SAMPLERS[name](seed)

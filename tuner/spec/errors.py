@@ -1,0 +1,28 @@
+"""The one-line error every invalid sweep file gets: the file, the key path, the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SpecError(Exception):
+    """Invalid sweep file: knows the file, the key path and the problem, renders one line."""
+
+    def __init__(self, file: str | Path | None, key: str, problem: str) -> None:
+        self.file = str(file) if file is not None else None
+        self.key = key
+        self.problem = problem
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        parts = [p for p in (self.file, self.key) if p]
+        return ": ".join([*parts, self.problem])
+
+
+class KeyedProblem(ValueError):
+    """Raised inside validators that know a more precise key path than pydantic's loc."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")

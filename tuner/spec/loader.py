@@ -1,0 +1,97 @@
+"""Reading a sweep file: YAML, then the schema; every failure is one SpecError line.
+
+Whether the trainable it names imports and accepts its params is checked one layer up
+(`tuner.load_spec`), where the trainers are known: this package imports neither Ray nor
+torch nor user code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from tuner.spec.errors import KeyedProblem, SpecError
+from tuner.spec.schema import SweepSpec
+
+_FRIENDLY = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+def _key_path(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """Turn pydantic's loc into the user's key path, dropping the union tags it inserts."""
+    keys: list[str] = []
+    node: Any = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            keys.append(str(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            keys[-1:] = [f"{keys[-1]}[{part}]"] if keys else [f"[{part}]"]
+            node = node[part]
+        elif isinstance(node, dict) and part in (node.get("type"), node.get("kind")):
+            continue  # a discriminated union's tag, not a key the user wrote
+        else:
+            keys.append(str(part))  # a missing key: it is not in the file to descend into
+            node = None
+    return ".".join(keys)
+
+
+def _problem(error: Any, raw: Any) -> tuple[str, str]:
+    """(key path, problem) of one pydantic error, in the words of the sweep file."""
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, KeyedProblem):
+        return ctx_error.key, ctx_error.problem
+    key = _key_path(raw, tuple(error["loc"]))
+    kind = error["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        # Pydantic points at the union; the user wrote (or forgot) its tag key.
+        ctx = error["ctx"]
+        tag_key = str(ctx["discriminator"]).strip("'")
+        key = f"{key}.{tag_key}" if key else tag_key
+        if kind == "union_tag_not_found":
+            return key, "required key is missing"
+        return key, f"unknown {tag_key} {ctx['tag']!r} (expected one of: {ctx['expected_tags']})"
+    message = _FRIENDLY.get(kind, error["msg"])
+    return key, message.removeprefix("Value error, ")
+
+
+def parse_spec(raw: Any, file: str | Path | None = None) -> SweepSpec:
+    """Validate already-parsed YAML; raise SpecError with the first problem found."""
+    if not isinstance(raw, dict):
+        raise SpecError(file, "", "a sweep file must be a YAML mapping of keys to values")
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        key, problem = _problem(first, raw)
+        if len(errors) > 1:
+            problem += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        raise SpecError(file, key, problem) from None
+    return spec
+
+
+def read_spec(path: str | Path) -> SweepSpec:
+    """Read, parse and validate a sweep file against the schema; SpecError on any failure."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(path, "", "file not found") from None
+    except IsADirectoryError:
+        raise SpecError(path, "", "is a directory, expected a sweep file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, "", f"cannot read: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(path, "", f"YAML syntax error at {where}{reason}") from None
+    return parse_spec(raw, path)

@@ -1,0 +1,75 @@
+"""Searched parameters: float and int ranges, categorical choices, exhaustive grid axes."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from tuner.spec.strict import Strict
+
+Scalar = str | int | float | bool
+
+
+class FloatParam(Strict):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+
+    @field_validator("high")
+    @classmethod
+    def _high_above_low(cls, high: float, info: ValidationInfo) -> float:
+        low = info.data.get("low")
+        if low is not None and high <= low:
+            raise ValueError(f"must be greater than low ({low} >= {high})")
+        return high
+
+    @field_validator("log")
+    @classmethod
+    def _log_needs_positive_low(cls, log: bool, info: ValidationInfo) -> bool:
+        low = info.data.get("low")
+        if log and low is not None and low <= 0:
+            raise ValueError(f"log scale needs low > 0 (low is {low})")
+        return log
+
+
+class IntParam(Strict):
+    """Integer range, both ends inclusive."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+
+    _high_above_low = field_validator("high")(FloatParam._high_above_low.__func__)  # type: ignore[attr-defined]
+    _log_needs_positive_low = field_validator("log")(
+        FloatParam._log_needs_positive_low.__func__  # type: ignore[attr-defined]
+    )
+
+
+class CategoricalParam(Strict):
+    type: Literal["categorical"]
+    choices: Annotated[list[Scalar], Field(min_length=1)]
+
+    options_key: ClassVar[str] = "choices"
+
+    @property
+    def options(self) -> list[Scalar]:
+        return self.choices
+
+
+class GridParam(Strict):
+    """An exhaustive axis: every value is tried (grid and random searchers only)."""
+
+    type: Literal["grid"]
+    values: Annotated[list[Scalar], Field(min_length=1)]
+
+    options_key: ClassVar[str] = "values"
+
+    @property
+    def options(self) -> list[Scalar]:
+        return self.values
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam | GridParam, Field(discriminator="type")]

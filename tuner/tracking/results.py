@@ -1,0 +1,67 @@
+"""What a Tune result and a trial say in the tracking store's terms.
+
+A result's points and step, a param's logged text, why a trial restarted or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+from ray.exceptions import RayActorError, RayTaskError
+from ray.tune.result import AUTO_RESULT_KEYS
+
+logger = logging.getLogger(__name__)
+
+# Ray's bookkeeping keys are not the user's metrics; "epoch" is the step, not a metric.
+_NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag"}
+
+
+def metric_points(result: dict[str, Any]) -> dict[str, float]:
+    """The user's numeric metrics in a Tune result."""
+    return {
+        key: float(value)
+        for key, value in result.items()
+        if key not in _NOT_METRICS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }
+
+
+def result_step(result: dict[str, Any]) -> int:
+    """The MLflow step of a result: the trainable's epoch, else Tune's iteration count."""
+    return int(result.get("epoch", result.get("training_iteration", 0)))
+
+
+def param_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def restart_reason(trial: Any) -> str:
+    """Why a trial is restarting: its node was preempted (drained), lost, or it raised."""
+    try:
+        with open(trial.pickled_error_file, "rb") as file:
+            error = cloudpickle.load(file)
+    except Exception:  # no readable error: say what we know
+        return "error"
+    if isinstance(error, RayTaskError):
+        error = error.as_instanceof_cause()
+    if isinstance(error, RayActorError):
+        return "preempted" if error.preempted else "node lost"
+    return "error"
+
+
+def error_summary(trial: Any) -> str:
+    """Last line of the trial's traceback: the exception, which is what a user needs first."""
+    text = ""
+    try:
+        # Ray writes the error to the driver's staging folder first and syncs it to
+        # storage later, so at this moment only the local file is certain to exist.
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+    except OSError:  # unreadable: the run's FAILED status still says what matters
+        logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return (lines[-1] if lines else "trial failed")[:5000]

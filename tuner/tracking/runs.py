@@ -1,0 +1,176 @@
+"""A sweep's runs in MLflow: the parent run, finding it again, and its trials' child runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
+
+from tuner.spec import SweepSpec
+from tuner.tracking.results import (
+    param_value,
+)
+from tuner.tracking.tags import (
+    END_TAGS,
+    TAG_BEST_RUN,
+    TAG_BEST_TRIAL,
+    TAG_EXPERIMENT_PATH,
+    TAG_PARENT,
+    TAG_RESTARTS,
+    TAG_ROLE,
+    TAG_STOPPED_EARLY,
+    TAG_TRIAL_ID,
+)
+
+
+@dataclass(frozen=True)
+class ExistingRun:
+    """A trial's child run from before a resume, and how far it got."""
+
+    run_id: str
+    last_step: int
+    stale_tags: tuple[str, ...]  # end-of-run tags to drop if the trial runs again
+    stopped_early: bool
+    restarts: int
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Run]:
+    """Every run under a sweep's parent run: one per trial."""
+    runs: list[Run] = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
+        max_results=50000,
+    )
+    return runs
+
+
+def existing_trial_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, metric: str
+) -> dict[str, ExistingRun]:
+    """The sweep's child runs by trial id, with the last step each logged."""
+    existing = {}
+    for run in child_runs(client, experiment_id, parent_run_id):
+        tags = run.data.tags
+        if TAG_TRIAL_ID not in tags:
+            continue
+        last_step = 0
+        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+            # Only an unfinished trial can report again; finished ones cost no request.
+            history = client.get_metric_history(run.info.run_id, metric)
+            last_step = max((point.step for point in history), default=0)
+        existing[tags[TAG_TRIAL_ID]] = ExistingRun(
+            run_id=run.info.run_id,
+            last_step=last_step,
+            stale_tags=tuple(tag for tag in END_TAGS if tag in tags),
+            stopped_early=TAG_STOPPED_EARLY in tags,
+            restarts=int(tags.get(TAG_RESTARTS, "0")),
+        )
+    return existing
+
+
+def find_sweep_run(
+    client: MlflowClient, sweep: str, tag: str, value: str
+) -> tuple[str, Run] | None:
+    """(experiment id, parent run) of the sweep run whose `tag` is `value`, if any."""
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_ROLE}` = 'sweep' and tags.`{tag}` = '{value}'",
+        max_results=1,
+    )
+    return (experiment.experiment_id, runs[0]) if runs else None
+
+
+class SweepRun:
+    """The sweep's parent run: created before Ray starts, closed with the best trial."""
+
+    def __init__(self, client: MlflowClient, experiment_id: str, run_id: str) -> None:
+        self.client = client
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, spec: SweepSpec, spec_path: Path | None, tracking_uri: str) -> SweepRun:
+        client = MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(spec.name)
+        experiment_id = (
+            experiment.experiment_id if experiment else client.create_experiment(spec.name)
+        )
+        tags = {
+            TAG_ROLE: "sweep",
+            "tuner.trainable": spec.trainable,
+            "tuner.searcher": spec.searcher_label,
+            "tuner.scheduler": spec.scheduler.kind,
+            "tuner.metric": spec.metric,
+            "tuner.mode": spec.mode,
+        }
+        run = client.create_run(experiment_id, run_name=spec.name, tags=tags)
+        sweep = cls(client, experiment_id, run.info.run_id)
+        params = {
+            "num_samples": str(spec.num_samples),
+            "searcher": spec.searcher.model_dump_json(),
+            "scheduler": spec.scheduler.model_dump_json(),
+            **{f"config.{key}": param_value(value) for key, value in spec.config.items()},
+        }
+        client.log_batch(sweep.run_id, params=[Param(k, v) for k, v in params.items()])
+        if spec_path is not None:
+            client.log_artifact(sweep.run_id, str(spec_path), artifact_path="spec")
+        return sweep
+
+    @classmethod
+    def find(cls, spec: SweepSpec, tracking_uri: str, experiment_path: str) -> SweepRun | None:
+        """The parent run of the sweep kept at `experiment_path`; None if none exists."""
+        client = MlflowClient(tracking_uri)
+        found = find_sweep_run(client, spec.name, TAG_EXPERIMENT_PATH, experiment_path)
+        if found is None:
+            return None
+        experiment_id, run = found
+        return cls(client, experiment_id, run.info.run_id)
+
+    def reopen(self) -> None:
+        """A resumed sweep's run is RUNNING again and counts its resumes."""
+        run = self.client.get_run(self.run_id)
+        resumes = int(run.data.tags.get("tuner.resumes", "0")) + 1
+        self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        self.set_tags({"tuner.resumes": str(resumes)})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    @property
+    def status(self) -> str:
+        return str(self.client.get_run(self.run_id).info.status)
+
+    def record_best(
+        self, metric: str, value: float, params: dict[str, Any], trial_id: str, run_id: str | None
+    ) -> None:
+        tags = [RunTag(TAG_BEST_TRIAL, trial_id)]
+        if run_id:
+            tags.append(RunTag(TAG_BEST_RUN, run_id))
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(f"best_{metric}", value, int(time.time() * 1000), 0)],
+            params=[Param(f"best.{k}", param_value(v)) for k, v in params.items()],
+            tags=tags,
+        )
+
+    def record_test(self, metrics: dict[str, float], best_run_id: str) -> None:
+        """The best model's test-split score, on the parent run and on the best trial's run."""
+        if not metrics:
+            return
+        now = int(time.time() * 1000)
+        points = [Metric(key, value, now, 0) for key, value in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=points)
+        self.client.log_batch(best_run_id, metrics=points)
+
+    def finish(self, status: int, tags: dict[str, str] | None = None) -> None:
+        """Close the parent run; `status` is a RunStatus value (FINISHED, FAILED, KILLED)."""
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.set_terminated(self.run_id, status=RunStatus.to_string(status))

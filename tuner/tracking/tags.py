@@ -1,0 +1,21 @@
+"""The tags tuner puts on MLflow runs: what users, `tuner best` and `tuner status` filter on."""
+
+from __future__ import annotations
+
+TAG_ROLE = "tuner.role"  # "sweep" or "trial"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_TRIAL_ID = "tuner.trial_id"
+TAG_STOPPED_EARLY = "tuner.stopped_early"
+TAG_STOPPED_AT = "tuner.stopped_at_epoch"
+TAG_CHECKPOINT = "tuner.checkpoint"
+TAG_ERROR = "tuner.error"
+TAG_STOP_REASON = "tuner.stop_reason"  # a trainable that ended itself early says why
+TAG_BEST_RUN = "tuner.best_run_id"
+TAG_BEST_TRIAL = "tuner.best_trial_id"
+TAG_EXPERIMENT_PATH = "tuner.experiment_path"  # where Ray Tune keeps the sweep's state
+TAG_SUBMISSION = "tuner.submission_id"  # the Ray job that drives the sweep, if any
+TAG_RESTARTS = "tuner.restarts"  # times a trial restarted from its checkpoint
+TAG_RESTART_REASON = "tuner.restart_reason"  # "preempted", "node lost" or "error"
+TAG_KILLED = "tuner.killed"  # why a run was cut off (a Ctrl-C, a stop)
+# Tags that describe how a trial's run ended; a resumed trial is no longer in that state.
+END_TAGS = (TAG_ERROR, TAG_KILLED)

@@ -1,0 +1,175 @@
+"""The Tune callback that makes each trial a child run of the sweep's parent run."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mlflow.entities import Metric, RunStatus
+from ray.air.constants import EXPR_RESULT_FILE
+from ray.tune import Callback
+
+from tuner.search.early_stops import EarlyStops
+from tuner.tracking.results import (
+    error_summary,
+    metric_points,
+    param_value,
+    restart_reason,
+    result_step,
+)
+from tuner.tracking.runs import ExistingRun
+from tuner.tracking.tags import (
+    TAG_CHECKPOINT,
+    TAG_ERROR,
+    TAG_KILLED,
+    TAG_PARENT,
+    TAG_RESTART_REASON,
+    TAG_RESTARTS,
+    TAG_ROLE,
+    TAG_STOP_REASON,
+    TAG_STOPPED_AT,
+    TAG_STOPPED_EARLY,
+    TAG_TRIAL_ID,
+)
+from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, ReopenRun, SetTags, TrackingWriter
+
+
+class TrialTracker(Callback):  # type: ignore[misc]
+    """Tune callback: each trial becomes a child run of the sweep's parent run."""
+
+    def __init__(
+        self,
+        writer: TrackingWriter,
+        parent_run_id: str,
+        searched_names: Iterable[str],
+        early_stops: EarlyStops,
+        checkpoint_uri: Callable[[str], str],
+    ) -> None:
+        self._writer = writer
+        self._parent_run_id = parent_run_id
+        self._searched = list(searched_names)
+        self._early_stops = early_stops
+        self._checkpoint_uri = checkpoint_uri
+        self._started: set[str] = set()
+        self._open: set[str] = set()  # runs this driver created or reopened, not yet ended
+        self._stop_reasons: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}
+        self._existing: dict[str, ExistingRun] = {}
+        self.restarts: dict[str, int] = {}  # trial id -> restarts from a checkpoint
+
+    def continue_runs(self, existing: dict[str, ExistingRun]) -> None:
+        """After a resume: trials Ray Tune restores keep their runs and logged steps."""
+        self._existing = dict(existing)
+        for trial_id, run in existing.items():
+            self._writer.adopt(trial_id, run.run_id)
+            self._started.add(trial_id)
+            self._last_step[trial_id] = run.last_step
+            if run.restarts:
+                self.restarts[trial_id] = run.restarts
+            if run.stopped_early:
+                self._early_stops.add(trial_id)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks into the experiment for restore; a restore brings its
+        # own writer, and a thread cannot be pickled.
+        return {**self.__dict__, "_writer": None}
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # A restored trial runs again in the run it had: reopen that run once.
+        existing = self._existing.pop(trial.trial_id, None)
+        if existing is not None:
+            self._writer.submit(ReopenRun(trial.trial_id, existing.stale_tags))
+            self._open.add(trial.trial_id)
+            self._backfill(trial)
+            return
+        # Called again when a failed trial restarts: its run and params are already there.
+        if trial.trial_id in self._started:
+            return
+        self._started.add(trial.trial_id)
+        self._open.add(trial.trial_id)
+        params = {name: param_value(trial.config.get(name)) for name in self._searched}
+        tags = {
+            TAG_PARENT: self._parent_run_id,
+            TAG_ROLE: "trial",
+            TAG_TRIAL_ID: trial.trial_id,
+        }
+        self._writer.submit(CreateRun(trial.trial_id, str(trial), params, tags))
+
+    def _backfill(self, trial: Any) -> None:
+        """Log the results a lost driver received but had not written yet.
+
+        The trial resumes from the checkpoint in Ray's last experiment snapshot; the
+        results before it are not reported again, but Ray kept them in the trial's
+        result.json, uploaded with that same snapshot.
+        """
+        try:
+            with trial.storage.storage_filesystem.open_input_stream(
+                f"{trial.path}/{EXPR_RESULT_FILE}"
+            ) as stream:
+                lines = stream.read().decode().splitlines()
+        except (OSError, AttributeError):  # no results saved yet: nothing was lost
+            return
+        for line in lines:
+            try:
+                result = json.loads(line)
+            except json.JSONDecodeError:  # a line cut off by the crash
+                continue
+            if isinstance(result, dict):
+                self.on_trial_result(0, [], trial, result)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        step = result_step(result)
+        # A trial restarted from an older checkpoint re-reports epochs: log each step once.
+        if step <= self._last_step.get(trial.trial_id, 0):
+            return
+        self._last_step[trial.trial_id] = step
+        if isinstance(result.get("stop_reason"), str):
+            self._stop_reasons[trial.trial_id] = result["stop_reason"]
+        timestamp = int(result.get("timestamp", time.time()) * 1000)
+        # NaN and infinity are logged too (MLflow stores them): a diverging metric is
+        # exactly what a user needs to see.
+        metrics = tuple(
+            Metric(key, value, timestamp, step) for key, value in metric_points(result).items()
+        )
+        if metrics:
+            self._writer.submit(LogMetrics(trial.trial_id, metrics))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tags = self._checkpoint_tag(trial)
+        if trial.trial_id in self._stop_reasons:
+            tags[TAG_STOP_REASON] = self._stop_reasons[trial.trial_id][:5000]
+        status = RunStatus.to_string(RunStatus.FINISHED)
+        if trial.trial_id in self._early_stops:
+            status = RunStatus.to_string(RunStatus.KILLED)
+            tags[TAG_STOPPED_EARLY] = "asha"
+            tags[TAG_STOPPED_AT] = str(self._last_step.get(trial.trial_id, 0))
+        self._end(trial.trial_id, status, tags)
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        """A trial lost its worker and will restart from its last checkpoint."""
+        restarts = self.restarts.get(trial.trial_id, 0) + 1
+        self.restarts[trial.trial_id] = restarts
+        tags = {TAG_RESTARTS: str(restarts), TAG_RESTART_REASON: restart_reason(trial)}
+        self._writer.submit(SetTags(trial.trial_id, tags))
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        tags = self._checkpoint_tag(trial)
+        tags[TAG_ERROR] = error_summary(trial)
+        self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
+
+    def end_open_runs(self, reason: str) -> None:
+        """Close the runs of trials cut off by an interrupt: KILLED, with the reason."""
+        for trial_id in list(self._open):
+            self._end(trial_id, RunStatus.to_string(RunStatus.KILLED), {TAG_KILLED: reason})
+
+    def _end(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
+        self._open.discard(trial_id)
+        self._writer.submit(EndRun(trial_id, status, tags))
+
+    def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
+        checkpoint = trial.checkpoint
+        return {TAG_CHECKPOINT: self._checkpoint_uri(checkpoint.path)} if checkpoint else {}

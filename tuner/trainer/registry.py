@@ -1,0 +1,28 @@
+"""The built-in trainers a sweep names as `builtin:NAME`: where each lives, its knobs, its task.
+
+Import-light on purpose (pydantic only): `tuner validate` checks a sweep against a
+built-in's knobs without importing torch; the function itself is imported when a sweep runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs, TrainerKnobs
+
+
+@dataclass(frozen=True)
+class Builtin:
+    function: str  # "module:function", imported only when a sweep runs (it needs torch)
+    knobs: type[TrainerKnobs]
+    task: str
+
+
+BUILTINS: dict[str, Builtin] = {
+    "builtin:classifier": Builtin(
+        "tuner.trainer.classifier:train_classifier", ClassifierKnobs, "classification"
+    ),
+    "builtin:regressor": Builtin(
+        "tuner.trainer.regressor:train_regressor", RegressorKnobs, "regression"
+    ),
+}
