@@ -116,7 +116,9 @@ def test_modules_stay_small(module: str) -> None:
     assert lines <= MAX_MODULE_LINES, f"{module}: {lines} lines; split it by job"
 
 
-@pytest.mark.parametrize("package", sorted(m for m, p in MODULES.items() if p.name == "__init__.py"))
+@pytest.mark.parametrize(
+    "package", sorted(m for m, p in MODULES.items() if p.name == "__init__.py")
+)
 def test_each_package_says_what_it_owns(package: str) -> None:
     docstring = ast.get_docstring(ast.parse(MODULES[package].read_text(encoding="utf-8")))
     assert docstring and len(docstring.split()) >= 20, f"{package}: say what it owns"
