@@ -18,6 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 SEARCH_SPACES = REPO / "search_spaces"
 
 
+# Tests that start a real part (Ray, an mlflow server, a benchmark's systems, a sweep) take
+# seconds each; `python -m pytest -m "not slow"` leaves them out for a fast loop.
+SLOW_MARKERS = frozenset({"ray", "e2e", "bench"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_MARKERS & {marker.name for marker in item.iter_markers()}:
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
