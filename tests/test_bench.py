@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import digits, overhead, scale, search, tracking
+from bench import checkpoints, digits, overhead, scale, search, tracking
 
 pytestmark = pytest.mark.bench
 
@@ -86,3 +86,14 @@ def test_digits_benchmark_traces_best_accuracy_against_wall_time(tmp_path: Path)
         assert figures["final_best"] == max(acc for _, acc in events)
     # Random search without early stopping trains every trial to the end.
     assert result["systems"]["tuner random, no early stopping"]["epochs_trained"] == [6]
+
+
+def test_checkpoint_benchmark_compares_the_policies_with_plain_optuna(tmp_path: Path) -> None:
+    result = json.loads(checkpoints.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert set(result["wall_s"]) == {
+        "optuna (serial), no checkpoints",
+        "tuner, checkpoint every epoch",
+        "tuner, default policy",
+    }
+    assert all(seconds > 0 for seconds in result["wall_s"].values())
+    assert (tmp_path / "checkpoints-smoke.md").read_text().startswith("| system | wall s |")

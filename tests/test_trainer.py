@@ -137,3 +137,85 @@ def test_a_trial_that_stops_itself_says_why(ray_session: None, tmp_path: Path) -
     assert run.data.tags["tuner.stop_reason"].startswith(
         "early stopping: val_loss did not improve by more than 0.5 for 2 epochs"
     )
+
+
+class CheckpointedEpochs(tune.Callback):  # type: ignore[misc]
+    """The epoch inside each checkpoint a trial wrote, in order, and its last epoch."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, list[int]] = {}
+        self.last_epoch: dict[str, int] = {}
+
+    def on_trial_result(
+        self, iteration: int, trials: Any, trial: Any, result: dict, **info: Any
+    ) -> None:
+        self.last_epoch[trial.trial_id] = int(result["epoch"])
+
+    def on_checkpoint(
+        self, iteration: int, trials: Any, trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        self.saved.setdefault(trial.trial_id, []).append(load_state(checkpoint.path).epoch)
+
+
+def checkpoints_of(tmp_path: Path, name: str, **sweep: Any) -> CheckpointedEpochs:
+    spec = parse_spec(
+        {
+            "name": name,
+            "trainable": "builtin:classifier",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "searcher": {"kind": "random", "seed": 0},
+            "max_concurrent_trials": 2,
+            **sweep,
+        }
+    )
+    log = CheckpointedEpochs()
+    experiment = Experiment(resolve_storage(str(tmp_path / "runs")), spec.name, name)
+    tuner = build_tuner(
+        spec, experiment, [log], EarlyStops.shared(experiment.uri), on_cluster=False
+    )
+    assert not tuner.fit().errors
+    return log
+
+
+@pytest.mark.ray
+def test_checkpoints_follow_the_policy_and_the_last_epoch_always_has_one(
+    ray_session: None, tmp_path: Path
+) -> None:
+    every_second = checkpoints_of(
+        tmp_path,
+        "every-second",
+        checkpoint={"every_epochs": 2, "min_interval_s": 0},
+        params={"hidden": {"type": "grid", "values": [16]}},
+        config={"epochs": 5},
+    )
+    assert list(every_second.saved.values()) == [[2, 4, 5]]
+    # The default waits 30 s between checkpoints: a short trial writes only its last.
+    default = checkpoints_of(
+        tmp_path,
+        "default-policy",
+        params={"hidden": {"type": "grid", "values": [16]}},
+        config={"epochs": 5},
+    )
+    assert list(default.saved.values()) == [[5]]
+
+
+@pytest.mark.ray
+def test_every_asha_rung_has_a_checkpoint_so_a_stopped_trial_keeps_where_it_stopped(
+    ray_session: None, tmp_path: Path
+) -> None:
+    log = checkpoints_of(
+        tmp_path,
+        "rungs",
+        num_samples=6,
+        scheduler={"kind": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2},
+        checkpoint={"every_epochs": 1, "min_interval_s": 3600},
+        params={"lr": {"type": "float", "low": 1e-4, "high": 0.5, "log": True}},
+        config={"epochs": 6},
+    )
+    assert len(log.last_epoch) == 6
+    stopped_early = [t for t, last in log.last_epoch.items() if last < 4]
+    assert stopped_early, "ASHA stopped no trial: the test proves nothing"
+    for trial_id, last in log.last_epoch.items():
+        # Rungs at 1, 2 and 4 (= max_t, where ASHA ends every trial that got there).
+        assert log.saved[trial_id] == [rung for rung in (1, 2, 4) if rung <= last]

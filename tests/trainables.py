@@ -7,16 +7,20 @@ from typing import Any
 
 from ray import tune
 
+from tuner.trainer.checkpoint_policy import PLAN_KEY, CheckpointPlan
 from tuner.trainer.classifier import train_classifier
 
 TEST_KEYS = ("crash_after_epoch", "crash_marker")
 
 
 def crash_once_after(config: dict[str, Any]) -> None:
-    """The built-in classifier, dying once right after reporting `crash_after_epoch`."""
+    """The built-in classifier, dying once right after reporting `crash_after_epoch`.
+
+    It checkpoints every epoch, so the restart resumes right after the crash."""
     crash_epoch = int(config["crash_after_epoch"])
     marker = Path(config["crash_marker"])
     knobs = {key: value for key, value in config.items() if key not in TEST_KEYS}
+    knobs[PLAN_KEY] = CheckpointPlan(every_epochs=1, min_interval_s=0).as_config()
     real_report = tune.report
 
     def report(metrics: dict[str, Any], *, checkpoint: Any = None) -> None:

@@ -12,11 +12,11 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.search import Searcher
 
+from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
 from tuner.engine.trainables import resolve_trainable
 from tuner.search.builders import build_scheduler, build_search_algorithm
 from tuner.search.early_stops import EarlyStops
-from tuner.search.space import param_space
 from tuner.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def build_tuner(
     search_alg = build_search_algorithm(spec, early_stops)
     return tune.Tuner(
         trainable_with_resources(spec),
-        param_space=param_space(spec),
+        param_space=trial_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,

@@ -29,3 +29,17 @@ def promotion_cutoff(earlier_rewards: Iterable[float], reduction_factor: float) 
     if promoted > len(earlier):
         return None
     return earlier[promoted - 1]
+
+
+def rung_epochs(grace_period: int, max_t: int, reduction_factor: float) -> list[int]:
+    """The epochs at which ASHA judges a trial, ascending: grace_period * rf**k up to max_t.
+
+    The same rungs as Ray's bracket (s=0); a rung at a fractional milestone is judged at
+    the first whole epoch past it, the first result whose iteration count reaches it.
+    """
+    rungs = []
+    milestone = float(grace_period)
+    while milestone <= max_t + 1e-9:
+        rungs.append(math.ceil(milestone - 1e-9))
+        milestone *= reduction_factor
+    return sorted(set(rungs))

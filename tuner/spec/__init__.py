@@ -12,6 +12,7 @@ from tuner.spec.loader import parse_spec, read_spec
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param, Scalar
 from tuner.spec.schema import (
     AshaScheduler,
+    CheckpointPolicy,
     FifoScheduler,
     GridSearcher,
     OptunaSampler,
@@ -26,6 +27,7 @@ from tuner.spec.schema import (
 __all__ = [
     "AshaScheduler",
     "CategoricalParam",
+    "CheckpointPolicy",
     "FifoScheduler",
     "FloatParam",
     "GridParam",

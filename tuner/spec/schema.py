@@ -69,6 +69,21 @@ class Resources(Strict):
         return gpu
 
 
+class CheckpointPolicy(Strict):
+    """How often a built-in trainer writes a checkpoint: both bounds must hold.
+
+    A checkpoint is written after an epoch when `every_epochs` epochs have passed and at
+    least `min_interval_s` seconds since the last one; always at an ASHA rung (a stopped
+    trial's last checkpoint is where it stopped), at max_t and at a trial's last epoch.
+    A restarted trial redoes at most `min_interval_s` of work plus the epoch it was in.
+    """
+
+    every_epochs: Annotated[int, Field(gt=0)] = 1
+    # Writing a checkpoint costs about as much as an epoch of a small model (15 ms against
+    # 14 ms on 2 cores); 30 s bounds what a preemption loses to 30 s of one trial's work.
+    min_interval_s: Annotated[float, Field(ge=0)] = 30.0
+
+
 # --- the sweep -------------------------------------------------------------------------
 
 TRAINABLE_PATTERN = r"^(builtin:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
@@ -84,6 +99,7 @@ class SweepSpec(Strict):
     scheduler: Scheduler = FifoScheduler(kind="fifo")
     max_concurrent_trials: Annotated[int, Field(gt=0)] | None = None
     resources_per_trial: Resources = Resources()
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
 

@@ -1,8 +1,8 @@
 """The training loop shared by the built-in classifier and regressor.
 
-Reports every epoch with `ray.tune.report` and writes a checkpoint each time (model,
-optimizer, schedule, early-stopping state, RNG), so a restarted trial resumes at the
-next epoch exactly as if it had never stopped.
+Reports every epoch with `ray.tune.report` and writes a checkpoint (model, optimizer,
+schedule, early-stopping state, RNG) when the sweep's checkpoint plan says so, so a
+restarted trial resumes after its last checkpoint exactly as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from tuner.trainer.augment import augment, mixup
 from tuner.trainer.checkpoint import TrainerState, load_state, save_state
+from tuner.trainer.checkpoint_policy import CheckpointPlan, without_plan
 from tuner.trainer.data import Arrays, Splits, Task, load_splits
 from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs, TrainerKnobs
 from tuner.trainer.losses import LossFn, build_loss, l1_penalty
@@ -177,7 +178,9 @@ class Epoch:
     """One finished epoch: its metrics, and what a checkpoint of it would hold."""
 
     metrics: dict[str, Any]
+    number: int  # 1-based
     stop: bool  # the trainer's own early stopping ends the trial after this epoch
+    last: bool  # no epoch follows: the trainer stopped early, or this is the last epoch
     # Built when called, so callers that keep no checkpoints skip copying weights and
     # optimizer state. Valid until the generator resumes: the next epoch trains on.
     state: Callable[[], TrainerState]
@@ -253,19 +256,26 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
                 outputs=num_outputs(splits),
             )
 
-        yield Epoch(metrics, stop, state)
+        yield Epoch(metrics, epoch, stop, stop or epoch == knobs.epochs, state)
         if stop:
             return
 
 
 def train(config: dict[str, Any], task: Task) -> None:
-    """Ray Tune trainable body for the built-in trainers: report and checkpoint each epoch."""
+    """Ray Tune trainable body for the built-in trainers: report each epoch, checkpoint
+    when the plan says so (see tuner.trainer.checkpoint_policy)."""
+    plan = CheckpointPlan.from_config(config)
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             resume = load_state(directory)
-    for epoch in run_epochs(config, task, resume):
+    last_saved = time.monotonic()
+    for epoch in run_epochs(without_plan(config), task, resume):
+        if not plan.due(epoch.number, time.monotonic() - last_saved, last=epoch.last):
+            tune.report(epoch.metrics)
+            continue
         with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
             save_state(epoch.state(), directory)
             tune.report(epoch.metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        last_saved = time.monotonic()

@@ -1,0 +1,132 @@
+"""Checkpoint cost: the built-in classifier's sweep with a checkpoint after every epoch (what
+tuner did before its checkpoint policy) against the default policy, and plain Optuna
+running the same trainer epochs in one process, serially, keeping no checkpoints.
+
+    python -m bench.checkpoints            # 12 configurations x 100 epochs, 2 slots
+    python -m bench.checkpoints --smoke    # 2 x 3: checks that it still works
+
+Every system trains the same configurations (a grid of learning rates) for every epoch:
+no early stopping. tuner runs in this process through `run_sweep`, MLflow on (a SQLite
+store inside a fresh folder), on a fresh embedded Ray whose start-up is timed apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+
+from bench.common import RESULTS, machine, run_tuner, timed, write
+from bench.workload import learning_rates
+
+SLOTS = 2
+REPO = Path(__file__).resolve().parent.parent
+POLICIES: dict[str, dict[str, Any]] = {
+    "tuner, checkpoint every epoch": {"every_epochs": 1, "min_interval_s": 0},
+    "tuner, default policy": {},  # every_epochs 1, min_interval_s 30
+}
+
+
+def sweep(lrs: list[float], epochs: int, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "bench-checkpoints",
+        "trainable": "builtin:classifier",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "searcher": {"kind": "grid"},
+        "max_concurrent_trials": SLOTS,
+        **({"checkpoint": checkpoint} if checkpoint else {}),
+        "params": {"lr": {"type": "grid", "values": lrs}},
+        "config": {"epochs": epochs},
+    }
+
+
+def plain_optuna(lrs: list[float], epochs: int) -> None:
+    """The 20-line script a user compares with: the same trainer, one trial after another."""
+    from tuner.trainer.loop import run_epochs
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for lr in lrs:
+        study.enqueue_trial({"lr": lr})
+
+    def objective(trial: optuna.Trial) -> float:
+        config = {"epochs": epochs, "lr": trial.suggest_float("lr", 1e-5, 1.0, log=True)}
+        accuracy = 0.0
+        for epoch in run_epochs(config, "classification", None):
+            accuracy = float(epoch.metrics["val_accuracy"])
+            trial.report(accuracy, epoch.number)
+        return accuracy
+
+    study.optimize(objective, n_trials=len(lrs))
+
+
+def run(trials: int, epochs: int) -> dict[str, Any]:
+    lrs = learning_rates(trials)
+    wall: dict[str, float] = {}
+    startup: dict[str, float] = {}
+    plain_optuna(lrs[:1], 1)  # warm-up: data load, torch's first calls
+    with timed(wall, "optuna (serial), no checkpoints"):
+        plain_optuna(lrs, epochs)
+    for name, policy in POLICIES.items():
+        with timed(startup, name):
+            ray.init(
+                num_cpus=SLOTS,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+            )
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench-") as folder, timed(wall, name):
+                run_tuner(sweep(lrs, epochs, policy), folder)
+        finally:
+            ray.shutdown()
+    every, default = (wall[name] for name in POLICIES)
+    return {
+        "machine": machine(),
+        "trials": trials,
+        "epochs": epochs,
+        "slots": SLOTS,
+        "wall_s": wall,
+        "ray_startup_s": startup,
+        # What one checkpoint cost the sweep's wall time, spread over 2 slots.
+        "saved_per_epoch_ms": 1000 * (every - default) * SLOTS / (trials * epochs),
+    }
+
+
+def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    wall = result["wall_s"]
+    baseline = wall["optuna (serial), no checkpoints"]
+    rows: list[tuple[str, ...]] = [("system", "wall s", "x plain Optuna", "ray start s")]
+    for name, seconds in wall.items():
+        start = result["ray_startup_s"].get(name)
+        rows.append(
+            (name, f"{seconds:.1f}", f"{seconds / baseline:.2f}", f"{start:.1f}" if start else "")
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--smoke", action="store_true", help="2 trials x 3 epochs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.epochs = 2, 3
+    started = time.perf_counter()
+    result = run(args.trials, args.epochs)
+    result["benchmark_s"] = time.perf_counter() - started
+    name = "checkpoints-smoke" if args.smoke else f"checkpoints-n{args.trials}-e{args.epochs}"
+    return write(name, result, table(result), args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""When a trainer writes a checkpoint: a pure decision over the epoch and the clock.
+
+The engine hands each built-in trial a plan (the sweep's `checkpoint` policy plus the
+epochs where one is forced: ASHA's rungs and max_t) under `PLAN_KEY` in its config. A
+trainer of your own may read the same plan with `CheckpointPlan.from_config(config)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Reserved config key; the knobs never see it.
+PLAN_KEY = "_tuner_checkpoint_plan"
+# Without a plan (a built-in called by code of its own): the sweep file's defaults.
+DEFAULT_EVERY_EPOCHS = 1
+DEFAULT_MIN_INTERVAL_S = 30.0
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    every_epochs: int = DEFAULT_EVERY_EPOCHS
+    min_interval_s: float = DEFAULT_MIN_INTERVAL_S
+    forced_epochs: frozenset[int] = field(default_factory=frozenset)
+
+    def due(self, epoch: int, seconds_since_last: float, *, last: bool) -> bool:
+        """Write a checkpoint after `epoch`? `last`: no epoch follows it in this trial."""
+        if last or epoch in self.forced_epochs:
+            return True
+        return epoch % self.every_epochs == 0 and seconds_since_last >= self.min_interval_s
+
+    def as_config(self) -> dict[str, Any]:
+        """Plain values: Ray copies a trial's config around and shows it in results."""
+        return {
+            "every_epochs": self.every_epochs,
+            "min_interval_s": self.min_interval_s,
+            "forced_epochs": sorted(self.forced_epochs),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> CheckpointPlan:
+        raw = config.get(PLAN_KEY)
+        if not raw:
+            return cls()
+        forced: Iterable[int] = raw.get("forced_epochs", ())
+        return cls(
+            every_epochs=int(raw["every_epochs"]),
+            min_interval_s=float(raw["min_interval_s"]),
+            forced_epochs=frozenset(int(epoch) for epoch in forced),
+        )
+
+
+def without_plan(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's config as the trainer's knobs expect it."""
+    return {key: value for key, value in config.items() if key != PLAN_KEY}
