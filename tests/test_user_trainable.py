@@ -60,8 +60,10 @@ def test_user_function_from_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
 
     assert run_cli("validate", "sweep.yaml", cwd=tmp_path).returncode == 0
-    out = run_cli("run", "sweep.yaml", cwd=tmp_path)  # every default: sqlite, ./tuner_runs
+    # Every default (sqlite, ./tuner_runs); --profile only adds the phase table.
+    out = run_cli("run", "sweep.yaml", "--profile", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
+    assert_phase_table(out.stderr)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("user-fn")
@@ -82,6 +84,35 @@ def test_user_function_from_the_working_directory(tmp_path: Path) -> None:
         "checkpoint/epoch"
     ]
     assert (tmp_path / "tuner_runs" / "user-fn").is_dir()
+
+
+PHASES_IN_ORDER = [
+    "command started",
+    "sweep file checked",
+    "imports (ray, mlflow)",
+    "preflight",
+    "ray start",
+    "first trial started",
+    "first result",
+    "last trial ended",
+    "tracking flush",
+    "summary printed",
+    "ray shutdown",
+]
+
+
+def assert_phase_table(stderr: str) -> None:
+    """`--profile`: each phase once, in the order a sweep goes through them, with times
+    since the process started; the summary comes before Ray's shutdown, not after it."""
+    lines = stderr[stderr.index("phase ") :].splitlines()[1:]
+    rows = {line[:30].strip(): line[30:].split() for line in lines if line.strip()}
+    assert set(PHASES_IN_ORDER) <= set(rows) <= {*PHASES_IN_ORDER, "mlflow parent run",
+        "trainable import", "fit", "best model export"}  # fmt: skip
+    at = [float(rows[name][0]) for name in PHASES_IN_ORDER]
+    assert at == sorted(at), list(zip(PHASES_IN_ORDER, at, strict=True))
+    fit_at, fit_took = (float(value) for value in rows["fit"])
+    assert fit_at <= float(rows["first trial started"][0])
+    assert fit_at + fit_took >= float(rows["last trial ended"][0])
 
 
 FAILING_CODE = textwrap.dedent(

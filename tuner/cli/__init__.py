@@ -8,6 +8,8 @@ May import every other package of tuner.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from typing import Annotated
 
@@ -55,6 +57,26 @@ app.command("preemption-watch")(remote.preemption_watch)
 
 def main() -> None:
     try:
-        app(prog_name="tuner")
+        app(prog_name="tuner")  # as a console script, typer ends with SystemExit
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    _exit_now(code)
+
+
+def _exit_now(code: int | str | None) -> None:
+    """End the process without Python's finalization.
+
+    Tearing down torch, Ray and MLflow module by module took 1.5 s on 2 cores after the
+    last line was printed, with nothing of ours left to do: by now every MLflow run is
+    ended, the tracking writer has flushed and stopped, and Ray is shut down.
+    """
+    if isinstance(code, str):  # SystemExit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

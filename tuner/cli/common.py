@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tuner.engine.loading import load_spec
+from tuner.engine.phases import Phases
 from tuner.spec import SpecError, SweepSpec
 
 if TYPE_CHECKING:
@@ -75,3 +76,21 @@ def sweep_name(name_or_spec: str) -> str:
     if name_or_spec.endswith((".yaml", ".yml")) or Path(name_or_spec).is_file():
         return load(Path(name_or_spec)).name
     return name_or_spec
+
+
+Profile = Annotated[
+    bool, typer.Option("--profile", help="Print where the wall time went, phase by phase.")
+]
+
+
+def cli_phases() -> Phases:
+    """The sweep's phase clock, started with the process (imports count)."""
+    phases = Phases()
+    phases.mark("command started")
+    return phases
+
+
+def print_phases(phases: Phases) -> None:
+    stderr.print("\nphase                           at s    took s", markup=False)
+    for name, at, took in phases.table():
+        stderr.print(f"{name:<30} {at:>6} {took:>9}", markup=False)

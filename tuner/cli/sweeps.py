@@ -22,11 +22,14 @@ from tuner.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_INVALID,
     NumSamples,
+    Profile,
     StorageOption,
     TrackingUri,
     check_storage,
+    cli_phases,
     fail,
     load,
+    print_phases,
     stderr,
     sweep_name,
     with_num_samples,
@@ -63,17 +66,28 @@ def run(
         str | None,
         typer.Option(help="Join this Ray cluster (HEAD:6379, or auto) instead of starting one."),
     ] = None,
+    profile: Profile = False,
 ) -> None:
     """Run a sweep: embedded Ray and local MLflow unless told otherwise."""
-    spec = with_num_samples(load(spec_path), num_samples)
-    check_storage(storage)
+    phases = cli_phases()
+    with phases.phase("sweep file checked"):
+        spec = with_num_samples(load(spec_path), num_samples)
+        check_storage(storage)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
-    from tuner.engine.runner import RunOptions, run_sweep
+    with phases.phase("imports (ray, mlflow)"):
+        from tuner.engine.runner import RunOptions, run_sweep
 
     options = RunOptions(
-        tracking_uri=tracking_uri, storage=storage, address=address, spec_path=spec_path
+        tracking_uri=tracking_uri,
+        storage=storage,
+        address=address,
+        spec_path=spec_path,
+        phases=phases,
+        on_finish=_print_summary,
     )
     _drive(lambda: run_sweep(spec, options), spec_path)
+    if profile:
+        print_phases(phases)
 
 
 def resume(
@@ -91,8 +105,10 @@ def resume(
             "from here; none resumes on an embedded Ray.",
         ),
     ] = None,
+    profile: Profile = False,
 ) -> None:
     """Finish an interrupted sweep from its storage; its MLflow runs continue."""
+    phases = cli_phases()
     name = sweep_name(sweep)
     if address and urlparse(address).scheme in ("http", "https"):
         from tuner.cluster.jobs import ClusterError
@@ -103,23 +119,33 @@ def resume(
             fail(str(exc), EXIT_FAILED)
         return
     check_storage(storage)
-    from tuner.engine.runner import RunOptions, resume_sweep
+    with phases.phase("imports (ray, mlflow)"):
+        from tuner.engine.runner import RunOptions, resume_sweep
 
     options = RunOptions(
-        tracking_uri=tracking_uri or DEFAULT_TRACKING_URI, storage=storage, address=address
+        tracking_uri=tracking_uri or DEFAULT_TRACKING_URI,
+        storage=storage,
+        address=address,
+        phases=phases,
+        on_finish=_print_summary,
     )
     _drive(lambda: resume_sweep(name, options), None)
+    if profile:
+        print_phases(phases)
 
 
 def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None) -> None:
-    """Run or resume a sweep in this process; map its failures to one line and an exit code."""
+    """Run or resume a sweep in this process; map its failures to one line and an exit code.
+
+    The summary is printed by the sweep itself (RunOptions.on_finish), before Ray shuts down.
+    """
     from tuner.engine.experiments import NothingToResume
     from tuner.engine.outcome import SweepFailed, SweepInterrupted
     from tuner.engine.session import RayUnavailable
     from tuner.tracking.writer import TrackingError
 
     try:
-        result = sweep()
+        sweep()
     except SpecError as exc:
         fail(f"{spec_path}: {exc.line()}" if spec_path else exc.line(), EXIT_INVALID)
     except (SweepFailed, TrackingError, RayUnavailable, NothingToResume) as exc:
@@ -132,10 +158,14 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None) -> None:
         )
     except KeyboardInterrupt:
         fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
-    _print_summary(result)
 
 
 def _print_summary(result: SweepResult) -> None:
+    _summarize(result)
+    result.phases.mark("summary printed")
+
+
+def _summarize(result: SweepResult) -> None:
     out = Console(highlight=False, soft_wrap=True)
     best = result.best
     finished = result.num_trials - result.num_stopped_early - result.num_failed

@@ -9,6 +9,7 @@ from typing import Any
 
 from ray import tune
 
+from tuner.engine.phases import Phases
 from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec
 from tuner.tracking.writer import TrackingWriter
@@ -52,6 +53,8 @@ class SweepResult:
     num_restarted: int  # trials that lost their worker and resumed from a checkpoint
     best: BestTrial
     test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
+    # Where the wall time went; Ray's shutdown is added after this result is made.
+    phases: Phases = field(default_factory=Phases)
 
 
 def best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | None:

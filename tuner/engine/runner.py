@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
+from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
     SweepFailed,
     SweepInterrupted,
@@ -22,8 +24,10 @@ from tuner.engine.outcome import (
     best_result,
     best_trial,
 )
+from tuner.engine.phases import Phases
 from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_sigint
+from tuner.engine.startup import start_sweep
 from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
@@ -39,6 +43,7 @@ from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter, check_tracking_reachable
+from tuner.trainer.registry import BUILTINS
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +56,29 @@ class RunOptions:
     spec_path: Path | None = None  # logged as the parent run's artifact
     num_cpus: int | None = None  # embedded Ray only; None uses every core
     console: Console = field(default_factory=lambda: Console(soft_wrap=True, highlight=False))
+    phases: Phases = field(default_factory=Phases)  # filled in as the sweep runs
+    # Called with the result before an embedded Ray shuts down: the CLI prints its
+    # summary there, so the user does not wait a second or two for the shutdown.
+    on_finish: Callable[[SweepResult], None] | None = None
 
 
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
     """Run a sweep to the end and return its best trial; see the README for what it records."""
     options = options or RunOptions()
+    phases = options.phases
     quiet_driver_output()
     storage = resolve_storage(options.storage)
-    _preflight(spec, options)
-    started_ray = start_or_join(options.address, options.num_cpus)
+    with phases.phase("preflight"):
+        _preflight(spec, options)
+    sweep, started_ray = start_sweep(spec, options)
     try:
-        sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
         experiment = Experiment.new(storage, spec.name)
-        return _run_tracked(with_absolute_paths(spec), options, sweep, experiment, resumed=False)
+        result = _run_tracked(with_absolute_paths(spec), options, sweep, experiment, resumed=False)
+        if options.on_finish is not None:
+            options.on_finish(result)
+        return result
     finally:
-        if started_ray:
-            ray.shutdown()
+        _shut_down(started_ray, phases)
 
 
 def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepResult:
@@ -87,15 +99,26 @@ def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepRes
             raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
         else:
             sweep.reopen()
-        return _run_tracked(spec, options, sweep, experiment, resumed=True)
+        result = _run_tracked(spec, options, sweep, experiment, resumed=True)
+        if options.on_finish is not None:
+            options.on_finish(result)
+        return result
     finally:
-        if started_ray:
+        _shut_down(started_ray, options.phases)
+
+
+def _shut_down(started_ray: bool, phases: Phases) -> None:
+    if started_ray:
+        with phases.phase("ray shutdown"):
             ray.shutdown()
 
 
 def _preflight(spec: SweepSpec, options: RunOptions) -> None:
     """Every check that can fail in seconds, before Ray starts or MLflow gets a run."""
-    resolve_trainable(spec.trainable)  # import errors surface before anything starts
+    if spec.trainable not in BUILTINS:
+        # User code's import errors surface before anything starts (`tuner run` imported
+        # it already to check it); a built-in is imported while Ray starts.
+        resolve_trainable(spec.trainable)
     if options.address is None and not ray.is_initialized():
         check_local_resources(spec, options.num_cpus)
     check_tracking_reachable(options.tracking_uri)
@@ -109,12 +132,14 @@ def _run_tracked(
     *,
     resumed: bool,
 ) -> SweepResult:
+    phases = options.phases
     early_stops = EarlyStops.shared(experiment.uri)
     storage = experiment.storage
     writer = TrackingWriter(sweep.client, sweep.experiment_id)
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
     interrupts = InterruptWatch()
-    callbacks = [tracker, ProgressTable(spec, early_stops, options.console), interrupts]
+    progress = ProgressTable(spec, early_stops, options.console)
+    callbacks = [tracker, progress, interrupts, TrialMoments(phases)]
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
         if os.environ.get(SUBMISSION_ID_ENV):
@@ -129,12 +154,13 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
-        with restored_sigint(), ray_file_loggers_off():
+        with restored_sigint(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
             raise SweepInterrupted(spec.name, experiment.uri)
-        writer.flush()
+        with phases.phase("tracking flush"):
+            writer.flush()
         failed = results.num_errors
         winner = best_result(spec, results)
         if winner is None:
@@ -146,11 +172,8 @@ def _run_tracked(
         sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
         test_metrics: dict[str, float] = {}
         if best.run_id is not None and winner.checkpoint is not None:
-            with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
-                winner.checkpoint.to_directory(directory)
-                log_best_model(sweep.client, best.run_id, spec.trainable, directory)
-                test_metrics = best_test_metrics(spec.trainable, directory)
-            sweep.record_test(test_metrics, best.run_id)
+            with phases.phase("best model export"):
+                test_metrics = _export_best(spec, sweep, best.run_id, winner.checkpoint)
         restarted = len(tracker.restarts)
         sweep.finish(
             RunStatus.FINISHED,
@@ -172,6 +195,7 @@ def _run_tracked(
             num_restarted=restarted,
             best=best,
             test_metrics=test_metrics,
+            phases=phases,
         )
     except KeyboardInterrupt:
         _close_quietly(writer, sweep, RunStatus.KILLED)
@@ -181,6 +205,18 @@ def _run_tracked(
         raise
     finally:
         writer.close()
+
+
+def _export_best(
+    spec: SweepSpec, sweep: SweepRun, run_id: str, checkpoint: tune.Checkpoint
+) -> dict[str, float]:
+    """Log the best trial's model to its run; score it once on the test split."""
+    with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
+        checkpoint.to_directory(directory)
+        log_best_model(sweep.client, run_id, spec.trainable, directory)
+        test_metrics = best_test_metrics(spec.trainable, directory)
+    sweep.record_test(test_metrics, run_id)
+    return test_metrics
 
 
 def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:

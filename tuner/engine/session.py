@@ -39,16 +39,13 @@ def quiet_driver_output() -> None:
 
 def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
     """An embedded Ray would wait forever for a trial bigger than this machine: refuse it."""
-    import torch  # already imported by any built-in trainer; cheap to ask here
-
     cpus = num_cpus or os.cpu_count() or 1
-    gpus = torch.cuda.device_count()
     wanted = spec.resources_per_trial
-    if wanted.gpu > gpus:
+    if wanted.gpu > 0 and wanted.gpu > _gpu_count():
         raise SpecError(
             None,
             "resources_per_trial.gpu",
-            f"each trial asks for {wanted.gpu:g} GPU but this machine has {gpus}; "
+            f"each trial asks for {wanted.gpu:g} GPU but this machine has {_gpu_count()}; "
             "use gpu: 0 here, or run on a cluster with --address",
         )
     if wanted.cpu > cpus:
@@ -57,6 +54,13 @@ def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
             "resources_per_trial.cpu",
             f"each trial asks for {wanted.cpu:g} CPUs but this machine has {cpus}",
         )
+
+
+def _gpu_count() -> int:
+    # torch takes a second to import: asked only when a trial wants a GPU.
+    import torch
+
+    return int(torch.cuda.device_count())
 
 
 def use_token_auth_if_available() -> None:

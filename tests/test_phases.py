@@ -1,0 +1,37 @@
+"""The phase clock behind `tuner run --profile`: spans and moments since the process began."""
+
+from __future__ import annotations
+
+import time
+
+from tuner.engine.phases import Phases, process_start_time
+
+
+def test_the_process_started_before_this_test_and_not_long_ago() -> None:
+    started = process_start_time()
+    assert started <= time.time()
+    assert time.time() - started < 3600
+
+
+def test_spans_and_moments_are_timed_from_the_origin_in_the_order_they_began() -> None:
+    phases = Phases(origin=time.time())
+    phases.mark("command started")
+    with phases.phase("ray start"):
+        time.sleep(0.05)
+        phases.mark("inside")
+    phases.mark("after")
+    names = [row[0] for row in phases.table()]
+    assert names == ["command started", "ray start", "inside", "after"]
+    durations = phases.as_dict()
+    assert 0.05 <= durations["ray start"] < 1.0
+    assert durations["after"] >= durations["ray start"]
+
+
+def test_a_phase_that_raises_is_still_recorded() -> None:
+    phases = Phases(origin=time.time())
+    try:
+        with phases.phase("ray start"):
+            raise RuntimeError("no Ray")
+    except RuntimeError:
+        pass
+    assert [row[0] for row in phases.table()] == ["ray start"]

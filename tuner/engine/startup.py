@@ -1,0 +1,86 @@
+"""Starting a sweep: Ray, the sweep's parent run in MLflow, the trainable's import.
+
+On an embedded run the three overlap: Ray's start waits on its processes, opening the
+tracking store (its schema, the first time) waits on SQLite, and importing a built-in
+trainer is torch's import; one after another they cost the sum (seen here: 2.5 s,
+1.7 s and 1.3 s on 2 cores). Joining a cluster keeps the old order, so that a cluster
+that refuses us leaves no run behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import ray
+from mlflow.entities import RunStatus
+
+from tuner.engine.phases import Phases
+from tuner.engine.session import start_or_join
+from tuner.engine.trainables import resolve_trainable
+from tuner.spec import SweepSpec
+from tuner.tracking.runs import SweepRun
+
+if TYPE_CHECKING:
+    from tuner.engine.runner import RunOptions
+
+T = TypeVar("T")
+
+
+def start_sweep(spec: SweepSpec, options: RunOptions) -> tuple[SweepRun, bool]:
+    """(the sweep's parent run, whether this process started Ray and must shut it down)."""
+    phases = options.phases
+    if options.address is not None or ray.is_initialized():
+        with phases.phase("ray start"):
+            started_ray = start_or_join(options.address, options.num_cpus)
+        try:
+            with phases.phase("trainable import"):
+                resolve_trainable(spec.trainable)
+            with phases.phase("mlflow parent run"):
+                sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
+        except BaseException:
+            if started_ray:
+                ray.shutdown()
+            raise
+        return sweep, started_ray
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tuner-start") as pool:
+        opening = pool.submit(
+            _in_phase,
+            phases,
+            "mlflow parent run",
+            SweepRun.start,
+            spec,
+            options.spec_path,
+            options.tracking_uri,
+        )
+        importing = pool.submit(
+            _in_phase, phases, "trainable import", resolve_trainable, spec.trainable
+        )
+        try:
+            with phases.phase("ray start"):
+                start_or_join(None, options.num_cpus)
+        except BaseException as exc:
+            _end_failed(opening, f"Ray did not start: {type(exc).__name__}: {exc}")
+            raise
+        try:
+            importing.result()
+            return opening.result(), True
+        except BaseException:
+            ray.shutdown()
+            raise
+
+
+def _in_phase(phases: Phases, name: str, action: Callable[..., T], *args: Any) -> T:
+    with phases.phase(name):
+        return action(*args)
+
+
+def _end_failed(opening: Future[SweepRun], reason: str) -> None:
+    """The parent run opened beside a Ray that did not start: it records why it ended."""
+    try:
+        sweep = opening.result()
+    except Exception:
+        return  # no run was made; the Ray error is the one to report
+    sweep.finish(RunStatus.FAILED, {"tuner.error": reason[:5000]})
