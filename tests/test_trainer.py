@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from ray import tune
 from rich.console import Console
 
+from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.experiments import Experiment
 from tuner.engine.runner import RunOptions, run_sweep
 from tuner.engine.storage import resolve_storage
@@ -158,6 +159,13 @@ class CheckpointedEpochs(tune.Callback):  # type: ignore[misc]
 
 
 def checkpoints_of(tmp_path: Path, name: str, **sweep: Any) -> CheckpointedEpochs:
+    log, _ = sweep_with_checkpoints(tmp_path, name, **sweep)
+    return log
+
+
+def sweep_with_checkpoints(
+    tmp_path: Path, name: str, **sweep: Any
+) -> tuple[CheckpointedEpochs, tune.ResultGrid]:
     spec = parse_spec(
         {
             "name": name,
@@ -174,8 +182,9 @@ def checkpoints_of(tmp_path: Path, name: str, **sweep: Any) -> CheckpointedEpoch
     tuner = build_tuner(
         spec, experiment, [log], EarlyStops.shared(experiment.uri), on_cluster=False
     )
-    assert not tuner.fit().errors
-    return log
+    results = tuner.fit()
+    assert not results.errors
+    return log, results
 
 
 @pytest.mark.ray
@@ -219,3 +228,24 @@ def test_every_asha_rung_has_a_checkpoint_so_a_stopped_trial_keeps_where_it_stop
     for trial_id, last in log.last_epoch.items():
         # Rungs at 1, 2 and 4 (= max_t, where ASHA ends every trial that got there).
         assert log.saved[trial_id] == [rung for rung in (1, 2, 4) if rung <= last]
+
+
+@pytest.mark.ray
+def test_every_checkpoint_stays_until_the_sweep_ends_then_only_the_latest(
+    ray_session: None, tmp_path: Path
+) -> None:
+    log, results = sweep_with_checkpoints(
+        tmp_path,
+        "pruned",
+        checkpoint={"every_epochs": 1, "min_interval_s": 0},
+        params={"hidden": {"type": "grid", "values": [16]}},
+        config={"epochs": 4},
+    )
+    (result,) = results
+    trial_dir = Path(result.path)
+    assert list(log.saved.values()) == [[1, 2, 3, 4]]
+    # Ray deleted none of them while the sweep ran: a lost driver could resume from any.
+    assert len(sorted(trial_dir.glob("checkpoint_*"))) == 4
+    assert prune_checkpoints(results, resolve_storage(str(tmp_path / "runs"))) == 3
+    assert [p.name for p in trial_dir.glob("checkpoint_*")] == [Path(result.checkpoint.path).name]
+    assert load_state(result.checkpoint.path).epoch == 4

@@ -96,6 +96,7 @@ PHASES_IN_ORDER = [
     "first result",
     "last trial ended",
     "tracking flush",
+    "checkpoints pruned",
     "summary printed",
     "ray shutdown",
 ]

@@ -1,14 +1,23 @@
-"""The checkpoint plan each built-in trial gets: the sweep's policy plus the forced epochs.
+"""Checkpoints of a sweep: the plan each built-in trial gets, and thinning them at the end.
 
 A built-in trainer checkpoints when its plan says so (tuner.trainer.checkpoint_policy);
 the epochs where it must, whatever the policy, are where the scheduler judges it: ASHA's
 rungs and max_t. A trial ASHA stops then keeps a checkpoint of where it stopped.
+
+While a sweep runs every checkpoint stays (see build_tuner: Ray's own deletion can
+outrun its experiment snapshot); once it has ended, each trial keeps its latest only,
+the one it would resume from and the best trial's model is exported from.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pyarrow.fs
+from ray import tune
+
+from tuner.engine.storage import Storage
 from tuner.search.promotion import rung_epochs
 from tuner.search.space import param_space
 from tuner.spec import AshaScheduler, SweepSpec
@@ -40,3 +49,37 @@ def trial_space(spec: SweepSpec) -> dict[str, Any]:
     if spec.trainable in BUILTINS:
         space[PLAN_KEY] = checkpoint_plan(spec).as_config()
     return space
+
+
+logger = logging.getLogger(__name__)
+
+
+def prune_checkpoints(results: tune.ResultGrid, storage: Storage) -> int:
+    """Delete every checkpoint of the sweep's trials but each one's latest; return how many.
+
+    Thinning is a convenience, never a reason to fail a finished sweep: a checkpoint
+    that cannot be deleted stays, with a warning.
+    """
+    filesystem = storage.filesystem or pyarrow.fs.LocalFileSystem()
+    deleted = 0
+    for index in range(len(results)):
+        result = results[index]
+        if result.checkpoint is None or result.path is None:
+            continue
+        latest = result.checkpoint.path
+        try:
+            entries = filesystem.get_file_info(pyarrow.fs.FileSelector(result.path))
+        except OSError:
+            logger.warning("could not list checkpoints in %s", result.path, exc_info=True)
+            continue
+        for entry in entries:
+            if entry.type != pyarrow.fs.FileType.Directory or entry.path == latest:
+                continue
+            if not entry.base_name.startswith("checkpoint_"):
+                continue
+            try:
+                filesystem.delete_dir(entry.path)
+                deleted += 1
+            except OSError:
+                logger.warning("could not delete checkpoint %s", entry.path, exc_info=True)
+    return deleted

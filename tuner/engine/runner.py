@@ -15,6 +15,7 @@ from ray import tune
 from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
+from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
@@ -70,7 +71,14 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     storage = resolve_storage(options.storage)
     with phases.phase("preflight"):
         _preflight(spec, options)
-    sweep, started_ray = start_sweep(spec, options)
+    sweep, started_ray = start_sweep(
+        spec,
+        address=options.address,
+        num_cpus=options.num_cpus,
+        tracking_uri=options.tracking_uri,
+        spec_path=options.spec_path,
+        phases=phases,
+    )
     try:
         experiment = Experiment.new(storage, spec.name)
         result = _run_tracked(with_absolute_paths(spec), options, sweep, experiment, resumed=False)
@@ -161,6 +169,8 @@ def _run_tracked(
             raise SweepInterrupted(spec.name, experiment.uri)
         with phases.phase("tracking flush"):
             writer.flush()
+        with phases.phase("checkpoints pruned"):
+            prune_checkpoints(results, storage)
         failed = results.num_errors
         winner = best_result(spec, results)
         if winner is None:

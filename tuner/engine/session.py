@@ -32,9 +32,6 @@ def quiet_driver_output() -> None:
     """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
     # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # Forced experiment snapshots are our deliberate trade (bounded disk per trial); Ray's
-    # warning about them would repeat on every epoch of every trial.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:

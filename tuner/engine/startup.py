@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import ray
 from mlflow.entities import RunStatus
@@ -22,23 +23,30 @@ from tuner.engine.trainables import resolve_trainable
 from tuner.spec import SweepSpec
 from tuner.tracking.runs import SweepRun
 
-if TYPE_CHECKING:
-    from tuner.engine.runner import RunOptions
-
 T = TypeVar("T")
 
 
-def start_sweep(spec: SweepSpec, options: RunOptions) -> tuple[SweepRun, bool]:
-    """(the sweep's parent run, whether this process started Ray and must shut it down)."""
-    phases = options.phases
-    if options.address is not None or ray.is_initialized():
+def start_sweep(
+    spec: SweepSpec,
+    *,
+    address: str | None,
+    num_cpus: int | None,
+    tracking_uri: str,
+    spec_path: Path | None,
+    phases: Phases,
+) -> tuple[SweepRun, bool]:
+    """(the sweep's parent run, whether this process started Ray and must shut it down).
+
+    `address`: a cluster to join; None starts an embedded Ray (unless one is running).
+    """
+    if address is not None or ray.is_initialized():
         with phases.phase("ray start"):
-            started_ray = start_or_join(options.address, options.num_cpus)
+            started_ray = start_or_join(address, num_cpus)
         try:
             with phases.phase("trainable import"):
                 resolve_trainable(spec.trainable)
             with phases.phase("mlflow parent run"):
-                sweep = SweepRun.start(spec, options.spec_path, options.tracking_uri)
+                sweep = SweepRun.start(spec, spec_path, tracking_uri)
         except BaseException:
             if started_ray:
                 ray.shutdown()
@@ -52,15 +60,15 @@ def start_sweep(spec: SweepSpec, options: RunOptions) -> tuple[SweepRun, bool]:
             "mlflow parent run",
             SweepRun.start,
             spec,
-            options.spec_path,
-            options.tracking_uri,
+            spec_path,
+            tracking_uri,
         )
         importing = pool.submit(
             _in_phase, phases, "trainable import", resolve_trainable, spec.trainable
         )
         try:
             with phases.phase("ray start"):
-                start_or_join(None, options.num_cpus)
+                start_or_join(None, num_cpus)
         except BaseException as exc:
             _end_failed(opening, f"Ray did not start: {type(exc).__name__}: {exc}")
             raise

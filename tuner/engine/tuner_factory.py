@@ -79,10 +79,12 @@ def build_tuner(
             storage_filesystem=experiment.storage.filesystem,
             callbacks=[*callbacks, JsonLoggerCallback()],
             verbose=0,
-            # The latest checkpoint is what a restart resumes from and what we export; the
-            # one before it covers a crash mid-write. Ray snapshots experiment state every
-            # num_to_keep checkpoints so that it never points at a deleted one.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Every checkpoint stays while the sweep runs: with num_to_keep, Ray deletes
+            # old ones before the experiment snapshot that stops naming them reaches
+            # storage, and a driver lost in between leaves a trial that cannot resume
+            # (seen on S3: 1 resume in 3). It also forced a snapshot every num_to_keep
+            # checkpoints (ray #31613). prune_checkpoints thins them when the sweep ends.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             # Locally a failure is a bug in the trial: retrying it only repeats it.
             # On a cluster it may be a lost node: restart from the last checkpoint.
             failure_config=tune.FailureConfig(max_failures=3 if on_cluster else 0),
