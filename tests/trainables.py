@@ -40,9 +40,3 @@ def report_twice(config: dict[str, Any]) -> None:
     """A user trainable: the documented contract, no checkpoint."""
     for epoch in (1, 2):
         tune.report({"epoch": epoch, "score": config["x"] * epoch})
-
-
-def count_up(config: dict[str, Any]) -> None:
-    """A user trainable with fast epochs and no checkpoints."""
-    for epoch in range(1, int(config["epochs"]) + 1):
-        tune.report({"epoch": epoch, "score": config["x"] * epoch})

@@ -31,9 +31,9 @@ from tuner.engine.signals import InterruptWatch, restored_sigint
 from tuner.engine.startup import start_sweep
 from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
-from tuner.engine.tune_env import tune_environment
 from tuner.engine.tuner_factory import (
     build_tuner,
+    ray_file_loggers_off,
     restore_tuner,
 )
 from tuner.search.early_stops import EarlyStops
@@ -162,7 +162,7 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
-        with restored_sigint(), tune_environment(spec), phases.phase("fit"):
+        with restored_sigint(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
