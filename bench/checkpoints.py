@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import ray
 
-from bench.common import RESULTS, machine, run_tuner, timed, write
+from bench.common import RESULTS, SLOTS, machine, ray_for, run_tuner, timed, write
 from bench.workload import learning_rates
 
-SLOTS = 2
-REPO = Path(__file__).resolve().parent.parent
 POLICIES: dict[str, dict[str, Any]] = {
     "tuner, checkpoint every epoch": {"every_epochs": 1, "min_interval_s": 0},
     "tuner, default policy": {},  # every_epochs 1, min_interval_s 30
@@ -75,18 +72,12 @@ def run(trials: int, epochs: int) -> dict[str, Any]:
     with timed(wall, "optuna (serial), no checkpoints"):
         plain_optuna(lrs, epochs)
     for name, policy in POLICIES.items():
-        with timed(startup, name):
-            ray.init(
-                num_cpus=SLOTS,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
-            )
-        try:
-            with tempfile.TemporaryDirectory(prefix="bench-") as folder, timed(wall, name):
-                run_tuner(sweep(lrs, epochs, policy), folder)
-        finally:
-            ray.shutdown()
+        with (
+            ray_for(startup, name),
+            tempfile.TemporaryDirectory(prefix="bench-") as folder,
+            timed(wall, name),
+        ):
+            run_tuner(sweep(lrs, epochs, policy), folder)
     every, default = (wall[name] for name in POLICIES)
     return {
         "machine": machine(),

@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import ray
 from mlflow import MlflowClient
 
-from bench.common import RESULTS, machine, run_tuner, write
-from bench.overhead import create_tracking_store, fresh_ray
+from bench.common import RESULTS, machine, ray_for, run_tuner, write
+from bench.overhead import create_tracking_store
 from tuner import load_spec
 from tuner.search.space import optuna_space
 from tuner.spec import OptunaSearcher, SweepSpec
@@ -81,14 +80,11 @@ def tuner_events(sweep: dict[str, Any], folder: str, startup: list[float]) -> tu
     """Run a sweep through tuner on a fresh Ray; every epoch's accuracy from MLflow."""
     create_tracking_store(folder)  # once per working directory: not the sweep's cost
     times: dict[str, float] = {}
-    fresh_ray(times, "ray")
-    startup.append(times["ray"])
-    try:
+    with ray_for(times, "ray"):
         started = time.time()
         result = run_tuner(sweep, folder)
         wall = time.time() - started
-    finally:
-        ray.shutdown()
+    startup.append(times["ray"])
     client = MlflowClient(result.tracking_uri)
     events = [
         (point.timestamp / 1000 + 1 - started, point.value)

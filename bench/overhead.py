@@ -19,24 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import ray
 from ray import tune
 
-from bench.common import RESULTS, machine, run_tuner, timed, write
+from bench.common import RESULTS, SLOTS, machine, ray_for, run_tuner, timed, write
 from bench.workload import learning_rates, ray_trainable, run_epochs
-
-SLOTS = 2
-REPO = Path(__file__).resolve().parent.parent
-
-
-def fresh_ray(times: dict[str, float], key: str) -> None:
-    with timed(times, key):
-        ray.init(
-            num_cpus=SLOTS,
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
-        )
 
 
 def stock_ray_tune(configs: list[dict[str, Any]], storage: str, reuse_actors: bool) -> None:
@@ -111,15 +97,11 @@ def run(trials: int, epochs: int, hidden: int) -> dict[str, Any]:
     }
     store_s = 0.0
     for name, system in ray_systems.items():
-        fresh_ray(startup, name)
-        try:
-            with tempfile.TemporaryDirectory(prefix="bench-") as path:
-                if name == "tuner":
-                    store_s = create_tracking_store(path)
-                with timed(wall, name):
-                    system(path)
-        finally:
-            ray.shutdown()
+        with ray_for(startup, name), tempfile.TemporaryDirectory(prefix="bench-") as path:
+            if name == "tuner":
+                store_s = create_tracking_store(path)
+            with timed(wall, name):
+                system(path)
     return {
         "machine": machine(),
         "trials": trials,

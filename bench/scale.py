@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
-from bench.common import RESULTS, machine, rss_mb, run_tuner, timed, write
-from bench.overhead import SLOTS, fresh_ray
+from bench.common import RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, timed, write
 from bench.workload import no_op
 
 
@@ -58,8 +56,7 @@ def run(trials: int) -> dict[str, Any]:
     startup: dict[str, float] = {}
     memory: dict[str, dict[str, float]] = {}
     for name, system in systems.items():
-        fresh_ray(startup, name)
-        try:
+        with ray_for(startup, name):
             start = rss_mb()
             with tempfile.TemporaryDirectory(prefix="bench-") as path:
                 # A small sweep first: one-time imports (MLflow, SQLAlchemy...) are not
@@ -69,8 +66,6 @@ def run(trials: int) -> dict[str, Any]:
                 with timed(wall, name):
                     system(trials, path)
             memory[name] = {"start_mb": start, "warm_mb": warm, "end_mb": rss_mb()}
-        finally:
-            ray.shutdown()
     return {
         "machine": machine(),
         "trials": trials,

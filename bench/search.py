@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 import optuna
-import ray
 from ray import tune
 
-from bench.common import RESULTS, machine, write
+from bench.common import RESULTS, machine, ray_for, write
 
 MAX_T = 27  # epochs: ASHA rungs at 1, 3, 9, 27 with reduction factor 3
 F_STAR = -3.32237
@@ -197,13 +196,7 @@ def run(seeds: int, budget_full: int, concurrency: int) -> dict[str, Any]:
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     budget = budget_full * MAX_T
     traces: dict[str, list[Trace]] = {name: [] for name in SYSTEMS}
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}},
-    )
-    try:
+    with ray_for({}, "ray"):
         for seed in range(seeds):
             traces[SYSTEMS[0]].append(
                 tuner_system({"kind": "optuna", "sampler": "tpe"}, seed, budget, concurrency)
@@ -211,8 +204,6 @@ def run(seeds: int, budget_full: int, concurrency: int) -> dict[str, Any]:
             traces[SYSTEMS[1]].append(tuner_system({"kind": "random"}, seed, budget, concurrency))
             traces[SYSTEMS[2]].append(optuna_tpe_successive_halving(seed, budget))
             traces[SYSTEMS[3]].append(random_full_fidelity(seed, budget))
-    finally:
-        ray.shutdown()
     checkpoints = [budget // 8, budget // 4, budget // 2, budget]
     # The target: what random search without early stopping reaches with the whole budget.
     target = statistics.median(t.regret_at(budget) for t in traces[SYSTEMS[3]])

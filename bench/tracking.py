@@ -21,11 +21,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
-from bench.common import RESULTS, machine, run_tuner, timed, write
-from bench.overhead import create_tracking_store, fresh_ray, overhead_sweep
+from bench.common import RESULTS, machine, ray_for, run_tuner, timed, write
+from bench.overhead import create_tracking_store, overhead_sweep
 from bench.workload import learning_rates, ray_trainable, run_epochs
 
 
@@ -75,16 +74,12 @@ def run(trials: int, epochs: int, rounds: int) -> dict[str, Any]:
     walls: dict[str, list[float]] = {name: [] for name in systems}
     for _ in range(rounds):
         for name, system in systems.items():
-            fresh_ray({}, name)
-            try:
-                with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-                    create_tracking_store(folder)
-                    times: dict[str, float] = {}
-                    with timed(times, name):
-                        system(folder)
-                    walls[name].append(times[name])
-            finally:
-                ray.shutdown()
+            with ray_for({}, name), tempfile.TemporaryDirectory(prefix="bench-") as folder:
+                create_tracking_store(folder)
+                times: dict[str, float] = {}
+                with timed(times, name):
+                    system(folder)
+                walls[name].append(times[name])
     median = {name: statistics.median(values) for name, values in walls.items()}
     return {
         "machine": machine(),

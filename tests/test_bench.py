@@ -4,13 +4,25 @@ bench/README.md, never asserted here: timed tests flake, benchmarks measure."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench import checkpoints, digits, overhead, scale, search, tracking
+from bench.common import SHARED_RAY_ENV
 
 pytestmark = pytest.mark.bench
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_ray_for_every_system(ray_session: None) -> Iterator[None]:
+    """Smoke runs check that a benchmark still works, not how fast it is: its systems share
+    the module's Ray instead of starting one each (bench.common.ray_for)."""
+    os.environ[SHARED_RAY_ENV] = "1"
+    yield
+    del os.environ[SHARED_RAY_ENV]
 
 
 def test_overhead_benchmark_runs_every_system(tmp_path: Path) -> None:
