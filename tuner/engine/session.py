@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ray
+from ray._private import ray_constants
 
 from tuner.spec import SpecError, SweepSpec
 
@@ -91,6 +94,27 @@ def _check_reachable(address: str) -> None:
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc}") from None
 
 
+# How many times Ray reads the session's name from a cluster's GCS when joining, 2 s
+# apart. Ray's 20 retry a GCS that rejected our auth token as if it were still starting:
+# a wrong token took 21 s to report. A healthy GCS answers at once, and _check_reachable
+# has seen it listening, so 3 leave a cluster that is just starting 6 s.
+JOIN_KV_RETRIES = 3
+
+
+@contextmanager
+def _few_connect_retries(*, joining: bool) -> Iterator[None]:
+    # Ray reads the constant when it connects; it has no public setting for it.
+    previous = getattr(ray_constants, "NUM_REDIS_GET_RETRIES", None)
+    if not joining or previous is None:
+        yield
+        return
+    ray_constants.NUM_REDIS_GET_RETRIES = JOIN_KV_RETRIES
+    try:
+        yield
+    finally:
+        ray_constants.NUM_REDIS_GET_RETRIES = previous
+
+
 def start_or_join(address: str | None, num_cpus: int | None) -> bool:
     """Start or join Ray unless the caller already did; return whether we started it."""
     if ray.is_initialized():
@@ -101,18 +125,19 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
     # User trainables are imported by name in the workers: give them the driver's cwd.
     pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     try:
-        ray.init(
-            # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
-            # Jobs API URL of a cluster, say) must not be joined by accident.
-            address=address or "local",
-            num_cpus=None if address else num_cpus,
-            include_dashboard=False if address is None else None,
-            logging_level=logging.WARNING,
-            runtime_env={
-                "env_vars": {"PYTHONPATH": pythonpath},
-                "worker_process_setup_hook": "tuner.engine.session.quiet_worker_logs",
-            },
-        )
+        with _few_connect_retries(joining=address is not None):
+            ray.init(
+                # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
+                # Jobs API URL of a cluster, say) must not be joined by accident.
+                address=address or "local",
+                num_cpus=None if address else num_cpus,
+                include_dashboard=False if address is None else None,
+                logging_level=logging.WARNING,
+                runtime_env={
+                    "env_vars": {"PYTHONPATH": pythonpath},
+                    "worker_process_setup_hook": "tuner.engine.session.quiet_worker_logs",
+                },
+            )
     except ConnectionError as exc:
         hint = ""
         if os.environ.get("RAY_AUTH_MODE") == "token":
