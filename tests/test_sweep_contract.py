@@ -63,13 +63,22 @@ def small_sweep(name: str, searcher: str, scheduler: str) -> SweepSpec:
     )
 
 
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module, as a user's folder has one for all its sweeps:
+    creating a store runs MLflow's migrations (a second), opening one takes milliseconds.
+    Each sweep has a name of its own, so each is an experiment of its own."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('tracking') / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 @pytest.mark.parametrize("searcher", SEARCHERS)
 def test_every_searcher_with_every_scheduler(
-    ray_session: None, tmp_path: Path, searcher: str, scheduler: str
+    ray_session: None, tracking_uri: str, tmp_path: Path, searcher: str, scheduler: str
 ) -> None:
     spec = small_sweep(f"contract-{searcher}-{scheduler}", searcher, scheduler)
-    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = run_sweep(
         spec,
         RunOptions(
