@@ -1,7 +1,7 @@
 """Scale: trials that do no work, so what remains is each system's per-trial cost.
 
     python -m bench.scale                   # 2,000 trials
-    python -m bench.scale --smoke           # 40 trials
+    python -m bench.scale --smoke           # 20 trials
 
 Reports trials per second, overhead per trial in slot-seconds (wall x slots / trials:
 the trials themselves take ~0 s) and the driver's resident memory before and after.
@@ -100,11 +100,11 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
-    parser.add_argument("--smoke", action="store_true", help="40 trials")
+    parser.add_argument("--smoke", action="store_true", help="20 trials")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.trials = 40
+        args.trials = 20
     result = run(args.trials)
     return write("scale-smoke" if args.smoke else "scale", result, table(result), args.out)
 
