@@ -13,6 +13,11 @@ DEFAULT_STORAGE = "tuner_runs"
 # Set by `tuner submit` in the job's environment; the sweep's parent run is tagged with it.
 SUBMISSION_ID_ENV = "TUNER_SUBMISSION_ID"
 
+# The sweep file's `checkpoint` defaults; a built-in trainer called without a plan uses
+# them too (see tuner.spec.schema.CheckpointPolicy for why 30 s).
+CHECKPOINT_EVERY_EPOCHS = 1
+CHECKPOINT_MIN_INTERVAL_S = 30.0
+
 
 def s3_endpoint() -> str | None:
     """The S3-compatible endpoint to use instead of AWS's, from the standard variables."""

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.strict import Strict
@@ -78,10 +79,10 @@ class CheckpointPolicy(Strict):
     A restarted trial redoes at most `min_interval_s` of work plus the epoch it was in.
     """
 
-    every_epochs: Annotated[int, Field(gt=0)] = 1
+    every_epochs: Annotated[int, Field(gt=0)] = CHECKPOINT_EVERY_EPOCHS
     # A checkpoint of a small model costs almost an epoch (7.5 ms against ~9 ms on 2
     # cores, bench/checkpoints.py); 30 s bounds what a preemption loses to 30 s of work.
-    min_interval_s: Annotated[float, Field(ge=0)] = 30.0
+    min_interval_s: Annotated[float, Field(ge=0)] = CHECKPOINT_MIN_INTERVAL_S
 
 
 # --- the sweep -------------------------------------------------------------------------

@@ -11,17 +11,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S
+
 # Reserved config key; the knobs never see it.
 PLAN_KEY = "_tuner_checkpoint_plan"
-# Without a plan (a built-in called by code of its own): the sweep file's defaults.
-DEFAULT_EVERY_EPOCHS = 1
-DEFAULT_MIN_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True)
 class CheckpointPlan:
-    every_epochs: int = DEFAULT_EVERY_EPOCHS
-    min_interval_s: float = DEFAULT_MIN_INTERVAL_S
+    # Without a plan (a built-in called by code of its own): the sweep file's defaults.
+    every_epochs: int = CHECKPOINT_EVERY_EPOCHS
+    min_interval_s: float = CHECKPOINT_MIN_INTERVAL_S
     forced_epochs: frozenset[int] = field(default_factory=frozenset)
 
     def due(self, epoch: int, seconds_since_last: float, *, last: bool) -> bool:
