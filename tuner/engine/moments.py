@@ -8,7 +8,7 @@ from typing import Any
 
 from ray import tune
 
-from tuner.engine.phases import Phases, Span
+from tuner.engine.phases import Phases
 
 
 class TrialMoments(tune.Callback):  # type: ignore[misc]
@@ -44,5 +44,4 @@ class TrialMoments(tune.Callback):  # type: ignore[misc]
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         if self._last_end is not None:
-            phases = self._phases
-            phases.spans.append(Span("last trial ended", self._last_end - phases.origin, 0.0))
+            self._phases.mark("last trial ended", at=self._last_end)

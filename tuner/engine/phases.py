@@ -1,6 +1,6 @@
 """Where a sweep's wall time goes: named phases and moments, timed as they happen.
 
-`tuner run --profile` prints them; `SweepResult.phases` carries them for the benchmarks.
+`tuner run --profile` prints them; `SweepResult.phases` carries them for other callers.
 Imports nothing heavy: the CLI starts its clock before Ray is imported.
 Times are wall-clock seconds since the process started (imports included), so a table
 of them adds up to what the user waited for.
@@ -33,7 +33,7 @@ def process_start_time() -> float:
 class Span:
     name: str
     start: float  # seconds since the process started
-    seconds: float  # 0 for a moment
+    seconds: float | None = None  # None: a moment, not a phase
 
 
 @dataclass
@@ -49,18 +49,21 @@ class Phases:
         finally:
             self.spans.append(Span(name, started - self.origin, time.time() - started))
 
-    def mark(self, name: str) -> None:
-        """A moment, such as the first result of the first trial."""
-        self.spans.append(Span(name, time.time() - self.origin, 0.0))
+    def mark(self, name: str, at: float | None = None) -> None:
+        """A moment, such as the first result of the first trial; `at`: when (epoch
+        seconds), if not now."""
+        self.spans.append(Span(name, (time.time() if at is None else at) - self.origin))
 
     def as_dict(self) -> dict[str, float]:
         """Each phase's duration, each moment's time since the process started."""
-        return {span.name: span.seconds or span.start for span in self.spans}
+        return {
+            span.name: span.start if span.seconds is None else span.seconds for span in self.spans
+        }
 
     def table(self) -> list[tuple[str, str, str]]:
         """(phase, at s, took s) rows in the order they began."""
         rows = sorted(self.spans, key=lambda span: span.start)
         return [
-            (span.name, f"{span.start:.2f}", f"{span.seconds:.2f}" if span.seconds else "")
+            (span.name, f"{span.start:.2f}", "" if span.seconds is None else f"{span.seconds:.2f}")
             for span in rows
         ]
