@@ -92,13 +92,16 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
 def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepResult:
     """Finish the latest experiment of a sweep from its storage, in its MLflow runs."""
     options = options or RunOptions()
+    phases = options.phases
     quiet_driver_output()
     experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
     spec = experiment.load_spec()
-    _preflight(spec, options)
+    with phases.phase("preflight"):
+        _preflight(spec, options)
     if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
         raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
-    started_ray = start_or_join(options.address, options.num_cpus)
+    with phases.phase("ray start"):
+        started_ray = start_or_join(options.address, options.num_cpus)
     try:
         sweep = SweepRun.find(spec, options.tracking_uri, experiment.uri)
         if sweep is None:  # the tracking store lost it: the rest goes into a new run
@@ -112,7 +115,7 @@ def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepRes
             options.on_finish(result)
         return result
     finally:
-        _shut_down(started_ray, options.phases)
+        _shut_down(started_ray, phases)
 
 
 def _shut_down(started_ray: bool, phases: Phases) -> None:
