@@ -19,7 +19,7 @@ from tuner.engine.runner import RunOptions, run_sweep
 from tuner.engine.storage import resolve_storage
 from tuner.engine.tuner_factory import build_tuner
 from tuner.search.early_stops import EarlyStops
-from tuner.spec import parse_spec
+from tuner.spec import SweepSpec, parse_spec
 from tuner.trainer.checkpoint import load_state
 from tuner.trainer.data import DataSource, load_arrays, split_arrays
 from tuner.trainer.knobs import ClassifierKnobs
@@ -55,6 +55,15 @@ class EpochLog(tune.Callback):  # type: ignore[misc]
         self.epochs.append(int(result["epoch"]))
 
 
+def fit(tmp_path: Path, spec: SweepSpec, callback: tune.Callback, *, on_cluster: bool) -> Any:
+    """The sweep's Tuner, as tuner builds it, fitted in its own experiment folder."""
+    experiment = Experiment(resolve_storage(str(tmp_path / "runs")), spec.name, spec.name)
+    tuner = build_tuner(
+        spec, experiment, [callback], EarlyStops.shared(experiment.uri), on_cluster=on_cluster
+    )
+    return tuner.fit()
+
+
 def run_trial(
     tmp_path: Path, name: str, crash_after: int
 ) -> tuple[list[int], dict[str, torch.Tensor], int]:
@@ -75,15 +84,8 @@ def run_trial(
         }
     )
     log = EpochLog()
-    experiment = Experiment(resolve_storage(str(tmp_path / "runs")), spec.name, name)
-    tuner = build_tuner(
-        spec,
-        experiment,
-        [log],
-        EarlyStops.shared(experiment.uri),
-        on_cluster=True,  # FailureConfig restarts the trial from its checkpoint
-    )
-    result = tuner.fit()[0]
+    # On a cluster, FailureConfig restarts the trial from its checkpoint.
+    result = fit(tmp_path, spec, log, on_cluster=True)[0]
     assert result.error is None
     with result.checkpoint.as_directory() as directory:
         state = load_state(directory)
@@ -178,11 +180,7 @@ def sweep_with_checkpoints(
         }
     )
     log = CheckpointedEpochs()
-    experiment = Experiment(resolve_storage(str(tmp_path / "runs")), spec.name, name)
-    tuner = build_tuner(
-        spec, experiment, [log], EarlyStops.shared(experiment.uri), on_cluster=False
-    )
-    results = tuner.fit()
+    results = fit(tmp_path, spec, log, on_cluster=False)
     assert not results.errors
     return log, results
 
