@@ -57,11 +57,10 @@ def existing_trial_runs(
         tags = run.data.tags
         if TAG_TRIAL_ID not in tags:
             continue
-        last_step = 0
-        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
-            # Only an unfinished trial can report again; finished ones cost no request.
-            history = client.get_metric_history(run.info.run_id, metric)
-            last_step = max((point.step for point in history), default=0)
+        # Finished runs too: Ray restores a trial as its last experiment snapshot saw it,
+        # and a trial that finished after that snapshot runs (and reports) again.
+        history = client.get_metric_history(run.info.run_id, metric)
+        last_step = max((point.step for point in history), default=0)
         existing[tags[TAG_TRIAL_ID]] = ExistingRun(
             run_id=run.info.run_id,
             last_step=last_step,
