@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from bench.servers import postgres_missing, running_mlflow_server, running_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 SEARCH_SPACES = REPO / "search_spaces"
@@ -20,19 +18,13 @@ SEARCH_SPACES = REPO / "search_spaces"
 
 # Tests that start a real part (Ray, an mlflow server, a benchmark's systems, a sweep) take
 # seconds each; `python -m pytest -m "not slow"` leaves them out for a fast loop.
-SLOW_MARKERS = frozenset({"ray", "e2e", "bench"})
+SLOW_MARKERS = frozenset({"ray", "e2e", "bench", "server"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_MARKERS & {marker.name for marker in item.iter_markers()}:
             item.add_marker(pytest.mark.slow)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -51,55 +43,44 @@ def ray_session() -> Iterator[None]:
     ray.shutdown()
 
 
-@contextmanager
-def running_mlflow_server(
-    root: Path, artifacts_destination: str, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """A real MLflow tracking server on 127.0.0.1: SQLite backend, proxied artifacts."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", artifacts_destination,
-        ],
-        cwd=root,
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"mlflow server did not start:\n{(root / 'server.log').read_text()}"
-                    ) from None
-                time.sleep(0.5)
-        yield uri
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+@pytest.fixture(scope="session")
+def _mlflow_server_and_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with running_mlflow_server(root, str(root / "artifacts"), access_log=True) as uri:
+        yield uri, root / "server.log"
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mlflow_server(_mlflow_server_and_log: tuple[str, Path]) -> str:
     """One MLflow server for the session, artifacts in a local folder."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with running_mlflow_server(root, str(root / "artifacts")) as uri:
+    return _mlflow_server_and_log[0]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_log(_mlflow_server_and_log: tuple[str, Path]) -> Path:
+    """The session server's access log: a line per request it served."""
+    return _mlflow_server_and_log[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster, the production tracking store's database."""
+    missing = postgres_missing()
+    if missing:
+        pytest.skip(missing)
+    with running_postgres() as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_on_postgres(
+    postgres_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An MLflow server on PostgreSQL, as the infra's head node runs it."""
+    root = tmp_path_factory.mktemp("mlflow-server-pg")
+    with running_mlflow_server(
+        root, str(root / "artifacts"), backend_store_uri=postgres_uri
+    ) as uri:
         yield uri
 
 

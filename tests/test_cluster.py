@@ -34,7 +34,8 @@ from ray._raylet import AuthenticationTokenLoader, Config
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
 
-from tests.conftest import free_port, run_cli, running_mlflow_server
+from bench.servers import free_port, running_mlflow_server
+from tests.conftest import run_cli
 from tuner.cluster.preemption import Notice, drain_with_ray
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,5 @@
-"""`tuner run` end to end against a real `mlflow server`, checked as a user browses it."""
+"""`tuner run` end to end against a real `mlflow server` (on SQLite, and on PostgreSQL as
+the infra's head node runs it), checked as a user browses it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from tests.conftest import free_port, run_cli
+from bench.servers import free_port
+from tests.conftest import run_cli
 from tuner.trainer.data import load_splits
 from tuner.trainer.knobs import ClassifierKnobs
 
@@ -52,8 +54,11 @@ class Sweep:
     children: list[Run]
 
 
-@pytest.fixture(scope="module")
-def sweep(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+    """The sweep through a server on SQLite, and on PostgreSQL as the infra's head runs it."""
+    fixture = "mlflow_server" if request.param == "sqlite" else "mlflow_server_on_postgres"
+    mlflow_server = str(request.getfixturevalue(fixture))
     workdir = tmp_path_factory.mktemp("e2e")
     spec_path = workdir / "sweep.yaml"
     spec_path.write_text(yaml.safe_dump(SPEC))

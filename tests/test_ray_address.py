@@ -15,7 +15,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import free_port, run_cli
+from bench.servers import free_port
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
 

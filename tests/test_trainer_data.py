@@ -13,7 +13,8 @@ import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import free_port, run_cli
+from bench.servers import free_port
+from tests.conftest import run_cli
 from tuner.trainer.data import Arrays, DataError, DataSource, load_arrays, split_arrays
 from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs
 

@@ -29,7 +29,7 @@ Wants=network-online.target
 User=mlflow
 Environment=AWS_REGION=${AWS_REGION}
 ExecStart=${VENV}/bin/mlflow server --host 0.0.0.0 --port 5000 --workers 4 \
-  --backend-store-uri postgresql://mlflow@/mlflow?host=/var/run/postgresql \
+  --backend-store-uri postgresql+psycopg://mlflow@/mlflow?host=/var/run/postgresql \
   --artifacts-destination s3://${SWEEP_BUCKET}/mlflow \
   --allowed-hosts ${ip}:5000,localhost:5000,127.0.0.1:5000
 Restart=always

@@ -31,7 +31,7 @@ install_tuner() {
   id ray >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/ray ray
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet "$TUNER_PACKAGE" psycopg2-binary
+  "$VENV/bin/pip" install --quiet "$TUNER_PACKAGE" "psycopg[binary]>=3.1"
 }
 
 fetch_ray_token() {

@@ -1,0 +1,140 @@
+"""Real tracking servers on loopback, for the benchmarks and the tests: a throw-away
+PostgreSQL cluster and an `mlflow server` on any backend store.
+
+PostgreSQL refuses to run as root, and CI runs as root: the cluster is then created and
+run as the `postgres` system user that Debian's package adds, in a folder of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+POSTGRES_USER = "postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_missing() -> str | None:
+    """Why a PostgreSQL server cannot be started here, or None if it can."""
+    for tool in ("initdb", "pg_ctl"):
+        if _postgres_binary(tool) is None:
+            return f"PostgreSQL's {tool} is not installed (Debian: apt-get install postgresql)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(POSTGRES_USER)
+        except KeyError:
+            return "running as root and there is no 'postgres' user to run PostgreSQL as"
+    return None
+
+
+def _postgres_binary(tool: str) -> str | None:
+    found = shutil.which(tool)
+    if found:
+        return found
+    # Debian keeps the server's tools out of PATH, under one folder per major version.
+    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), reverse=True)
+    return str(versions[0]) if versions else None
+
+
+@contextmanager
+def running_postgres() -> Iterator[str]:
+    """A fresh PostgreSQL cluster on 127.0.0.1; yields its SQLAlchemy URI (psycopg 3)."""
+    missing = postgres_missing()
+    if missing:
+        raise RuntimeError(missing)
+    folder = Path(tempfile.mkdtemp(prefix="tuner-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(POSTGRES_USER)
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", POSTGRES_USER, "--"]
+    data, log = folder / "data", folder / "server.log"
+    port = free_port()
+    subprocess.run(
+        [*as_user, str(_postgres_binary("initdb")), "-D", str(data), "-U", POSTGRES_USER,
+         "--auth=trust", "--no-sync", "-E", "UTF8"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    pg_ctl = str(_postgres_binary("pg_ctl"))
+    # fsync off: a throw-away cluster; a production server keeps it on (docs/performance.md).
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
+    subprocess.run(
+        [*as_user, pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "start"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://{POSTGRES_USER}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def running_mlflow_server(
+    root: Path,
+    artifacts_destination: str,
+    env: dict[str, str] | None = None,
+    backend_store_uri: str | None = None,
+    workers: int = 1,
+    access_log: bool = False,
+) -> Iterator[str]:
+    """A real MLflow tracking server on 127.0.0.1 with proxied artifacts; SQLite in
+    `root` unless another backend store is given. With `access_log`, root/server.log
+    has a line per request."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    backend = backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", str(workers),
+            "--backend-store-uri", backend,
+            "--artifacts-destination", artifacts_destination,
+            *(["--uvicorn-opts", "--access-log --log-level info"] if access_log else []),
+        ],
+        cwd=root,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"mlflow server did not start:\n{(root / 'server.log').read_text()}"
+                    ) from None
+                time.sleep(0.5)
+        yield uri
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
