@@ -76,8 +76,9 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_tuner(sweep: dict[str, Any], folder: str) -> SweepResult:
-    """A sweep through tuner's own runner, tracked in a SQLite store inside `folder`."""
+def run_tuner(sweep: dict[str, Any], folder: str, tracking_uri: str | None = None) -> SweepResult:
+    """A sweep through tuner's own runner, tracked in a SQLite store inside `folder`
+    unless another tracking URI is given."""
     import io
 
     from rich.console import Console
@@ -89,7 +90,7 @@ def run_tuner(sweep: dict[str, Any], folder: str) -> SweepResult:
     return run_sweep(
         parse_spec(sweep),
         RunOptions(
-            tracking_uri=f"sqlite:///{folder}/mlflow.db",
+            tracking_uri=tracking_uri or f"sqlite:///{folder}/mlflow.db",
             storage=f"{folder}/runs",
             console=Console(file=io.StringIO()),
         ),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import checkpoints, digits, overhead, scale, search, tracking
+from bench import checkpoints, digits, overhead, scale, search, stores, tracking
 from bench.common import SHARED_RAY_ENV
 
 pytestmark = pytest.mark.bench
@@ -50,6 +50,15 @@ def test_scale_benchmark_reports_rate_overhead_and_memory(tmp_path: Path) -> Non
     for system in ("tuner", "ray tune (reuse_actors)"):
         assert result["wall_s"][system] > 0
         assert result["driver_rss"][system]["end_mb"] > 0
+
+
+def test_stores_benchmark_runs_a_short_and_a_long_sweep_through_a_server(tmp_path: Path) -> None:
+    result = json.loads(stores.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert result["trials"] == {"short": 2, "long": 6}
+    figures = result["stores"]["mlflow server on SQLite"]
+    assert figures["wall_s"]["short"] > 0 and figures["wall_s"]["long"] > 0
+    assert figures["driver_cpu_s_long"] > 0
+    assert (tmp_path / "stores-smoke.md").read_text().startswith("| tracking store |")
 
 
 def test_tracking_benchmark_compares_mlflow_on_and_off(tmp_path: Path) -> None:

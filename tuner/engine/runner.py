@@ -43,7 +43,7 @@ from tuner.tracking.progress import ProgressTable
 from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
-from tuner.tracking.writer import TrackingWriter, check_tracking_reachable
+from tuner.tracking.writer import TrackingWriter, check_tracking_reachable, requests_in_flight
 from tuner.trainer.registry import BUILTINS
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,9 @@ def _run_tracked(
     phases = options.phases
     early_stops = EarlyStops.shared(experiment.uri)
     storage = experiment.storage
-    writer = TrackingWriter(sweep.client, sweep.experiment_id)
+    writer = TrackingWriter(
+        sweep.client, sweep.experiment_id, requests_in_flight(options.tracking_uri)
+    )
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)

@@ -6,15 +6,21 @@ result, has no parent run (ray #19978) and ignores the tracking URI inside train
 through one background thread in submission order, and the metrics of consecutive
 results are coalesced into `log_batch` requests, so Tune's event loop never waits on
 the tracking store.
+
+A tracking server answers each request in tens of milliseconds, and serves several at
+once: there the writes of different runs go out in parallel (a bounded number in
+flight), each run's own writes still in order. A SQLite file takes one writer at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,6 +30,7 @@ from urllib.request import urlopen
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +41,20 @@ MAX_TAGS_PER_BATCH = 100
 # per window instead of one per result (a SQLite write costs ~5 ms). Only how soon a
 # point shows in the UI depends on it; flush() still waits for every write.
 BATCH_WINDOW_S = 0.25
+# Requests in flight to a tracking server: runs/create, log-batch and update of different
+# trials overlap their round trips (~50 ms each on loopback, more across a network).
+SERVER_REQUESTS_IN_FLIGHT = 8
+
+
+def requests_in_flight(tracking_uri: str) -> int:
+    """A tracking server serves requests in parallel; a SQLite file locks for each write."""
+    return SERVER_REQUESTS_IN_FLIGHT if urlparse(tracking_uri).scheme in ("http", "https") else 1
+
+
+def skip_run_links() -> None:
+    """MLflow's set_terminated fetches the run again (one more request per trial on a
+    server) only to print a link to it on stdout; tuner prints its own summary."""
+    os.environ.setdefault(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true")
 
 
 class TrackingError(RuntimeError):
@@ -108,14 +129,21 @@ class _RunWrites:
 
 
 class TrackingWriter:
-    """Applies tracking operations in order on one background thread."""
+    """Applies tracking operations on one background thread: each run's in submission
+    order, different runs' concurrently up to `max_in_flight` requests."""
 
-    def __init__(self, client: MlflowClient, experiment_id: str) -> None:
+    def __init__(self, client: MlflowClient, experiment_id: str, max_in_flight: int = 1) -> None:
+        skip_run_links()
         self._client = client
         self._experiment_id = experiment_id
         self._queue: queue.Queue[Op | None] = queue.Queue()
         self._run_ids: dict[str, str] = {}
         self._errors: list[str] = []
+        self._pool = (
+            ThreadPoolExecutor(max_in_flight, thread_name_prefix="tuner-mlflow-request")
+            if max_in_flight > 1
+            else None
+        )
         self._thread = threading.Thread(target=self._loop, name="tuner-mlflow", daemon=True)
         self._thread.start()
 
@@ -140,6 +168,8 @@ class TrackingWriter:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=60)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def _loop(self) -> None:
         while True:
@@ -159,17 +189,30 @@ class TrackingWriter:
                 return
 
     def _apply(self, batch: list[Op | None]) -> None:
+        """Each run's writes of this window in order; runs side by side where the store
+        serves requests in parallel. The window ends when every run's writes are done, so
+        the next window's writes to a run come after this one's."""
+        plans = list(self._plan(batch).values())
+        if self._pool is None or len(plans) == 1:
+            for actions in plans:
+                self._in_order(actions)
+            return
+        wait([self._pool.submit(self._in_order, actions) for actions in plans])
+
+    def _plan(self, batch: list[Op | None]) -> dict[str, list[Callable[[], None]]]:
         """One log_batch per run per window: its params, points and tags together (each
         MLflow request costs ~7 ms of this process's CPU on a SQLite store)."""
+        plans: dict[str, list[Callable[[], None]]] = {}
         pending: dict[str, _RunWrites] = {}
         for op in batch:
             if op is None:
                 continue
+            actions = plans.setdefault(op.trial_id, [])
             writes = pending.setdefault(op.trial_id, _RunWrites())
             if isinstance(op, LogMetrics):
                 writes.metrics.extend(op.metrics)
             elif isinstance(op, CreateRun):
-                self._guarded(partial(self._create, op))
+                actions.append(partial(self._create, op))
                 writes.params.extend(Param(key, value) for key, value in op.params.items())
             elif isinstance(op, SetTags):
                 writes.tags.extend(RunTag(key, value) for key, value in op.tags.items())
@@ -177,10 +220,15 @@ class TrackingWriter:
                 # The run's end (or reopening) comes after everything written before it.
                 if isinstance(op, EndRun):
                     writes.tags.extend(RunTag(key, value) for key, value in op.tags.items())
-                self._guarded(partial(self._write, op.trial_id, pending.pop(op.trial_id)))
-                self._guarded(partial(self._change_status, op))
+                actions.append(partial(self._write, op.trial_id, pending.pop(op.trial_id)))
+                actions.append(partial(self._change_status, op))
         for trial_id, writes in pending.items():
-            self._guarded(partial(self._write, trial_id, writes))
+            plans[trial_id].append(partial(self._write, trial_id, writes))
+        return plans
+
+    def _in_order(self, actions: Sequence[Callable[[], None]]) -> None:
+        for action in actions:
+            self._guarded(action)
 
     def _guarded(self, action: Callable[[], None]) -> None:
         try:
@@ -194,8 +242,10 @@ class TrackingWriter:
         self._run_ids[op.trial_id] = run.info.run_id
 
     def _write(self, trial_id: str, writes: _RunWrites) -> None:
-        run_id = self._run_ids[trial_id]
         metrics, params, tags = writes.metrics, writes.params, writes.tags
+        if not (metrics or params or tags):
+            return
+        run_id = self._run_ids[trial_id]
         while metrics or params or tags:
             # MLflow's log_batch limits: 100 params, 100 tags, 1000 entries in all.
             params_now, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]

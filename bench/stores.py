@@ -1,0 +1,145 @@
+"""Per-trial cost of each tracking store: trials that do no work, tracked in a local
+SQLite file (the laptop default), through `mlflow server` on SQLite, and through
+`mlflow server` on PostgreSQL (what the infra's head node runs), all on loopback.
+
+    python -m bench.stores                  # 20 and 400 trials per store
+    python -m bench.stores --smoke          # 2 and 6 trials through a server on SQLite
+
+The per-trial overhead is the difference between a long and a short sweep, in
+slot-seconds (wall x slots / trials), so the fixed start of a sweep cancels. Each store
+gets a fresh Ray and a warm-up sweep first (imports, the store's schema). The driver's
+CPU time over the long sweep says whether the driver worked or waited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, timed, write
+from bench.servers import postgres_missing, running_mlflow_server, running_postgres
+
+# The head node runs `mlflow server --workers 4` (infra/scripts/bootstrap-head.sh).
+SERVER_WORKERS = 4
+
+
+def null_sweep(name: str, trials: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "trainable": "bench.workload:no_op",
+        "metric": "score",
+        "mode": "max",
+        "num_samples": trials,
+        "searcher": {"kind": "random", "seed": 0},
+        "max_concurrent_trials": SLOTS,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+
+
+@contextmanager
+def server_on(backend: Callable[[], AbstractContextManager[str | None]]) -> Iterator[str]:
+    """An `mlflow server` on loopback over the backend store that `backend` starts."""
+    with (
+        backend() as backend_uri,
+        tempfile.TemporaryDirectory(prefix="bench-mlflow-") as root,
+        running_mlflow_server(
+            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=SERVER_WORKERS
+        ) as uri,
+    ):
+        yield uri
+
+
+STORES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
+    "local SQLite file": lambda: nullcontext(None),
+    "mlflow server on SQLite": lambda: server_on(lambda: nullcontext(None)),
+    "mlflow server on PostgreSQL": lambda: server_on(running_postgres),
+}
+
+
+def driver_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(store: str, short: int, long: int) -> dict[str, Any]:
+    wall: dict[str, float] = {}
+    startup: dict[str, float] = {}
+    with (
+        STORES[store]() as tracking_uri,
+        ray_for(startup, "ray"),
+        tempfile.TemporaryDirectory(prefix="bench-") as folder,
+    ):
+        uri = tracking_uri or f"sqlite:///{folder}/mlflow.db"
+        run_tuner(null_sweep("bench-stores-warm-up", short), f"{folder}/w", uri)
+        with timed(wall, "short"):
+            run_tuner(null_sweep("bench-stores-short", short), f"{folder}/s", uri)
+        cpu = driver_cpu_s()
+        warm = rss_mb()
+        with timed(wall, "long"):
+            run_tuner(null_sweep("bench-stores-long", long), f"{folder}/l", uri)
+        cpu = driver_cpu_s() - cpu
+    per_trial = (wall["long"] - wall["short"]) * SLOTS / (long - short)
+    return {
+        "wall_s": wall,
+        "ray_startup_s": startup["ray"],
+        "overhead_slot_s_per_trial": per_trial,
+        "driver_cpu_s_long": cpu,
+        "driver_rss_growth_mb_long": rss_mb() - warm,
+    }
+
+
+def run(short: int, long: int, stores: Sequence[str]) -> dict[str, Any]:
+    return {
+        "machine": machine(),
+        "trials": {"short": short, "long": long},
+        "slots": SLOTS,
+        "server_workers": SERVER_WORKERS,
+        "stores": {store: measure(store, short, long) for store in stores},
+    }
+
+
+def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [
+        ("tracking store", "short s", "long s", "overhead slot-s/trial", "x local SQLite",
+         "driver CPU s (long)")
+    ]  # fmt: skip
+    stores = result["stores"]
+    local = stores.get("local SQLite file", {}).get("overhead_slot_s_per_trial")
+    for name, figures in stores.items():
+        per_trial = figures["overhead_slot_s_per_trial"]
+        rows.append(
+            (
+                name,
+                f"{figures['wall_s']['short']:.1f}",
+                f"{figures['wall_s']['long']:.1f}",
+                f"{per_trial:.3f}",
+                f"{per_trial / local:.2f}" if local else "",
+                f"{figures['driver_cpu_s_long']:.1f}",
+            )
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", type=int, default=20)
+    parser.add_argument("--long", type=int, default=400)
+    parser.add_argument("--store", action="append", choices=sorted(STORES), dest="stores")
+    parser.add_argument("--smoke", action="store_true", help="2 and 6 trials, server on SQLite")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    stores = args.stores or [s for s in STORES if "PostgreSQL" not in s or not postgres_missing()]
+    if args.smoke:
+        args.short, args.long = 2, 6
+        stores = args.stores or ["mlflow server on SQLite"]
+    result = run(args.short, args.long, stores)
+    return write("stores-smoke" if args.smoke else "stores", result, table(result), args.out)
+
+
+if __name__ == "__main__":
+    main()
