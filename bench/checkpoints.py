@@ -3,11 +3,15 @@ tuner did before its checkpoint policy) against the default policy, and plain Op
 running the same trainer epochs in one process, serially, keeping no checkpoints.
 
     python -m bench.checkpoints            # 12 configurations x 100 epochs, 2 slots
+    python -m bench.checkpoints --s3       # the same, and each tuner system again on s3://
     python -m bench.checkpoints --smoke    # 2 x 3: checks that it still works
 
 Every system trains the same configurations (a grid of learning rates) for every epoch:
 no early stopping. tuner runs in this process through `run_sweep`, MLflow on (a SQLite
 store inside a fresh folder), on a fresh embedded Ray whose start-up is timed apart.
+With --s3, each tuner system runs once more with its storage on `s3://`: moto's S3
+server in its own process on loopback, as a multi-node cluster keeps its checkpoints
+(real S3 answers in tens of milliseconds a request too).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import optuna
 
 from bench.common import RESULTS, SLOTS, machine, ray_for, run_tuner, timed, write
+from bench.servers import running_s3
 from bench.workload import learning_rates
 
 POLICIES: dict[str, dict[str, Any]] = {
@@ -64,7 +69,10 @@ def plain_optuna(lrs: list[float], epochs: int) -> None:
     study.optimize(objective, n_trials=len(lrs))
 
 
-def run(trials: int, epochs: int) -> dict[str, Any]:
+S3_BUCKET = "bench-sweeps"
+
+
+def run(trials: int, epochs: int, s3: bool = False) -> dict[str, Any]:
     lrs = learning_rates(trials)
     wall: dict[str, float] = {}
     startup: dict[str, float] = {}
@@ -78,6 +86,16 @@ def run(trials: int, epochs: int) -> dict[str, Any]:
             timed(wall, name),
         ):
             run_tuner(sweep(lrs, epochs, policy), folder)
+    if s3:
+        for number, (name, policy) in enumerate(POLICIES.items()):
+            on_s3 = f"{name}, S3 (moto)"
+            with (
+                running_s3(S3_BUCKET),
+                ray_for(startup, on_s3),
+                tempfile.TemporaryDirectory(prefix="bench-") as folder,
+                timed(wall, on_s3),
+            ):
+                run_tuner(sweep(lrs, epochs, policy), folder, storage=f"s3://{S3_BUCKET}/policy-{number}")
     every, default = (wall[name] for name in POLICIES)
     return {
         "machine": machine(),
@@ -107,15 +125,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--s3", action="store_true", help="each tuner system on s3:// too")
     parser.add_argument("--smoke", action="store_true", help="2 trials x 3 epochs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.trials, args.epochs = 2, 3
     started = time.perf_counter()
-    result = run(args.trials, args.epochs)
+    result = run(args.trials, args.epochs, args.s3)
     result["benchmark_s"] = time.perf_counter() - started
     name = "checkpoints-smoke" if args.smoke else f"checkpoints-n{args.trials}-e{args.epochs}"
+    name += "-s3" if args.s3 else ""
     return write(name, result, table(result), args.out)
 
 

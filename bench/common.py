@@ -76,9 +76,11 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def run_tuner(sweep: dict[str, Any], folder: str, tracking_uri: str | None = None) -> SweepResult:
-    """A sweep through tuner's own runner, tracked in a SQLite store inside `folder`
-    unless another tracking URI is given."""
+def run_tuner(
+    sweep: dict[str, Any], folder: str, tracking_uri: str | None = None, storage: str | None = None
+) -> SweepResult:
+    """A sweep through tuner's own runner, tracked in a SQLite store and stored inside
+    `folder` unless another tracking URI or storage is given."""
     import io
 
     from rich.console import Console
@@ -91,7 +93,7 @@ def run_tuner(sweep: dict[str, Any], folder: str, tracking_uri: str | None = Non
         parse_spec(sweep),
         RunOptions(
             tracking_uri=tracking_uri or f"sqlite:///{folder}/mlflow.db",
-            storage=f"{folder}/runs",
+            storage=storage or f"{folder}/runs",
             console=Console(file=io.StringIO()),
         ),
     )

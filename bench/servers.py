@@ -138,3 +138,47 @@ def running_mlflow_server(
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+S3_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def running_s3(bucket: str) -> Iterator[str]:
+    """moto's S3 server in its own process on 127.0.0.1, with one bucket; yields its
+    endpoint. This process's environment points at it meanwhile (Ray started inside
+    inherits it), as a user's AWS_ENDPOINT_URL would."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    saved = {name: os.environ.get(name) for name in [*S3_TEST_CREDENTIALS, "AWS_ENDPOINT_URL"]}
+    os.environ.update({**S3_TEST_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
+    try:
+        import boto3
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+                break
+            except Exception:  # not listening yet
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield endpoint
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        process.terminate()
+        process.wait(timeout=20)
