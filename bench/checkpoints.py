@@ -95,7 +95,9 @@ def run(trials: int, epochs: int, s3: bool = False) -> dict[str, Any]:
                 tempfile.TemporaryDirectory(prefix="bench-") as folder,
                 timed(wall, on_s3),
             ):
-                run_tuner(sweep(lrs, epochs, policy), folder, storage=f"s3://{S3_BUCKET}/policy-{number}")
+                run_tuner(
+                    sweep(lrs, epochs, policy), folder, storage=f"s3://{S3_BUCKET}/policy-{number}"
+                )
     every, default = (wall[name] for name in POLICIES)
     return {
         "machine": machine(),

@@ -87,6 +87,17 @@ def running_postgres() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def new_database(postgres_uri: str, name: str) -> str:
+    """A new, empty database in the cluster at `postgres_uri`; its SQLAlchemy URI. Each
+    tracking server gets its own, as each deployment would."""
+    import psycopg
+
+    server = postgres_uri.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return postgres_uri.rsplit("/", 1)[0] + f"/{name}"
+
+
 @contextmanager
 def running_mlflow_server(
     root: Path,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import postgres_missing, running_mlflow_server, running_postgres
+from bench.servers import new_database, postgres_missing, running_mlflow_server, running_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 SEARCH_SPACES = REPO / "search_spaces"
@@ -78,9 +78,8 @@ def mlflow_server_on_postgres(
 ) -> Iterator[str]:
     """An MLflow server on PostgreSQL, as the infra's head node runs it."""
     root = tmp_path_factory.mktemp("mlflow-server-pg")
-    with running_mlflow_server(
-        root, str(root / "artifacts"), backend_store_uri=postgres_uri
-    ) as uri:
+    database = new_database(postgres_uri, "e2e")
+    with running_mlflow_server(root, str(root / "artifacts"), backend_store_uri=database) as uri:
         yield uri
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import checkpoints, digits, overhead, scale, search, stores, tracking
+from bench import checkpoints, digits, overhead, rates, scale, search, stores, tracking
 from bench.common import SHARED_RAY_ENV
 
 pytestmark = pytest.mark.bench
@@ -59,6 +59,16 @@ def test_stores_benchmark_runs_a_short_and_a_long_sweep_through_a_server(tmp_pat
     assert figures["wall_s"]["short"] > 0 and figures["wall_s"]["long"] > 0
     assert figures["driver_cpu_s_long"] > 0
     assert (tmp_path / "stores-smoke.md").read_text().startswith("| tracking store |")
+
+
+def test_rates_benchmark_writes_and_reads_back_every_point(tmp_path: Path) -> None:
+    result = json.loads(rates.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert set(result["shapes"]) == set(rates.SHAPES)
+    for figures in result["shapes"].values():
+        assert figures["results"] > 0
+        assert figures["lost"] == figures["doubled"] == 0
+        assert figures["points_read_back"] == figures["results"]
+        assert 0 < figures["lag_p50_s"] <= figures["lag_max_s"]
 
 
 def test_tracking_benchmark_compares_mlflow_on_and_off(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Sweeps on a real multi-node Ray cluster through the Jobs API, checkpoints on S3.
 
 The parts are real and all on 127.0.0.1: a Ray head with no CPUs and its dashboard
-(the Jobs API), two 1-CPU worker nodes, token auth on; a `mlflow server`; moto's S3
-server over HTTP. The tests act as a user: `tuner submit/status/logs/stop/resume`, and
+(the Jobs API), two 1-CPU worker nodes, token auth on; a `mlflow server` on PostgreSQL;
+moto's S3 server over HTTP. The tests act as a user: `tuner submit/status/logs/stop/resume`, and
 they kill a worker node (a spot preemption) and the driver (a lost head process).
 """
 
@@ -34,7 +34,7 @@ from ray._raylet import AuthenticationTokenLoader, Config
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
 
-from bench.servers import free_port, running_mlflow_server
+from bench.servers import free_port, new_database, running_mlflow_server
 from tests.conftest import run_cli
 from tuner.cluster.preemption import Notice, drain_with_ray
 
@@ -109,7 +109,9 @@ def add_worker(cluster: Cluster) -> Any:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+def ray_cluster(
+    tmp_path_factory: pytest.TempPathFactory, postgres_uri: str
+) -> Iterator[RayCluster]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto logs every request
     with pytest.MonkeyPatch.context() as patch, ExitStack() as stack:
         s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
@@ -133,13 +135,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         refresh_ray_auth()  # this process starts the nodes
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
         # The tracking server keeps artifacts in the same bucket (proxied artifacts): the
-        # nodes reach S3 for checkpoints only, clients reach MLflow only.
+        # nodes reach S3 for checkpoints only, clients reach MLflow only. Its runs are in
+        # PostgreSQL, as on the infra's head node.
         mlflow_root = tmp_path_factory.mktemp("mlflow-s3")
         mlflow_server = stack.enter_context(
             running_mlflow_server(
                 mlflow_root,
                 f"s3://{BUCKET}/{MLFLOW_ARTIFACTS}",
                 env={"MLFLOW_S3_ENDPOINT_URL": endpoint},
+                backend_store_uri=new_database(postgres_uri, "cluster"),
             )
         )
         dashboard_port = free_port()

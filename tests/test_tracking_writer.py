@@ -1,5 +1,6 @@
 """The tracking writer against a real SQLite MLflow store: what it writes is what a user
-reads back, in order, across MLflow's batch limits, and a failed write is reported."""
+reads back, in order, across MLflow's batch limits, and a failed write is reported; and
+a sweep's trials read back from it, page after page."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 from mlflow import MlflowClient
-from mlflow.entities import Metric, RunStatus
+from mlflow.entities import Metric, RunStatus, RunTag
 
+from tuner.tracking.runs import child_runs
+from tuner.tracking.tags import TAG_PARENT, TAG_ROLE, TAG_TRIAL_ID
 from tuner.tracking.writer import (
+    BATCH_WINDOW_S,
     MAX_METRICS_PER_BATCH,
     CreateRun,
     EndRun,
@@ -137,3 +141,54 @@ def test_runs_of_many_trials_in_one_window_each_get_their_own_points(
         assert run.data.params == {"seed": trial}
         assert sorted(run.data.metrics) == [f"m_{trial}"]
         assert [p.step for p in client.get_metric_history(run_id, f"m_{trial}")] == [1, 2, 3]
+
+
+def test_a_full_queue_holds_the_driver_back_and_loses_nothing(
+    client: MlflowClient, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store slower than the trials: submit waits for room (said once, counted), and
+    every point still lands once, in order."""
+    tracking = TrackingWriter(client, client.create_experiment(request.node.name), max_queued=5)
+    trial = next(_trial_ids)
+    tracking.submit(CreateRun(trial, "burst", {}, {}))
+    steps = range(1, 61)
+    for step in steps:
+        tracking.submit(LogMetrics(trial, points("loss", range(step, step + 1))))
+    tracking.submit(EndRun(trial, FINISHED, {}))
+    tracking.flush()
+    tracking.close()
+
+    run_id = tracking.run_id(trial)
+    assert run_id is not None
+    assert [p.step for p in client.get_metric_history(run_id, "loss")] == list(steps)
+    assert client.get_run(run_id).info.status == FINISHED
+    stats = tracking.stats
+    assert stats.backpressure_s > 0
+    assert stats.points == len(steps)
+    assert stats.operations == len(steps) + 2
+    # The first write waited at least one batching window; none waited forever.
+    assert BATCH_WINDOW_S <= stats.max_lag_s < 60
+    assert 0 < stats.lag_quantile(0.5) <= stats.max_lag_s
+    warnings = [r for r in caplog.records if "operations behind" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_child_runs_pages_through_every_trial_of_a_sweep(
+    client: MlflowClient, request: pytest.FixtureRequest
+) -> None:
+    """A sweep's trials fill several pages of search_runs: every one comes back, once."""
+    experiment_id = client.create_experiment(request.node.name)
+    parent = client.create_run(experiment_id, tags={TAG_ROLE: "sweep"}).info.run_id
+    other = client.create_run(experiment_id, tags={TAG_ROLE: "sweep"}).info.run_id
+    trials = {f"trial_{n:02d}" for n in range(23)}
+    for trial in sorted(trials):
+        run = client.create_run(experiment_id, tags={TAG_PARENT: parent, TAG_TRIAL_ID: trial})
+        client.log_batch(run.info.run_id, metrics=[Metric("score", 1.0, 0, 1)])
+    # Another sweep's trial in the same experiment is not one of these.
+    client.create_run(experiment_id, tags={TAG_PARENT: other, TAG_TRIAL_ID: "elsewhere"})
+    client.log_batch(parent, tags=[RunTag("tuner.metric", "score")])
+
+    found = child_runs(client, experiment_id, parent, page_size=10)
+
+    assert sorted(run.data.tags[TAG_TRIAL_ID] for run in found) == sorted(trials)
+    assert len({run.info.run_id for run in found}) == len(trials)

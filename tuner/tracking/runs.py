@@ -38,14 +38,28 @@ class ExistingRun:
     restarts: int
 
 
-def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list[Run]:
-    """Every run under a sweep's parent run: one per trial."""
-    runs: list[Run] = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
-        max_results=50000,
-    )
-    return runs
+# Runs per search_runs request: MLflow answers at most 50,000, and fewer, larger pages
+# cost fewer round trips to a tracking server than its default 1,000.
+SEARCH_PAGE_SIZE = 5000
+
+
+def child_runs(
+    client: MlflowClient, experiment_id: str, parent_run_id: str, page_size: int = SEARCH_PAGE_SIZE
+) -> list[Run]:
+    """Every run under a sweep's parent run, one per trial, however many pages they fill."""
+    runs: list[Run] = []
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
+            max_results=page_size,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def existing_trial_runs(

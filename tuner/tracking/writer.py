@@ -32,6 +32,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 
+from tuner.tracking.writer_stats import WriterStats
+
 logger = logging.getLogger(__name__)
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limits
@@ -41,6 +43,10 @@ MAX_TAGS_PER_BATCH = 100
 # per window instead of one per result (a SQLite write costs ~5 ms). Only how soon a
 # point shows in the UI depends on it; flush() still waits for every write.
 BATCH_WINDOW_S = 0.25
+# Operations waiting to be written before submit() holds the driver back: about a minute
+# of results from 1,000 trials reporting every 2 s, so a slow or lost tracking server
+# cannot grow the driver's memory without bound. The wait is counted and reported.
+MAX_QUEUED_OPERATIONS = 50_000
 # Requests in flight to a tracking server: runs/create, log-batch and update of different
 # trials overlap their round trips (~50 ms each on loopback, more across a network).
 SERVER_REQUESTS_IN_FLIGHT = 8
@@ -132,11 +138,20 @@ class TrackingWriter:
     """Applies tracking operations on one background thread: each run's in submission
     order, different runs' concurrently up to `max_in_flight` requests."""
 
-    def __init__(self, client: MlflowClient, experiment_id: str, max_in_flight: int = 1) -> None:
+    def __init__(
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        max_in_flight: int = 1,
+        max_queued: int = MAX_QUEUED_OPERATIONS,
+    ) -> None:
         skip_run_links()
         self._client = client
         self._experiment_id = experiment_id
-        self._queue: queue.Queue[Op | None] = queue.Queue()
+        # Each operation with the moment it was submitted, for the lag.
+        self._queue: queue.Queue[tuple[Op | None, float]] = queue.Queue(max_queued)
+        self.stats = WriterStats()
+        self._warned_full = False
         self._run_ids: dict[str, str] = {}
         self._errors: list[str] = []
         self._pool = (
@@ -148,7 +163,24 @@ class TrackingWriter:
         self._thread.start()
 
     def submit(self, op: Op) -> None:
-        self._queue.put(op)
+        """Queue a write; if the queue is full, wait for room: the tracking store is then
+        slower than the trials report, and holding the driver back is better than
+        losing points or memory. The wait is logged once and counted."""
+        now = time.monotonic()
+        try:
+            self._queue.put_nowait((op, now))
+            return
+        except queue.Full:
+            pass
+        if not self._warned_full:
+            self._warned_full = True
+            logger.warning(
+                "MLflow writes are %d operations behind: the sweep waits for the tracking "
+                "store (see docs/performance.md on tracking server capacity)",
+                self._queue.maxsize,
+            )
+        self._queue.put((op, now))
+        self.stats.record_backpressure(time.monotonic() - now)
 
     def adopt(self, trial_id: str, run_id: str) -> None:
         """Write a restored trial's points into the run it already has."""
@@ -166,7 +198,7 @@ class TrackingWriter:
             raise TrackingError(f"{len(errors)} MLflow write(s) failed; first: {errors[0]}")
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._queue.put((None, time.monotonic()))
         self._thread.join(timeout=60)
         if self._pool is not None:
             self._pool.shutdown(wait=False)
@@ -174,7 +206,7 @@ class TrackingWriter:
     def _loop(self) -> None:
         while True:
             batch = [self._queue.get()]
-            if batch[0] is not None:
+            if batch[0][0] is not None:
                 time.sleep(BATCH_WINDOW_S)
             # Take whatever else is waiting, so consecutive results share one request.
             while True:
@@ -182,10 +214,16 @@ class TrackingWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._apply(batch)
+            ops = [op for op, _ in batch]
+            self._apply(ops)
+            self.stats.record_window(
+                [at for op, at in batch if op is not None],
+                sum(len(op.metrics) for op in ops if isinstance(op, LogMetrics)),
+                time.monotonic(),
+            )
             for _ in batch:
                 self._queue.task_done()
-            if batch[-1] is None:
+            if ops[-1] is None:
                 return
 
     def _apply(self, batch: list[Op | None]) -> None:
