@@ -106,6 +106,7 @@ def running_mlflow_server(
     backend_store_uri: str | None = None,
     workers: int = 1,
     access_log: bool = False,
+    app_name: str | None = None,
 ) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 with proxied artifacts; SQLite in
     `root` unless another backend store is given. With `access_log`, root/server.log
@@ -123,6 +124,7 @@ def running_mlflow_server(
             "--backend-store-uri", backend,
             "--artifacts-destination", artifacts_destination,
             *(["--uvicorn-opts", "--access-log --log-level info"] if access_log else []),
+            *(["--app-name", app_name] if app_name else []),
         ],
         cwd=root,
         env={**os.environ, **(env or {})},

@@ -128,6 +128,7 @@ def status(
 ) -> None:
     """State of each submitted sweep: its job, trial counts by state, best so far."""
     from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
+    from tuner.tracking.access import TrackingLoginError, tracking_access
     from tuner.tracking.status import INTERRUPTED, trial_counts
 
     try:
@@ -143,7 +144,10 @@ def status(
         uri = tracking_uri or job.tracking_uri
         if uri:
             try:
-                counts = trial_counts(uri, job.sweep, job.submission_id, job_ended=job.finished)
+                with tracking_access(uri):
+                    counts = trial_counts(uri, job.sweep, job.submission_id, job_ended=job.finished)
+            except TrackingLoginError as exc:
+                problem = str(exc)
             except Exception as exc:  # the job's state is still worth showing
                 problem = f"MLflow unreachable: {type(exc).__name__}"
         rows.append((job, counts, problem))

@@ -85,7 +85,7 @@ def run(
         phases=phases,
         on_finish=_print_summary,
     )
-    _drive(lambda: run_sweep(spec, options), spec_path)
+    _drive(lambda: run_sweep(spec, options), spec_path, options.tracking_uri)
     if profile:
         print_phases(phases)
 
@@ -129,12 +129,12 @@ def resume(
         phases=phases,
         on_finish=_print_summary,
     )
-    _drive(lambda: resume_sweep(name, options), None)
+    _drive(lambda: resume_sweep(name, options), None, options.tracking_uri)
     if profile:
         print_phases(phases)
 
 
-def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None) -> None:
+def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_uri: str) -> None:
     """Run or resume a sweep in this process; map its failures to one line and an exit code.
 
     The summary is printed by the sweep itself (RunOptions.on_finish), before Ray shuts down.
@@ -142,12 +142,16 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None) -> None:
     from tuner.engine.experiments import NothingToResume
     from tuner.engine.outcome import SweepFailed, SweepInterrupted
     from tuner.engine.session import RayUnavailable
+    from tuner.tracking.access import TrackingLoginError, tracking_access
     from tuner.tracking.writer import TrackingError
 
     try:
-        sweep()
+        with tracking_access(tracking_uri):
+            sweep()
     except SpecError as exc:
         fail(f"{spec_path}: {exc.line()}" if spec_path else exc.line(), EXIT_INVALID)
+    except TrackingLoginError as exc:  # who the user is, not what went wrong: fix and rerun
+        fail(str(exc), EXIT_INVALID)
     except (SweepFailed, TrackingError, RayUnavailable, NothingToResume) as exc:
         fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
@@ -209,12 +213,16 @@ def best(
 ) -> None:
     """Print the best trial of the latest finished sweep, as recorded in MLflow."""
     name = sweep_name(name_or_spec)
+    from tuner.tracking.access import TrackingLoginError, tracking_access
     from tuner.tracking.best import SweepNotFound, best_of_sweep
 
     try:
-        report = best_of_sweep(name, tracking_uri)
+        with tracking_access(tracking_uri):
+            report = best_of_sweep(name, tracking_uri)
     except SweepNotFound as exc:
         fail(str(exc), EXIT_FAILED)
+    except TrackingLoginError as exc:
+        fail(str(exc), EXIT_INVALID)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
         return

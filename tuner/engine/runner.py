@@ -38,12 +38,13 @@ from tuner.engine.tuner_factory import (
 )
 from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
+from tuner.tracking.access import check_tracking_reachable
 from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.progress import ProgressTable
 from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
-from tuner.tracking.writer import TrackingWriter, check_tracking_reachable, requests_in_flight
+from tuner.tracking.writer import TrackingWriter, requests_in_flight
 from tuner.trainer.registry import BUILTINS
 
 logger = logging.getLogger(__name__)

@@ -23,10 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from urllib.error import URLError
 from urllib.parse import urlparse
-from urllib.request import urlopen
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
@@ -65,26 +62,6 @@ def skip_run_links() -> None:
 
 class TrackingError(RuntimeError):
     """Writes to the tracking store failed; raised when the sweep flushes its tracking."""
-
-
-def check_tracking_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not after MLflow's minutes of retries, when a server is down."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme in ("http", "https"):
-        try:
-            with urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s) as response:
-                response.read()
-        except (URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TrackingError(
-                f"MLflow tracking server {tracking_uri} unreachable: {reason}"
-            ) from None
-    elif parsed.scheme == "sqlite":
-        database = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not database.parent.is_dir():
-            raise TrackingError(
-                f"tracking URI {tracking_uri}: folder {database.parent} does not exist"
-            )
 
 
 @dataclass(frozen=True)
