@@ -159,6 +159,7 @@ def ray_cluster(
             },
         )
         workers = [add_worker(cluster) for _ in range(2)]
+        jobs_api_accepts_jobs(f"http://127.0.0.1:{dashboard_port}")
         try:
             yield RayCluster(
                 cluster=cluster,
@@ -172,6 +173,22 @@ def ray_cluster(
             cluster.shutdown()
             s3.stop()
     refresh_ray_auth()  # back to what the other test modules expect
+
+
+def jobs_api_accepts_jobs(url: str, timeout_s: float = 120) -> None:
+    """A head node's Jobs API answers before its agent can take jobs ("No available agent
+    to submit job, please try again later"): wait as a user's cluster is waited for
+    before anyone submits to it, by submitting a job that does nothing."""
+    client = JobSubmissionClient(url)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.submit_job(entrypoint="true")
+            return
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def write_project(root: Path, name: str, **overrides: Any) -> Path:

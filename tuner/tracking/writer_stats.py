@@ -33,6 +33,13 @@ class WriterStats:
             self._lags.extend(lags)
             self.max_lag_s = max(self.max_lag_s, *lags, 0.0)
 
+    def reset(self) -> None:
+        """Count from now on (a benchmark's steady state, after its runs were created)."""
+        with self._lock:
+            self.operations = self.points = self.windows = 0
+            self.max_lag_s = self.backpressure_s = 0.0
+            self._lags.clear()
+
     def record_backpressure(self, waited_s: float) -> None:
         with self._lock:
             self.backpressure_s += waited_s
