@@ -3,7 +3,9 @@ Ray's schema, the boot scripts pass shellcheck. No terraform apply, no AWS accou
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ INFRA = REPO / "infra"
 TERRAFORM = INFRA / "terraform" / "aws"
 TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 SCRIPTS = sorted((INFRA / "scripts").glob("*.sh"))
+CREDENTIALS = INFRA / "scripts" / "mlflow-credentials.py"
 WORLD = {"0.0.0.0/0", "::/0"}
 
 
@@ -220,12 +223,18 @@ def test_ray_cluster_file_fits_rays_own_schema() -> None:
 def render_user_data(role: str) -> str:
     """The user data Terraform renders, with sample values (templatefile's ${name})."""
     template = (TERRAFORM / "templates" / "node-user-data.sh.tftpl").read_text()
+    head = role == "head"
     values = {
         "role": role, "region": "us-east-1", "tuner_package": "tuner==0.1.0",
         "token_param": "/tuner/ray-auth-token", "bucket": "tuner-sweeps",
         "head_ip": "10.0.1.10" if role == "worker" else "",
         "bootstrap": (INFRA / "scripts" / f"bootstrap-{role}.sh").read_text(),
         "install_common": (INFRA / "scripts" / "install-common.sh").read_text(),
+        "kms_key": "arn:aws:kms:us-east-1:123456789012:key/k" if head else "",
+        "mlflow_admin_param": "/tuner/mlflow-admin-password" if head else "",
+        "mlflow_driver_param": "/tuner/mlflow-driver-password" if head else "",
+        "mlflow_permission": "READ" if head else "",
+        "mlflow_credentials": CREDENTIALS.read_text() if head else "",
     }  # fmt: skip
     rendered = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
     assert "${" not in re.sub(r"TUNER_SCRIPT.*?TUNER_SCRIPT", "", rendered, flags=re.S)
@@ -256,3 +265,220 @@ def test_no_secret_is_written_into_user_data() -> None:
         rendered = render_user_data(role)
         assert "RAY_AUTH_TOKEN=" not in rendered.replace("RAY_AUTH_TOKEN_PATH=", "")
         assert "get_parameter" in rendered, "the token is fetched at boot through the role"
+
+
+def unit(script: str, name: str) -> str:
+    """The systemd unit a boot script writes with `write_unit NAME <<UNIT ... UNIT`,
+    its continuation lines joined as the unquoted heredoc joins them."""
+    text = (INFRA / "scripts" / script).read_text()
+    match = re.search(rf"write_unit {name} <<UNIT\n(.*?)\nUNIT\n", text, flags=re.S)
+    assert match, f"{script} writes no {name} unit"
+    return match.group(1).replace("\\\n", "")
+
+
+def exec_start(unit_text: str) -> str:
+    [line] = [line for line in unit_text.splitlines() if line.startswith("ExecStart=")]
+    return line
+
+
+def test_mlflow_runs_the_auth_app_with_its_users_in_postgresql() -> None:
+    mlflow = unit("bootstrap-head.sh", "mlflow")
+    command = exec_start(mlflow)
+    assert "mlflow server --app-name basic-auth" in command
+    assert "--backend-store-uri postgresql+psycopg://" in command
+    assert "Environment=MLFLOW_AUTH_CONFIG_PATH=${MLFLOW_DIR}/auth.ini" in mlflow
+    # The Flask secret comes from a root-owned file, never from the unit (world-readable).
+    assert "EnvironmentFile=${MLFLOW_DIR}/mlflow.env" in mlflow
+    assert "MLFLOW_FLASK_SERVER_SECRET_KEY" not in mlflow
+    head = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    assert 'TUNER_EXTRA="mlflow[auth]" install_tuner' in head
+    assert 'postgresql+psycopg://mlflow@/mlflow_auth?host=$PG_SOCKET"' in head
+    # The sweep drivers (Ray jobs on the head) inherit their MLflow login from the
+    # raylet's environment, not from a runtime_env (Ray logs those).
+    assert "EnvironmentFile=${DRIVER_ENV}" in unit("bootstrap-head.sh", "ray-head")
+    assert "mlflow-credentials.py driver-user" in head
+
+
+def test_raw_ports_listen_on_loopback_only() -> None:
+    assert "--host 127.0.0.1 --port 5000" in exec_start(unit("bootstrap-head.sh", "mlflow"))
+    ray_head = exec_start(unit("bootstrap-head.sh", "ray-head"))
+    assert "--dashboard-host=127.0.0.1 --dashboard-port=8265" in ray_head
+    assert "0.0.0.0" not in (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+
+
+def test_mlflow_passwords_are_made_at_first_boot_into_ssm_only(
+    terraform: dict[str, Any],
+) -> None:
+    credentials = load_credentials_module()
+    parameters = dict(resources(terraform, "aws_ssm_parameter"))
+    parameter = parameters["mlflow_password"]
+    assert parameter["type"] == "SecureString"
+    assert parameter["key_id"] == "${aws_kms_key.cluster.arn}"
+    # Terraform holds a placeholder, never a password; the head replaces it at first boot.
+    assert parameter["value"] == "${local.first_boot_placeholder}"
+    placeholders = [b["first_boot_placeholder"] for b in terraform["locals"]
+                    if "first_boot_placeholder" in b]  # fmt: skip
+    assert placeholders == [credentials.PLACEHOLDER]
+    assert only(parameter["lifecycle"])["ignore_changes"] == ["value"]
+    passwords = [n for n, _ in resources(terraform, "random_password")]
+    assert passwords == ["ray_token"], "MLflow's passwords never come from Terraform"
+    # No password in outputs, variables' defaults, user data or the cluster file.
+    outputs = {name: body for block in terraform["output"] for name, body in block.items()}
+    for name, body in outputs.items():
+        assert "mlflow_password" not in str(body["value"]).replace(".name", ""), name
+    for block in terraform["variable"]:
+        for name in block:
+            assert "password" not in name, f"{name}: passwords are not inputs"
+    # User data gets the parameters' names, never a value.
+    [(_, head)] = resources(terraform, "aws_instance")
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    for user_data in (head["user_data"], template["user_data"]):
+        assert "random_password" not in user_data
+        assert set(re.findall(r"mlflow_password\[[^]]+\]\.(\w+)", user_data)) <= {"name"}
+    cluster_file = (INFRA / "ray" / "aws-spot.yaml").read_text()
+    assert not re.search(r"(?i)password\s*[=:]\s*[^\s$]", cluster_file)
+
+
+def test_only_the_head_role_reaches_mlflow_passwords(terraform: dict[str, Any]) -> None:
+    documents = {name: body for block in terraform["data"] for kind, named in block.items()
+                 if kind == "aws_iam_policy_document" for name, body in named.items()}  # fmt: skip
+    assert "mlflow" not in str(documents["node"]), "workers run trial code: no MLflow secret"
+    head = documents["head"]["statement"]
+    reaching = [s for s in head if "mlflow_password" in str(s["resources"])]
+    assert reaching and all(a.startswith("ssm:") for s in reaching for a in s["actions"])
+    [(_, head_node)] = resources(terraform, "aws_instance")
+    assert head_node["iam_instance_profile"] == '${aws_iam_instance_profile.node["head"].name}'
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    profile = only(template["iam_instance_profile"])["name"]
+    assert profile == '${aws_iam_instance_profile.node["node"].name}'
+
+
+def load_credentials_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mlflow_credentials", CREDENTIALS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_credentials_helper_makes_passwords_once_and_keeps_them_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    import moto
+
+    credentials = load_credentials_module()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    out, driver_env = tmp_path / "mlflow", tmp_path / "driver.env"
+    argv = ["files", "--region", "us-east-1", "--admin-parameter", "/t/admin",
+            "--driver-parameter", "/t/driver", "--out", str(out), "--driver-env",
+            str(driver_env), "--auth-database-uri", "postgresql+psycopg://mlflow@/mlflow_auth",
+            "--default-permission", "READ"]  # fmt: skip
+    with moto.mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name in ("/t/admin", "/t/driver"):
+            ssm.put_parameter(Name=name, Value=credentials.PLACEHOLDER, Type="SecureString")
+        credentials.main(argv)
+        admin, driver = (
+            ssm.get_parameter(Name=n, WithDecryption=True)["Parameter"]["Value"]
+            for n in ("/t/admin", "/t/driver")
+        )
+        first_key = credentials.read_env(out / "mlflow.env")["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+        credentials.main(argv)  # a second boot keeps every secret
+        again = ssm.get_parameter(Name="/t/admin", WithDecryption=True)["Parameter"]["Value"]
+    assert credentials.PLACEHOLDER not in (admin, driver) and admin != driver
+    assert len(admin) >= 32 and again == admin
+    assert credentials.read_env(out / "mlflow.env")["MLFLOW_FLASK_SERVER_SECRET_KEY"] == first_key
+    ini = (out / "auth.ini").read_text()
+    for line in ("default_permission = READ", "admin_username = admin",
+                 "database_uri = postgresql+psycopg://mlflow@/mlflow_auth",
+                 f"admin_password = {admin}"):  # fmt: skip
+        assert line in ini
+    assert credentials.read_env(driver_env) == {
+        "MLFLOW_TRACKING_USERNAME": "tuner-driver",
+        "MLFLOW_TRACKING_PASSWORD": driver,
+    }
+    for path in (out / "auth.ini", out / "mlflow.env", out / "admin.env", driver_env):
+        assert path.stat().st_mode & 0o007 == 0, f"{path.name} is readable by everyone"
+    printed = capsys.readouterr()
+    assert admin not in printed.out + printed.err and driver not in printed.out + printed.err
+
+
+@pytest.mark.server
+def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the head does at first boot, on loopback: the helper's files, a real
+    `mlflow server --app-name basic-auth` on them, the drivers' user made by the admin."""
+    import sys
+    import urllib.error
+    import urllib.request
+
+    import boto3
+    import moto
+
+    from bench.servers import free_port
+
+    credentials = load_credentials_module()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    # driver-user logs in through these; monkeypatch takes them away again afterwards.
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")
+    out, driver_env = tmp_path / "mlflow", tmp_path / "driver.env"
+    with moto.mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name in ("/t/admin", "/t/driver"):
+            ssm.put_parameter(Name=name, Value=credentials.PLACEHOLDER, Type="SecureString")
+        credentials.main(["files", "--region", "us-east-1", "--admin-parameter", "/t/admin",
+                          "--driver-parameter", "/t/driver", "--out", str(out),
+                          "--driver-env", str(driver_env), "--auth-database-uri",
+                          f"sqlite:///{tmp_path / 'auth.db'}"])  # fmt: skip
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {
+        **credentials.read_env(out / "mlflow.env"),
+        "MLFLOW_AUTH_CONFIG_PATH": str(out / "auth.ini"),
+    }
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts")],
+        cwd=tmp_path, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        credentials.main(["driver-user", "--uri", uri, "--out", str(out),
+                          "--driver-env", str(driver_env), "--wait-s", "120"])  # fmt: skip
+        # A second run (a reboot of the head) sets the same password again, no error.
+        credentials.main(["driver-user", "--uri", uri, "--out", str(out),
+                          "--driver-env", str(driver_env)])  # fmt: skip
+        driver = credentials.read_env(driver_env)
+
+        def status(user: str, password: str) -> int:
+            request = urllib.request.Request(
+                f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"
+            )
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        assert status("tuner-driver", driver["MLFLOW_TRACKING_PASSWORD"]) == 200
+        assert status("tuner-driver", "wrong") == 401
+        assert status("admin", "password1234") == 401, "no default admin password"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    server_log = (tmp_path / "server.log").read_text()
+    admin = credentials.read_env(out / "admin.env")
+    for secret in (driver["MLFLOW_TRACKING_PASSWORD"], admin["MLFLOW_TRACKING_PASSWORD"]):
+        assert secret not in server_log

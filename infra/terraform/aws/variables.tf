@@ -48,6 +48,18 @@ variable "allowed_client_cidr" {
   }
 }
 
+variable "mlflow_default_permission" {
+  description = "What every MLflow user may do with an experiment nobody granted them anything on: READ (the default: teammates see each other's sweeps; only the sweep drivers, the admin and those granted EDIT/MANAGE change them) or NO_PERMISSIONS (each experiment visible only to those granted it)."
+  type        = string
+  default     = "READ"
+
+  validation {
+    # EDIT or MANAGE by default would let any account change or delete every sweep.
+    condition     = contains(["READ", "NO_PERMISSIONS"], var.mlflow_default_permission)
+    error_message = "mlflow_default_permission: READ or NO_PERMISSIONS."
+  }
+}
+
 variable "head_instance_type" {
   description = "On-demand instance type of the head node (Ray head, Jobs API, MLflow, PostgreSQL). It runs no trials."
   type        = string
