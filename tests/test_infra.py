@@ -93,11 +93,11 @@ def test_no_ingress_from_the_whole_internet_and_no_ssh(terraform: dict[str, Any]
     for name, rule in ingress:
         assert rule.get("cidr_ipv4") not in WORLD and rule.get("cidr_ipv6") not in WORLD, name
         assert rule["from_port"] != 22, f"{name}: no SSH; use SSM Session Manager"
-    # The API and MLflow are for the allowed client CIDR; Ray's ports for members only.
+    # Clients reach only the TLS ports, from the allowed CIDR; Ray's ports are for members.
     for name, rule in ingress:
         if "cidr_ipv4" in rule:
             assert rule["cidr_ipv4"] == "${var.allowed_client_cidr}", name
-            assert rule["from_port"] in ("${local.ray_ports.dashboard}", "${local.mlflow_port}")
+            assert rule["for_each"] == "${local.client_ingress ? local.tls_ports : {}}", name
         else:
             assert rule["referenced_security_group_id"] == "${aws_security_group.cluster.id}"
     for _, group in resources(terraform, "aws_security_group"):
@@ -235,6 +235,7 @@ def render_user_data(role: str) -> str:
         "mlflow_driver_param": "/tuner/mlflow-driver-password" if head else "",
         "mlflow_permission": "READ" if head else "",
         "mlflow_credentials": CREDENTIALS.read_text() if head else "",
+        "tls_cert_secret": "", "tls_key_secret": "", "tls_server_name": "",
     }  # fmt: skip
     rendered = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
     assert "${" not in re.sub(r"TUNER_SCRIPT.*?TUNER_SCRIPT", "", rendered, flags=re.S)
@@ -325,7 +326,10 @@ def test_mlflow_passwords_are_made_at_first_boot_into_ssm_only(
     # No password in outputs, variables' defaults, user data or the cluster file.
     outputs = {name: body for block in terraform["output"] for name, body in block.items()}
     for name, body in outputs.items():
-        assert "mlflow_password" not in str(body["value"]).replace(".name", ""), name
+        # A parameter's name may be an output, its value (or the whole resource) never.
+        value = str(body["value"])
+        uses = re.findall(r"aws_ssm_parameter\.mlflow_password(\[[^]]+\])?(\.\w+)?", value)
+        assert all(attribute == ".name" for _, attribute in uses), name
     for block in terraform["variable"]:
         for name in block:
             assert "password" not in name, f"{name}: passwords are not inputs"
@@ -334,7 +338,9 @@ def test_mlflow_passwords_are_made_at_first_boot_into_ssm_only(
     [(_, template)] = resources(terraform, "aws_launch_template")
     for user_data in (head["user_data"], template["user_data"]):
         assert "random_password" not in user_data
-        assert set(re.findall(r"mlflow_password\[[^]]+\]\.(\w+)", user_data)) <= {"name"}
+        uses = re.findall(r"aws_ssm_parameter\.mlflow_password(\[[^]]+\])?(\.\w+)?", user_data)
+        assert all(attribute == ".name" for _, attribute in uses)
+    assert "mlflow_password" not in template["user_data"], "workers never touch MLflow"
     cluster_file = (INFRA / "ray" / "aws-spot.yaml").read_text()
     assert not re.search(r"(?i)password\s*[=:]\s*[^\s$]", cluster_file)
 
@@ -482,3 +488,114 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
     admin = credentials.read_env(out / "admin.env")
     for secret in (driver["MLFLOW_TRACKING_PASSWORD"], admin["MLFLOW_TRACKING_PASSWORD"]):
         assert secret not in server_log
+
+
+def nginx_config(ip: str = "10.0.1.10", server_name: str = "tuner.example.com") -> str:
+    """The TLS terminator's config as bootstrap-head.sh writes it, with sample values."""
+    text = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    match = re.search(r"\n  \{\n(.*?)\n  \} >/etc/nginx/conf.d/tuner.conf\n", text, flags=re.S)
+    assert match, "bootstrap-head.sh writes no nginx config"
+    out = subprocess.run(
+        ["bash", "-euc", match.group(1)],
+        env={"ip": ip, "TLS_SERVER_NAME": server_name, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_tls_fronts_the_loopback_ports_and_nginx_accepts_its_config(tmp_path: Path) -> None:
+    config = nginx_config()
+    servers = re.findall(r"listen (\S+) ssl;.*?proxy_pass (\S+);", config, flags=re.S)
+    assert servers == [("10.0.1.10:8443", "http://127.0.0.1:8265"),
+                       ("10.0.1.10:5443", "http://127.0.0.1:5000")]  # fmt: skip
+    locals_tf = parse(TERRAFORM / "locals.tf")["locals"][0]
+    assert locals_tf["tls_ports"] == {"jobs_api": 8443, "mlflow": 5443}
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in config
+    head = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    assert "apt-get install -y -q nginx" in head, "the terminator comes from the distribution"
+    if shutil.which("nginx") is None or shutil.which("openssl") is None:
+        pytest.skip("nginx or openssl not installed; the config's shape is checked above")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=tuner.example.com", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (tmp_path / "tuner.conf").write_text(
+        nginx_config(ip="127.0.0.1").replace("/etc/nginx/tuner", str(tmp_path))
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/tuner.conf;\n}}\n"
+    )
+    out = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_no_client_ingress_without_tls(terraform: dict[str, Any]) -> None:
+    """The default has no rule a client could use: SSM port forwarding is the way in."""
+    [client_ingress] = [b["client_ingress"] for b in terraform["locals"] if "client_ingress" in b]
+    assert client_ingress == "${var.tls != null && var.allowed_client_cidr != null}"
+    rules = dict(resources(terraform, "aws_vpc_security_group_ingress_rule"))
+    from_clients = [name for name, rule in rules.items() if "cidr_ipv4" in rule]
+    assert from_clients == ["tls_from_clients"]
+    # The raw ports listen on the head's loopback: no member (or client) rule names them.
+    members = rules["ray_between_members"]["for_each"]
+    assert 'if name != "dashboard"' in members
+    assert "mlflow_port" not in str(rules)
+    [(_, head)] = resources(terraform, "aws_instance")
+    assert "${aws_security_group.clients.id}" in head["vpc_security_group_ids"]
+
+
+def terraform_plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`terraform plan` of variables.tf alone: its validations, no provider, no account."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform binary not installed")
+    shutil.copy(TERRAFORM / "variables.tf", tmp_path / "variables.tf")
+    base = ["-input=false", "-no-color", "-var", "vpc_id=vpc-0abc", "-var", "bucket_name=acme-x",
+            "-var", 'subnet_ids=["subnet-0abc"]', "-var", "ami_id=ami-0abc"]  # fmt: skip
+    if not (tmp_path / ".terraform.lock.hcl").exists() and not (tmp_path / ".terraform").exists():
+        subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=tmp_path,
+                       capture_output=True, text=True, check=True)  # fmt: skip
+    return subprocess.run(["terraform", "plan", *base, *args], cwd=tmp_path,
+                          capture_output=True, text=True)  # fmt: skip
+
+
+TLS_VAR = (
+    'tls={certificate_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:c",'
+    'private_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:k",'
+    'server_name="tuner.example.com"}'
+)
+
+
+def test_allowed_client_cidr_is_refused_without_tls(tmp_path: Path) -> None:
+    assert terraform_plan(tmp_path).returncode == 0, "the default: no CIDR, no TLS"
+    refused = terraform_plan(tmp_path, "-var", "allowed_client_cidr=10.0.0.0/16")
+    assert refused.returncode != 0 and "allowed_client_cidr needs TLS" in refused.stderr
+    allowed = terraform_plan(tmp_path, "-var", "allowed_client_cidr=10.0.0.0/16", "-var", TLS_VAR)
+    assert allowed.returncode == 0, allowed.stderr
+    world = terraform_plan(tmp_path, "-var", "allowed_client_cidr=0.0.0.0/0", "-var", TLS_VAR)
+    assert world.returncode != 0
+    key_in_plain = TLS_VAR.replace("arn:aws:secretsmanager:us-east-1:123456789012:secret:k",
+                                   "-----BEGIN PRIVATE KEY-----")  # fmt: skip
+    assert terraform_plan(tmp_path, "-var", key_in_plain).returncode != 0
+
+
+def test_outputs_give_both_ways_in(terraform: dict[str, Any]) -> None:
+    outputs = {name: body for block in terraform["output"] for name, body in block.items()}
+    [forward] = [b["port_forward"] for b in terraform["locals"] if "port_forward" in b]
+    assert "AWS-StartPortForwardingSessionToRemoteHost" in forward
+    assert '\\"host\\":[\\"127.0.0.1\\"]' in forward
+    assert "jobs_api = local.ray_ports.dashboard, mlflow = local.mlflow_port" in forward
+    assert outputs["port_forward_commands"]["value"] == "${local.port_forward}"
+    tls_urls = outputs["tls_urls"]["value"]
+    assert tls_urls.startswith("${var.tls == null ? null :") and "local.mlflow_uri" in tls_urls
+    [address] = [b["ray_address"] for b in terraform["locals"] if "ray_address" in b]
+    assert "https://${var.tls.server_name}:${local.tls_ports.jobs_api}" in address
+    assert "http://127.0.0.1:${local.ray_ports.dashboard}" in address

@@ -20,8 +20,12 @@ readonly PG_SOCKET=/var/run/postgresql
 TUNER_EXTRA="mlflow[auth]" install_tuner
 fetch_ray_token
 ip=$(private_ip)
-# Host headers MLflow answers: loopback (the drivers here, SSM port forwards on any local port).
+# Host headers MLflow answers: loopback (the drivers here, SSM port forwards on any local
+# port) and, behind TLS, the certificate's name.
 allowed_hosts="localhost:*,127.0.0.1:*"
+if [[ -n "${TLS_SERVER_NAME:-}" ]]; then
+  allowed_hosts+=",${TLS_SERVER_NAME}:*"
+fi
 
 apt-get install -y -q postgresql
 id mlflow >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/mlflow mlflow
@@ -94,3 +98,65 @@ UNIT
 
 "$VENV/bin/python" /opt/tuner/mlflow-credentials.py driver-user \
   --uri http://127.0.0.1:5000 --out "$MLFLOW_DIR" --driver-env "$DRIVER_ENV"
+
+# TLS in front of both (only with a certificate): nginx, from the distribution's
+# packages, on the head's VPC address; the raw ports stay on loopback. The key is read
+# from Secrets Manager through the head's role into a root-only file, never echoed.
+if [[ -n "${TLS_SERVER_NAME:-}" ]]; then
+  : "${TLS_CERT_SECRET:?TLS_CERT_SECRET is not set}" "${TLS_KEY_SECRET:?TLS_KEY_SECRET is not set}"
+  apt-get install -y -q nginx
+  install -d -m 0700 -o root -g root /etc/nginx/tuner
+  (
+    umask 077
+    "$VENV/bin/python" - "$AWS_REGION" "$TLS_CERT_SECRET" "$TLS_KEY_SECRET" <<'PY'
+import sys
+
+import boto3
+
+region, cert, key = sys.argv[1:]
+client = boto3.client("secretsmanager", region_name=region)
+for arn, path in ((cert, "/etc/nginx/tuner/cert.pem"), (key, "/etc/nginx/tuner/key.pem")):
+    with open(path, "w") as out:
+        out.write(client.get_secret_value(SecretId=arn)["SecretString"])
+PY
+  )
+  rm -f /etc/nginx/sites-enabled/default
+  # One server per port: 8443 -> the Jobs API/dashboard, 5443 -> MLflow. Websockets
+  # (`tuner logs --follow`), large uploads (a job's working directory, MLflow artifacts)
+  # and long reads pass through.
+  {
+    cat <<'NGINX'
+map $http_upgrade $connection_upgrade {
+  default upgrade;
+  '' close;
+}
+NGINX
+    for pair in 8443:8265 5443:5000; do
+      cat <<NGINX
+server {
+  listen ${ip}:${pair%%:*} ssl;
+  server_name ${TLS_SERVER_NAME};
+  ssl_certificate /etc/nginx/tuner/cert.pem;
+  ssl_certificate_key /etc/nginx/tuner/key.pem;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  client_max_body_size 0;
+  location / {
+    proxy_pass http://127.0.0.1:${pair##*:};
+    proxy_http_version 1.1;
+    proxy_set_header Host \$http_host;
+    proxy_set_header Upgrade \$http_upgrade;
+    proxy_set_header Connection \$connection_upgrade;
+    proxy_set_header X-Forwarded-Proto https;
+    proxy_set_header X-Forwarded-For \$remote_addr;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    proxy_read_timeout 3600s;
+  }
+}
+NGINX
+    done
+  } >/etc/nginx/conf.d/tuner.conf
+  nginx -t
+  systemctl enable nginx
+  systemctl restart nginx
+fi

@@ -38,6 +38,9 @@ resource "aws_instance" "head" {
     mlflow_admin_param  = aws_ssm_parameter.mlflow_password["admin"].name
     mlflow_driver_param = aws_ssm_parameter.mlflow_password["driver"].name
     mlflow_permission   = var.mlflow_default_permission
+    tls_cert_secret     = try(var.tls.certificate_secret_arn, "")
+    tls_key_secret      = try(var.tls.private_key_secret_arn, "")
+    tls_server_name     = try(var.tls.server_name, "")
     bootstrap           = file("${path.module}/../../scripts/bootstrap-head.sh")
     install_common      = file("${path.module}/../../scripts/install-common.sh")
     mlflow_credentials  = file("${path.module}/../../scripts/mlflow-credentials.py")

@@ -52,6 +52,29 @@ data "aws_iam_policy_document" "head" {
     actions   = ["ssm:GetParameter", "ssm:PutParameter"]
     resources = [for p in aws_ssm_parameter.mlflow_password : p.arn]
   }
+
+  dynamic "statement" {
+    for_each = var.tls == null ? [] : [var.tls]
+    content {
+      sid       = "ReadTlsCertificate"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [statement.value.certificate_secret_arn, statement.value.private_key_secret_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = try(var.tls.kms_key_arn, null) == null ? [] : [var.tls.kms_key_arn]
+    content {
+      sid       = "DecryptTlsCertificate"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${var.region}.amazonaws.com"]
+      }
+    }
+  }
 }
 
 locals {

@@ -46,6 +46,9 @@ resource "aws_launch_template" "worker" {
     mlflow_admin_param  = ""
     mlflow_driver_param = ""
     mlflow_permission   = ""
+    tls_cert_secret     = ""
+    tls_key_secret      = ""
+    tls_server_name     = ""
     bootstrap           = file("${path.module}/../../scripts/bootstrap-worker.sh")
     install_common      = file("${path.module}/../../scripts/install-common.sh")
     mlflow_credentials  = ""
