@@ -599,3 +599,20 @@ def test_outputs_give_both_ways_in(terraform: dict[str, Any]) -> None:
     [address] = [b["ray_address"] for b in terraform["locals"] if "ray_address" in b]
     assert "https://${var.tls.server_name}:${local.tls_ports.jobs_api}" in address
     assert "http://127.0.0.1:${local.ray_ports.dashboard}" in address
+
+
+def test_ray_cluster_file_runs_the_auth_app_on_loopback_with_no_password() -> None:
+    text = (INFRA / "ray" / "aws-spot.yaml").read_text()
+    config = yaml.safe_load(text)
+    setup = " ".join(config["head_setup_commands"])
+    assert '"mlflow[auth]"' in setup
+    assert "mlflow server --app-name basic-auth --host 127.0.0.1" in setup
+    assert "MLFLOW_AUTH_CONFIG_PATH=" in setup and "mlflow-credentials.py files" in setup
+    start = " ".join(config["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in start and "driver.env" in start
+    assert "0.0.0.0" not in text
+    assert not re.search(r"(?i)(password|secret_key)\s*[=:]\s*[^\s/$]", text)
+    head = config["available_node_types"][config["head_node_type"]]
+    assert head["node_config"]["IamInstanceProfile"]["Name"] == "tuner-head"
+    script = config["file_mounts"]["/tmp/tuner/mlflow-credentials.py"]
+    assert (REPO / script).is_file()
