@@ -465,27 +465,45 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
                           "--driver-env", str(driver_env)])  # fmt: skip
         driver = credentials.read_env(driver_env)
 
-        def status(user: str, password: str) -> int:
-            request = urllib.request.Request(
-                f"{uri}/api/2.0/mlflow/experiments/search?max_results=1"
-            )
+        def call(user: str, password: str, path: str, body: Any = None) -> tuple[int, Any]:
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(f"{uri}/api/2.0/mlflow/{path}", data=data)
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
+            request.add_header("Content-Type", "application/json")
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
-                    return response.status
+                    return response.status, json.load(response)
             except urllib.error.HTTPError as error:
-                return error.code
+                return error.code, None
 
-        assert status("tuner-driver", driver["MLFLOW_TRACKING_PASSWORD"]) == 200
-        assert status("tuner-driver", "wrong") == 401
-        assert status("admin", "password1234") == 401, "no default admin password"
+        as_driver = ("tuner-driver", driver["MLFLOW_TRACKING_PASSWORD"])
+        assert call(*as_driver, "experiments/search?max_results=1")[0] == 200
+        assert call("tuner-driver", "wrong", "experiments/search?max_results=1")[0] == 401
+        assert call("admin", "password1234", "experiments/search?max_results=1")[0] == 401
+        # The documented permissions: the driver creates a sweep's experiment (MANAGE);
+        # another user reads it (default READ) but edits only once the admin grants EDIT,
+        # the way infra/README.md shows.
+        code, made = call(*as_driver, "experiments/create", {"name": "sweep"})
+        assert code == 200
+        experiment = made["experiment_id"]
+        admin = credentials.read_env(out / "admin.env")
+        for name, value in admin.items():
+            monkeypatch.setenv(name, value)
+        from mlflow.server import get_app_client
+
+        auth = get_app_client("basic-auth", tracking_uri=uri)
+        as_alice = ("alice", "alice-long-enough-password")
+        auth.create_user(*as_alice)
+        assert call(*as_alice, f"experiments/get?experiment_id={experiment}")[0] == 200
+        assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 403
+        auth.grant_user_permission("alice", "experiment", experiment, "EDIT")
+        assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 200
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
     server_log = (tmp_path / "server.log").read_text()
-    admin = credentials.read_env(out / "admin.env")
     for secret in (driver["MLFLOW_TRACKING_PASSWORD"], admin["MLFLOW_TRACKING_PASSWORD"]):
         assert secret not in server_log
 
