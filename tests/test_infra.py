@@ -336,7 +336,7 @@ def test_mlflow_passwords_are_made_at_first_boot_into_ssm_only(
     # User data gets the parameters' names, never a value.
     [(_, head)] = resources(terraform, "aws_instance")
     [(_, template)] = resources(terraform, "aws_launch_template")
-    for user_data in (head["user_data"], template["user_data"]):
+    for user_data in (head["user_data_base64"], template["user_data"]):
         assert "random_password" not in user_data
         uses = re.findall(r"aws_ssm_parameter\.mlflow_password(\[[^]]+\])?(\.\w+)?", user_data)
         assert all(attribute == ".name" for _, attribute in uses)
@@ -634,3 +634,17 @@ def test_ray_cluster_file_runs_the_auth_app_on_loopback_with_no_password() -> No
     assert head["node_config"]["IamInstanceProfile"]["Name"] == "tuner-head"
     script = config["file_mounts"]["/tmp/tuner/mlflow-credentials.py"]
     assert (REPO / script).is_file()
+
+
+def test_user_data_is_gzipped_and_fits_ec2s_limit(terraform: dict[str, Any]) -> None:
+    """EC2 refuses user data over 16 KiB; the head's scripts alone are about that."""
+    import gzip
+
+    [(_, head)] = resources(terraform, "aws_instance")
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    assert "user_data" not in head
+    for user_data in (head["user_data_base64"], template["user_data"]):
+        assert user_data.startswith("${base64gzip(templatefile("), "cloud-init unpacks gzip"
+    for role in ("head", "worker"):
+        size = len(gzip.compress(render_user_data(role).encode()))
+        assert size < 12 * 1024, f"{role}: {size} bytes gzipped; EC2 takes 16 KiB at most"

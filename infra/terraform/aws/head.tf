@@ -26,7 +26,8 @@ resource "aws_instance" "head" {
     volume_size = var.root_volume_gb
   }
 
-  user_data = templatefile("${path.module}/templates/node-user-data.sh.tftpl", {
+  # Gzipped (cloud-init unpacks it): the scripts it carries outgrow EC2's 16 KiB limit.
+  user_data_base64 = base64gzip(templatefile("${path.module}/templates/node-user-data.sh.tftpl", {
     role          = "head"
     region        = var.region
     tuner_package = var.tuner_package
@@ -44,7 +45,7 @@ resource "aws_instance" "head" {
     bootstrap           = file("${path.module}/../../scripts/bootstrap-head.sh")
     install_common      = file("${path.module}/../../scripts/install-common.sh")
     mlflow_credentials  = file("${path.module}/../../scripts/mlflow-credentials.py")
-  })
+  }))
   user_data_replace_on_change = true
 
   tags = {

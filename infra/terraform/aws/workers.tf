@@ -34,7 +34,8 @@ resource "aws_launch_template" "worker" {
     enabled = true
   }
 
-  user_data = base64encode(templatefile("${path.module}/templates/node-user-data.sh.tftpl", {
+  # Gzipped like the head's (cloud-init unpacks it), to stay far below 16 KiB.
+  user_data = base64gzip(templatefile("${path.module}/templates/node-user-data.sh.tftpl", {
     role          = "worker"
     region        = var.region
     tuner_package = var.tuner_package
