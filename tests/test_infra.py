@@ -454,7 +454,8 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
         [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts")],
+         "--artifacts-destination", str(tmp_path / "artifacts"),
+         "--allowed-hosts", allowed_hosts("tuner.example.com")],
         cwd=tmp_path, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -499,6 +500,8 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
         assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 403
         auth.grant_user_permission("alice", "experiment", experiment, "EDIT")
         assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 200
+        if shutil.which("nginx") and shutil.which("openssl"):
+            through_tls(tmp_path, port, as_driver)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -648,3 +651,74 @@ def test_user_data_is_gzipped_and_fits_ec2s_limit(terraform: dict[str, Any]) -> 
     for role in ("head", "worker"):
         size = len(gzip.compress(render_user_data(role).encode()))
         assert size < 12 * 1024, f"{role}: {size} bytes gzipped; EC2 takes 16 KiB at most"
+
+
+def allowed_hosts(tls_server_name: str) -> str:
+    """The --allowed-hosts bootstrap-head.sh gives MLflow."""
+    text = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    match = re.search(r'\n(allowed_hosts=".*?\nfi)\n', text, flags=re.S)
+    assert match, "bootstrap-head.sh sets no allowed_hosts"
+    out = subprocess.run(
+        ["bash", "-euc", match.group(1) + '\nprintf %s "$allowed_hosts"'],
+        env={"TLS_SERVER_NAME": tls_server_name, "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout
+
+
+def through_tls(tmp_path: Path, mlflow_port: int, login: tuple[str, str]) -> None:
+    """The head's nginx config, run for real in front of MLflow: https with the login
+    works, without it MLflow refuses, and the certificate's name passes MLflow's host check."""
+    import http.client
+    import ssl
+    import time
+
+    from bench.servers import free_port
+
+    tls_port = free_port()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=tuner.example.com", "-addext", "subjectAltName=DNS:tuner.example.com",
+         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    # Only MLflow's server block: the Jobs API's differs in its ports alone (no Ray here).
+    config = nginx_config(ip="127.0.0.1").replace("/etc/nginx/tuner", str(tmp_path))
+    config = re.sub(r"server \{\n  listen 127.0.0.1:8443 .*?\n\}\n", "", config, flags=re.S)
+    config = config.replace("127.0.0.1:5443", f"127.0.0.1:{tls_port}")
+    config = config.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{mlflow_port}")
+    assert config.count("server {") == 1
+    (tmp_path / "tuner.conf").write_text(config)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/tuner.conf;\n}}\n"
+    )
+    nginx = subprocess.Popen(
+        ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        context.check_hostname = False  # we dial 127.0.0.1; the chain is still verified
+
+        def get(headers: dict[str, str]) -> int:
+            for _ in range(50):
+                try:
+                    connection = http.client.HTTPSConnection(
+                        "127.0.0.1", tls_port, context=context, timeout=10
+                    )
+                    connection.request(
+                        "GET", "/api/2.0/mlflow/experiments/search?max_results=1",
+                        headers={"Host": f"tuner.example.com:{tls_port}", **headers},
+                    )  # fmt: skip
+                    return connection.getresponse().status
+                except ConnectionRefusedError:
+                    time.sleep(0.1)
+            raise AssertionError((tmp_path / "error.log").read_text())
+
+        token = base64.b64encode(":".join(login).encode()).decode()
+        assert get({"Authorization": f"Basic {token}"}) == 200
+        assert get({}) == 401
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
