@@ -164,10 +164,14 @@ def test_bucket_is_versioned_encrypted_private_tls_only_and_expires_old_versions
 def test_node_role_is_least_privilege_on_the_sweep_bucket(terraform: dict[str, Any]) -> None:
     documents = {name: body for block in terraform["data"] for kind, named in block.items()
                  if kind == "aws_iam_policy_document" for name, body in named.items()}  # fmt: skip
-    for statement in documents["node"]["statement"]:
+    for statement in documents["node"]["statement"] + documents["head"]["statement"]:
         assert "*" not in statement["actions"] and "s3:*" not in statement["actions"]
         for resource in statement["resources"]:
             assert resource != "*", statement.get("sid")
+    # The head's TLS statements exist only with a certificate, and name its two secrets.
+    tls = [d["statement"] for d in documents["head"]["dynamic"]]
+    assert tls[0]["for_each"] == "${var.tls == null ? [] : [var.tls]}"
+    assert tls[0]["content"][0]["actions"] == ["secretsmanager:GetSecretValue"]
     [(_, attachment)] = resources(terraform, "aws_iam_role_policy_attachment")
     assert attachment["policy_arn"].endswith("AmazonSSMManagedInstanceCore")
 

@@ -108,3 +108,20 @@ resource "aws_iam_instance_profile" "node" {
   name = "${var.name}-${each.key}"
   role = each.value.name
 }
+
+# A stack made before the head had a role of its own keeps its workers' role, policy
+# and profile: these resources only gained for_each keys.
+moved {
+  from = aws_iam_role_policy.node
+  to   = aws_iam_role_policy.node["node"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.ssm_core
+  to   = aws_iam_role_policy_attachment.ssm_core["node"]
+}
+
+moved {
+  from = aws_iam_instance_profile.node
+  to   = aws_iam_instance_profile.node["node"]
+}
