@@ -97,7 +97,7 @@ def test_no_ingress_from_the_whole_internet_and_no_ssh(terraform: dict[str, Any]
     for name, rule in ingress:
         if "cidr_ipv4" in rule:
             assert rule["cidr_ipv4"] == "${var.allowed_client_cidr}", name
-            assert rule["for_each"] == "${local.client_ingress ? local.tls_ports : {}}", name
+            assert rule["for_each"].endswith("if local.client_ingress}}"), name
         else:
             assert rule["referenced_security_group_id"] == "${aws_security_group.cluster.id}"
     for _, group in resources(terraform, "aws_security_group"):
@@ -726,3 +726,45 @@ def through_tls(tmp_path: Path, mlflow_port: int, login: tuple[str, str]) -> Non
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
+
+
+def test_client_ingress_and_addresses_evaluate_as_documented(tmp_path: Path) -> None:
+    """Terraform itself evaluates the ingress rule's for_each and the client addresses
+    (copied from network.tf and outputs.tf) for each way in: no provider, no account."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform binary not installed")
+    shutil.copy(TERRAFORM / "variables.tf", tmp_path / "variables.tf")
+    shutil.copy(TERRAFORM / "locals.tf", tmp_path / "locals.tf")
+    rules = dict(resources(parse(TERRAFORM / "network.tf"), "aws_vpc_security_group_ingress_rule"))
+    outputs = parse(TERRAFORM / "outputs.tf")["locals"][0]
+    expressions = {
+        "ingress": rules["tls_from_clients"]["for_each"],
+        "ray_address": outputs["ray_address"],
+        "mlflow_uri": outputs["mlflow_uri"],
+    }
+    probe = "".join(
+        f'output "{name}" {{\n  value = {e[2:-1]}\n}}\n' for name, e in expressions.items()
+    )
+    (tmp_path / "probe.tf").write_text(probe)
+    subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=tmp_path,
+                   capture_output=True, text=True, check=True)  # fmt: skip
+
+    def evaluate(*args: str) -> dict[str, Any]:
+        base = ["-input=false", "-no-color", "-auto-approve", "-var", "vpc_id=vpc-0abc",
+                "-var", "bucket_name=acme-x", "-var", 'subnet_ids=["subnet-0abc"]',
+                "-var", "ami_id=ami-0abc"]  # fmt: skip
+        applied = subprocess.run(["terraform", "apply", *base, *args], cwd=tmp_path,
+                                 capture_output=True, text=True)  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        out = subprocess.run(["terraform", "output", "-json"], cwd=tmp_path,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        return {name: body["value"] for name, body in json.loads(out.stdout).items()}
+
+    default = evaluate()
+    assert default == {"ingress": {}, "ray_address": "http://127.0.0.1:8265",
+                       "mlflow_uri": "http://127.0.0.1:5000"}  # fmt: skip
+    assert evaluate("-var", TLS_VAR)["ingress"] == {}, "TLS alone opens nothing"
+    both = evaluate("-var", TLS_VAR, "-var", "allowed_client_cidr=10.0.0.0/16")
+    assert both == {"ingress": {"jobs_api": 8443, "mlflow": 5443},
+                    "ray_address": "https://tuner.example.com:8443",
+                    "mlflow_uri": "https://tuner.example.com:5443"}  # fmt: skip

@@ -47,7 +47,7 @@ resource "aws_security_group" "clients" {
 
 resource "aws_vpc_security_group_ingress_rule" "tls_from_clients" {
   # Nothing at all without both a certificate and a client CIDR.
-  for_each = local.client_ingress ? local.tls_ports : {}
+  for_each = { for name, port in local.tls_ports : name => port if local.client_ingress }
 
   security_group_id = aws_security_group.clients.id
   cidr_ipv4         = var.allowed_client_cidr
