@@ -417,9 +417,22 @@ def test_credentials_helper_makes_passwords_once_and_keeps_them_private(
     assert admin not in printed.out + printed.err and driver not in printed.out + printed.err
 
 
+@pytest.fixture
+def head_databases(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The tracking store and the user store as the head has them: two databases of one
+    PostgreSQL; SQLite files where PostgreSQL cannot be started."""
+    from bench.servers import new_database, postgres_missing, running_postgres
+
+    if postgres_missing():
+        yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'auth.db'}"
+        return
+    with running_postgres() as server:
+        yield new_database(server, "mlflow"), new_database(server, "mlflow_auth")
+
+
 @pytest.mark.server
 def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head_databases: tuple[str, str]
 ) -> None:
     """What the head does at first boot, on loopback: the helper's files, a real
     `mlflow server --app-name basic-auth` on them, the drivers' user made by the admin."""
@@ -446,7 +459,7 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
         credentials.main(["files", "--region", "us-east-1", "--admin-parameter", "/t/admin",
                           "--driver-parameter", "/t/driver", "--out", str(out),
                           "--driver-env", str(driver_env), "--auth-database-uri",
-                          f"sqlite:///{tmp_path / 'auth.db'}"])  # fmt: skip
+                          head_databases[1]])  # fmt: skip
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     env = {
@@ -457,7 +470,7 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--backend-store-uri", head_databases[0],
          "--artifacts-destination", str(tmp_path / "artifacts"),
          "--allowed-hosts", allowed_hosts("tuner.example.com")],
         cwd=tmp_path, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
