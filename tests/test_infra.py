@@ -27,6 +27,8 @@ TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 SCRIPTS = sorted((INFRA / "scripts").glob("*.sh"))
 CREDENTIALS = INFRA / "scripts" / "mlflow-credentials.py"
 WORLD = {"0.0.0.0/0", "::/0"}
+# No call home to HashiCorp's version check: tests talk to nothing outside 127.0.0.0/8.
+TERRAFORM_ENV = {**os.environ, "CHECKPOINT_DISABLE": "1"}
 
 
 def parse(path: Path) -> dict[str, Any]:
@@ -201,6 +203,7 @@ def test_terraform_fmt_is_clean() -> None:
         pytest.skip("terraform binary not installed; parsing above still checks every file")
     out = subprocess.run(
         ["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA / "terraform")],
+        env=TERRAFORM_ENV,
         capture_output=True,
         text=True,
     )
@@ -591,6 +594,13 @@ def test_no_client_ingress_without_tls(terraform: dict[str, Any]) -> None:
     assert "${aws_security_group.clients.id}" in head["vpc_security_group_ids"]
 
 
+def run_terraform(
+    folder: Path, *args: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["terraform", *args], cwd=folder, env=TERRAFORM_ENV,
+                          capture_output=True, text=True, check=check)  # fmt: skip
+
+
 def terraform_plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`terraform plan` of variables.tf alone: its validations, no provider, no account."""
     if shutil.which("terraform") is None:
@@ -599,10 +609,8 @@ def terraform_plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[st
     base = ["-input=false", "-no-color", "-var", "vpc_id=vpc-0abc", "-var", "bucket_name=acme-x",
             "-var", 'subnet_ids=["subnet-0abc"]', "-var", "ami_id=ami-0abc"]  # fmt: skip
     if not (tmp_path / ".terraform.lock.hcl").exists() and not (tmp_path / ".terraform").exists():
-        subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=tmp_path,
-                       capture_output=True, text=True, check=True)  # fmt: skip
-    return subprocess.run(["terraform", "plan", *base, *args], cwd=tmp_path,
-                          capture_output=True, text=True)  # fmt: skip
+        run_terraform(tmp_path, "init", "-input=false", "-no-color", check=True)
+    return run_terraform(tmp_path, "plan", *base, *args)
 
 
 TLS_VAR = (
@@ -759,18 +767,15 @@ def test_client_ingress_and_addresses_evaluate_as_documented(tmp_path: Path) -> 
         f'output "{name}" {{\n  value = {e[2:-1]}\n}}\n' for name, e in expressions.items()
     )
     (tmp_path / "probe.tf").write_text(probe)
-    subprocess.run(["terraform", "init", "-input=false", "-no-color"], cwd=tmp_path,
-                   capture_output=True, text=True, check=True)  # fmt: skip
+    run_terraform(tmp_path, "init", "-input=false", "-no-color", check=True)
 
     def evaluate(*args: str) -> dict[str, Any]:
         base = ["-input=false", "-no-color", "-auto-approve", "-var", "vpc_id=vpc-0abc",
                 "-var", "bucket_name=acme-x", "-var", 'subnet_ids=["subnet-0abc"]',
                 "-var", "ami_id=ami-0abc"]  # fmt: skip
-        applied = subprocess.run(["terraform", "apply", *base, *args], cwd=tmp_path,
-                                 capture_output=True, text=True)  # fmt: skip
+        applied = run_terraform(tmp_path, "apply", *base, *args)
         assert applied.returncode == 0, applied.stderr
-        out = subprocess.run(["terraform", "output", "-json"], cwd=tmp_path,
-                             capture_output=True, text=True, check=True)  # fmt: skip
+        out = run_terraform(tmp_path, "output", "-json", check=True)
         return {name: body["value"] for name, body in json.loads(out.stdout).items()}
 
     default = evaluate()
