@@ -56,7 +56,7 @@ variable "allowed_client_cidr" {
 }
 
 variable "tls" {
-  description = "Certificate for the TLS terminator (nginx) on the head, which fronts the Jobs API/dashboard on 8443 and MLflow on 5443: Secrets Manager secrets holding the PEM certificate chain and the PEM private key (never the key itself: it would sit in plans and state), the DNS name the certificate is for (point it at the head's private IP), and the KMS key of the secrets if it is not the AWS managed one. Unset (the default), nothing listens beyond the head's loopback."
+  description = "Certificate for the TLS terminator (nginx) on the head, which fronts the Jobs API/dashboard on 8443 and MLflow on 5443: Secrets Manager secrets holding the PEM certificate chain and the PEM private key (never the key itself: it would sit in plans and state), the DNS name the certificate is for (point it at the head's private IP), and the KMS key of the secrets if it is not the AWS managed one. Unset (the default), the Jobs API and MLflow listen on the head's loopback only."
   type = object({
     certificate_secret_arn = string
     private_key_secret_arn = string
