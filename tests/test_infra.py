@@ -3,7 +3,9 @@ Ray's schema, the boot scripts pass shellcheck. No terraform apply, no AWS accou
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +25,10 @@ INFRA = REPO / "infra"
 TERRAFORM = INFRA / "terraform" / "aws"
 TF_FILES = sorted(TERRAFORM.glob("*.tf"))
 SCRIPTS = sorted((INFRA / "scripts").glob("*.sh"))
+CREDENTIALS = INFRA / "scripts" / "mlflow-credentials.py"
 WORLD = {"0.0.0.0/0", "::/0"}
+# No call home to HashiCorp's version check: tests talk to nothing outside 127.0.0.0/8.
+TERRAFORM_ENV = {**os.environ, "CHECKPOINT_DISABLE": "1"}
 
 
 def parse(path: Path) -> dict[str, Any]:
@@ -90,11 +95,11 @@ def test_no_ingress_from_the_whole_internet_and_no_ssh(terraform: dict[str, Any]
     for name, rule in ingress:
         assert rule.get("cidr_ipv4") not in WORLD and rule.get("cidr_ipv6") not in WORLD, name
         assert rule["from_port"] != 22, f"{name}: no SSH; use SSM Session Manager"
-    # The API and MLflow are for the allowed client CIDR; Ray's ports for members only.
+    # Clients reach only the TLS ports, from the allowed CIDR; Ray's ports are for members.
     for name, rule in ingress:
         if "cidr_ipv4" in rule:
             assert rule["cidr_ipv4"] == "${var.allowed_client_cidr}", name
-            assert rule["from_port"] in ("${local.ray_ports.dashboard}", "${local.mlflow_port}")
+            assert rule["for_each"].endswith("if local.client_ingress}}"), name
         else:
             assert rule["referenced_security_group_id"] == "${aws_security_group.cluster.id}"
     for _, group in resources(terraform, "aws_security_group"):
@@ -161,10 +166,14 @@ def test_bucket_is_versioned_encrypted_private_tls_only_and_expires_old_versions
 def test_node_role_is_least_privilege_on_the_sweep_bucket(terraform: dict[str, Any]) -> None:
     documents = {name: body for block in terraform["data"] for kind, named in block.items()
                  if kind == "aws_iam_policy_document" for name, body in named.items()}  # fmt: skip
-    for statement in documents["node"]["statement"]:
+    for statement in documents["node"]["statement"] + documents["head"]["statement"]:
         assert "*" not in statement["actions"] and "s3:*" not in statement["actions"]
         for resource in statement["resources"]:
             assert resource != "*", statement.get("sid")
+    # The head's TLS statements exist only with a certificate, and name its two secrets.
+    tls = [d["statement"] for d in documents["head"]["dynamic"]]
+    assert tls[0]["for_each"] == "${var.tls == null ? [] : [var.tls]}"
+    assert tls[0]["content"][0]["actions"] == ["secretsmanager:GetSecretValue"]
     [(_, attachment)] = resources(terraform, "aws_iam_role_policy_attachment")
     assert attachment["policy_arn"].endswith("AmazonSSMManagedInstanceCore")
 
@@ -194,6 +203,7 @@ def test_terraform_fmt_is_clean() -> None:
         pytest.skip("terraform binary not installed; parsing above still checks every file")
     out = subprocess.run(
         ["terraform", "fmt", "-check", "-recursive", "-diff", str(INFRA / "terraform")],
+        env=TERRAFORM_ENV,
         capture_output=True,
         text=True,
     )
@@ -220,12 +230,19 @@ def test_ray_cluster_file_fits_rays_own_schema() -> None:
 def render_user_data(role: str) -> str:
     """The user data Terraform renders, with sample values (templatefile's ${name})."""
     template = (TERRAFORM / "templates" / "node-user-data.sh.tftpl").read_text()
+    head = role == "head"
     values = {
         "role": role, "region": "us-east-1", "tuner_package": "tuner==0.1.0",
         "token_param": "/tuner/ray-auth-token", "bucket": "tuner-sweeps",
         "head_ip": "10.0.1.10" if role == "worker" else "",
         "bootstrap": (INFRA / "scripts" / f"bootstrap-{role}.sh").read_text(),
         "install_common": (INFRA / "scripts" / "install-common.sh").read_text(),
+        "kms_key": "arn:aws:kms:us-east-1:123456789012:key/k" if head else "",
+        "mlflow_admin_param": "/tuner/mlflow-admin-password" if head else "",
+        "mlflow_driver_param": "/tuner/mlflow-driver-password" if head else "",
+        "mlflow_permission": "READ" if head else "",
+        "mlflow_credentials": CREDENTIALS.read_text() if head else "",
+        "tls_cert_secret": "", "tls_key_secret": "", "tls_server_name": "",
     }  # fmt: skip
     rendered = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
     assert "${" not in re.sub(r"TUNER_SCRIPT.*?TUNER_SCRIPT", "", rendered, flags=re.S)
@@ -256,3 +273,516 @@ def test_no_secret_is_written_into_user_data() -> None:
         rendered = render_user_data(role)
         assert "RAY_AUTH_TOKEN=" not in rendered.replace("RAY_AUTH_TOKEN_PATH=", "")
         assert "get_parameter" in rendered, "the token is fetched at boot through the role"
+
+
+def unit(script: str, name: str) -> str:
+    """The systemd unit a boot script writes with `write_unit NAME <<UNIT ... UNIT`,
+    its continuation lines joined as the unquoted heredoc joins them."""
+    text = (INFRA / "scripts" / script).read_text()
+    match = re.search(rf"write_unit {name} <<UNIT\n(.*?)\nUNIT\n", text, flags=re.S)
+    assert match, f"{script} writes no {name} unit"
+    return match.group(1).replace("\\\n", "")
+
+
+def exec_start(unit_text: str) -> str:
+    [line] = [line for line in unit_text.splitlines() if line.startswith("ExecStart=")]
+    return line
+
+
+def test_mlflow_runs_the_auth_app_with_its_users_in_postgresql() -> None:
+    mlflow = unit("bootstrap-head.sh", "mlflow")
+    command = exec_start(mlflow)
+    assert "mlflow server --app-name basic-auth" in command
+    assert "--backend-store-uri postgresql+psycopg://" in command
+    assert "Environment=MLFLOW_AUTH_CONFIG_PATH=${MLFLOW_DIR}/auth.ini" in mlflow
+    # The Flask secret comes from a root-owned file, never from the unit (world-readable).
+    assert "EnvironmentFile=${MLFLOW_DIR}/mlflow.env" in mlflow
+    assert "MLFLOW_FLASK_SERVER_SECRET_KEY" not in mlflow
+    head = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    assert 'TUNER_EXTRA="mlflow[auth]" install_tuner' in head
+    assert 'postgresql+psycopg://mlflow@/mlflow_auth?host=$PG_SOCKET"' in head
+    # The sweep drivers (Ray jobs on the head) inherit their MLflow login from the
+    # raylet's environment, not from a runtime_env (Ray logs those).
+    assert "EnvironmentFile=${DRIVER_ENV}" in unit("bootstrap-head.sh", "ray-head")
+    assert "mlflow-credentials.py driver-user" in head
+
+
+def test_raw_ports_listen_on_loopback_only() -> None:
+    assert "--host 127.0.0.1 --port 5000" in exec_start(unit("bootstrap-head.sh", "mlflow"))
+    ray_head = exec_start(unit("bootstrap-head.sh", "ray-head"))
+    assert "--dashboard-host=127.0.0.1 --dashboard-port=8265" in ray_head
+    assert "0.0.0.0" not in (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+
+
+def test_mlflow_passwords_are_made_at_first_boot_into_ssm_only(
+    terraform: dict[str, Any],
+) -> None:
+    credentials = load_credentials_module()
+    parameters = dict(resources(terraform, "aws_ssm_parameter"))
+    parameter = parameters["mlflow_password"]
+    assert parameter["type"] == "SecureString"
+    assert parameter["key_id"] == "${aws_kms_key.cluster.arn}"
+    # Terraform holds a placeholder, never a password; the head replaces it at first boot.
+    assert parameter["value"] == "${local.first_boot_placeholder}"
+    placeholders = [b["first_boot_placeholder"] for b in terraform["locals"]
+                    if "first_boot_placeholder" in b]  # fmt: skip
+    assert placeholders == [credentials.PLACEHOLDER]
+    assert only(parameter["lifecycle"])["ignore_changes"] == ["value"]
+    passwords = [n for n, _ in resources(terraform, "random_password")]
+    assert passwords == ["ray_token"], "MLflow's passwords never come from Terraform"
+    # No password in outputs, variables' defaults, user data or the cluster file.
+    outputs = {name: body for block in terraform["output"] for name, body in block.items()}
+    for name, body in outputs.items():
+        # A parameter's name may be an output, its value (or the whole resource) never.
+        value = str(body["value"])
+        uses = re.findall(r"aws_ssm_parameter\.mlflow_password(\[[^]]+\])?(\.\w+)?", value)
+        assert all(attribute == ".name" for _, attribute in uses), name
+    for block in terraform["variable"]:
+        for name in block:
+            assert "password" not in name, f"{name}: passwords are not inputs"
+    # User data gets the parameters' names, never a value.
+    [(_, head)] = resources(terraform, "aws_instance")
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    for user_data in (head["user_data_base64"], template["user_data"]):
+        assert "random_password" not in user_data
+        uses = re.findall(r"aws_ssm_parameter\.mlflow_password(\[[^]]+\])?(\.\w+)?", user_data)
+        assert all(attribute == ".name" for _, attribute in uses)
+    assert "mlflow_password" not in template["user_data"], "workers never touch MLflow"
+    cluster_file = (INFRA / "ray" / "aws-spot.yaml").read_text()
+    assert not re.search(r"(?i)password\s*[=:]\s*[^\s$]", cluster_file)
+
+
+def test_only_the_head_role_reaches_mlflow_passwords(terraform: dict[str, Any]) -> None:
+    documents = {name: body for block in terraform["data"] for kind, named in block.items()
+                 if kind == "aws_iam_policy_document" for name, body in named.items()}  # fmt: skip
+    assert "mlflow" not in str(documents["node"]), "workers run trial code: no MLflow secret"
+    head = documents["head"]["statement"]
+    reaching = [s for s in head if "mlflow_password" in str(s["resources"])]
+    assert reaching and all(a.startswith("ssm:") for s in reaching for a in s["actions"])
+    [(_, head_node)] = resources(terraform, "aws_instance")
+    assert head_node["iam_instance_profile"] == '${aws_iam_instance_profile.node["head"].name}'
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    profile = only(template["iam_instance_profile"])["name"]
+    assert profile == '${aws_iam_instance_profile.node["node"].name}'
+
+
+def load_credentials_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mlflow_credentials", CREDENTIALS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_credentials_helper_makes_passwords_once_and_keeps_them_private(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    import moto
+
+    credentials = load_credentials_module()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    out, driver_env = tmp_path / "mlflow", tmp_path / "driver.env"
+    argv = ["files", "--region", "us-east-1", "--admin-parameter", "/t/admin",
+            "--driver-parameter", "/t/driver", "--out", str(out), "--driver-env",
+            str(driver_env), "--auth-database-uri", "postgresql+psycopg://mlflow@/mlflow_auth",
+            "--default-permission", "READ"]  # fmt: skip
+    with moto.mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name in ("/t/admin", "/t/driver"):
+            ssm.put_parameter(Name=name, Value=credentials.PLACEHOLDER, Type="SecureString")
+        credentials.main(argv)
+        admin, driver = (
+            ssm.get_parameter(Name=n, WithDecryption=True)["Parameter"]["Value"]
+            for n in ("/t/admin", "/t/driver")
+        )
+        first_key = credentials.read_env(out / "mlflow.env")["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+        credentials.main(argv)  # a second boot keeps every secret
+        again = ssm.get_parameter(Name="/t/admin", WithDecryption=True)["Parameter"]["Value"]
+    assert credentials.PLACEHOLDER not in (admin, driver) and admin != driver
+    assert len(admin) >= 32 and again == admin
+    assert credentials.read_env(out / "mlflow.env")["MLFLOW_FLASK_SERVER_SECRET_KEY"] == first_key
+    ini = (out / "auth.ini").read_text()
+    for line in ("default_permission = READ", "admin_username = admin",
+                 "database_uri = postgresql+psycopg://mlflow@/mlflow_auth",
+                 f"admin_password = {admin}"):  # fmt: skip
+        assert line in ini
+    assert credentials.read_env(driver_env) == {
+        "MLFLOW_TRACKING_USERNAME": "tuner-driver",
+        "MLFLOW_TRACKING_PASSWORD": driver,
+    }
+    for path in (out / "auth.ini", out / "mlflow.env", out / "admin.env", driver_env):
+        assert path.stat().st_mode & 0o007 == 0, f"{path.name} is readable by everyone"
+    printed = capsys.readouterr()
+    assert admin not in printed.out + printed.err and driver not in printed.out + printed.err
+
+
+@pytest.fixture
+def head_databases(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The tracking store and the user store as the head has them: two databases of one
+    PostgreSQL; SQLite files where PostgreSQL cannot be started."""
+    from bench.servers import new_database, postgres_missing, running_postgres
+
+    if postgres_missing():
+        yield f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'auth.db'}"
+        return
+    with running_postgres() as server:
+        yield new_database(server, "mlflow"), new_database(server, "mlflow_auth")
+
+
+@pytest.mark.server
+def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head_databases: tuple[str, str]
+) -> None:
+    """What the head does at first boot, on loopback: the helper's files, a real
+    `mlflow server --app-name basic-auth` on them, the drivers' user made by the admin."""
+    import sys
+    import urllib.error
+    import urllib.request
+
+    import boto3
+    import moto
+
+    from bench.servers import free_port
+
+    credentials = load_credentials_module()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    # driver-user logs in through these; monkeypatch takes them away again afterwards.
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")
+    out, driver_env = tmp_path / "mlflow", tmp_path / "driver.env"
+    with moto.mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        for name in ("/t/admin", "/t/driver"):
+            ssm.put_parameter(Name=name, Value=credentials.PLACEHOLDER, Type="SecureString")
+        credentials.main(["files", "--region", "us-east-1", "--admin-parameter", "/t/admin",
+                          "--driver-parameter", "/t/driver", "--out", str(out),
+                          "--driver-env", str(driver_env), "--auth-database-uri",
+                          head_databases[1]])  # fmt: skip
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = {
+        **credentials.read_env(out / "mlflow.env"),
+        "MLFLOW_AUTH_CONFIG_PATH": str(out / "auth.ini"),
+    }
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", head_databases[0],
+         "--artifacts-destination", str(tmp_path / "artifacts"),
+         "--allowed-hosts", allowed_hosts("tuner.example.com")],
+        cwd=tmp_path, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        credentials.main(["driver-user", "--uri", uri, "--out", str(out),
+                          "--driver-env", str(driver_env), "--wait-s", "120"])  # fmt: skip
+        # A second run (a reboot of the head) sets the same password again, no error.
+        credentials.main(["driver-user", "--uri", uri, "--out", str(out),
+                          "--driver-env", str(driver_env)])  # fmt: skip
+        driver = credentials.read_env(driver_env)
+
+        def call(user: str, password: str, path: str, body: Any = None) -> tuple[int, Any]:
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(f"{uri}/api/2.0/mlflow/{path}", data=data)
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+            request.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, json.load(response)
+            except urllib.error.HTTPError as error:
+                return error.code, None
+
+        as_driver = ("tuner-driver", driver["MLFLOW_TRACKING_PASSWORD"])
+        assert call(*as_driver, "experiments/search?max_results=1")[0] == 200
+        assert call("tuner-driver", "wrong", "experiments/search?max_results=1")[0] == 401
+        assert call("admin", "password1234", "experiments/search?max_results=1")[0] == 401
+        # The documented permissions: the driver creates a sweep's experiment (MANAGE);
+        # another user reads it (default READ) but edits only once the admin grants EDIT,
+        # the way infra/README.md shows.
+        code, made = call(*as_driver, "experiments/create", {"name": "sweep"})
+        assert code == 200
+        experiment = made["experiment_id"]
+        admin = credentials.read_env(out / "admin.env")
+        for name, value in admin.items():
+            monkeypatch.setenv(name, value)
+        from mlflow.server import get_app_client
+
+        auth = get_app_client("basic-auth", tracking_uri=uri)
+        as_alice = ("alice", "alice-long-enough-password")
+        auth.create_user(*as_alice)
+        assert call(*as_alice, f"experiments/get?experiment_id={experiment}")[0] == 200
+        assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 403
+        auth.grant_user_permission("alice", "experiment", experiment, "EDIT")
+        assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 200
+        if shutil.which("nginx") and shutil.which("openssl"):
+            through_tls(tmp_path, port, as_driver)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    server_log = (tmp_path / "server.log").read_text()
+    for secret in (driver["MLFLOW_TRACKING_PASSWORD"], admin["MLFLOW_TRACKING_PASSWORD"]):
+        assert secret not in server_log
+
+
+def nginx_config(ip: str = "10.0.1.10", server_name: str = "tuner.example.com") -> str:
+    """The TLS terminator's config as bootstrap-head.sh writes it, with sample values."""
+    text = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    match = re.search(r"\n  \{\n(.*?)\n  \} >/etc/nginx/conf.d/tuner.conf\n", text, flags=re.S)
+    assert match, "bootstrap-head.sh writes no nginx config"
+    out = subprocess.run(
+        ["bash", "-euc", match.group(1)],
+        env={"ip": ip, "TLS_SERVER_NAME": server_name, "PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_tls_fronts_the_loopback_ports_and_nginx_accepts_its_config(tmp_path: Path) -> None:
+    config = nginx_config()
+    servers = re.findall(r"listen (\S+) ssl;.*?proxy_pass (\S+);", config, flags=re.S)
+    assert servers == [("10.0.1.10:8443", "http://127.0.0.1:8265"),
+                       ("10.0.1.10:5443", "http://127.0.0.1:5000")]  # fmt: skip
+    locals_tf = parse(TERRAFORM / "locals.tf")["locals"][0]
+    assert locals_tf["tls_ports"] == {"jobs_api": 8443, "mlflow": 5443}
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in config
+    head = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    assert "apt-get install -y -q nginx" in head, "the terminator comes from the distribution"
+    if shutil.which("nginx") is None or shutil.which("openssl") is None:
+        pytest.skip("nginx or openssl not installed; the config's shape is checked above")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=tuner.example.com", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (tmp_path / "tuner.conf").write_text(
+        nginx_config(ip="127.0.0.1").replace("/etc/nginx/tuner", str(tmp_path))
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/tuner.conf;\n}}\n"
+    )
+    out = subprocess.run(
+        ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_no_client_ingress_without_tls(terraform: dict[str, Any]) -> None:
+    """The default has no rule a client could use: SSM port forwarding is the way in."""
+    [client_ingress] = [b["client_ingress"] for b in terraform["locals"] if "client_ingress" in b]
+    assert client_ingress == "${var.tls != null && var.allowed_client_cidr != null}"
+    rules = dict(resources(terraform, "aws_vpc_security_group_ingress_rule"))
+    from_clients = [name for name, rule in rules.items() if "cidr_ipv4" in rule]
+    assert from_clients == ["tls_from_clients"]
+    # The raw ports listen on the head's loopback: no member (or client) rule names them.
+    members = rules["ray_between_members"]["for_each"]
+    assert 'if name != "dashboard"' in members
+    assert "mlflow_port" not in str(rules)
+    [(_, head)] = resources(terraform, "aws_instance")
+    assert "${aws_security_group.clients.id}" in head["vpc_security_group_ids"]
+
+
+def run_terraform(
+    folder: Path, *args: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["terraform", *args], cwd=folder, env=TERRAFORM_ENV,
+                          capture_output=True, text=True, check=check)  # fmt: skip
+
+
+def terraform_plan(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`terraform plan` of variables.tf alone: its validations, no provider, no account."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform binary not installed")
+    shutil.copy(TERRAFORM / "variables.tf", tmp_path / "variables.tf")
+    base = ["-input=false", "-no-color", "-var", "vpc_id=vpc-0abc", "-var", "bucket_name=acme-x",
+            "-var", 'subnet_ids=["subnet-0abc"]', "-var", "ami_id=ami-0abc"]  # fmt: skip
+    if not (tmp_path / ".terraform.lock.hcl").exists() and not (tmp_path / ".terraform").exists():
+        run_terraform(tmp_path, "init", "-input=false", "-no-color", check=True)
+    return run_terraform(tmp_path, "plan", *base, *args)
+
+
+TLS_VAR = (
+    'tls={certificate_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:c",'
+    'private_key_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:k",'
+    'server_name="tuner.example.com"}'
+)
+
+
+def test_allowed_client_cidr_is_refused_without_tls(tmp_path: Path) -> None:
+    assert terraform_plan(tmp_path).returncode == 0, "the default: no CIDR, no TLS"
+    refused = terraform_plan(tmp_path, "-var", "allowed_client_cidr=10.0.0.0/16")
+    assert refused.returncode != 0 and "allowed_client_cidr needs TLS" in refused.stderr
+    allowed = terraform_plan(tmp_path, "-var", "allowed_client_cidr=10.0.0.0/16", "-var", TLS_VAR)
+    assert allowed.returncode == 0, allowed.stderr
+    world = terraform_plan(tmp_path, "-var", "allowed_client_cidr=0.0.0.0/0", "-var", TLS_VAR)
+    assert world.returncode != 0
+    key_in_plain = TLS_VAR.replace("arn:aws:secretsmanager:us-east-1:123456789012:secret:k",
+                                   "-----BEGIN PRIVATE KEY-----")  # fmt: skip
+    assert terraform_plan(tmp_path, "-var", key_in_plain).returncode != 0
+
+
+def test_outputs_give_both_ways_in(terraform: dict[str, Any]) -> None:
+    outputs = {name: body for block in terraform["output"] for name, body in block.items()}
+    [forward] = [b["port_forward"] for b in terraform["locals"] if "port_forward" in b]
+    assert "AWS-StartPortForwardingSessionToRemoteHost" in forward
+    assert '\\"host\\":[\\"127.0.0.1\\"]' in forward
+    assert "jobs_api = local.ray_ports.dashboard, mlflow = local.mlflow_port" in forward
+    assert outputs["port_forward_commands"]["value"] == "${local.port_forward}"
+    tls_urls = outputs["tls_urls"]["value"]
+    assert tls_urls.startswith("${var.tls == null ? null :") and "local.mlflow_uri" in tls_urls
+    [address] = [b["ray_address"] for b in terraform["locals"] if "ray_address" in b]
+    assert "https://${var.tls.server_name}:${local.tls_ports.jobs_api}" in address
+    assert "http://127.0.0.1:${local.ray_ports.dashboard}" in address
+
+
+def test_ray_cluster_file_runs_the_auth_app_on_loopback_with_no_password() -> None:
+    text = (INFRA / "ray" / "aws-spot.yaml").read_text()
+    config = yaml.safe_load(text)
+    setup = " ".join(config["head_setup_commands"])
+    assert '"mlflow[auth]"' in setup
+    assert "mlflow server --app-name basic-auth --host 127.0.0.1" in setup
+    assert "MLFLOW_AUTH_CONFIG_PATH=" in setup and "mlflow-credentials.py files" in setup
+    start = " ".join(config["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in start and "driver.env" in start
+    assert "0.0.0.0" not in text
+    assert not re.search(r"(?i)(password|secret_key)\s*[=:]\s*[^\s/$]", text)
+    head = config["available_node_types"][config["head_node_type"]]
+    assert head["node_config"]["IamInstanceProfile"]["Name"] == "tuner-head"
+    script = config["file_mounts"]["/tmp/tuner/mlflow-credentials.py"]
+    assert (REPO / script).is_file()
+
+
+def test_user_data_is_gzipped_and_fits_ec2s_limit(terraform: dict[str, Any]) -> None:
+    """EC2 refuses user data over 16 KiB; the head's scripts alone are about that."""
+    import gzip
+
+    [(_, head)] = resources(terraform, "aws_instance")
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    assert "user_data" not in head
+    for user_data in (head["user_data_base64"], template["user_data"]):
+        assert user_data.startswith("${base64gzip(templatefile("), "cloud-init unpacks gzip"
+    for role in ("head", "worker"):
+        size = len(gzip.compress(render_user_data(role).encode()))
+        assert size < 12 * 1024, f"{role}: {size} bytes gzipped; EC2 takes 16 KiB at most"
+
+
+def allowed_hosts(tls_server_name: str) -> str:
+    """The --allowed-hosts bootstrap-head.sh gives MLflow."""
+    text = (INFRA / "scripts" / "bootstrap-head.sh").read_text()
+    match = re.search(r'\n(allowed_hosts=".*?\nfi)\n', text, flags=re.S)
+    assert match, "bootstrap-head.sh sets no allowed_hosts"
+    out = subprocess.run(
+        ["bash", "-euc", match.group(1) + '\nprintf %s "$allowed_hosts"'],
+        env={"TLS_SERVER_NAME": tls_server_name, "PATH": os.environ["PATH"]},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout
+
+
+def through_tls(tmp_path: Path, mlflow_port: int, login: tuple[str, str]) -> None:
+    """The head's nginx config, run for real in front of MLflow: https with the login
+    works, without it MLflow refuses, and the certificate's name passes MLflow's host check."""
+    import http.client
+    import ssl
+    import time
+
+    from bench.servers import free_port
+
+    tls_port = free_port()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=tuner.example.com", "-addext", "subjectAltName=DNS:tuner.example.com",
+         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    # Only MLflow's server block: the Jobs API's differs in its ports alone (no Ray here).
+    config = nginx_config(ip="127.0.0.1").replace("/etc/nginx/tuner", str(tmp_path))
+    config = re.sub(r"server \{\n  listen 127.0.0.1:8443 .*?\n\}\n", "", config, flags=re.S)
+    config = config.replace("127.0.0.1:5443", f"127.0.0.1:{tls_port}")
+    config = config.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{mlflow_port}")
+    assert config.count("server {") == 1
+    (tmp_path / "tuner.conf").write_text(config)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/tuner.conf;\n}}\n"
+    )
+    nginx = subprocess.Popen(
+        ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+        context.check_hostname = False  # we dial 127.0.0.1; the chain is still verified
+
+        def get(headers: dict[str, str]) -> int:
+            for _ in range(50):
+                try:
+                    connection = http.client.HTTPSConnection(
+                        "127.0.0.1", tls_port, context=context, timeout=10
+                    )
+                    connection.request(
+                        "GET", "/api/2.0/mlflow/experiments/search?max_results=1",
+                        headers={"Host": f"tuner.example.com:{tls_port}", **headers},
+                    )  # fmt: skip
+                    return connection.getresponse().status
+                except ConnectionRefusedError:
+                    time.sleep(0.1)
+            raise AssertionError((tmp_path / "error.log").read_text())
+
+        token = base64.b64encode(":".join(login).encode()).decode()
+        assert get({"Authorization": f"Basic {token}"}) == 200
+        assert get({}) == 401
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+
+
+def test_client_ingress_and_addresses_evaluate_as_documented(tmp_path: Path) -> None:
+    """Terraform itself evaluates the ingress rule's for_each and the client addresses
+    (copied from network.tf and outputs.tf) for each way in: no provider, no account."""
+    if shutil.which("terraform") is None:
+        pytest.skip("terraform binary not installed")
+    shutil.copy(TERRAFORM / "variables.tf", tmp_path / "variables.tf")
+    shutil.copy(TERRAFORM / "locals.tf", tmp_path / "locals.tf")
+    rules = dict(resources(parse(TERRAFORM / "network.tf"), "aws_vpc_security_group_ingress_rule"))
+    outputs = parse(TERRAFORM / "outputs.tf")["locals"][0]
+    expressions = {
+        "ingress": rules["tls_from_clients"]["for_each"],
+        "ray_address": outputs["ray_address"],
+        "mlflow_uri": outputs["mlflow_uri"],
+    }
+    probe = "".join(
+        f'output "{name}" {{\n  value = {e[2:-1]}\n}}\n' for name, e in expressions.items()
+    )
+    (tmp_path / "probe.tf").write_text(probe)
+    run_terraform(tmp_path, "init", "-input=false", "-no-color", check=True)
+
+    def evaluate(*args: str) -> dict[str, Any]:
+        base = ["-input=false", "-no-color", "-auto-approve", "-var", "vpc_id=vpc-0abc",
+                "-var", "bucket_name=acme-x", "-var", 'subnet_ids=["subnet-0abc"]',
+                "-var", "ami_id=ami-0abc"]  # fmt: skip
+        applied = run_terraform(tmp_path, "apply", *base, *args)
+        assert applied.returncode == 0, applied.stderr
+        out = run_terraform(tmp_path, "output", "-json", check=True)
+        return {name: body["value"] for name, body in json.loads(out.stdout).items()}
+
+    default = evaluate()
+    assert default == {"ingress": {}, "ray_address": "http://127.0.0.1:8265",
+                       "mlflow_uri": "http://127.0.0.1:5000"}  # fmt: skip
+    assert evaluate("-var", TLS_VAR)["ingress"] == {}, "TLS alone opens nothing"
+    both = evaluate("-var", TLS_VAR, "-var", "allowed_client_cidr=10.0.0.0/16")
+    assert both == {"ingress": {"jobs_api": 8443, "mlflow": 5443},
+                    "ray_address": "https://tuner.example.com:8443",
+                    "mlflow_uri": "https://tuner.example.com:5443"}  # fmt: skip

@@ -23,6 +23,7 @@ readonly RAY_PORT_FLAGS=(
   --disable-usage-stats
 )
 
+# TUNER_EXTRA: one more requirement (the head's: mlflow[auth], MLflow's auth app).
 install_tuner() {
   : "${TUNER_PACKAGE:?TUNER_PACKAGE is not set}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,7 +32,7 @@ install_tuner() {
   id ray >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/ray ray
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet "$TUNER_PACKAGE" "psycopg[binary]>=3.1"
+  "$VENV/bin/pip" install --quiet "$TUNER_PACKAGE" "psycopg[binary]>=3.1" ${TUNER_EXTRA:+"$TUNER_EXTRA"}
 }
 
 fetch_ray_token() {

@@ -14,4 +14,9 @@ locals {
   }
   ray_worker_ports = { from = 10002, to = 10999 }
   mlflow_port      = 5000
+
+  # nginx on the head terminates TLS on these and proxies to the loopback ports above
+  # (infra/scripts/bootstrap-head.sh uses the same numbers).
+  tls_ports      = { jobs_api = 8443, mlflow = 5443 }
+  client_ingress = var.tls != null && var.allowed_client_cidr != null
 }

@@ -1,6 +1,8 @@
-# Security groups. Ray's ports are open only between cluster members; the Jobs API /
-# dashboard and MLflow only to the allowed client CIDR. No SSH at all: use SSM Session
-# Manager (the instance role carries AmazonSSMManagedInstanceCore).
+# Security groups. Ray's ports are open only between cluster members. The Jobs API /
+# dashboard and MLflow listen on the head's loopback: by default no client rule exists at
+# all and SSM port forwarding is the only way in. With a certificate (var.tls) and an
+# allowed client CIDR, their TLS ports (nginx on the head) open to that CIDR only. No SSH
+# at all: use SSM Session Manager (both roles carry AmazonSSMManagedInstanceCore).
 
 resource "aws_security_group" "cluster" {
   name        = "${var.name}-cluster"
@@ -9,7 +11,8 @@ resource "aws_security_group" "cluster" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "ray_between_members" {
-  for_each = local.ray_ports
+  # The dashboard / Jobs API listens on the head's loopback: no member needs it.
+  for_each = { for name, port in local.ray_ports : name => port if name != "dashboard" }
 
   security_group_id            = aws_security_group.cluster.id
   referenced_security_group_id = aws_security_group.cluster.id
@@ -28,15 +31,6 @@ resource "aws_vpc_security_group_ingress_rule" "ray_workers_between_members" {
   description                  = "Ray worker processes, cluster members only"
 }
 
-resource "aws_vpc_security_group_ingress_rule" "mlflow_between_members" {
-  security_group_id            = aws_security_group.cluster.id
-  referenced_security_group_id = aws_security_group.cluster.id
-  ip_protocol                  = "tcp"
-  from_port                    = local.mlflow_port
-  to_port                      = local.mlflow_port
-  description                  = "MLflow tracking server, for sweep drivers on the head"
-}
-
 resource "aws_vpc_security_group_egress_rule" "cluster_out" {
   # checkov:skip=CKV_AWS_382: nodes install packages and reach S3, SSM and EC2 APIs; restrict with VPC endpoints and a proxy where the VPC has them
   security_group_id = aws_security_group.cluster.id
@@ -47,24 +41,18 @@ resource "aws_vpc_security_group_egress_rule" "cluster_out" {
 
 resource "aws_security_group" "clients" {
   name        = "${var.name}-clients"
-  description = "Jobs API, dashboard and MLflow from the allowed client CIDR only"
+  description = "TLS Jobs API, dashboard and MLflow from the allowed client CIDR only"
   vpc_id      = var.vpc_id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "jobs_api_from_clients" {
-  security_group_id = aws_security_group.clients.id
-  cidr_ipv4         = var.allowed_client_cidr
-  ip_protocol       = "tcp"
-  from_port         = local.ray_ports.dashboard
-  to_port           = local.ray_ports.dashboard
-  description       = "Ray Jobs API and dashboard (token auth on) from clients"
-}
+resource "aws_vpc_security_group_ingress_rule" "tls_from_clients" {
+  # Nothing at all without both a certificate and a client CIDR.
+  for_each = { for name, port in local.tls_ports : name => port if local.client_ingress }
 
-resource "aws_vpc_security_group_ingress_rule" "mlflow_from_clients" {
   security_group_id = aws_security_group.clients.id
   cidr_ipv4         = var.allowed_client_cidr
   ip_protocol       = "tcp"
-  from_port         = local.mlflow_port
-  to_port           = local.mlflow_port
-  description       = "MLflow UI and API from clients"
+  from_port         = each.value
+  to_port           = each.value
+  description       = "TLS to ${each.key} (nginx on the head) from clients"
 }

@@ -10,6 +10,12 @@ resource "aws_kms_key" "cluster" {
   policy                  = data.aws_iam_policy_document.kms.json
 }
 
+# A stable name for the key: the Ray cluster file's head writes MLflow's passwords with it.
+resource "aws_kms_alias" "cluster" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.cluster.key_id
+}
+
 data "aws_iam_policy_document" "kms" {
   # AWS's default key policy: in a key policy Resource "*" is this key alone, and the
   # account root administers it (IAM policies then grant use, as iam.tf does).

@@ -39,12 +39,52 @@ variable "subnet_ids" {
 }
 
 variable "allowed_client_cidr" {
-  description = "The only network allowed to reach the Ray Jobs API/dashboard (8265) and MLflow (5000), e.g. your office or VPN range. Never the whole internet."
+  description = "Opt-in, and only with var.tls: the one network (your office or VPN range) allowed to reach the Jobs API/dashboard and MLflow over TLS (ports 8443 and 5443). Unset (the default), no client ingress rule exists and SSM port forwarding is the only way in. Never the whole internet."
   type        = string
+  default     = null
 
   validation {
-    condition     = can(cidrhost(var.allowed_client_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.allowed_client_cidr)
+    condition     = var.allowed_client_cidr == null ? true : can(cidrhost(var.allowed_client_cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], var.allowed_client_cidr)
     error_message = "allowed_client_cidr must be a CIDR block narrower than the whole internet."
+  }
+
+  validation {
+    # Tokens and passwords must never cross a network in clear text.
+    condition     = var.allowed_client_cidr == null || var.tls != null
+    error_message = "allowed_client_cidr needs TLS: set tls (a certificate and key in Secrets Manager), or leave allowed_client_cidr unset and use SSM port forwarding."
+  }
+}
+
+variable "tls" {
+  description = "Certificate for the TLS terminator (nginx) on the head, which fronts the Jobs API/dashboard on 8443 and MLflow on 5443: Secrets Manager secrets holding the PEM certificate chain and the PEM private key (never the key itself: it would sit in plans and state), the DNS name the certificate is for (point it at the head's private IP), and the KMS key of the secrets if it is not the AWS managed one. Unset (the default), the Jobs API and MLflow listen on the head's loopback only."
+  type = object({
+    certificate_secret_arn = string
+    private_key_secret_arn = string
+    server_name            = string
+    kms_key_arn            = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.tls == null ? true : alltrue([for arn in [var.tls.certificate_secret_arn, var.tls.private_key_secret_arn] : can(regex("^arn:aws[a-z-]*:secretsmanager:", arn))])
+    error_message = "tls: certificate_secret_arn and private_key_secret_arn must be Secrets Manager secret ARNs."
+  }
+
+  validation {
+    condition     = var.tls == null ? true : can(regex("^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", var.tls.server_name))
+    error_message = "tls.server_name: the DNS name the certificate is for, e.g. tuner.internal.example.com."
+  }
+}
+
+variable "mlflow_default_permission" {
+  description = "What every MLflow user may do with an experiment nobody granted them anything on: READ (the default: teammates see each other's sweeps; only the sweep drivers, the admin and those granted EDIT/MANAGE change them) or NO_PERMISSIONS (each experiment visible only to those granted it)."
+  type        = string
+  default     = "READ"
+
+  validation {
+    # EDIT or MANAGE by default would let any account change or delete every sweep.
+    condition     = contains(["READ", "NO_PERMISSIONS"], var.mlflow_default_permission)
+    error_message = "mlflow_default_permission: READ or NO_PERMISSIONS."
   }
 }
 

@@ -1,6 +1,7 @@
 # Terraform and provider pins: a plan made today means the same thing next month.
 terraform {
-  required_version = ">= 1.6.0, < 2.0.0"
+  # 1.9: a variable's validation may name another variable (allowed_client_cidr needs tls).
+  required_version = ">= 1.9.0, < 2.0.0"
 
   required_providers {
     aws = {

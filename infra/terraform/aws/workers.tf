@@ -10,7 +10,7 @@ resource "aws_launch_template" "worker" {
   ebs_optimized          = true
 
   iam_instance_profile {
-    name = aws_iam_instance_profile.node.name
+    name = aws_iam_instance_profile.node["node"].name
   }
 
   metadata_options {
@@ -34,15 +34,25 @@ resource "aws_launch_template" "worker" {
     enabled = true
   }
 
-  user_data = base64encode(templatefile("${path.module}/templates/node-user-data.sh.tftpl", {
-    role           = "worker"
-    region         = var.region
-    tuner_package  = var.tuner_package
-    token_param    = aws_ssm_parameter.ray_token.name
-    bucket         = aws_s3_bucket.sweeps.bucket
-    head_ip        = aws_instance.head.private_ip
-    bootstrap      = file("${path.module}/../../scripts/bootstrap-worker.sh")
-    install_common = file("${path.module}/../../scripts/install-common.sh")
+  # Gzipped like the head's (cloud-init unpacks it), to stay far below 16 KiB.
+  user_data = base64gzip(templatefile("${path.module}/templates/node-user-data.sh.tftpl", {
+    role          = "worker"
+    region        = var.region
+    tuner_package = var.tuner_package
+    token_param   = aws_ssm_parameter.ray_token.name
+    bucket        = aws_s3_bucket.sweeps.bucket
+    head_ip       = aws_instance.head.private_ip
+    # The head's MLflow settings: workers never talk to MLflow.
+    kms_key             = ""
+    mlflow_admin_param  = ""
+    mlflow_driver_param = ""
+    mlflow_permission   = ""
+    tls_cert_secret     = ""
+    tls_key_secret      = ""
+    tls_server_name     = ""
+    bootstrap           = file("${path.module}/../../scripts/bootstrap-worker.sh")
+    install_common      = file("${path.module}/../../scripts/install-common.sh")
+    mlflow_credentials  = ""
   }))
 
   tag_specifications {
