@@ -213,16 +213,22 @@ def best(
 ) -> None:
     """Print the best trial of the latest finished sweep, as recorded in MLflow."""
     name = sweep_name(name_or_spec)
-    from tuner.tracking.access import TrackingLoginError, tracking_access
+    from tuner.tracking.access import (
+        TrackingLoginError,
+        check_tracking_reachable,
+        tracking_access,
+    )
     from tuner.tracking.best import SweepNotFound, best_of_sweep
+    from tuner.tracking.writer import TrackingError
 
     try:
+        check_tracking_reachable(tracking_uri, must_exist=True)
         with tracking_access(tracking_uri):
             report = best_of_sweep(name, tracking_uri)
-    except SweepNotFound as exc:
-        fail(str(exc), EXIT_FAILED)
     except TrackingLoginError as exc:
         fail(str(exc), EXIT_INVALID)
+    except (SweepNotFound, TrackingError) as exc:
+        fail(str(exc), EXIT_FAILED)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
         return

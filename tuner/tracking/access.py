@@ -29,10 +29,28 @@ class TrackingLoginError(TrackingError):
     """The tracking server refused who we are, or what that identity asked for."""
 
 
-def check_tracking_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not after MLflow's minutes of retries, when a server is down or
-    refuses our login."""
+def redacted(tracking_uri: str) -> str:
+    """The URI with any password in it replaced, fit to print."""
     parsed = urlparse(tracking_uri)
+    if parsed.password is None:
+        return tracking_uri
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=f"{parsed.username}:***@{host}").geturl()
+
+
+def check_tracking_reachable(
+    tracking_uri: str, timeout_s: float = 5.0, *, must_exist: bool = False
+) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a server is down or
+    refuses our login. `must_exist`: a command that only reads (tuner best) must not
+    create an empty SQLite store where none was."""
+    parsed = urlparse(tracking_uri)
+    if parsed.username is not None or parsed.password is not None:
+        raise TrackingLoginError(
+            f"tracking URI {redacted(tracking_uri)}: put the login in "
+            f"{MLFLOW_TRACKING_USERNAME.name} / {MLFLOW_TRACKING_PASSWORD.name}, not in the "
+            "URI (MLflow would print and store it)"
+        )
     if parsed.scheme in ("http", "https"):
         try:
             with urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s) as response:
@@ -49,6 +67,8 @@ def check_tracking_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
             raise TrackingError(
                 f"tracking URI {tracking_uri}: folder {database.parent} does not exist"
             )
+        if must_exist and not database.is_file():
+            raise TrackingError(f"tracking URI {tracking_uri}: no MLflow store at {database}")
 
 
 def check_login(tracking_uri: str) -> None:

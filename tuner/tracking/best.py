@@ -50,6 +50,10 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
     parent = parents[0]
     metric = parent.data.tags["tuner.metric"]
     run = client.get_run(parent.data.tags[TAG_BEST_RUN])
+    if metric not in run.data.metrics:
+        raise SweepNotFound(
+            f"sweep {name!r}: its best trial's run {run.info.run_id} has no metric {metric!r}"
+        )
     return BestReport(
         sweep=name,
         parent_run_id=parent.info.run_id,

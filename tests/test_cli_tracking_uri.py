@@ -1,0 +1,59 @@
+"""What a careless or wrong tracking URI gets from the commands that read or write
+MLflow: one line, in seconds, no password printed, nothing created where nothing was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.servers import free_port
+from tests.conftest import run_cli
+
+SPEC = {
+    "name": "uri-checks",
+    "trainable": "builtin:classifier",
+    "metric": "val_accuracy",
+    "mode": "max",
+    "num_samples": 1,
+    "params": {"lr": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}},
+}
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["run", "best"])
+def test_a_password_in_the_uri_is_refused_and_never_printed(tmp_path: Path, command: str) -> None:
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
+    uri = f"http://sweeper:hunter2-s3cret@127.0.0.1:{free_port()}"
+    target = "sweep.yaml" if command == "run" else "uri-checks"
+    done = run_cli(command, target, "--tracking-uri", uri, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "MLFLOW_TRACKING_USERNAME" in line and "sweeper:***@127.0.0.1" in line
+    assert "hunter2" not in done.stdout + done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
+
+
+def test_best_on_a_server_that_is_down_says_so_in_seconds(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    done = run_cli("best", "uri-checks", "--tracking-uri", dead, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert one_line(done.stderr) == (
+        f"error: MLflow tracking server {dead} unreachable: [Errno 111] Connection refused"
+    )
+
+
+@pytest.mark.parametrize("where", ["missing folder", "missing file"])
+def test_best_creates_no_store_where_there_was_none(tmp_path: Path, where: str) -> None:
+    folder = tmp_path / "nowhere" if where == "missing folder" else tmp_path
+    database = folder / "mlflow.db"
+    done = run_cli("best", "uri-checks", "--tracking-uri", f"sqlite:///{database}", cwd=tmp_path)
+    assert done.returncode == 1
+    assert str(folder if where == "missing folder" else database) in one_line(done.stderr)
+    assert list(tmp_path.iterdir()) == [], "no folder, no database"
