@@ -1,4 +1,6 @@
-"""A sweep's Ray Tune experiments in storage: `STORAGE/SWEEP/run-YYYYmmdd-HHMMSS/`.
+"""A sweep's Ray Tune experiments in storage: `STORAGE/SWEEP/run-YYYYmmdd-HHMMSS-mmmXXXX/`
+(milliseconds and 4 random hex digits: two runs of one sweep started in the same second
+each get their own folder, and the names still sort by start time).
 
 Each experiment folder also holds the sweep file it ran (`sweep.yaml`), so that
 `tuner resume SWEEP` needs only the storage location, not the user's original file.
@@ -6,6 +8,7 @@ Each experiment folder also holds the sweep file it ran (`sweep.yaml`), so that
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -27,11 +30,14 @@ class NothingToResume(RuntimeError):
 class Experiment:
     storage: Storage
     sweep: str
-    name: str  # run-YYYYmmdd-HHMMSS: sorts by start time
+    name: str  # run-YYYYmmdd-HHMMSS-mmmXXXX: sorts by start time
 
     @classmethod
     def new(cls, storage: Storage, sweep: str) -> Experiment:
-        return cls(storage, sweep, time.strftime(f"{RUN_PREFIX}%Y%m%d-%H%M%S"))
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+        millis = int(now * 1000) % 1000
+        return cls(storage, sweep, f"{RUN_PREFIX}{stamp}-{millis:03d}{secrets.token_hex(2)}")
 
     @property
     def parent(self) -> str:
