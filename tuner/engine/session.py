@@ -115,6 +115,38 @@ def _few_connect_retries(*, joining: bool) -> Iterator[None]:
         ray_constants.NUM_REDIS_GET_RETRIES = previous
 
 
+# Ray's switch between a cluster node, which listens on the machine's network address,
+# and a single machine, whose node address is loopback: its GCS, raylet, agents, metrics
+# endpoint and workers then listen on 127.0.0.1 only. Ray reads it at import (the
+# driver's constant) and in every process it starts (the environment).
+_CLUSTER_MODE_ENV = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+
+
+@contextmanager
+def _loopback_only(embedded: bool) -> Iterator[None]:
+    """An embedded Ray serves this process alone: nothing of it listens beyond loopback.
+
+    Ray has no bind-address setting; its single-machine mode is the one way to keep its
+    gRPC servers, agents and metrics endpoint (which answers without auth) off the
+    network. A joined cluster keeps its own addresses, and its token auth.
+    """
+    if not embedded:
+        yield
+        return
+    previous_constant = ray_constants.ENABLE_RAY_CLUSTER
+    previous_env = os.environ.get(_CLUSTER_MODE_ENV)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[_CLUSTER_MODE_ENV] = "0"
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous_constant
+        if previous_env is None:
+            os.environ.pop(_CLUSTER_MODE_ENV, None)
+        else:
+            os.environ[_CLUSTER_MODE_ENV] = previous_env
+
+
 def start_or_join(address: str | None, num_cpus: int | None) -> bool:
     """Start or join Ray unless the caller already did; return whether we started it."""
     if ray.is_initialized():
@@ -125,7 +157,10 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
     # User trainables are imported by name in the workers: give them the driver's cwd.
     pythonpath = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     try:
-        with _few_connect_retries(joining=address is not None):
+        with (
+            _few_connect_retries(joining=address is not None),
+            _loopback_only(embedded=address is None),
+        ):
             ray.init(
                 # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
                 # Jobs API URL of a cluster, say) must not be joined by accident.

@@ -1,0 +1,52 @@
+"""An embedded Ray serves one user's sweep on their machine: none of its processes (GCS,
+raylet, agents, metrics endpoint, workers, the driver's own servers) listens beyond
+loopback, as the machine's sockets say."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import psutil
+import pytest
+import ray
+
+from tuner.engine.session import start_or_join
+
+pytestmark = pytest.mark.ray
+
+
+def listening_addresses(pids: set[int]) -> set[tuple[str, str]]:
+    found = set()
+    for connection in psutil.net_connections("inet"):
+        if connection.status == psutil.CONN_LISTEN and connection.pid in pids:
+            name = psutil.Process(connection.pid).name()
+            found.add((connection.laddr.ip, name))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def test_an_embedded_ray_listens_on_loopback_only() -> None:
+    assert not ray.is_initialized()
+    assert start_or_join(None, num_cpus=1)
+    try:
+
+        @ray.remote
+        def worker_pid() -> int:
+            return os.getpid()
+
+        ray.get(worker_pid.remote())  # a worker process is up too
+        me = psutil.Process()
+        pids = {me.pid} | {child.pid for child in me.children(recursive=True)}
+        addresses = listening_addresses(pids)
+        names = {name for _, name in addresses}
+        assert "gcs_server" in names and "raylet" in names, addresses
+        assert [entry for entry in addresses if not is_loopback(entry[0])] == []
+    finally:
+        ray.shutdown()
