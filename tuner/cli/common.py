@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -17,7 +21,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
+EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C: 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -94,3 +99,23 @@ def print_phases(phases: Phases) -> None:
     stderr.print("\nphase                           at s    took s", markup=False)
     for name, at, took in phases.table():
         stderr.print(f"{name:<30} {at:>6} {took:>9}", markup=False)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the trials' fit (starting, exporting the best model): ended like
+    Ctrl-C, so that every run is closed, with 143 as its exit status."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM's default ends the process where it stands, runs left RUNNING (and Ray's
+    core dumping its stack): turn it into an interrupt that the sweep's clean-up sees."""
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -21,15 +21,18 @@ from tuner.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID,
+    EXIT_TERMINATED,
     NumSamples,
     Profile,
     StorageOption,
+    Terminated,
     TrackingUri,
     check_storage,
     cli_phases,
     fail,
     load,
     print_phases,
+    sigterm_as_interrupt,
     stderr,
     sweep_name,
     with_num_samples,
@@ -146,7 +149,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
     from tuner.tracking.writer import TrackingError
 
     try:
-        with tracking_access(tracking_uri):
+        with tracking_access(tracking_uri), sigterm_as_interrupt():
             sweep()
     except SpecError as exc:
         fail(f"{spec_path}: {exc.line()}" if spec_path else exc.line(), EXIT_INVALID)
@@ -155,11 +158,15 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
     except (SweepFailed, TrackingError, RayUnavailable, NothingToResume) as exc:
         fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
+        terminated = exc.signal_name == "SIGTERM"
         fail(
-            f"interrupted; Ray Tune saved the sweep's state in {exc.experiment_path}; "
-            f"its MLflow runs are marked KILLED; `tuner resume {exc.sweep}` continues it",
-            EXIT_INTERRUPTED,
+            f"{'terminated' if terminated else 'interrupted'}; Ray Tune saved the sweep's "
+            f"state in {exc.experiment_path}; its MLflow runs are marked KILLED; "
+            f"`tuner resume {exc.sweep}` continues it",
+            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
         )
+    except Terminated:
+        fail("terminated; the sweep's MLflow run is marked KILLED", EXIT_TERMINATED)
     except KeyboardInterrupt:
         fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
 

@@ -22,12 +22,14 @@ class SweepFailed(RuntimeError):
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or `tuner stop`): Ray Tune stopped the trials and saved the experiment state."""
+    """Ctrl-C, SIGTERM (or `tuner stop`): Ray Tune stopped the trials and saved the
+    experiment state. `signal_name` says which, for the exit status."""
 
-    def __init__(self, sweep: str, experiment_path: str) -> None:
+    def __init__(self, sweep: str, experiment_path: str, signal_name: str = "SIGINT") -> None:
         super().__init__(experiment_path)
         self.sweep = sweep
         self.experiment_path = experiment_path
+        self.signal_name = signal_name
 
 
 @dataclass(frozen=True)

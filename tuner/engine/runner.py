@@ -27,7 +27,7 @@ from tuner.engine.outcome import (
 )
 from tuner.engine.phases import Phases
 from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
-from tuner.engine.signals import InterruptWatch, restored_sigint
+from tuner.engine.signals import InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
 from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
@@ -168,11 +168,11 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
-        with restored_sigint(), ray_file_loggers_off(), phases.phase("fit"):
+        with restored_signal_handlers(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
-            raise SweepInterrupted(spec.name, experiment.uri)
+            raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
         with phases.phase("tracking flush"):
             writer.flush()
         with phases.phase("checkpoints pruned"):

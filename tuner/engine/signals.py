@@ -1,4 +1,5 @@
-"""Ctrl-C during a sweep: notice the graceful stop Ray Tune makes of it; restore the handler."""
+"""Ctrl-C or SIGTERM during a sweep: the graceful stop Ray Tune makes of Ctrl-C, for
+both; restore the handlers after."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ class InterruptWatch(tune.Callback):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.interrupted = False
+        self.signal_name = "SIGINT"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"interrupted": False}
+        return {"interrupted": False, "signal_name": "SIGINT"}
 
     def setup(
         self,
@@ -42,21 +44,27 @@ class InterruptWatch(tune.Callback):  # type: ignore[misc]
 
         def record(signum: int, frame: FrameType | None) -> None:
             self.interrupted = True
+            self.signal_name = signal.Signals(signum).name
             if callable(tune_handler):
-                tune_handler(signum, frame)
+                # Tune knows SIGINT only: SIGTERM (a scheduler, `kill`, a system going
+                # down) gets the same graceful stop, state saved and runs closed.
+                tune_handler(signal.SIGINT, frame)
 
         signal.signal(signal.SIGINT, record)
+        signal.signal(signal.SIGTERM, record)
 
 
 @contextmanager
-def restored_sigint() -> Iterator[None]:
-    """Tune leaves its SIGINT handler installed after a normal finish; a later Ctrl-C
-    (say, during the model export) would then be swallowed. Put the caller's back."""
+def restored_signal_handlers() -> Iterator[None]:
+    """Tune leaves its SIGINT handler (and InterruptWatch its SIGTERM one) installed after
+    a normal finish; a later Ctrl-C (say, during the model export) would then be
+    swallowed. Put the caller's back."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
