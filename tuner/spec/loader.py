@@ -7,6 +7,7 @@ torch nor user code.
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from tuner.spec.errors import KeyedProblem, SpecError
+from tuner.spec.limits import MAX_FILE_BYTES, DuplicateKey, SweepFileLoader, check_size
 from tuner.spec.schema import SweepSpec
 
 _FRIENDLY = {
@@ -77,21 +79,47 @@ def parse_spec(raw: Any, file: str | Path | None = None) -> SweepSpec:
 
 
 def read_spec(path: str | Path) -> SweepSpec:
-    """Read, parse and validate a sweep file against the schema; SpecError on any failure."""
+    """Read, parse and validate a sweep file against the schema; SpecError on any failure,
+    in bounded time and memory whatever the file holds."""
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(path, "", "file not found") from None
-    except IsADirectoryError:
-        raise SpecError(path, "", "is a directory, expected a sweep file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, "", f"cannot read: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=SweepFileLoader)
+    except DuplicateKey as exc:
+        raise SpecError(path, exc.key, exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(path, "", f"YAML syntax error at {where}{reason}") from None
+    except RecursionError:
+        raise SpecError(path, "", "nested too deeply to be a sweep file") from None
+    check_size(raw, path)
     return parse_spec(raw, path)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise SpecError(path, "", "file not found") from None
+    except OSError as exc:
+        raise SpecError(path, "", f"cannot read: {exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpecError(path, "", "is a directory, expected a sweep file")
+    # A FIFO would block the read forever, a device such as /dev/zero never end it.
+    if not stat.S_ISREG(info.st_mode):
+        raise SpecError(path, "", "is not a regular file, expected a sweep file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise SpecError(
+            path, "", f"is {info.st_size:,} bytes; a sweep file is at most {MAX_FILE_BYTES:,}"
+        )
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, "", f"cannot read: {exc}") from None
+    if len(data) > MAX_FILE_BYTES:  # it grew after stat()
+        raise SpecError(path, "", f"is over {MAX_FILE_BYTES:,} bytes, the most a sweep file may be")
+    return text

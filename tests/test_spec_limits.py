@@ -1,0 +1,95 @@
+"""Careless and hostile sweep files: each is one line naming the file and the problem, in
+bounded time and memory, before anything starts. Written here in the test, not taken
+from a list of known cases."""
+
+from __future__ import annotations
+
+import os
+import resource
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tuner.spec import SpecError, read_spec
+from tuner.spec.limits import MAX_FILE_BYTES, MAX_VALUES
+
+HEAD = textwrap.dedent(
+    """\
+    name: limits
+    trainable: builtin:classifier
+    metric: val_accuracy
+    mode: max
+    params:
+      lr: {type: float, low: 0.0001, high: 0.1, log: true}
+    """
+)
+
+
+def problem(path: Path) -> SpecError:
+    with pytest.raises(SpecError) as caught:
+        read_spec(path)
+    assert str(path) in caught.value.line()
+    return caught.value
+
+
+def test_aliases_that_expand_to_billions_of_values_are_refused_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text(HEAD + "config:\n" + "".join(f"  {line}\n" for line in levels))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    error = problem(path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert f"expands to more than {MAX_VALUES:,} values" in error.problem
+    assert grown_mb < 200
+
+
+def test_a_key_written_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(HEAD + "num_samples: 8\nnum_samples: 5000\n")
+    error = problem(path)
+    assert error.key == "num_samples"
+    assert "written twice, at lines 7 and 8" in error.problem
+
+
+def test_a_merge_may_still_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text(HEAD + "config:\n  <<: &base {epochs: 3, dropout: 0.1}\n  epochs: 5\n")
+    assert read_spec(path).config == {"epochs": 5, "dropout": 0.1}
+
+
+def test_a_byte_order_mark_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + HEAD.encode())
+    assert read_spec(path).name == "limits"
+
+
+def test_a_file_too_big_to_be_a_sweep_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    with path.open("w") as out:
+        out.write(HEAD + "config:\n")
+        out.write("  # padding\n" * (MAX_FILE_BYTES // 10))
+    assert f"a sweep file is at most {MAX_FILE_BYTES:,}" in problem(path).problem
+
+
+def test_nesting_too_deep_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text(HEAD + "config:\n  x: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nested" in problem(path).problem
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_something_that_is_not_a_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    """A FIFO would block a read forever; /dev/zero would never end one."""
+    if kind == "fifo":
+        path = tmp_path / "pipe.yaml"
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    done = run_cli("validate", str(path), cwd=tmp_path, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {path}: is not a regular file, expected a sweep file"

@@ -1,0 +1,71 @@
+"""What a sweep file may be: a small YAML mapping. Bounds that keep a careless or hostile
+file from taking the machine's memory or time before it is refused in one line: its size
+in bytes, its values once YAML's aliases are expanded, its depth, and keys written twice
+(YAML keeps the last silently; a sweep once became 5,000 trials that way)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from tuner.spec.errors import SpecError
+
+MAX_FILE_BYTES = 1024 * 1024  # the shipped sweeps are under 2 KB
+MAX_VALUES = 100_000  # keys and values, with every alias expanded where it is used
+MAX_DEPTH = 64
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class DuplicateKey(yaml.YAMLError):  # type: ignore[misc]
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+        self.problem = problem
+
+
+class SweepFileLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """YAML's safe loader, refusing a key written twice in one mapping (a `<<` merge may
+    still be overridden: that is what merging is for)."""
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise DuplicateKey(
+                        str(key_node.value),
+                        f"written twice, at lines {seen[key_node.value]} and {line} "
+                        "(YAML would keep the last one silently)",
+                    )
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+SweepFileLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, SweepFileLoader.construct_mapping
+)
+
+
+def check_size(raw: Any, file: str | Path) -> None:
+    """Walk the parsed file as the schema will, stopping at the bounds: YAML's aliases
+    make a 1 KB file expand to billions of values (a "billion laughs")."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise SpecError(file, "", f"expands to more than {MAX_VALUES:,} values (YAML aliases?)")
+        if depth > MAX_DEPTH:
+            raise SpecError(file, "", f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            count += len(value)
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
