@@ -57,3 +57,15 @@ def test_best_creates_no_store_where_there_was_none(tmp_path: Path, where: str) 
     assert done.returncode == 1
     assert str(folder if where == "missing folder" else database) in one_line(done.stderr)
     assert list(tmp_path.iterdir()) == [], "no folder, no database"
+
+
+def test_storage_that_cannot_be_written_is_one_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """A read-only folder (a read-only mount refuses root too; chmod would not)."""
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
+    done = run_cli("run", "sweep.yaml", "--storage", "/proc/tuner-runs", cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line.startswith("error: --storage: storage /proc/tuner-runs: cannot write there:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]

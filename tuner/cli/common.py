@@ -69,10 +69,10 @@ def with_num_samples(spec: SweepSpec, num_samples: int | None) -> SweepSpec:
 
 
 def check_storage(storage: str | None) -> None:
-    from tuner.engine.storage import resolve_storage
+    from tuner.engine.storage import check_writable, resolve_storage
 
     try:
-        resolve_storage(storage)
+        check_writable(resolve_storage(storage))
     except ValueError as exc:
         fail(f"--storage: {exc}", EXIT_INVALID)
 

@@ -7,7 +7,9 @@ built here, once, from the URI and `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`.
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -48,3 +50,25 @@ def resolve_storage(location: str | None) -> Storage:
         raise ValueError(f"storage {location!r}: use a local path or an s3:// URI")
     local = Path(parsed.path if parsed.scheme == "file" else location).expanduser().resolve()
     return Storage(uri=str(local), path=str(local), filesystem=None)
+
+
+def check_writable(storage: Storage) -> None:
+    """A local storage folder that cannot be written (read-only, full, not ours) is
+    found before Ray starts, with the path and the reason, not as a traceback after.
+    S3 is checked by Ray's own marker file when the sweep starts."""
+    if storage.is_remote:
+        return
+    # The folder, or the nearest one above it that exists: nothing is left behind.
+    folder = Path(storage.path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tuner-write-check-") as probe:
+            probe.write(b"ok")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, "?")
+        raise ValueError(
+            f"storage {storage.uri}: cannot write there: {exc.strerror} ({code})"
+        ) from None
