@@ -27,7 +27,7 @@ HEAD = textwrap.dedent(
 )
 
 
-def problem(path: Path) -> SpecError:
+def refusal(path: Path) -> SpecError:
     with pytest.raises(SpecError) as caught:
         read_spec(path)
     assert str(path) in caught.value.line()
@@ -42,7 +42,7 @@ def test_aliases_that_expand_to_billions_of_values_are_refused_in_bounded_memory
     path = tmp_path / "laughs.yaml"
     path.write_text(HEAD + "config:\n" + "".join(f"  {line}\n" for line in levels))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    error = problem(path)
+    error = refusal(path)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert f"expands to more than {MAX_VALUES:,} values" in error.problem
     assert grown_mb < 200
@@ -51,7 +51,7 @@ def test_aliases_that_expand_to_billions_of_values_are_refused_in_bounded_memory
 def test_a_key_written_twice_is_an_error_not_the_last_one_silently(tmp_path: Path) -> None:
     path = tmp_path / "twice.yaml"
     path.write_text(HEAD + "num_samples: 8\nnum_samples: 5000\n")
-    error = problem(path)
+    error = refusal(path)
     assert error.key == "num_samples"
     assert "written twice, at lines 7 and 8" in error.problem
 
@@ -73,13 +73,13 @@ def test_a_file_too_big_to_be_a_sweep_is_refused_before_it_is_read(tmp_path: Pat
     with path.open("w") as out:
         out.write(HEAD + "config:\n")
         out.write("  # padding\n" * (MAX_FILE_BYTES // 10))
-    assert f"a sweep file is at most {MAX_FILE_BYTES:,}" in problem(path).problem
+    assert f"a sweep file is at most {MAX_FILE_BYTES:,}" in refusal(path).problem
 
 
 def test_nesting_too_deep_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text(HEAD + "config:\n  x: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert "nested" in problem(path).problem
+    assert "nested" in refusal(path).problem
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
@@ -93,3 +93,24 @@ def test_something_that_is_not_a_file_is_refused_at_once(tmp_path: Path, kind: s
     done = run_cli("validate", str(path), cwd=tmp_path, timeout=30)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {path}: is not a regular file, expected a sweep file"
+
+
+@pytest.mark.parametrize(
+    ("bounds", "key", "problem"),
+    [
+        ("{type: float, low: .nan, high: 1.0}", "params.lr.low", "must be a finite number"),
+        ("{type: float, low: 0.0, high: .inf}", "params.lr.high", "must be a finite number"),
+        ("{type: float, low: 0.0, high: 1e309}", "params.lr.high", "must be a finite number"),
+        ("{type: float, low: true, high: 2.0}", "params.lr.low", "not true or false"),
+        ("{type: int, low: 1, high: true}", "params.lr.high", "not true or false"),
+        ("{type: int, low: 0, high: 99999999999999999999}", "params.lr.high", "less than or"),
+    ],
+)
+def test_bounds_ray_and_optuna_cannot_sample_are_refused_at_validate(
+    tmp_path: Path, bounds: str, key: str, problem: str
+) -> None:
+    path = tmp_path / "bounds.yaml"
+    path.write_text(HEAD.replace("{type: float, low: 0.0001, high: 0.1, log: true}", bounds))
+    error = refusal(path)
+    assert error.key == key
+    assert problem in error.problem

@@ -21,6 +21,7 @@ from tuner.spec.schema import SweepSpec
 _FRIENDLY = {
     "extra_forbidden": "unknown key",
     "missing": "required key is missing",
+    "finite_number": "must be a finite number, not NaN or infinity",
 }
 
 

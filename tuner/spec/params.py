@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from tuner.spec.strict import Strict
 
 Scalar = str | int | float | bool
 
 
+def _not_bool(value: object) -> object:
+    """YAML's true/false are not the numbers 1 and 0 here: `high: true` is a mistake."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Ray, Optuna and MLflow take bounds as 64-bit numbers; NaN or infinity samples nothing.
+Bound = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+IntBound = Annotated[int, BeforeValidator(_not_bool), Field(ge=-(2**63), le=2**63 - 1)]
+
+
 class FloatParam(Strict):
     type: Literal["float"]
-    low: float
-    high: float
+    low: Bound
+    high: Bound
     log: bool = False
 
     @field_validator("high")
@@ -38,8 +50,8 @@ class IntParam(Strict):
     """Integer range, both ends inclusive."""
 
     type: Literal["int"]
-    low: int
-    high: int
+    low: IntBound
+    high: IntBound
     log: bool = False
 
     _high_above_low = field_validator("high")(FloatParam._high_above_low.__func__)  # type: ignore[attr-defined]
