@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,14 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
+from bench.servers import running_mlflow_server
+from tests.conftest import run_cli
 from tuner.tracking.writer import (
     SERVER_REQUESTS_IN_FLIGHT,
     CreateRun,
     EndRun,
     LogMetrics,
+    TrackingOffline,
     TrackingWriter,
     requests_in_flight,
 )
@@ -110,3 +114,59 @@ def _requests(log: Path) -> Counter[str]:
     """The tracking API calls in the server's access log, by endpoint."""
     calls = re.findall(r'"(?:GET|POST|PATCH|DELETE) /api/2\.0/mlflow/([\w/-]+)', log.read_text())
     return Counter(calls)
+
+
+def test_a_server_gone_for_good_costs_seconds_and_tuner_sync_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server dies mid-sweep: the end of the sweep waits seconds, not MLflow's
+    minutes of retries per request; every write it missed is kept in a journal, and
+    `tuner sync` makes them once a server answers on the same store, each once."""
+    # MLflow's retries short for the test; the writer's own default bound is 31 s.
+    for name, value in {"MAX_RETRIES": "1", "BACKOFF_FACTOR": "0", "TIMEOUT": "5"}.items():
+        monkeypatch.setenv(f"MLFLOW_HTTP_REQUEST_{name}", value)
+    root = tmp_path / "server"
+    root.mkdir()
+    artifacts = str(root / "artifacts")
+    unsynced = tmp_path / "unsynced"
+    before = [f"t{n}" for n in range(4)]
+    with running_mlflow_server(root, artifacts) as uri:
+        client = MlflowClient(uri)
+        experiment_id = client.create_experiment("gone")
+        writer = TrackingWriter(
+            client, experiment_id, requests_in_flight(uri), journal_dir=unsynced
+        )
+        for trial in before:
+            writer.submit(CreateRun(trial, trial, {"lr": "0.1"}, {"tuner.trial_id": trial}))
+            writer.submit(LogMetrics(trial, points("loss", range(1, 4))))
+        writer.flush()
+    # The server is gone: the trials go on reporting and ending, and one more starts.
+    for trial in before:
+        writer.submit(LogMetrics(trial, points("loss", range(4, 7))))
+        writer.submit(EndRun(trial, FINISHED, {"tuner.end": "done"}))
+    writer.submit(CreateRun("late", "late", {"lr": "0.2"}, {"tuner.trial_id": "late"}))
+    writer.submit(LogMetrics("late", points("loss", range(1, 3))))
+    writer.submit(EndRun("late", KILLED, {}))
+    started = time.monotonic()
+    with pytest.raises(TrackingOffline, match="stopped answering") as caught:
+        writer.flush()
+    assert time.monotonic() - started < 30
+    writer.close()
+    (journal,) = unsynced.iterdir()
+    assert str(journal) in str(caught.value)
+    assert journal.stat().st_mode & 0o077 == 0, "params and tags: its owner's only"
+
+    with running_mlflow_server(root, artifacts) as uri:  # back, on the same store
+        done = run_cli("sync", str(journal), "--tracking-uri", uri, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert not journal.exists()
+        client = MlflowClient(uri)
+        runs = client.search_runs([experiment_id])
+        by_trial = {run.data.tags["tuner.trial_id"]: run for run in runs}
+        assert sorted(by_trial) == sorted([*before, "late"]), "one run per trial, no second"
+        for trial, run in by_trial.items():
+            steps = [p.step for p in client.get_metric_history(run.info.run_id, "loss")]
+            assert steps == (list(range(1, 7)) if trial != "late" else [1, 2]), trial
+            assert run.info.status == (KILLED if trial == "late" else FINISHED)
+        assert by_trial["late"].data.params == {"lr": "0.2"}
+        assert by_trial["t0"].data.tags["tuner.end"] == "done"

@@ -245,3 +245,25 @@ def best(
         typer.echo(f"  {key} = {value}")
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
+
+
+def sync(
+    journal: Annotated[
+        Path, typer.Argument(metavar="JOURNAL", help="A journal a sweep saved (its last line).")
+    ],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow to write to (default: the one the journal was kept for)."),
+    ] = None,
+) -> None:
+    """Write the tracking writes a sweep kept while its MLflow server did not answer."""
+    from tuner.tracking.sync import sync_journal
+    from tuner.tracking.writer import TrackingError
+
+    try:
+        written = sync_journal(journal, tracking_uri)
+    except ValueError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except TrackingError as exc:
+        fail(str(exc), EXIT_FAILED)
+    typer.echo(f"{written} tracking writes made; {journal} removed")

@@ -237,11 +237,12 @@ def _export_best(
 
 def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
     """Record how the sweep ended without hiding the exception that ended it."""
+    # One line each, no traceback: the exception that ended the sweep is the one to read.
     try:
         writer.flush()
-    except Exception:
-        logger.warning("could not flush trial tracking", exc_info=True)
+    except Exception as exc:
+        logger.warning("could not flush trial tracking: %s", str(exc).splitlines()[0])
     try:
         sweep.finish(status)
-    except Exception:
-        logger.warning("could not close the sweep's MLflow run", exc_info=True)
+    except Exception as exc:
+        logger.warning("could not close the sweep's MLflow run: %s", str(exc).splitlines()[0])

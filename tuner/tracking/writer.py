@@ -15,7 +15,6 @@ flight), each run's own writes still in order. A SQLite file takes one writer at
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,13 +22,45 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
-from urllib.parse import urlparse
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 
+from tuner.tracking.client_settings import (
+    SERVER_REQUESTS_IN_FLIGHT,
+    bound_mlflow_retries,
+    requests_in_flight,
+    skip_run_links,
+    store_unavailable,
+)
+from tuner.tracking.journal import DEFAULT_JOURNAL_DIR, save_journal
+from tuner.tracking.operations import (
+    CreateRun,
+    EndRun,
+    LogMetrics,
+    Op,
+    ReopenRun,
+    SetTags,
+    TrackingError,
+    TrackingOffline,
+)
 from tuner.tracking.writer_stats import WriterStats
+
+# Re-exported: the writer's operations and settings, where its callers first found them.
+__all__ = [
+    "SERVER_REQUESTS_IN_FLIGHT",
+    "CreateRun",
+    "EndRun",
+    "LogMetrics",
+    "Op",
+    "ReopenRun",
+    "SetTags",
+    "TrackingError",
+    "TrackingOffline",
+    "TrackingWriter",
+    "requests_in_flight",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,71 +75,25 @@ BATCH_WINDOW_S = 0.25
 # of results from 1,000 trials reporting every 2 s, so a slow or lost tracking server
 # cannot grow the driver's memory without bound. The wait is counted and reported.
 MAX_QUEUED_OPERATIONS = 50_000
-# Requests in flight to a tracking server: runs/create, log-batch and update of different
-# trials overlap their round trips (~50 ms each on loopback, more across a network).
-SERVER_REQUESTS_IN_FLIGHT = 8
-
-
-def requests_in_flight(tracking_uri: str) -> int:
-    """A tracking server serves requests in parallel; a SQLite file locks for each write."""
-    return SERVER_REQUESTS_IN_FLIGHT if urlparse(tracking_uri).scheme in ("http", "https") else 1
-
-
-def skip_run_links() -> None:
-    """MLflow's set_terminated fetches the run again (one more request per trial on a
-    server) only to print a link to it on stdout; tuner prints its own summary."""
-    os.environ.setdefault(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true")
-
-
-class TrackingError(RuntimeError):
-    """Writes to the tracking store failed; raised when the sweep flushes its tracking."""
-
-
-@dataclass(frozen=True)
-class CreateRun:
-    trial_id: str
-    run_name: str
-    params: dict[str, str]
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class LogMetrics:
-    trial_id: str
-    metrics: tuple[Metric, ...]
-
-
-@dataclass(frozen=True)
-class EndRun:
-    trial_id: str
-    status: str
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class ReopenRun:
-    """A resumed trial's run is RUNNING again, without the tags of how it ended."""
-
-    trial_id: str
-    stale_tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SetTags:
-    trial_id: str
-    tags: dict[str, str]
-
-
-Op = CreateRun | LogMetrics | EndRun | ReopenRun | SetTags
 
 
 @dataclass
 class _RunWrites:
-    """What one run gets in the next log_batch."""
+    """What one run gets in the next log_batch, and the operations it carries."""
 
     metrics: list[Metric] = field(default_factory=list)
     params: list[Param] = field(default_factory=list)
     tags: list[RunTag] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One request (or a few, past MLflow's batch limits) and the operations it writes:
+    if the store is gone, those go to the journal instead."""
+
+    action: Callable[[], None]
+    ops: tuple[Op, ...]
 
 
 class TrackingWriter:
@@ -121,8 +106,10 @@ class TrackingWriter:
         experiment_id: str,
         max_in_flight: int = 1,
         max_queued: int = MAX_QUEUED_OPERATIONS,
+        journal_dir: Path | None = None,
     ) -> None:
         skip_run_links()
+        bound_mlflow_retries()
         self._client = client
         self._experiment_id = experiment_id
         # Each operation with the moment it was submitted, for the lag.
@@ -131,6 +118,10 @@ class TrackingWriter:
         self._warned_full = False
         self._run_ids: dict[str, str] = {}
         self._errors: list[str] = []
+        self._lock = threading.Lock()
+        self._offline: str | None = None  # why the store stopped answering, once it did
+        self._unwritten: list[Op] = []
+        self._journal_dir = journal_dir or DEFAULT_JOURNAL_DIR
         self._pool = (
             ThreadPoolExecutor(max_in_flight, thread_name_prefix="tuner-mlflow-request")
             if max_in_flight > 1
@@ -168,8 +159,22 @@ class TrackingWriter:
         return self._run_ids.get(trial_id)
 
     def flush(self) -> None:
-        """Block until every submitted write is applied; raise if any failed."""
+        """Block until every submitted write is applied or journaled; raise if any failed,
+        or if the store stopped answering (then saying where the journal is)."""
         self._queue.join()
+        with self._lock:
+            unwritten, self._unwritten = self._unwritten, []
+        if unwritten:
+            path = save_journal(
+                self._journal_dir, self._client.tracking_uri, self._experiment_id,
+                dict(self._run_ids), unwritten,
+            )  # fmt: skip
+            raise TrackingOffline(
+                f"MLflow at {self._client.tracking_uri} stopped answering ({self._offline}); "
+                f"{len(unwritten)} tracking writes of "
+                f"{len({op.trial_id for op in unwritten})} trials are saved in {path}: "
+                f"`tuner sync {path}` writes them once it answers again"
+            )
         if self._errors:
             errors, self._errors = self._errors, []
             raise TrackingError(f"{len(errors)} MLflow write(s) failed; first: {errors[0]}")
@@ -214,20 +219,21 @@ class TrackingWriter:
             return
         wait([self._pool.submit(self._in_order, actions) for actions in plans])
 
-    def _plan(self, batch: list[Op | None]) -> dict[str, list[Callable[[], None]]]:
+    def _plan(self, batch: list[Op | None]) -> dict[str, list[_Step]]:
         """One log_batch per run per window: its params, points and tags together (each
         MLflow request costs ~7 ms of this process's CPU on a SQLite store)."""
-        plans: dict[str, list[Callable[[], None]]] = {}
+        plans: dict[str, list[_Step]] = {}
         pending: dict[str, _RunWrites] = {}
         for op in batch:
             if op is None:
                 continue
-            actions = plans.setdefault(op.trial_id, [])
+            steps = plans.setdefault(op.trial_id, [])
             writes = pending.setdefault(op.trial_id, _RunWrites())
+            writes.ops.append(op)
             if isinstance(op, LogMetrics):
                 writes.metrics.extend(op.metrics)
             elif isinstance(op, CreateRun):
-                actions.append(partial(self._create, op))
+                steps.append(_Step(partial(self._create, op), (op,)))
                 writes.params.extend(Param(key, value) for key, value in op.params.items())
             elif isinstance(op, SetTags):
                 writes.tags.extend(RunTag(key, value) for key, value in op.tags.items())
@@ -235,24 +241,50 @@ class TrackingWriter:
                 # The run's end (or reopening) comes after everything written before it.
                 if isinstance(op, EndRun):
                     writes.tags.extend(RunTag(key, value) for key, value in op.tags.items())
-                actions.append(partial(self._write, op.trial_id, pending.pop(op.trial_id)))
-                actions.append(partial(self._change_status, op))
+                done = pending.pop(op.trial_id)
+                steps.append(_Step(partial(self._write, op.trial_id, done), tuple(done.ops)))
+                steps.append(_Step(partial(self._change_status, op), (op,)))
         for trial_id, writes in pending.items():
-            plans[trial_id].append(partial(self._write, trial_id, writes))
+            plans[trial_id].append(_Step(partial(self._write, trial_id, writes), tuple(writes.ops)))
         return plans
 
-    def _in_order(self, actions: Sequence[Callable[[], None]]) -> None:
-        for action in actions:
-            self._guarded(action)
+    def _in_order(self, steps: Sequence[_Step]) -> None:
+        """A run's steps in order. Once the store stops answering, a step and every later
+        one wait in the journal: retrying each would hold the sweep for minutes."""
+        for index, step in enumerate(steps):
+            if self._offline is None:
+                try:
+                    step.action()
+                    continue
+                except Exception as exc:  # a tracking failure must not kill the sweep
+                    if not store_unavailable(exc):
+                        logger.warning("MLflow write failed: %s", exc)
+                        self._errors.append(f"{type(exc).__name__}: {exc}")
+                        continue
+                    self._go_offline(exc)
+            self._keep_unwritten(steps[index:])
+            return
 
-    def _guarded(self, action: Callable[[], None]) -> None:
-        try:
-            action()
-        except Exception as exc:  # a tracking failure must not kill the sweep; it is reported
-            logger.warning("MLflow write failed: %s", exc)
-            self._errors.append(f"{type(exc).__name__}: {exc}")
+    def _go_offline(self, exc: Exception) -> None:
+        with self._lock:
+            if self._offline is None:
+                self._offline = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                logger.warning("MLflow stopped answering; its writes wait in a journal: %s", exc)
+
+    def _keep_unwritten(self, steps: Sequence[_Step]) -> None:
+        seen: set[int] = set()
+        ops = []
+        for step in steps:
+            for op in step.ops:
+                if id(op) not in seen:
+                    seen.add(id(op))
+                    ops.append(op)
+        with self._lock:
+            self._unwritten.extend(ops)
 
     def _create(self, op: CreateRun) -> None:
+        if op.trial_id in self._run_ids:
+            return  # replayed from a journal: the run was made, its params were not
         run = self._client.create_run(self._experiment_id, run_name=op.run_name, tags=op.tags)
         self._run_ids[op.trial_id] = run.info.run_id
 
