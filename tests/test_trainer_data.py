@@ -157,6 +157,30 @@ BAD_CASES = {
         "config.data_path",
         "one class only",
     ),
+    "a-class-with-one-row": (
+        lambda folder, frame: _csv(folder, _one_row_of_class(frame)),
+        {},
+        "config.data_path",
+        "each class needs at least 3 rows (train, validation, test); too few: 7 (1 row)",
+    ),
+    "no-feature-column": (
+        lambda folder, frame: _csv(folder, frame[["label"]]),
+        {},
+        "config.data_path",
+        "no feature columns besides 'label'",
+    ),
+    "npz-of-objects": (
+        lambda folder, frame: _npz(folder, np.array([[1, "a"]] * 20, dtype=object), np.zeros(20)),
+        {},
+        "config.data_path",
+        "not a readable .npz",
+    ),
+    "npz-that-is-not-a-zip": (
+        lambda folder, frame: _bytes(folder / "data.npz", b"features,label\n1,2\n"),
+        {},
+        "config.data_path",
+        "not a readable .npz",
+    ),
     "unknown-suffix": (
         lambda folder, frame: str(folder / "wine.xlsx"),
         {},
@@ -164,6 +188,17 @@ BAD_CASES = {
         "use a .csv, .parquet, .npz file",
     ),
 }
+
+
+def _one_row_of_class(frame: pd.DataFrame) -> pd.DataFrame:
+    with_seven = frame.copy()
+    with_seven.loc[0, "label"] = 7  # wine has classes 0, 1, 2: class 7 has one row
+    return with_seven
+
+
+def _bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
 
 
 def _with_nan(frame: pd.DataFrame, rows: list[int]) -> pd.DataFrame:

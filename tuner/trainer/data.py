@@ -8,6 +8,7 @@ set, and the test split stays unseen by the search.
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -164,6 +165,10 @@ def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
             "config.label_column", f"{label_column!r} is not a column of {location} ({columns})"
         )
     features = frame.drop(columns=[label_column])
+    if features.shape[1] == 0:
+        raise DataError(
+            "config.data_path", f"{location}: no feature columns besides {label_column!r}"
+        )
     text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
     if text:
         raise DataError(
@@ -173,15 +178,20 @@ def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
 
 
 def _read_npz(location: str, raw: bytes, label_column: str) -> Arrays:
-    with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-        names = list(archive.files)
-        if "features" not in names or label_column not in names:
-            raise DataError(
-                "config.data_path",
-                f"{location}: an .npz needs arrays 'features' and {label_column!r} "
-                f"(found: {', '.join(names)})",
-            )
-        features, labels = archive["features"], archive[label_column]
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+            names = list(archive.files)
+            if "features" not in names or label_column not in names:
+                raise DataError(
+                    "config.data_path",
+                    f"{location}: an .npz needs arrays 'features' and {label_column!r} "
+                    f"(found: {', '.join(names)})",
+                )
+            features, labels = archive["features"], archive[label_column]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        # Not an .npz at all, or arrays of Python objects: loading those would unpickle
+        # whatever the file holds, which tuner never does.
+        raise DataError("config.data_path", f"{location}: not a readable .npz: {exc}") from None
     if features.ndim == 3:  # (N, H, W) grey images
         features = features[:, None]
     if features.ndim not in (2, 4) or labels.ndim != 1 or len(features) != len(labels):
@@ -224,9 +234,21 @@ def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
         )
     if task == "classification":
         # Any label values (strings, 3/7/9...) become class indices 0..K-1.
-        classes, index = np.unique(arrays.labels, return_inverse=True)
+        classes, index, counts = np.unique(arrays.labels, return_inverse=True, return_counts=True)
         if len(classes) < 2:
             raise DataError(key, f"{source}: one class only; a classifier needs two or more")
+        # The splits keep each class's share (stratified): a class needs a row in each.
+        scarce = [
+            f"{c.item()!r} ({n} row{'s' if n > 1 else ''})"
+            for c, n in zip(classes, counts, strict=True)
+            if n < 3
+        ]
+        if scarce:
+            raise DataError(
+                key,
+                f"{source}: each class needs at least 3 rows (train, validation, test); "
+                f"too few: {', '.join(scarce[:5])}",
+            )
         return Arrays(arrays.features, index.astype(np.int64))
     return Arrays(arrays.features, np.asarray(arrays.labels, dtype=np.float32))
 
@@ -285,7 +307,12 @@ def split_arrays(arrays: Arrays, task: Task) -> Splits:
 
 @lru_cache(maxsize=8)
 def _cached_splits(source: DataSource, task: Task) -> Splits:
-    return split_arrays(load_arrays(source, task), task)
+    arrays = load_arrays(source, task)
+    try:
+        return split_arrays(arrays, task)
+    except ValueError as exc:  # scikit-learn's stratified split: too few rows per class
+        where = source.data_path or f"dataset {source.dataset!r}"
+        raise DataError("config.data_path", f"{where}: cannot split: {exc}") from None
 
 
 def load_splits(knobs: TrainerKnobs, task: Task) -> Splits:
