@@ -39,7 +39,7 @@ from mlflow import MlflowClient
 from bench.common import RESULTS, machine, ray_for, run_tuner, write
 from bench.overhead import create_tracking_store
 from tuner import load_spec
-from tuner.search.space import optuna_space
+from tuner.search.distributions import optuna_space
 from tuner.spec import OptunaSearcher, SweepSpec
 from tuner.tracking.runs import child_runs
 

@@ -40,3 +40,11 @@ def report_twice(config: dict[str, Any]) -> None:
     """A user trainable: the documented contract, no checkpoint."""
     for epoch in (1, 2):
         tune.report({"epoch": epoch, "score": config["x"] * epoch})
+
+
+def one_param_matters(config: dict[str, Any]) -> None:
+    """A user trainable whose score depends on x alone (peak at 0.3); y is noise-free
+    decoration. A sweep's importances must name x."""
+    for epoch in range(1, config.get("epochs", 4) + 1):
+        score = 1.0 - (config["x"] - 0.3) ** 2 - 0.5 / epoch
+        tune.report({"epoch": epoch, "score": score})

@@ -267,3 +267,43 @@ def sync(
     except TrackingError as exc:
         fail(str(exc), EXIT_FAILED)
     typer.echo(f"{written} tracking writes made; {journal} removed")
+
+
+def report(
+    name_or_spec: Annotated[
+        str, typer.Argument(metavar="NAME_OR_SPEC", help="Sweep name or sweep file.")
+    ],
+    tracking_uri: TrackingUri = DEFAULT_TRACKING_URI,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the report (default: tuner_reports/NAME).")
+    ] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open report.html afterwards.")] = False,
+) -> None:
+    """Plots and a self-contained report.html of a sweep, finished or running, from MLflow."""
+    name = sweep_name(name_or_spec)
+    from tuner.tracking.access import (
+        TrackingLoginError,
+        check_tracking_reachable,
+        tracking_access,
+    )
+    from tuner.tracking.best import SweepNotFound
+    from tuner.tracking.report import write_report
+    from tuner.tracking.study import read_sweep
+    from tuner.tracking.writer import TrackingError
+
+    folder = out or Path("tuner_reports") / name
+    try:
+        check_tracking_reachable(tracking_uri, must_exist=True)
+        with tracking_access(tracking_uri):
+            made = write_report(read_sweep(name, tracking_uri), folder)
+    except TrackingLoginError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except (SweepNotFound, TrackingError) as exc:
+        fail(str(exc), EXIT_FAILED)
+    typer.echo(f"report: {made.html} ({len(made.plots)} plots)")
+    for plot, why in made.skipped.items():
+        typer.echo(f"  not drawn: {plot}: {why}")
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(made.html.resolve().as_uri())

@@ -7,9 +7,9 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from tuner.search.asha import TIME_ATTR, RecordingASHAScheduler
+from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
-from tuner.search.space import optuna_space
 from tuner.spec import (
     AshaScheduler,
     FifoScheduler,

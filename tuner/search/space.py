@@ -1,14 +1,12 @@
-"""Sweep params -> Ray Tune domains (grid/random) or Optuna distributions (optuna)."""
+"""Sweep params -> Ray Tune domains (grid/random); Optuna's are in distributions.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import optuna
 from ray import tune
 
 from tuner.spec import (
-    CategoricalParam,
     FloatParam,
     GridParam,
     GridSearcher,
@@ -30,20 +28,6 @@ def _tune_domain(param: Param, *, exhaustive_categoricals: bool) -> Any:
     if exhaustive_categoricals:
         return tune.grid_search(list(param.choices))
     return tune.choice(list(param.choices))
-
-
-def _optuna_distribution(param: Param) -> optuna.distributions.BaseDistribution:
-    if isinstance(param, FloatParam):
-        return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log)
-    if isinstance(param, IntParam):
-        return optuna.distributions.IntDistribution(param.low, param.high, log=param.log)
-    if isinstance(param, CategoricalParam):
-        return optuna.distributions.CategoricalDistribution(list(param.choices))
-    raise ValueError("grid axes are rejected for the optuna searcher by the schema")
-
-
-def optuna_space(spec: SweepSpec) -> dict[str, optuna.distributions.BaseDistribution]:
-    return {name: _optuna_distribution(param) for name, param in spec.params.items()}
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""`tuner report` on a real sweep, as a user would run it: every plot a valid PNG, a
+report.html that parses and reaches for no remote URL, and importances that name the one
+param that decides the metric."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+SWEEP = {
+    "name": "report-sweep",
+    "trainable": "tests.trainables:one_param_matters",
+    "metric": "score",
+    "mode": "max",
+    "num_samples": 16,
+    "searcher": {"kind": "optuna", "sampler": "random", "seed": 0},
+    "scheduler": {"kind": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2},
+    "max_concurrent_trials": 2,
+    "params": {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "y": {"type": "float", "low": 0.0, "high": 1.0},
+        "kind": {"type": "categorical", "choices": ["a", "b"]},
+    },
+    "config": {"epochs": 4},
+}
+PLOTS = [
+    "optimization_history",
+    "learning_curves",
+    "parallel_coordinate",
+    "param_importances",
+    "contour",
+]
+
+
+class Sources(HTMLParser):
+    """Every src and href in a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.links += [value or "" for name, value in attrs if name in ("src", "href")]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    done = run_cli("run", "sweep.yaml", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_report_draws_every_plot_and_a_self_contained_page(swept: Path) -> None:
+    done = run_cli("report", "report-sweep", "--out", "out", cwd=swept)
+    assert done.returncode == 0, done.stderr
+    assert f"report: out/report.html ({len(PLOTS)} plots)" in done.stdout
+    for plot in PLOTS:
+        data = (swept / "out" / f"{plot}.png").read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n"), plot
+        assert 10_000 < len(data) < 2_000_000, plot
+    page = (swept / "out" / "report.html").read_text()
+    parser = Sources()
+    parser.feed(page)
+    assert len(parser.links) == len(PLOTS)
+    assert all(link.startswith("data:image/png;base64,") for link in parser.links)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_importances_name_the_param_that_decides_the_metric(swept: Path) -> None:
+    done = run_cli("report", "sweep.yaml", "--out", "again", cwd=swept)
+    assert done.returncode == 0, done.stderr
+    importances = json.loads((swept / "again" / "importances.json").read_text())
+    assert set(importances) == {"x", "y", "kind"}
+    assert max(importances, key=importances.__getitem__) == "x"
+
+
+def test_report_of_a_sweep_that_does_not_exist_is_one_line(swept: Path) -> None:
+    done = run_cli("report", "no-such-sweep", cwd=swept)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: no sweep named 'no-such-sweep' in sqlite:///mlflow.db"

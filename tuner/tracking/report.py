@@ -1,0 +1,210 @@
+"""A sweep's report: the pictures users look at after a sweep, drawn by Optuna's
+visualization module (matplotlib) from the sweep read back out of MLflow, and one
+self-contained report.html (the pictures inline, no remote URL: it opens offline).
+
+    optimization_history.png   best so far against trials
+    learning_curves.png        every trial's metric by epoch, ASHA's rungs marked
+    parallel_coordinate.png    the searched params, coloured by the metric
+    param_importances.png      fANOVA importances (an ASHA sweep: at its first rung)
+    contour.png                the two most important params
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.search.promotion import rung_epochs
+from tuner.spec import AshaScheduler
+from tuner.tracking.study import SweepStudy
+
+logger = logging.getLogger(__name__)
+DPI = 110
+
+
+@dataclass
+class Report:
+    folder: Path
+    plots: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # plot -> why it is not drawn
+    importances: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def html(self) -> Path:
+        return self.folder / "report.html"
+
+
+def write_report(sweep: SweepStudy, folder: Path) -> Report:
+    """Every plot the sweep's trials allow, importances.json and report.html in `folder`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from matplotlib import pyplot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    report = Report(folder)
+    study = sweep.study
+    finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
+    judged = _importance_study(sweep)
+    report.importances = _importances(judged)
+    ranked = sorted(report.importances, key=report.importances.__getitem__, reverse=True)
+    from optuna.visualization import matplotlib as plots
+
+    drawings: dict[str, Callable[[], Any]] = {
+        "optimization_history": lambda: plots.plot_optimization_history(study),
+        "learning_curves": lambda: _learning_curves(sweep, plots),
+        "parallel_coordinate": lambda: plots.plot_parallel_coordinate(study),
+        "param_importances": lambda: plots.plot_param_importances(judged, evaluator=_evaluator()),
+        "contour": lambda: plots.plot_contour(judged, params=ranked[:2]),
+    }
+    for name, draw in drawings.items():
+        why = _cannot_draw(name, finished, ranked)
+        if why:
+            report.skipped[name] = why
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                axes = draw()
+            figure = _figure_of(axes)
+            figure.set_size_inches(9, 5.5)
+            path = folder / f"{name}.png"
+            figure.savefig(path, dpi=DPI, bbox_inches="tight")
+            pyplot.close(figure)
+            report.plots[name] = path
+        except Exception as exc:  # one plot's failure must not cost the others
+            logger.warning("plot %s not drawn: %s", name, exc)
+            report.skipped[name] = f"{type(exc).__name__}: {exc}"
+    (folder / "importances.json").write_text(json.dumps(report.importances, indent=2))
+    report.html.write_text(_html(sweep, report, finished))
+    return report
+
+
+def _cannot_draw(name: str, finished: list[Any], ranked: list[str]) -> str | None:
+    if not finished:
+        return "no trial has finished yet"
+    if name in ("param_importances", "parallel_coordinate") and not ranked:
+        return "needs two finished trials and a searched param"
+    if name == "contour" and len(ranked) < 2:
+        return "needs two searched params"
+    return None
+
+
+def _importance_study(sweep: SweepStudy) -> optuna.Study:
+    """The trials importances are judged on. In an ASHA sweep the few trials that finish
+    are all good ones, so their differences say little (a param that does not matter came
+    out first); every trial reached the first rung, so each counts with its value there."""
+    scheduler = sweep.spec.scheduler
+    if not isinstance(scheduler, AshaScheduler):
+        return sweep.study
+    rung = rung_epochs(scheduler.grace_period, scheduler.max_t, scheduler.reduction_factor)[0]
+    judged = optuna.create_study(directions=sweep.study.directions)
+    for trial in sweep.study.trials:
+        value = trial.intermediate_values.get(rung)
+        if value is not None and trial.params:
+            judged.add_trial(
+                optuna.trial.create_trial(
+                    value=value, params=trial.params, distributions=trial.distributions
+                )
+            )
+    return judged
+
+
+def _importances(study: optuna.Study) -> dict[str, float]:
+    finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
+    if len(finished) < 2 or not finished[0].distributions:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(optuna.importance.get_param_importances(study, evaluator=_evaluator()))
+    except Exception as exc:  # e.g. every finished trial scored the same
+        logger.warning("importances not computed: %s", exc)
+        return {}
+
+
+def _evaluator() -> optuna.importance.BaseImportanceEvaluator:
+    """fANOVA (random forests, seeded: the same sweep gives the same report): with the
+    few finished trials of an ASHA sweep, Optuna's default PED-ANOVA, which compares the
+    top quantile with the rest, ranked a param that does not matter first."""
+    return optuna.importance.FanovaImportanceEvaluator(seed=0)
+
+
+def _learning_curves(sweep: SweepStudy, plots: Any) -> Any:
+    axes = plots.plot_intermediate_values(sweep.study)
+    scheduler = sweep.spec.scheduler
+    if isinstance(scheduler, AshaScheduler):
+        rungs = rung_epochs(scheduler.grace_period, scheduler.max_t, scheduler.reduction_factor)
+        for epoch in rungs:
+            axes.axvline(epoch, color="grey", linestyle=":", linewidth=1)
+        axes.set_title(f"{axes.get_title()} (dotted: ASHA's rungs)")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(sweep.spec.metric)
+    return axes
+
+
+def _figure_of(axes: Any) -> Any:
+    """Optuna returns an Axes, or an array of them for multi-panel plots."""
+    first = axes.flat[0] if hasattr(axes, "flat") else axes
+    return first.get_figure()
+
+
+def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
+    spec, study = sweep.spec, sweep.study
+    states: dict[str, int] = {}
+    for trial in study.trials:
+        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+    if sweep.running:
+        states["running"] = sweep.running
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    rows = sorted(finished, key=lambda t: t.value, reverse=spec.mode == "max")[:10]
+    names = list(spec.params)
+    table = "".join(
+        "<tr>"
+        + f"<td>{html.escape(str(t.user_attrs.get('trial_id', t.number)))}</td>"
+        + f"<td>{t.value:.6g}</td>"
+        + "".join(f"<td>{html.escape(str(t.params.get(n, '')))}</td>" for n in names)
+        + "</tr>"
+        for t in rows
+    )
+    importances = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td></tr>"
+        for name, value in sorted(report.importances.items(), key=lambda kv: -kv[1])
+    )
+    figures = "".join(
+        f"<figure><img alt='{name}' src='data:image/png;base64,"
+        f"{base64.b64encode(path.read_bytes()).decode()}'><figcaption>{name}</figcaption>"
+        "</figure>"
+        for name, path in report.plots.items()
+    )
+    skipped = "".join(
+        f"<li>{html.escape(name)}: {html.escape(why)}</li>" for name, why in report.skipped.items()
+    )
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{html.escape(spec.name)}: sweep report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}
+img{{max-width:100%}}</style></head><body>
+<h1>{html.escape(spec.name)}</h1>
+<p>{html.escape(spec.metric)} ({spec.mode}), {len(study.trials) + sweep.running} trials:
+{html.escape(counts)}. Searcher {html.escape(spec.searcher_label)}, scheduler
+{html.escape(spec.scheduler.kind)}. MLflow sweep run {html.escape(sweep.parent.info.run_id)}.</p>
+<h2>Best trials</h2><table><tr><th>trial</th><th>{html.escape(spec.metric)}</th>{header}</tr>
+{table}</table>
+<h2>Parameter importances</h2><table>{importances}</table>
+<h2>Plots</h2>{figures}
+{f"<h2>Not drawn</h2><ul>{skipped}</ul>" if skipped else ""}
+</body></html>
+"""

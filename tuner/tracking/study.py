@@ -1,0 +1,158 @@
+"""A sweep read back from MLflow as an Optuna study, whatever searcher ran it: its trials'
+params, final and per-epoch values and states, so that Optuna's plots and importance
+evaluators work on any sweep, finished or running, made by any version of tuner."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+from tuner.search.distributions import optuna_space
+from tuner.spec import SweepSpec, parse_spec
+from tuner.tracking.best import SweepNotFound
+from tuner.tracking.runs import child_runs
+from tuner.tracking.tags import TAG_ROLE, TAG_STOPPED_EARLY, TAG_TRIAL_ID
+
+# Metric histories are one request per trial: a few at a time to a tracking server.
+HISTORY_REQUESTS_IN_FLIGHT = 8
+STATES = {
+    "FINISHED": optuna.trial.TrialState.COMPLETE,
+    "FAILED": optuna.trial.TrialState.FAIL,
+}
+
+
+@dataclass(frozen=True)
+class SweepStudy:
+    spec: SweepSpec
+    parent: Run
+    study: optuna.Study
+    running: int  # trials still running: not in the study yet
+
+
+def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
+    """The latest run of sweep `name` (finished or not) as an in-memory Optuna study."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
+    parents = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not parents:
+        raise SweepNotFound(f"experiment {name!r} in {tracking_uri} holds no tuner sweep")
+    parent = parents[0]
+    spec = _sweep_file(client, parent)
+    runs = child_runs(client, experiment.experiment_id, parent.info.run_id)
+    with ThreadPoolExecutor(HISTORY_REQUESTS_IN_FLIGHT) as pool:
+        histories = list(pool.map(lambda run: _history(client, run, spec.metric), runs))
+    direction = (
+        optuna.study.StudyDirection.MAXIMIZE
+        if spec.mode == "max"
+        else optuna.study.StudyDirection.MINIMIZE
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, direction=direction)
+    distributions = optuna_space(spec)
+    running = 0
+    for run, history in sorted(zip(runs, histories, strict=True), key=_started):
+        trial = _frozen_trial(run, history, spec, distributions)
+        if trial is None:
+            running += 1
+        else:
+            study.add_trial(trial)
+    return SweepStudy(spec, parent, study, running)
+
+
+def _sweep_file(client: MlflowClient, parent: Run) -> SweepSpec:
+    """The sweep file as the sweep ran it: its parent run keeps a copy."""
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")  # one file
+    with tempfile.TemporaryDirectory(prefix="tuner-report-") as folder:
+        try:
+            local = client.download_artifacts(parent.info.run_id, "spec", folder)
+        except Exception as exc:  # MLflow raises its own and OSError kinds
+            raise SweepNotFound(
+                f"sweep run {parent.info.run_id} has no sweep file (spec/): {exc}"
+            ) from None
+        files = sorted(Path(local).glob("*.y*ml"))
+        if not files:
+            raise SweepNotFound(f"sweep run {parent.info.run_id} has no sweep file (spec/)")
+        return parse_spec(yaml.safe_load(files[0].read_text()), files[0].name)
+
+
+def _history(client: MlflowClient, run: Run, metric: str) -> dict[int, float]:
+    return {point.step: point.value for point in client.get_metric_history(run.info.run_id, metric)}
+
+
+def _started(pair: tuple[Run, dict[int, float]]) -> int:
+    return int(pair[0].info.start_time or 0)
+
+
+def _frozen_trial(
+    run: Run,
+    history: dict[int, float],
+    spec: SweepSpec,
+    distributions: dict[str, optuna.distributions.BaseDistribution],
+) -> optuna.trial.FrozenTrial | None:
+    """One trial's run as Optuna would have recorded it; None while it runs."""
+    status = run.info.status
+    if status == "KILLED" and TAG_STOPPED_EARLY in run.data.tags:
+        state = optuna.trial.TrialState.PRUNED  # stopped by ASHA, as Optuna's pruners do
+    elif status == "KILLED":
+        state = optuna.trial.TrialState.FAIL  # cut off by an interrupt: no final value
+    elif status in STATES:
+        state = STATES[status]
+    else:
+        return None
+    params = {
+        name: _typed(run.data.params[name], distribution)
+        for name, distribution in distributions.items()
+        if name in run.data.params
+    }
+    value = run.data.metrics.get(spec.metric)
+    if state == optuna.trial.TrialState.COMPLETE and value is None:
+        state = optuna.trial.TrialState.FAIL  # finished without ever reporting the metric
+    trial = optuna.trial.create_trial(
+        state=state,
+        value=value if state == optuna.trial.TrialState.COMPLETE else None,
+        params=params,
+        distributions={name: distributions[name] for name in params},
+        intermediate_values={step: v for step, v in history.items() if v == v},  # not NaN
+        user_attrs={"trial_id": run.data.tags.get(TAG_TRIAL_ID, ""), "run_id": run.info.run_id},
+    )
+    return _with_times(trial, run)
+
+
+def _with_times(trial: optuna.trial.FrozenTrial, run: Run) -> optuna.trial.FrozenTrial:
+    """The run's own start and end, for plots against wall time."""
+    if run.info.start_time:
+        trial.datetime_start = datetime.fromtimestamp(run.info.start_time / 1000)
+    if run.info.end_time:
+        trial.datetime_complete = datetime.fromtimestamp(run.info.end_time / 1000)
+    return trial
+
+
+def _typed(logged: str, distribution: optuna.distributions.BaseDistribution) -> Any:
+    """A param as the trial had it: MLflow keeps strings (floats as their repr)."""
+    if isinstance(distribution, optuna.distributions.FloatDistribution):
+        return float(logged)
+    if isinstance(distribution, optuna.distributions.IntDistribution):
+        return int(float(logged))
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        for choice in distribution.choices:
+            if logged in (str(choice), repr(choice)):
+                return choice
+    raise ValueError(f"{logged!r} is not a value of {distribution}")
