@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import checkpoints, digits, overhead, rates, scale, search, stores, tracking
+from bench import checkpoints, digits, gpu, overhead, rates, scale, search, stores, tracking
 from bench.common import SHARED_RAY_ENV
 
 pytestmark = pytest.mark.bench
@@ -59,6 +59,17 @@ def test_stores_benchmark_runs_a_short_and_a_long_sweep_through_a_server(tmp_pat
     assert figures["wall_s"]["short"] > 0 and figures["wall_s"]["long"] > 0
     assert figures["driver_cpu_s_long"] > 0
     assert (tmp_path / "stores-smoke.md").read_text().startswith("| tracking store |")
+
+
+def test_gpu_benchmark_runs_its_cpu_parts_without_a_gpu(tmp_path: Path) -> None:
+    result = json.loads(gpu.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    (run,) = result["runs"]
+    if result["gpus"] == 0:
+        assert result["skipped"].startswith("no CUDA GPU here")
+        assert run["share"] == 0.0 and run["gpu_utilization_mean"] is None
+    assert 0 < run["start_to_first_result_s"] < run["wall_s"] + 60
+    assert run["last_trial_to_end_s"] >= 0
+    assert run["trials_per_hour"] > 0
 
 
 def test_rates_benchmark_writes_and_reads_back_every_point(tmp_path: Path) -> None:
