@@ -12,8 +12,15 @@ from torch import nn
 from tuner.trainer.augment import augment, cutout, mixup, random_flip, random_shift
 from tuner.trainer.data import load_splits
 from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs
-from tuner.trainer.loop import EarlyStopping, TrainingDiverged, score, to_tensors, train_epoch
-from tuner.trainer.losses import build_loss, focal_loss, l1_penalty
+from tuner.trainer.loop import (
+    EarlyStopping,
+    TrainingDiverged,
+    run_epochs,
+    score,
+    to_tensors,
+    train_epoch,
+)
+from tuner.trainer.losses import balanced_class_weights, build_loss, focal_loss, l1_penalty
 from tuner.trainer.models import ACTIVATIONS, build_model, initialize
 from tuner.trainer.optim import build_optimizer, build_schedule
 
@@ -299,3 +306,47 @@ def test_regression_metrics_are_in_the_datas_units() -> None:
     expected_rmse = math.sqrt(float((truth**2).mean()))
     assert mean_guess["val_rmse"] == pytest.approx(expected_rmse, rel=1e-5)
     assert mean_guess["val_r2"] < 0.05
+
+
+def test_cyclic_schedule_climbs_to_lr_and_back_every_cycle() -> None:
+    k = ClassifierKnobs(lr=0.1, epochs=8, lr_schedule="cyclic", cycle_epochs=2)
+    optimizer = build_optimizer([nn.Parameter(torch.zeros(1))], k)
+    schedule, per_batch = build_schedule(optimizer, k, steps_per_epoch=4)
+    assert per_batch
+    rates = []
+    for _ in range(k.epochs * 4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    # A cycle is 8 batches: 4 up from lr/10 to lr, 4 down; 4 cycles in 8 epochs.
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[4] == pytest.approx(0.1)
+    assert rates[8] == pytest.approx(0.01)
+    assert max(rates) == pytest.approx(0.1) and min(rates) == pytest.approx(0.01)
+    assert rates[:8] == pytest.approx(rates[8:16])
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same() -> None:
+    labels = torch.tensor([0] * 8 + [1] * 2)
+    weights = balanced_class_weights(labels, num_classes=3)
+    assert weights.tolist() == pytest.approx([10 / (3 * 8), 10 / (3 * 2), 0.0])
+    per_class = torch.bincount(labels, minlength=3).float() * weights
+    assert per_class[0] == pytest.approx(per_class[1].item())
+
+
+def test_balanced_weighting_makes_a_rare_class_mistake_cost_more() -> None:
+    labels = torch.tensor([0] * 9 + [1])
+    weights = balanced_class_weights(labels, num_classes=2)
+    wrong_on_rare = torch.tensor([[2.0, 0.0]] * 9 + [[2.0, 0.0]])  # says 0 for the 1
+    for loss in ("cross_entropy", "focal"):
+        knobs = ClassifierKnobs(loss=loss)
+        plain = build_loss(knobs)(wrong_on_rare, labels)
+        weighted = build_loss(knobs, weights)(wrong_on_rare, labels)
+        assert weighted > 2 * plain, loss
+
+
+def test_class_weight_balanced_trains_a_real_model() -> None:
+    config = {"dataset": "wine", "epochs": 5, "class_weight": "balanced", "lr": 0.01}
+    epochs = list(run_epochs(config, "classification", None))
+    assert len(epochs) == 5
+    assert epochs[-1].metrics["val_accuracy"] > 0.8

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"]
-Schedule = Literal["constant", "step", "cosine", "one_cycle"]
+Schedule = Literal["constant", "step", "cosine", "one_cycle", "cyclic"]
 Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
 Pooling = Literal["max", "avg", "none"]
@@ -55,6 +55,7 @@ class TrainerKnobs(BaseModel):
     warmup_epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # linear warm-up from lr/10
     step_size: Annotated[int, Field(ge=1, le=10_000)] = 10  # step: epochs between decays
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # step: decay factor
+    cycle_epochs: Annotated[float, Field(gt=0, le=1000)] = 4.0  # cyclic: epochs per cycle
 
     # model body
     model: Literal["mlp", "cnn"] = "mlp"
@@ -86,8 +87,8 @@ class TrainerKnobs(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainerKnobs:
-        if self.lr_schedule == "one_cycle" and self.warmup_epochs:
-            raise ValueError("one_cycle has its own warm-up: leave warmup_epochs at 0")
+        if self.lr_schedule in ("one_cycle", "cyclic") and self.warmup_epochs:
+            raise ValueError(f"{self.lr_schedule} has its own warm-up: leave warmup_epochs at 0")
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs")
         if self.data_path is not None and "dataset" in self.model_fields_set:
@@ -100,6 +101,9 @@ class ClassifierKnobs(TrainerKnobs):
     loss: Literal["cross_entropy", "focal"] = "cross_entropy"
     label_smoothing: Fraction = 0.0  # cross_entropy only
     focal_gamma: Annotated[float, Field(ge=0, le=10)] = 2.0
+    # balanced: each class weighs n / (k * n_class) in the training loss, as scikit-learn's
+    # class_weight="balanced"; validation and test scores stay unweighted
+    class_weight: Literal["none", "balanced"] = "none"
 
     @model_validator(mode="after")
     def _loss_coherent(self) -> ClassifierKnobs:

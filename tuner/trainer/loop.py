@@ -25,7 +25,7 @@ from tuner.trainer.checkpoint import TrainerState, load_state, save_state
 from tuner.trainer.checkpoint_policy import CheckpointPlan, without_plan
 from tuner.trainer.data import Arrays, Splits, Task, load_splits
 from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs, TrainerKnobs
-from tuner.trainer.losses import LossFn, build_loss, l1_penalty
+from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss, l1_penalty
 from tuner.trainer.models import build_model
 from tuner.trainer.optim import build_optimizer, build_schedule
 
@@ -202,7 +202,11 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
     optimizer = build_optimizer(model.parameters(), knobs)
     steps_per_epoch = math.ceil(len(train_data[1]) / knobs.batch_size)
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
-    loss_fn = build_loss(knobs)
+    loss_fn = build_loss(knobs)  # scores validation (and test) as they are
+    train_loss_fn = loss_fn
+    if isinstance(knobs, ClassifierKnobs) and knobs.class_weight == "balanced":
+        weights = balanced_class_weights(train_data[1], splits.num_classes).to(device)
+        train_loss_fn = build_loss(knobs, weights)
     stopper = EarlyStopping(knobs.patience, knobs.min_delta)
 
     first_epoch = 1
@@ -220,7 +224,7 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
         # Batch order and augmentation depend on (seed, epoch): a resumed trial replays.
         generator = torch.Generator().manual_seed(knobs.seed * 1_000_003 + epoch)
         train_loss = train_epoch(
-            model, optimizer, loss_fn, train_data, knobs, generator, device,
+            model, optimizer, train_loss_fn, train_data, knobs, generator, device,
             schedule if per_batch else None,
         )  # fmt: skip
         if not per_batch:

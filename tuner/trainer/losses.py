@@ -12,18 +12,34 @@ from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs, TrainerKnobs
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def focal_loss(logits: Tensor, labels: Tensor, gamma: float) -> Tensor:
-    """Mean of -(1 - p_t)^gamma * log(p_t): easy examples weigh less (Lin et al., 2017)."""
+def focal_loss(
+    logits: Tensor, labels: Tensor, gamma: float, weight: Tensor | None = None
+) -> Tensor:
+    """Mean of -(1 - p_t)^gamma * log(p_t): easy examples weigh less (Lin et al., 2017);
+    with class weights, their weighted mean, as cross-entropy takes it."""
     log_p = torch.log_softmax(logits.float(), dim=1).gather(1, labels[:, None]).squeeze(1)
-    return (-((1 - log_p.exp()) ** gamma) * log_p).mean()
+    losses = -((1 - log_p.exp()) ** gamma) * log_p
+    if weight is None:
+        return losses.mean()
+    weights = weight[labels]
+    return (losses * weights).sum() / weights.sum()
 
 
-def build_loss(knobs: TrainerKnobs) -> LossFn:
+def balanced_class_weights(labels: Tensor, num_classes: int) -> Tensor:
+    """n / (k * n_c) for each class c: every class weighs the same in the loss in all
+    (scikit-learn's class_weight="balanced"); a class absent from `labels` weighs 0."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    weights = len(labels) / (num_classes * counts.clamp(min=1))
+    return torch.where(counts > 0, weights, torch.zeros_like(weights))
+
+
+def build_loss(knobs: TrainerKnobs, class_weight: Tensor | None = None) -> LossFn:
+    """The loss; `class_weight` (per class, for training) where the knobs ask for it."""
     if isinstance(knobs, ClassifierKnobs):
         if knobs.loss == "focal":
             gamma = knobs.focal_gamma
-            return lambda logits, labels: focal_loss(logits, labels, gamma)
-        return nn.CrossEntropyLoss(label_smoothing=knobs.label_smoothing)
+            return lambda logits, labels: focal_loss(logits, labels, gamma, class_weight)
+        return nn.CrossEntropyLoss(weight=class_weight, label_smoothing=knobs.label_smoothing)
     assert isinstance(knobs, RegressorKnobs)
     regression: nn.Module = (
         nn.HuberLoss(delta=knobs.huber_delta) if knobs.loss == "huber" else nn.MSELoss()
