@@ -5,6 +5,8 @@ param that decides the metric."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -88,3 +90,36 @@ def test_report_of_a_sweep_that_does_not_exist_is_one_line(swept: Path) -> None:
     done = run_cli("report", "no-such-sweep", cwd=swept)
     assert done.returncode == 1
     assert done.stderr.strip() == "error: no sweep named 'no-such-sweep' in sqlite:///mlflow.db"
+
+
+# Debian's chromium, headless, as the tool library's probe runs it: without the
+# background-networking flags it reaches for Google's hosts at every start.
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--enable-logging=stderr", "--v=0", "--window-size=1100,3000",
+]  # fmt: skip
+
+
+def test_report_renders_in_a_real_browser_without_console_errors(
+    swept: Path, tmp_path: Path
+) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    done = run_cli("report", "report-sweep", "--out", "browsed", cwd=swept)
+    assert done.returncode == 0, done.stderr
+    shot = tmp_path / "page.png"
+    rendered = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         f"--screenshot={shot}", (swept / "browsed" / "report.html").resolve().as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    # Chromium logs every console message of the page as INFO:CONSOLE (errors included).
+    assert [line for line in rendered.stderr.splitlines() if ":CONSOLE" in line] == []
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(1 << 24) or []
+    assert len(colours) > 50, "a blank page has a handful of colours; plots have many"

@@ -173,7 +173,7 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
         "<tr>"
         + f"<td>{html.escape(str(t.user_attrs.get('trial_id', t.number)))}</td>"
         + f"<td>{t.value:.6g}</td>"
-        + "".join(f"<td>{html.escape(str(t.params.get(n, '')))}</td>" for n in names)
+        + "".join(f"<td>{html.escape(_shown(t.params.get(n, '')))}</td>" for n in names)
         + "</tr>"
         for t in rows
     )
@@ -208,3 +208,7 @@ img{{max-width:100%}}</style></head><body>
 {f"<h2>Not drawn</h2><ul>{skipped}</ul>" if skipped else ""}
 </body></html>
 """
+
+
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
