@@ -18,7 +18,7 @@ from rich.table import Table
 
 from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
-from tuner.tracking.results import restart_reason, result_step
+from tuner.tracking.results import as_number, restart_reason, result_step
 
 MAX_ROWS = 20
 # Ray's trial states in the words the summary and MLflow use.
@@ -50,8 +50,7 @@ class ProgressTable(Callback):  # type: ignore[misc]
         return STATUS_WORDS.get(trial.status, str(trial.status).lower())
 
     def _score(self, trial: Any) -> float | None:
-        value = (trial.last_result or {}).get(self._spec.metric)
-        return float(value) if isinstance(value, int | float) else None
+        return as_number((trial.last_result or {}).get(self._spec.metric))
 
     def render(self, trials: list[Any]) -> Table:
         metric, mode = self._spec.metric, self._spec.mode

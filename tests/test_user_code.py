@@ -1,0 +1,128 @@
+"""Training code as Ray's and Optuna's examples write it, run through the `tuner` command.
+
+Each trainable here is written the way those examples (and the users who adapt them)
+write theirs: numpy metrics, 0-based epochs, results without the metric. The tests
+assert what a user sees: the command's output and exit status, and the runs in MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from tests.conftest import run_cli
+from tuner.engine.user_code import plain_numbers
+from tuner.tracking.results import as_number, metric_points, result_step
+
+
+def write_sweep(tmp_path: Path, code: str, **spec: Any) -> Path:
+    """The user's module `user_train.py` and `sweep.yaml` beside it, as a user lays them out."""
+    (tmp_path / "user_train.py").write_text(textwrap.dedent(code))
+    full = {"name": "user-code", "trainable": "user_train:fit", **spec}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(full))
+    return path
+
+
+def trial_runs(tmp_path: Path, name: str = "user-code") -> tuple[MlflowClient, Run, list[Run]]:
+    """(client, the sweep's parent run, its trial runs) as a user reads them back."""
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
+    return client, parent, [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+
+
+# --- numbers as libraries return them ---------------------------------------------------
+
+
+def test_numpy_scalars_0d_arrays_and_0d_tensors_are_numbers() -> None:
+    assert as_number(np.float32(0.25)) == 0.25
+    assert as_number(np.int64(3)) == 3.0
+    assert as_number(np.array(2.5)) == 2.5
+    assert as_number(torch.tensor(0.5)) == 0.5
+    assert as_number(torch.tensor(1.5, requires_grad=True) * 2) == 3.0
+    assert math.isnan(as_number(np.float32("nan")) or 0.0)
+    for not_a_number in (True, np.bool_(True), "0.5", None, np.array([1.0]), torch.ones(2)):
+        assert as_number(not_a_number) is None, not_a_number
+    result = {"loss": np.float32(0.5), "acc": torch.tensor(0.75), "epoch": np.int64(4)}
+    assert metric_points(result) == {"loss": 0.5, "acc": 0.75}
+    assert result_step(result) == 4
+    # An epoch that is a label leaves the step to Tune's count of reports.
+    assert result_step({"epoch": "4/10", "training_iteration": 4}) == 4
+
+
+def test_a_report_reaches_ray_with_plain_numbers() -> None:
+    """What the worker hands Ray: Ray refuses torch tensors, the driver needs floats."""
+    plain = plain_numbers(
+        {"loss": torch.tensor(0.5), "val": {"acc": np.float32(0.25)}, "n": 3, "tag": "a"}
+    )
+    assert plain == {"loss": 0.5, "val": {"acc": 0.25}, "n": 3, "tag": "a"}
+    assert type(plain["loss"]) is float and type(plain["val"]["acc"]) is float
+    weights = torch.ones(2)  # not one number: left for Ray to judge
+    assert plain_numbers({"w": weights})["w"] is weights
+
+
+NUMPY_CODE = """
+    import numpy as np
+    import torch
+    from ray import tune
+
+
+    def fit(config):
+        # As sklearn and torch hand them back: numpy scalars, a 0-d array, a 0-d tensor.
+        rng = np.random.default_rng(0)
+        for epoch in range(1, config["epochs"] + 1):
+            errors = (config["x"] - 3.0) ** 2 / epoch + rng.normal(0, 0.01, 8) ** 2
+            tune.report({
+                "epoch": epoch,
+                "loss": np.mean(errors).astype(np.float32),
+                "rmse": np.sqrt(np.array(np.mean(errors))),
+                "torch_loss": torch.tensor(float(np.mean(errors))),
+                "batches": np.int64(8),
+            })
+"""
+
+
+@pytest.mark.e2e
+def test_numpy_and_torch_values_reach_mlflow_the_table_and_the_best_trial(
+    tmp_path: Path,
+) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        NUMPY_CODE,
+        metric="loss",
+        mode="min",
+        num_samples=4,
+        searcher={"kind": "optuna", "seed": 0},
+        scheduler={"kind": "asha", "max_t": 3, "grace_period": 1},
+        params={"x": {"type": "float", "low": -5.0, "high": 5.0}},
+        config={"epochs": 3},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "best trial" in out.stdout and "loss = " in out.stdout
+    client, parent, trials = trial_runs(tmp_path)
+    assert len(trials) == 4
+    for run in trials:
+        assert {"loss", "rmse", "torch_loss", "batches"} <= set(run.data.metrics)
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert history, "every trial has its points, whatever ASHA did"
+        assert [p.step for p in history] == list(range(1, len(history) + 1))
+        rmse = client.get_metric_history(run.info.run_id, "rmse")
+        assert [p.value for p in rmse] == pytest.approx([math.sqrt(p.value) for p in history])
+    best = min(trials, key=lambda r: r.data.metrics["loss"])
+    assert parent.data.tags["tuner.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_loss"] == pytest.approx(best.data.metrics["loss"])
+    # The per-trial lines (no terminal here) show the score instead of a blank.
+    assert "loss=" in out.stdout and "loss= " not in out.stdout
