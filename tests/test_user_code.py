@@ -126,3 +126,46 @@ def test_numpy_and_torch_values_reach_mlflow_the_table_and_the_best_trial(
     assert parent.data.metrics["best_loss"] == pytest.approx(best.data.metrics["loss"])
     # The per-trial lines (no terminal here) show the score instead of a blank.
     assert "loss=" in out.stdout and "loss= " not in out.stdout
+
+
+# --- steps as the examples count them ---------------------------------------------------
+
+ZERO_BASED_CODE = """
+    from ray import tune
+
+
+    def fit(config):
+        # Ray's and Optuna's examples count epochs from 0.
+        for epoch in range(config["epochs"]):
+            tune.report({"epoch": epoch, "loss": (config["x"] - 3.0) ** 2 / (epoch + 1)})
+"""
+
+
+@pytest.mark.e2e
+def test_a_0_based_epoch_loses_no_point(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        ZERO_BASED_CODE,
+        metric="loss",
+        mode="min",
+        num_samples=6,
+        searcher={"kind": "random", "seed": 0},
+        scheduler={"kind": "asha", "max_t": 4, "grace_period": 1, "reduction_factor": 2},
+        max_concurrent_trials=1,
+        params={"x": {"type": "float", "low": -5.0, "high": 5.0}},
+        config={"epochs": 4},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    client, _, trials = trial_runs(tmp_path)
+    assert len(trials) == 6
+    stopped_at_first_rung = 0
+    for run in trials:
+        steps = [p.step for p in client.get_metric_history(run.info.run_id, "loss")]
+        assert steps == list(range(len(steps))) and steps, "every epoch from 0, once"
+        if "tuner.stopped_early" in run.data.tags:
+            assert run.data.tags["tuner.stopped_at_epoch"] == str(steps[-1])
+            stopped_at_first_rung += steps == [0]
+        else:
+            assert steps == [0, 1, 2, 3]
+    assert stopped_at_first_rung >= 1, "a trial ASHA stopped at once keeps its one point"

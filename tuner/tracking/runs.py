@@ -32,7 +32,7 @@ class ExistingRun:
     """A trial's child run from before a resume, and how far it got."""
 
     run_id: str
-    last_step: int
+    last_step: int | None  # None: no point logged yet (a first step may well be 0)
     stale_tags: tuple[str, ...]  # end-of-run tags to drop if the trial runs again
     stopped_early: bool
     restarts: int
@@ -74,7 +74,7 @@ def existing_trial_runs(
         # Finished runs too: Ray restores a trial as its last experiment snapshot saw it,
         # and a trial that finished after that snapshot runs (and reports) again.
         history = client.get_metric_history(run.info.run_id, metric)
-        last_step = max((point.step for point in history), default=0)
+        last_step = max((point.step for point in history), default=None)
         existing[tags[TAG_TRIAL_ID]] = ExistingRun(
             run_id=run.info.run_id,
             last_step=last_step,
