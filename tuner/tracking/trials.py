@@ -131,12 +131,12 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         step = result_step(result)
-        iteration = as_number(result.get("training_iteration")) or 0.0
+        tune_iteration = as_number(result.get("training_iteration")) or 0.0
         last = self._last_logged.get(trial.trial_id)
         # A trial restarted from an older checkpoint re-reports epochs: log each once.
-        if last is not None and (step, iteration) <= last:
+        if last is not None and (step, tune_iteration) <= last:
             return
-        self._last_logged[trial.trial_id] = (step, iteration)
+        self._last_logged[trial.trial_id] = (step, tune_iteration)
         if isinstance(result.get("stop_reason"), str):
             self._stop_reasons[trial.trial_id] = result["stop_reason"]
         timestamp = int(result.get("timestamp", time.time()) * 1000)
