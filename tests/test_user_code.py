@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from tests.conftest import run_cli
-from tuner.engine.user_code import plain_numbers
+from tuner.engine.user_code import MetricNotReported, check_metric, plain_numbers
 from tuner.tracking.results import as_number, metric_points, result_step
 
 
@@ -128,6 +128,14 @@ def test_numpy_and_torch_values_reach_mlflow_the_table_and_the_best_trial(
     assert "loss=" in out.stdout and "loss= " not in out.stdout
 
 
+def test_a_result_is_checked_for_the_metric_as_ray_flattens_it() -> None:
+    check_metric({"val": {"loss": 1.0}, "epoch": 1}, "val/loss")
+    with pytest.raises(MetricNotReported, match=r"'loss' \(it reported: acc, val/loss\)$"):
+        check_metric({"val": {"loss": 1.0}, "acc": 0.5}, "loss")
+    with pytest.raises(MetricNotReported, match="it reported: nothing"):
+        check_metric({}, "loss")
+
+
 # --- steps as the examples count them ---------------------------------------------------
 
 ZERO_BASED_CODE = """
@@ -169,3 +177,81 @@ def test_a_0_based_epoch_loses_no_point(tmp_path: Path) -> None:
         else:
             assert steps == [0, 1, 2, 3]
     assert stopped_at_first_rung >= 1, "a trial ASHA stopped at once keeps its one point"
+
+
+# --- results without the metric ---------------------------------------------------------
+
+WRONG_KEY_CODE = """
+    from ray import tune
+
+
+    def fit(config):
+        for epoch in range(1, 3):
+            loss = (config["x"] - 3.0) ** 2 / epoch
+            if config["x"] > 0:
+                tune.report({"epoch": epoch, "val_loss": loss, "acc": 0.5})  # not `loss`
+            else:
+                tune.report({"epoch": epoch, "loss": loss})
+"""
+
+RETURNING_CODE = """
+    def fit(config):
+        # Optuna's objective style: the score is returned, never reported.
+        return (config["x"] - 3.0) ** 2
+"""
+
+
+@pytest.mark.e2e
+def test_a_trial_without_the_metric_fails_with_its_keys_and_the_sweep_goes_on(
+    tmp_path: Path,
+) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        WRONG_KEY_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [-1.0, 2.0, 4.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "3 trials: 1 finished, 0 stopped early by ASHA, 2 failed" in out.stdout
+    reason = "a result without the sweep's metric 'loss' (it reported: acc, epoch, val_loss)"
+    failed_lines = [line for line in out.stdout.splitlines() if " failed " in line]
+    assert len(failed_lines) == 2 and all(reason in line for line in failed_lines)
+    assert "Traceback" not in out.stdout + out.stderr
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED" and parent.data.tags["tuner.failed_trials"] == "2"
+    assert sorted(r.info.status for r in trials) == ["FAILED", "FAILED", "FINISHED"]
+    for run in trials:
+        if run.info.status == "FAILED":
+            assert reason in run.data.tags["tuner.error"]
+
+
+@pytest.mark.e2e
+def test_a_sweep_whose_trials_all_return_instead_of_reporting_stops_with_one_line(
+    tmp_path: Path,
+) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        RETURNING_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [1.0, 2.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    [error] = errors
+    returned = "4.0" if "returned 4.0" in error else "1.0"  # whichever trial failed first
+    assert error == (
+        "error: sweep 'user-code': no trial finished with a value of 'loss' (2 of 2 trials "
+        f"failed; first: MetricNotReported: the trainable returned {returned} instead of "
+        "reporting the sweep's metric: call ray.tune.report({'loss': value}) once per epoch)"
+    )
+    assert out.stdout.count("failed before its first result: MetricNotReported") == 2
+    assert "Traceback" not in out.stdout + out.stderr
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FAILED"
+    assert [r.info.status for r in trials] == ["FAILED", "FAILED"], "nothing left RUNNING"

@@ -180,9 +180,11 @@ def _run_tracked(
         failed = results.num_errors
         winner = best_result(spec, results)
         if winner is None:
+            first_error = next(iter(tracker.errors.values()), None)
             raise SweepFailed(
                 f"sweep {spec.name!r}: no trial finished with a value of {spec.metric!r} "
-                f"({failed} of {len(results)} trials failed)"
+                f"({failed} of {len(results)} trials failed"
+                + (f"; first: {first_error})" if first_error else ")")
             )
         best = best_trial(spec, winner, writer, storage)
         sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)

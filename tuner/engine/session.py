@@ -31,10 +31,23 @@ def quiet_worker_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class _NoIncompleteTrialsLine(logging.Filter):
+    """Ray's "Trials did not complete: [...]": the summary counts failed trials already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trials did not complete")
+
+
 def quiet_driver_output() -> None:
     """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
     # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A failed trial is one line of the progress table (its error file keeps the whole
+    # traceback); Ray would print ~40 lines of its own frames per failure.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    tune_logger = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _NoIncompleteTrialsLine) for f in tune_logger.filters):
+        tune_logger.addFilter(_NoIncompleteTrialsLine())
 
 
 def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:

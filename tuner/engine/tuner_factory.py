@@ -15,7 +15,7 @@ from ray.tune.search import Searcher
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
 from tuner.engine.trainables import resolve_trainable
-from tuner.engine.user_code import reporting_plain_numbers
+from tuner.engine.user_code import user_function
 from tuner.search.builders import build_scheduler, build_search_algorithm
 from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
@@ -46,8 +46,8 @@ _NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 def trainable_with_resources(spec: SweepSpec) -> Any:
     resources = {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu}
     trainable = resolve_trainable(spec.trainable)
-    if not isinstance(trainable, type):  # a function: numpy and torch numbers become floats
-        trainable = reporting_plain_numbers(trainable)
+    if not isinstance(trainable, type):  # a function: its results checked and made plain
+        trainable = user_function(trainable, spec.metric)
     return tune.with_resources(trainable, resources)
 
 

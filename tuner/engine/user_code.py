@@ -4,18 +4,23 @@ Training code reports what its libraries hand back: `np.mean(...)` is a numpy sc
 a loss without `.item()` a 0-d torch tensor. Ray refuses a torch tensor in a result (it
 may not unpickle on the driver: a CUDA tensor on a CPU head) and the driver would see a
 numpy value as something other than a number. The wrapper here turns every single-number
-value into a float in the worker, before Ray sees the result; nothing else changes.
+value into a float in the worker, before Ray sees the result.
+
+A result without the sweep's metric fails its trial here, with the keys it did report:
+Ray would instead raise in the driver and end the whole sweep with a long traceback.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from tuner.tracking.results import as_number
 
-Trainable = Callable[[dict[str, Any]], None]
+# What Ray calls: a function of the config; what it returns Ray reports too.
+UserFunction = Callable[[dict[str, Any]], Any]
 
 
 def plain_numbers(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +40,31 @@ def plain_numbers(metrics: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
+class MetricNotReported(ValueError):
+    """A trial's result lacks the sweep's metric: the trial fails with this one line."""
+
+
+def reported_keys(metrics: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every key of a result as Ray flattens it: `{"val": {"loss": 1}}` has "val/loss"."""
+    keys = []
+    for key, value in metrics.items():
+        if isinstance(value, dict) and value:
+            keys += reported_keys(value, f"{prefix}{key}/")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def check_metric(metrics: dict[str, Any], metric: str) -> None:
+    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has."""
+    keys = reported_keys(metrics)
+    if metric not in keys:
+        shown = ", ".join(sorted(keys)) or "nothing"
+        raise MetricNotReported(
+            f"a result without the sweep's metric {metric!r} (it reported: {shown})"
+        )
+
+
 def _session() -> Any:
     """The trial's Ray session in this worker, or None outside a trial.
 
@@ -48,25 +78,50 @@ def _session() -> Any:
     return get_session()
 
 
-def reporting_plain_numbers(fn: Trainable) -> Trainable:
-    """`fn` run with each `tune.report` it makes turned into plain numbers first."""
+def user_function(fn: UserFunction, metric: str) -> UserFunction:
+    """`fn` run with each `tune.report` it makes checked for `metric` and turned into
+    plain numbers first. What `fn` returns Ray reports too (a dict, or a number as
+    Ray's "_metric"): it is held to the same rule."""
+    if inspect.isgeneratorfunction(fn):
+        return fn  # Ray drives a generator itself; a plain wrapper would hide that it is one
 
     @functools.wraps(fn)
-    def trainable(config: dict[str, Any]) -> None:
+    def trainable(config: dict[str, Any]) -> Any:
         session = _session()
         if session is None:
-            fn(config)
-            return
+            return fn(config)
         report = session.report
+        reported = False
 
-        def plain_report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        def checked_report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+            nonlocal reported
+            check_metric(metrics, metric)
+            reported = True
             report(plain_numbers(metrics), checkpoint=checkpoint)
 
         # On this session object only: it lives as long as this trial.
-        session.report = plain_report
+        session.report = checked_report
         try:
-            fn(config)
+            output = fn(config)
         finally:
             session.report = report
+        return _checked_output(output, metric, reported=reported)
 
     return trainable
+
+
+def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
+    if isinstance(output, dict) and output:
+        check_metric(output, metric)
+        return plain_numbers(output)
+    if output is not None and not isinstance(output, bool) and as_number(output) is not None:
+        raise MetricNotReported(
+            f"the trainable returned {output!r} instead of reporting the sweep's metric: "
+            f"call ray.tune.report({{{metric!r}: value}}) once per epoch"
+        )
+    if not reported:
+        raise MetricNotReported(
+            f"the trainable reported no result: call ray.tune.report({{{metric!r}: value}}) "
+            "once per epoch"
+        )
+    return output

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
-from tuner.tracking.results import as_number, restart_reason, result_step
+from tuner.tracking.results import as_number, error_summary, restart_reason, result_step
 
 MAX_ROWS = 20
 # Ray's trial states in the words the summary and MLflow use.
@@ -137,8 +137,18 @@ class ProgressTable(Callback):  # type: ignore[misc]
         )
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self._live is None:
-            self._console.print(f"trial {trial.trial_id} FAILED", highlight=False)
+        # One line, above a live table too: Ray's traceback of it is off (it is mostly
+        # Ray's own frames); the whole one stays in the trial's error file.
+        result = trial.last_result or {}
+        reported = bool(result.get("training_iteration"))
+        where = f" at epoch {result_step(result)}" if reported else " before its first result"
+        self._console.print(
+            f"trial {trial.trial_id} failed{where}: {error_summary(trial)}"
+            # Where the experiment keeps it (Ray's staging copy is gone after the run).
+            + (f" (traceback: {trial.path}/error.txt)" if trial.error_file else ""),
+            highlight=False,
+            markup=False,
+        )
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         if self._live is not None:

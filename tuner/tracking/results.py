@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,4 +90,9 @@ def error_summary(trial: Any) -> str:
     except OSError:  # unreadable: the run's FAILED status still says what matters
         logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
     lines = [line for line in str(text).splitlines() if line.strip()]
-    return (lines[-1] if lines else "trial failed")[:5000]
+    # tuner's own errors about user code read as Python's do: "MetricNotReported: ...".
+    last = _TUNER_MODULE.sub("", lines[-1]) if lines else "trial failed"
+    return last[:5000]
+
+
+_TUNER_MODULE = re.compile(r"^tuner(?:\.\w+)+\.(?=\w+: )")

@@ -64,6 +64,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._last_logged: dict[str, tuple[int, float]] = {}
         self._existing: dict[str, ExistingRun] = {}
         self.restarts: dict[str, int] = {}  # trial id -> restarts from a checkpoint
+        self.errors: dict[str, str] = {}  # trial id -> its error's line, in order of failure
 
     def continue_runs(self, existing: dict[str, ExistingRun]) -> None:
         """After a resume: trials Ray Tune restores keep their runs and logged steps."""
@@ -170,7 +171,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tags = self._checkpoint_tag(trial)
-        tags[TAG_ERROR] = error_summary(trial)
+        tags[TAG_ERROR] = self.errors[trial.trial_id] = error_summary(trial)
         self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
 
     def end_open_runs(self, reason: str) -> None:
