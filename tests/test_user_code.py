@@ -17,11 +17,13 @@ import pytest
 import torch
 import yaml
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Run, RunStatus
 
 from tests.conftest import run_cli
 from tuner.engine.user_code import MetricNotReported, check_metric, plain_numbers
+from tuner.spec import parse_spec
 from tuner.tracking.results import as_number, metric_points, result_step
+from tuner.tracking.runs import SweepRun, artifact_root
 
 
 def write_sweep(tmp_path: Path, code: str, **spec: Any) -> Path:
@@ -255,3 +257,69 @@ def test_a_sweep_whose_trials_all_return_instead_of_reporting_stops_with_one_lin
     _, parent, trials = trial_runs(tmp_path)
     assert parent.info.status == "FAILED"
     assert [r.info.status for r in trials] == ["FAILED", "FAILED"], "nothing left RUNNING"
+
+
+# --- where artifacts go -----------------------------------------------------------------
+
+CHECKPOINTING_CODE = """
+    import tempfile
+    from pathlib import Path
+
+    from ray import tune
+
+
+    def fit(config):
+        for epoch in range(1, 3):
+            with tempfile.TemporaryDirectory() as d:
+                Path(d, "weights.txt").write_text(str(config["x"] * epoch))
+                tune.report({"epoch": epoch, "loss": abs(config["x"]) / epoch},
+                            checkpoint=tune.Checkpoint.from_directory(d))
+"""
+
+
+@pytest.mark.e2e
+def test_artifacts_go_beside_the_sqlite_store_not_into_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    work, store = tmp_path / "work", tmp_path / "store"
+    work.mkdir()
+    store.mkdir()
+    sweep = write_sweep(
+        work,
+        CHECKPOINTING_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [1.0, -0.5]}},
+    )
+    uri = f"sqlite:///{store / 'mlflow.db'}"  # an absolute path: sqlite:////...
+    out = run_cli("run", sweep.name, "--tracking-uri", uri, cwd=work)
+    assert out.returncode == 0, out.stderr
+    location = (store / "mlartifacts" / "user-code").as_uri()
+    assert f"  artifacts: {location}" in out.stdout.splitlines()
+    assert not (work / "mlruns").exists() and not (work / "mlartifacts").exists()
+    client = MlflowClient(uri)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("user-code").experiment_id],  # type: ignore[union-attr]
+        filter_string="tags.`tuner.role` = 'sweep'",
+    )[0]
+    best_run = parent.data.tags["tuner.best_run_id"]
+    kept = store / "mlartifacts" / "user-code" / best_run / "artifacts" / "checkpoint"
+    assert (kept / "weights.txt").read_text() == "-1.0"
+
+
+def test_an_existing_experiment_keeps_its_artifact_location(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert artifact_root(uri) == tmp_path / "mlartifacts"
+    assert artifact_root("http://127.0.0.1:5000") is None
+    client = MlflowClient(uri)
+    elsewhere = (tmp_path / "kept-here").as_uri()
+    client.create_experiment("old", artifact_location=elsewhere)
+    spec = {"trainable": "builtin:regressor", "metric": "val_loss", "mode": "min"}
+    params = {"params": {"lr": {"type": "float", "low": 0.001, "high": 0.1}}}
+    for name in ("old", "new"):
+        sweep = SweepRun.start(parse_spec({"name": name, **spec, **params}), None, uri)
+        sweep.finish(RunStatus.FINISHED)
+    assert client.get_experiment_by_name("old").artifact_location == elsewhere  # type: ignore[union-attr]
+    new = client.get_experiment_by_name("new")
+    assert new is not None and new.artifact_location == (tmp_path / "mlartifacts" / "new").as_uri()

@@ -205,6 +205,8 @@ def _summarize(result: SweepResult) -> None:
             f"/runs/{result.parent_run_id}"
         )
     out.print(f"  browse: {browse}", markup=False)
+    if result.artifact_location:
+        out.print(f"  artifacts: {result.artifact_location}", markup=False)
     out.print(f"checkpoint: {best.checkpoint}", markup=False)
     if result.test_metrics:
         scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())

@@ -214,6 +214,7 @@ def _run_tracked(
             best=best,
             test_metrics=test_metrics,
             phases=phases,
+            artifact_location=sweep.artifact_location,
         )
     except KeyboardInterrupt:
         _close_quietly(writer, sweep, RunStatus.KILLED)
