@@ -323,3 +323,102 @@ def test_an_existing_experiment_keeps_its_artifact_location(tmp_path: Path) -> N
     assert client.get_experiment_by_name("old").artifact_location == elsewhere  # type: ignore[union-attr]
     new = client.get_experiment_by_name("new")
     assert new is not None and new.artifact_location == (tmp_path / "mlartifacts" / "new").as_uri()
+
+
+# --- class Trainables -------------------------------------------------------------------
+
+CLASS_CODE = """
+    import json
+    import os
+
+    import numpy as np
+    from ray import tune
+
+
+    class MyTrainable(tune.Trainable):
+        # In the style of Ray's BOHB example: state in setup, one step per iteration.
+        def setup(self, config):
+            self.timestep = 0
+
+        def step(self):
+            self.timestep += 1
+            v = np.tanh(float(self.timestep) / self.config.get("width", 1))
+            v *= self.config.get("height", 1)
+            return {"episode_reward_mean": v, "worker_pid": os.getpid()}
+
+        def save_checkpoint(self, checkpoint_dir):
+            with open(os.path.join(checkpoint_dir, "state.json"), "w") as f:
+                json.dump({"timestep": self.timestep}, f)
+
+        def load_checkpoint(self, checkpoint_dir):
+            with open(os.path.join(checkpoint_dir, "state.json")) as f:
+                self.timestep = json.load(f)["timestep"]
+
+
+    class Resettable(MyTrainable):
+        def setup(self, config):
+            if config["height"] < 0:
+                raise ValueError("height must be positive")
+            self.timestep = 0
+
+        def reset_config(self, new_config):
+            self.timestep = 0
+            return True
+"""
+
+
+def class_sweep(tmp_path: Path, trainable: str, heights: list[float]) -> Path:
+    return write_sweep(
+        tmp_path,
+        CLASS_CODE,
+        trainable=f"user_train:{trainable}",
+        metric="episode_reward_mean",
+        mode="max",
+        searcher={"kind": "grid"},
+        scheduler={"kind": "asha", "max_t": 3, "grace_period": 3},
+        max_concurrent_trials=1,
+        params={"height": {"type": "grid", "values": heights}},
+        config={"width": 2},
+    )
+
+
+@pytest.mark.e2e
+def test_a_class_trainable_without_reset_config_gets_fresh_workers(tmp_path: Path) -> None:
+    sweep = class_sweep(tmp_path, "MyTrainable", [1.0, 2.0, 3.0])
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        "note: user_train:MyTrainable has no reset_config(): each trial starts a fresh "
+        "worker; implement reset_config(new_config) -> True to let trials reuse workers"
+    )
+    assert "3 trials: 3 finished, 0 stopped early by ASHA, 0 failed" in out.stdout
+    client, parent, trials = trial_runs(tmp_path)
+    assert sorted(r.info.status for r in trials) == ["FINISHED"] * 3
+    assert len({r.data.metrics["worker_pid"] for r in trials}) == 3, "a fresh worker per trial"
+    best = max(trials, key=lambda r: r.data.metrics["episode_reward_mean"])
+    assert best.data.params["height"] == "3.0"
+    assert parent.data.tags["tuner.best_run_id"] == best.info.run_id
+    for run in trials:
+        steps = [p.step for p in client.get_metric_history(run.info.run_id, "worker_pid")]
+        assert steps == [1, 2, 3]
+
+
+@pytest.mark.e2e
+def test_a_class_trainable_with_reset_config_reuses_workers_and_a_failed_start_has_its_run(
+    tmp_path: Path,
+) -> None:
+    sweep = class_sweep(tmp_path, "Resettable", [-1.0, 1.0, 2.0])
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "note:" not in out.stdout
+    assert "3 trials: 2 finished, 0 stopped early by ASHA, 1 failed" in out.stdout
+    _, _, trials = trial_runs(tmp_path)
+    by_height = {r.data.params["height"]: r for r in trials}
+    assert sorted(by_height) == ["-1.0", "1.0", "2.0"], "every trial has its run"
+    assert (
+        by_height["1.0"].data.metrics["worker_pid"] == by_height["2.0"].data.metrics["worker_pid"]
+    )
+    refused = by_height["-1.0"]
+    assert refused.info.status == "FAILED"
+    assert refused.data.tags["tuner.error"] == "ValueError: height must be positive"
+    assert "failed before its first result: ValueError: height must be positive" in out.stdout

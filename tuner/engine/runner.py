@@ -33,6 +33,7 @@ from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
     build_tuner,
+    fresh_actors_note,
     ray_file_loggers_off,
     restore_tuner,
 )
@@ -168,6 +169,8 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
+        if (note := fresh_actors_note(spec)) is not None:
+            options.console.print(note, markup=False, highlight=False)
         with restored_signal_handlers(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
         if interrupts.interrupted:

@@ -8,6 +8,7 @@ value into a float in the worker, before Ray sees the result.
 
 A result without the sweep's metric fails its trial here, with the keys it did report:
 Ray would instead raise in the driver and end the whole sweep with a long traceback.
+The same holds for a class `tune.Trainable`'s `step()` results.
 """
 
 from __future__ import annotations
@@ -125,3 +126,34 @@ def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
             "once per epoch"
         )
     return output
+
+
+def user_class(cls: type[Any], metric: str) -> type[Any]:
+    """A `tune.Trainable` subclass whose `step()` results are checked for `metric` and
+    made plain numbers, under the user's class name (Ray names trials after it)."""
+
+    class Checked(cls):  # type: ignore[misc,valid-type]
+        def step(self) -> Any:
+            result = super().step()
+            if not isinstance(result, dict):
+                raise MetricNotReported(
+                    f"step() returned {type(result).__name__}, not a dict with the "
+                    f"sweep's metric {metric!r}"
+                )
+            check_metric(result, metric)
+            return plain_numbers(result)
+
+    # Only the name: with the user's module and qualname, cloudpickle would send the
+    # user's class by reference and the workers would run it unchecked.
+    Checked.__name__ = cls.__name__
+    return Checked
+
+
+def reuses_actors(trainable: Any) -> bool:
+    """Whether a trial may take over a finished trial's worker: a function always; a
+    class only when it implements `reset_config` (else Ray fails the trial on reuse)."""
+    from ray import tune
+
+    if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
+        return trainable.reset_config is not tune.Trainable.reset_config
+    return True

@@ -93,6 +93,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
             self._open.add(trial.trial_id)
             self._backfill(trial)
             return
+        self._create_run(trial)
+
+    def _create_run(self, trial: Any) -> None:
         # Called again when a failed trial restarts: its run and params are already there.
         if trial.trial_id in self._started:
             return
@@ -170,6 +173,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._writer.submit(SetTags(trial.trial_id, tags))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # A trial that failed to start (its worker could not be made or reused) has a
+        # run too: it is a trial the user asked for, and this is where it ended.
+        self._create_run(trial)
         tags = self._checkpoint_tag(trial)
         tags[TAG_ERROR] = self.errors[trial.trial_id] = error_summary(trial)
         self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
