@@ -21,7 +21,8 @@ from mlflow.entities import Run, RunStatus
 
 from tests.conftest import run_cli
 from tuner.engine.user_code import MetricNotReported, check_metric, plain_numbers
-from tuner.spec import parse_spec
+from tuner.search.stops import ThresholdStopper, build_stoppers, reached
+from tuner.spec import SpecError, parse_spec
 from tuner.tracking.results import as_number, metric_points, result_step
 from tuner.tracking.runs import SweepRun, artifact_root
 
@@ -422,3 +423,75 @@ def test_a_class_trainable_with_reset_config_reuses_workers_and_a_failed_start_h
     assert refused.info.status == "FAILED"
     assert refused.data.tags["tuner.error"] == "ValueError: height must be positive"
     assert "failed before its first result: ValueError: height must be positive" in out.stdout
+
+
+# --- when a trial ends ------------------------------------------------------------------
+
+BASE_SPEC = {"name": "s", "trainable": "mod:fit", "metric": "loss", "mode": "min"}
+X_PARAM = {"params": {"x": {"type": "float", "low": 0.0, "high": 1.0}}}
+
+
+def test_a_threshold_is_reached_in_the_direction_of_mode() -> None:
+    assert reached(0.1, 0.2, decreasing=True) and not reached(0.3, 0.2, decreasing=True)
+    assert reached(0.99, 0.9, decreasing=False) and not reached(0.5, 0.9, decreasing=False)
+    assert not reached(float("nan"), 0.2, decreasing=True) and not reached("x", 1, decreasing=False)
+    spec = parse_spec({**BASE_SPEC, **X_PARAM, "stop": {"training_iteration": 3, "loss": 0.2}})
+    [stopper] = build_stoppers(spec)
+    assert isinstance(stopper, ThresholdStopper)
+    assert stopper("t", {"loss": np.float32(0.1), "training_iteration": 1})
+    assert stopper("t", {"loss": 0.5, "training_iteration": 3})
+    assert not stopper("t", {"loss": 0.5, "training_iteration": 2})
+    other = build_stoppers(parse_spec({**BASE_SPEC, **X_PARAM, "stop": {"epoch": 4}}))[0]
+    assert other("t", {"epoch": 4}) and not other("t", {"epoch": 3})  # Ray's rule: >=
+
+
+def test_stop_rules_are_checked_and_an_open_ended_fifo_sweep_is_warned_about() -> None:
+    with pytest.raises(SpecError, match=r"stop.training_iteration: must be a whole number >= 1"):
+        parse_spec({**BASE_SPEC, **X_PARAM, "stop": {"training_iteration": 0.5}})
+    assert parse_spec({**BASE_SPEC, **X_PARAM}).warnings() == [
+        "scheduler fifo and no `stop`: each trial runs until the trainable returns; "
+        "if it loops, add stop: {training_iteration: N} or {METRIC: threshold}"
+    ]
+    assert parse_spec({**BASE_SPEC, **X_PARAM, "stop": {"loss": 0.1}}).warnings() == []
+    asha = {"scheduler": {"kind": "asha", "max_t": 4}}
+    assert parse_spec({**BASE_SPEC, **X_PARAM, **asha}).warnings() == []
+    builtin = {**BASE_SPEC, "trainable": "builtin:regressor", "metric": "val_loss"}
+    assert parse_spec({**builtin, "params": {"lr": X_PARAM["params"]["x"]}}).warnings() == []
+
+
+FOREVER_CODE = """
+    from ray import tune
+
+
+    def fit(config):
+        # Ray's examples: train until the Tuner's stop rule says otherwise.
+        step = 0
+        while True:
+            step += 1
+            tune.report({"loss": config["x"] / step})
+"""
+
+
+@pytest.mark.e2e
+def test_stop_ends_trials_that_loop_forever(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        FOREVER_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [0.5, 0.9, 5.0]}},
+        stop={"training_iteration": 6, "loss": 0.2},
+    )
+    validated = run_cli("validate", sweep.name, cwd=tmp_path)
+    assert validated.returncode == 0 and "warning" not in validated.stderr
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "3 trials: 3 finished" in out.stdout
+    client, _, trials = trial_runs(tmp_path)
+    lengths = {
+        r.data.params["x"]: len(client.get_metric_history(r.info.run_id, "loss")) for r in trials
+    }
+    # 0.5/3 <= 0.2 at the 3rd report; 0.9/5 at the 5th; 5.0 never: 6 reports.
+    assert lengths == {"0.5": 3, "0.9": 5, "5.0": 6}
+    assert all(r.info.status == "FINISHED" for r in trials)

@@ -101,6 +101,9 @@ class SweepSpec(Strict):
     max_concurrent_trials: Annotated[int, Field(gt=0)] | None = None
     resources_per_trial: Resources = Resources()
     checkpoint: CheckpointPolicy = CheckpointPolicy()
+    # When a trial ends: {training_iteration: N}, {<metric>: threshold} (reached in
+    # `mode`'s direction) or {<other reported key>: value} (reached when >=, Ray's rule).
+    stop: dict[str, float] = Field(default_factory=dict)
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -121,7 +124,28 @@ class SweepSpec(Strict):
                 )
             if key in self.config:
                 raise KeyedProblem(f"config.{key}", "is also a searched param; keep one")
+        iterations = self.stop.get("training_iteration")
+        if iterations is not None and (iterations < 1 or not float(iterations).is_integer()):
+            raise KeyedProblem(
+                "stop.training_iteration", f"must be a whole number >= 1 (got {iterations:g})"
+            )
         return self
+
+    def warnings(self) -> list[str]:
+        """What may be wrong with a valid sweep: one line each, printed, never fatal."""
+        found = []
+        if (
+            isinstance(self.scheduler, FifoScheduler)
+            and not self.stop
+            and not self.trainable.startswith("builtin:")
+        ):
+            # Ray's examples train in `while True` loops and end trials with a stop rule:
+            # without one such a sweep never ends, and nothing says why.
+            found.append(
+                "scheduler fifo and no `stop`: each trial runs until the trainable returns; "
+                "if it loops, add stop: {training_iteration: N} or {METRIC: threshold}"
+            )
+        return found
 
     @property
     def searcher_label(self) -> str:
