@@ -21,7 +21,7 @@ from mlflow.entities import Run, RunStatus
 
 from tests.conftest import run_cli
 from tuner.engine.user_code import MetricNotReported, check_metric, plain_numbers
-from tuner.search.stops import ThresholdStopper, build_stoppers, reached
+from tuner.search.stops import FailFast, ThresholdStopper, build_stoppers, reached, same_failures
 from tuner.spec import SpecError, parse_spec
 from tuner.tracking.results import as_number, metric_points, result_step
 from tuner.tracking.runs import SweepRun, artifact_root
@@ -220,8 +220,9 @@ def test_a_trial_without_the_metric_fails_with_its_keys_and_the_sweep_goes_on(
     assert out.returncode == 0, out.stderr
     assert "3 trials: 1 finished, 0 stopped early by ASHA, 2 failed" in out.stdout
     reason = "a result without the sweep's metric 'loss' (it reported: acc, epoch, val_loss)"
-    failed_lines = [line for line in out.stdout.splitlines() if " failed " in line]
-    assert len(failed_lines) == 2 and all(reason in line for line in failed_lines)
+    failed_lines = [line for line in out.stdout.splitlines() if " failed before its first" in line]
+    assert len(failed_lines) == 2
+    assert sum(reason in line for line in failed_lines) == 1, "the reason once, then a reference"
     assert "Traceback" not in out.stdout + out.stderr
     _, parent, trials = trial_runs(tmp_path)
     assert parent.info.status == "FINISHED" and parent.data.tags["tuner.failed_trials"] == "2"
@@ -246,14 +247,14 @@ def test_a_sweep_whose_trials_all_return_instead_of_reporting_stops_with_one_lin
     out = run_cli("run", sweep.name, cwd=tmp_path)
     assert out.returncode == 1
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    [error] = errors
-    returned = "4.0" if "returned 4.0" in error else "1.0"  # whichever trial failed first
-    assert error == (
+    assert errors == [
         "error: sweep 'user-code': no trial finished with a value of 'loss' (2 of 2 trials "
-        f"failed; first: MetricNotReported: the trainable returned {returned} instead of "
+        "failed; first: MetricNotReported: the trainable returned a float instead of "
         "reporting the sweep's metric: call ray.tune.report({'loss': value}) once per epoch)"
-    )
-    assert out.stdout.count("failed before its first result: MetricNotReported") == 2
+    ]
+    failures = [line for line in out.stdout.splitlines() if " failed before its first" in line]
+    assert len(failures) == 2
+    assert sum("the same error as trial" in line for line in failures) == 1, "said once"
     assert "Traceback" not in out.stdout + out.stderr
     _, parent, trials = trial_runs(tmp_path)
     assert parent.info.status == "FAILED"
@@ -495,3 +496,66 @@ def test_stop_ends_trials_that_loop_forever(tmp_path: Path) -> None:
     # 0.5/3 <= 0.2 at the 3rd report; 0.9/5 at the 5th; 5.0 never: 6 reports.
     assert lengths == {"0.5": 3, "0.9": 5, "5.0": 6}
     assert all(r.info.status == "FINISHED" for r in trials)
+
+
+# --- failing fast -----------------------------------------------------------------------
+
+RAY_TRAIN_CODE = """
+    import ray.train
+
+
+    def fit(config):
+        # Older Ray examples: ray.train.report inside a Tune trainable.
+        for epoch in range(1, 3):
+            ray.train.report({"epoch": epoch, "loss": config["x"] / epoch})
+"""
+
+
+def test_the_first_trials_failing_alike_trip_fail_fast() -> None:
+    fail_fast = FailFast("test-key", 2)
+    fail_fast.record("a", "E: bug")
+    assert not fail_fast.stop_all()
+    fail_fast.record("a", "E: bug")  # the same trial again: counted once
+    assert not fail_fast.stop_all()
+    fail_fast.record("b", "E: bug")
+    assert fail_fast.stop_all() and fail_fast.tripped == "E: bug"
+    assert same_failures(["E: x=1", "E: x=2"], 2) is None, "errors naming values differ"
+    assert same_failures([None, "E", "E"], 2) is None, "a trial that ended well came first"
+    assert same_failures(["E", "E"], 3) is None
+    assert FailFast("never", None).tripped is None
+    spec = {**BASE_SPEC, **X_PARAM}
+    with pytest.raises(SpecError, match="fail_fast_after"):
+        parse_spec({**spec, "fail_fast_after": 0})
+    assert (
+        parse_spec(spec).fail_fast_after == 3
+        and parse_spec({**spec, "fail_fast_after": None}).fail_fast_after is None
+    )
+
+
+@pytest.mark.e2e
+def test_ray_train_calls_fail_fast_with_one_clear_line(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        RAY_TRAIN_CODE,
+        metric="loss",
+        mode="min",
+        num_samples=8,
+        max_concurrent_trials=1,
+        fail_fast_after=2,
+        params={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        stop={"training_iteration": 2},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=300)
+    assert out.returncode == 1
+    hint = "use ray.tune.report / ray.tune.get_checkpoint / ray.tune.Checkpoint, not ray.train.*"
+    [first, *rest] = [line for line in out.stdout.splitlines() if " failed " in line]
+    assert "`ray.train.report`" in first and hint in first
+    assert all("the same error as trial" in line for line in rest)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith("error: sweep 'user-code' stopped: its first 2 trials all failed")
+    assert hint in errors[0] and "Traceback" not in out.stdout + out.stderr
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FAILED"
+    assert 2 <= len(trials) < 8, "no more trials launched after the first 2 failed alike"
+    assert "RUNNING" not in {r.info.status for r in trials}

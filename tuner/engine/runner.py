@@ -17,6 +17,7 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
+from tuner.engine.fail_fast import FailFastWatch
 from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
     SweepFailed,
@@ -38,10 +39,12 @@ from tuner.engine.tuner_factory import (
     restore_tuner,
 )
 from tuner.search.early_stops import EarlyStops
+from tuner.search.stops import FailFast
 from tuner.spec import SweepSpec
 from tuner.tracking.access import check_tracking_reachable
 from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.progress import ProgressTable
+from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
@@ -154,7 +157,8 @@ def _run_tracked(
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)
-    callbacks = [tracker, progress, interrupts, TrialMoments(phases)]
+    fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)
+    callbacks = [tracker, progress, interrupts, TrialMoments(phases), FailFastWatch(fail_fast)]
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
         if os.environ.get(SUBMISSION_ID_ENV):
@@ -181,6 +185,12 @@ def _run_tracked(
         with phases.phase("checkpoints pruned"):
             prune_checkpoints(results, storage)
         failed = results.num_errors
+        if (error := fail_fast.tripped) is not None:
+            hint = error_hint(error)
+            raise SweepFailed(
+                f"sweep {spec.name!r} stopped: its first {spec.fail_fast_after} trials all "
+                f"failed with {error}" + (f" -- {hint}" if hint else "")
+            )
         winner = best_result(spec, results)
         if winner is None:
             first_error = next(iter(tracker.errors.values()), None)

@@ -18,7 +18,7 @@ from tuner.engine.trainables import resolve_trainable
 from tuner.engine.user_code import reuses_actors, user_class, user_function
 from tuner.search.builders import build_scheduler, build_search_algorithm
 from tuner.search.early_stops import EarlyStops
-from tuner.search.stops import build_stoppers, combined
+from tuner.search.stops import FailFast, build_stoppers, combined
 from tuner.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,9 @@ def build_tuner(
             storage_path=experiment.parent,
             storage_filesystem=experiment.storage.filesystem,
             callbacks=[*callbacks, JsonLoggerCallback()],
-            stop=combined(build_stoppers(spec)),
+            stop=combined(
+                [*build_stoppers(spec), FailFast.shared(experiment.uri, spec.fail_fast_after)]
+            ),
             verbose=0,
             # Every checkpoint stays while the sweep runs: with num_to_keep, Ray deletes
             # old ones before the experiment snapshot that stops naming them reaches

@@ -117,7 +117,8 @@ def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
         return plain_numbers(output)
     if output is not None and not isinstance(output, bool) and as_number(output) is not None:
         raise MetricNotReported(
-            f"the trainable returned {output!r} instead of reporting the sweep's metric: "
+            f"the trainable returned a {type(output).__name__} instead of reporting the "
+            "sweep's metric: "
             f"call ray.tune.report({{{metric!r}: value}}) once per epoch"
         )
     if not reported:

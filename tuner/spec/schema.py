@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S
+from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.strict import Strict
@@ -104,6 +104,9 @@ class SweepSpec(Strict):
     # When a trial ends: {training_iteration: N}, {<metric>: threshold} (reached in
     # `mode`'s direction) or {<other reported key>: value} (reached when >=, Ray's rule).
     stop: dict[str, float] = Field(default_factory=dict)
+    # The sweep stops when its first N trials to end all failed with the same error: a
+    # bug in the trainable (a `ray.train` call, a wrong key) fails every trial alike.
+    fail_fast_after: Annotated[int, Field(gt=0)] | None = FAIL_FAST_AFTER
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
 

@@ -96,3 +96,14 @@ def error_summary(trial: Any) -> str:
 
 
 _TUNER_MODULE = re.compile(r"^tuner(?:\.\w+)+\.(?=\w+: )")
+
+
+def error_hint(error: str) -> str | None:
+    """What to do about an error that comes from how the trainable uses Ray, if known."""
+    if "ray.train." in error:
+        # Ray's own message says "deprecated": the call fails every time inside Tune.
+        return (
+            "inside a tuner trainable use ray.tune.report / ray.tune.get_checkpoint / "
+            "ray.tune.Checkpoint, not ray.train.*"
+        )
+    return None
