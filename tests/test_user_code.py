@@ -70,8 +70,8 @@ def test_a_report_reaches_ray_with_plain_numbers() -> None:
     plain = plain_numbers(
         {"loss": torch.tensor(0.5), "val": {"acc": np.float32(0.25)}, "n": 3, "tag": "a"}
     )
-    assert plain == {"loss": 0.5, "val": {"acc": 0.25}, "n": 3, "tag": "a"}
-    assert type(plain["loss"]) is float and type(plain["val"]["acc"]) is float
+    assert plain == {"loss": 0.5, "val/acc": 0.25, "n": 3, "tag": "a"}  # flat, as Ray's keys
+    assert type(plain["loss"]) is float and type(plain["val/acc"]) is float
     weights = torch.ones(2)  # not one number: left for Ray to judge
     assert plain_numbers({"w": weights})["w"] is weights
 
@@ -93,6 +93,7 @@ NUMPY_CODE = """
                 "rmse": np.sqrt(np.array(np.mean(errors))),
                 "torch_loss": torch.tensor(float(np.mean(errors))),
                 "batches": np.int64(8),
+                "val": {"max_error": np.max(errors)},
             })
 """
 
@@ -118,7 +119,7 @@ def test_numpy_and_torch_values_reach_mlflow_the_table_and_the_best_trial(
     client, parent, trials = trial_runs(tmp_path)
     assert len(trials) == 4
     for run in trials:
-        assert {"loss", "rmse", "torch_loss", "batches"} <= set(run.data.metrics)
+        assert {"loss", "rmse", "torch_loss", "batches", "val/max_error"} <= set(run.data.metrics)
         history = client.get_metric_history(run.info.run_id, "loss")
         assert history, "every trial has its points, whatever ASHA did"
         assert [p.step for p in history] == list(range(1, len(history) + 1))

@@ -24,20 +24,22 @@ from tuner.tracking.results import as_number
 UserFunction = Callable[[dict[str, Any]], Any]
 
 
-def plain_numbers(metrics: dict[str, Any]) -> dict[str, Any]:
-    """`metrics` with numpy scalars, 0-d arrays and 0-d tensors as floats, nested too.
+def plain_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`metrics` with numpy scalars, 0-d arrays and 0-d tensors as floats, and nested
+    dicts flattened as Ray flattens them for its scheduler (`val/loss`), so that the
+    tracking, the best trial and the searcher all see the same keys.
 
     Python's own numbers and everything that is not one number are left as they are.
     """
     plain: dict[str, Any] = {}
     for key, value in metrics.items():
-        if isinstance(value, dict):
-            plain[key] = plain_numbers(value)
+        if isinstance(value, dict) and value:
+            plain.update(plain_numbers(value, f"{prefix}{key}/"))
         elif isinstance(value, bool | int | float):
-            plain[key] = value
+            plain[f"{prefix}{key}"] = value
         else:
             number = as_number(value)
-            plain[key] = value if number is None else number
+            plain[f"{prefix}{key}"] = value if number is None else number
     return plain
 
 
