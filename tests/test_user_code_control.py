@@ -246,3 +246,43 @@ def test_ray_train_calls_fail_fast_with_one_clear_line(tmp_path: Path) -> None:
     assert parent.info.status == "FAILED"
     assert 2 <= len(trials) < 8, "no more trials launched after the first 2 failed alike"
     assert "RUNNING" not in {r.info.status for r in trials}
+
+
+SOME_FAIL_AT_ONCE_CODE = """
+    import time
+
+    from ray import tune
+
+
+    def fit(config):
+        if config["x"] < 0.5:
+            raise RuntimeError("bad setup")
+        for epoch in range(1, 6):
+            time.sleep(2)
+            tune.report({"epoch": epoch, "loss": config["x"] / epoch})
+"""
+
+
+@pytest.mark.e2e
+def test_a_trial_running_when_fail_fast_stops_the_sweep_ends_killed(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        SOME_FAIL_AT_ONCE_CODE,
+        metric="loss",
+        mode="min",
+        fail_fast_after=2,
+        max_concurrent_trials=2,
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [0.9, 0.1, 0.2, 0.3]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=300)
+    assert out.returncode == 1
+    stopped = "error: sweep 'user-code' stopped: its first 2 trials all failed with"
+    assert f"{stopped} RuntimeError: bad setup" in out.stderr
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FAILED"
+    by_x = {r.data.params["x"]: r for r in trials}
+    assert by_x["0.1"].info.status == by_x["0.2"].info.status == "FAILED"
+    assert by_x["0.9"].info.status == "KILLED", "cut off by fail fast, not left RUNNING"
+    assert by_x["0.9"].data.tags["tuner.killed"] == "fail fast"
+    assert "0.3" not in by_x, "never launched"

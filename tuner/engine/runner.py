@@ -180,6 +180,8 @@ def _run_tracked(
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
             raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
+        # Trials still running when the sweep was stopped (fail fast) ended with it.
+        tracker.end_open_runs("fail fast" if fail_fast.tripped else "the sweep ended")
         with phases.phase("tracking flush"):
             writer.flush()
         with phases.phase("checkpoints pruned"):
