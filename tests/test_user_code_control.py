@@ -44,6 +44,11 @@ CLASS_CODE = """
                 self.timestep = json.load(f)["timestep"]
 
 
+    class WrongKey(MyTrainable):
+        def step(self):
+            return {"reward": 1.0}  # not the sweep's metric
+
+
     class Resettable(MyTrainable):
         def setup(self, config):
             if config["height"] < 0:
@@ -111,6 +116,18 @@ def test_a_class_trainable_with_reset_config_reuses_workers_and_a_failed_start_h
     assert refused.info.status == "FAILED"
     assert refused.data.tags["tuner.error"] == "ValueError: height must be positive"
     assert "failed before its first result: ValueError: height must be positive" in out.stdout
+
+
+@pytest.mark.e2e
+def test_a_class_trainable_without_the_metric_fails_with_its_keys(tmp_path: Path) -> None:
+    sweep = class_sweep(tmp_path, "WrongKey", [1.0])
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=300)
+    assert out.returncode == 1
+    reason = "a result without the sweep's metric 'episode_reward_mean' (it reported: reward)"
+    assert reason in out.stdout and reason in out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    _, _, [trial] = trial_runs(tmp_path)
+    assert trial.info.status == "FAILED" and reason in trial.data.tags["tuner.error"]
 
 
 # --- when a trial ends ------------------------------------------------------------------
