@@ -5,6 +5,7 @@ fast when every trial fails alike. The same style as tests/test_user_code.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
 from tuner.search.stops import FailFast, ThresholdStopper, build_stoppers, reached, same_failures
 from tuner.spec import SpecError, parse_spec
+from tuner.tracking.results import error_hint, error_summary
 
 # --- class Trainables -------------------------------------------------------------------
 
@@ -234,6 +236,19 @@ def test_the_first_trials_failing_alike_trip_fail_fast() -> None:
         parse_spec(spec).fail_fast_after == 3
         and parse_spec({**spec, "fail_fast_after": None}).fail_fast_after is None
     )
+
+
+def test_an_error_reads_as_python_prints_it_and_ray_train_gets_its_hint(tmp_path: Path) -> None:
+    error_file = tmp_path / "error.txt"
+    error_file.write_text(
+        "Traceback (most recent call last):\n  ...\n"
+        "tuner.engine.user_code.MetricNotReported: a result without the sweep's metric\n"
+    )
+    trial = SimpleNamespace(trial_id="t", error_file=str(error_file))
+    assert error_summary(trial) == "MetricNotReported: a result without the sweep's metric"
+    ray_train = "DeprecationWarning: `ray.train.report` is deprecated when running in Tune"
+    assert "use ray.tune.report / ray.tune.get_checkpoint" in (error_hint(ray_train) or "")
+    assert error_hint("ValueError: diverged") is None
 
 
 @pytest.mark.e2e
