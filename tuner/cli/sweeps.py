@@ -211,7 +211,8 @@ def _summarize(result: SweepResult) -> None:
     out.print(f"  browse: {browse}", markup=False)
     if result.artifact_location:
         out.print(f"  artifacts: {result.artifact_location}", markup=False)
-    out.print(f"checkpoint: {best.checkpoint}", markup=False)
+    # A trainable need not checkpoint; "None" read like something went missing.
+    out.print(f"checkpoint: {best.checkpoint or 'none (the trainable saved none)'}", markup=False)
     if result.test_metrics:
         scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
         out.print(f"best model on the test split (never seen by the search): {scores}")
