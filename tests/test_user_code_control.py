@@ -313,6 +313,8 @@ def test_a_trial_running_when_fail_fast_stops_the_sweep_ends_killed(tmp_path: Pa
     assert f"{stopped} RuntimeError: bad setup" in out.stderr
     # Neither the never-launched trial's missing results nor the cut-off one's error
     # become Ray tracebacks or warnings: the lines above say it all.
+    # A fifo sweep of a trainable of one's own with no `stop`: said once, at the start.
+    assert out.stdout.splitlines()[0].startswith("warning: scheduler fifo and no `stop`")
     noise = ("Traceback", "Unhandled error", "Failed to fetch metrics")
     assert not [n for n in noise if n in out.stdout + out.stderr]
     _, parent, trials = trial_runs(tmp_path)

@@ -78,8 +78,6 @@ def run(
     with phases.phase("sweep file checked"):
         spec = with_num_samples(load(spec_path), num_samples)
         check_storage(storage)
-    for warning in spec.warnings():
-        stderr.print(f"warning: {spec_path}: {warning}", markup=False)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
     with phases.phase("imports (ray, mlflow)"):
         from tuner.engine.runner import RunOptions, run_sweep

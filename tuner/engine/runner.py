@@ -173,8 +173,12 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
-        if (note := fresh_actors_note(spec)) is not None:
-            options.console.print(note, markup=False, highlight=False)
+        # Said once the sweep starts: a sweep refused before that (bad login, no
+        # cluster) stays one line.
+        notes = [f"warning: {warning}" for warning in spec.warnings()]
+        notes += [note] if (note := fresh_actors_note(spec)) is not None else []
+        for line in notes:
+            options.console.print(line, markup=False, highlight=False)
         with restored_signal_handlers(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
         if interrupts.interrupted:

@@ -51,6 +51,14 @@ class _NoMissingResultsLine(logging.Filter):
         return not listed or not all("FileNotFoundError" in line for line in listed)
 
 
+class _NoAuthEnabledLine(logging.Filter):
+    """Ray's note on each embedded start that token auth is on, with how to turn it off:
+    auth stays on and the note is no news. Its warning that auth is *off* still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
 def quiet_driver_output() -> None:
     """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
     # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
@@ -65,6 +73,7 @@ def quiet_driver_output() -> None:
     for name, line_filter in (
         ("ray.tune.tune", _NoIncompleteTrialsLine),
         ("ray.tune.analysis.experiment_analysis", _NoMissingResultsLine),
+        ("ray._private.authentication.authentication_token_setup", _NoAuthEnabledLine),
     ):
         ray_logger = logging.getLogger(name)
         if not any(isinstance(f, line_filter) for f in ray_logger.filters):
