@@ -174,9 +174,11 @@ def test_a_sweep_whose_trials_all_fail_exits_1_with_one_line(tmp_path: Path) -> 
     out = run_cli("run", str(failing_sweep(tmp_path, [1.0, 2.0])), cwd=tmp_path)
     assert out.returncode == 1
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        "error: sweep 'failing': no trial finished with a value of 'loss' (2 of 2 trials failed)"
-    ]
+    [error] = errors
+    assert error.startswith(
+        "error: sweep 'failing': no trial finished with a value of 'loss' (2 of 2 trials failed; "
+        "first: ValueError: diverged at x="
+    )
     [parent], trials = sweep_runs(tmp_path)
     assert parent.info.status == "FAILED"
     assert {run.info.status for run in trials} == {"FAILED"}

@@ -22,3 +22,7 @@ CHECKPOINT_MIN_INTERVAL_S = 30.0
 def s3_endpoint() -> str | None:
     """The S3-compatible endpoint to use instead of AWS's, from the standard variables."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+# A sweep stops when its first this many trials to end all failed with the same error.
+FAIL_FAST_AFTER = 3

@@ -56,6 +56,8 @@ def validate(
             f"ok: {path} ({spec.expected_trials()} trials, {spec.searcher_label} search, "
             f"{spec.scheduler.kind} scheduler, {len(spec.params)} params)"
         )
+        for warning in spec.warnings():
+            stderr.print(f"warning: {path}: {warning}", markup=False)
     if invalid:
         raise typer.Exit(EXIT_INVALID)
 
@@ -205,7 +207,10 @@ def _summarize(result: SweepResult) -> None:
             f"/runs/{result.parent_run_id}"
         )
     out.print(f"  browse: {browse}", markup=False)
-    out.print(f"checkpoint: {best.checkpoint}", markup=False)
+    if result.artifact_location:
+        out.print(f"  artifacts: {result.artifact_location}", markup=False)
+    # A trainable need not checkpoint; "None" read like something went missing.
+    out.print(f"checkpoint: {best.checkpoint or 'none (the trainable saved none)'}", markup=False)
     if result.test_metrics:
         scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
         out.print(f"best model on the test split (never seen by the search): {scores}")

@@ -12,6 +12,7 @@ from ray import tune
 from tuner.engine.phases import Phases
 from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec
+from tuner.tracking.results import as_number
 from tuner.tracking.writer import TrackingWriter
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class SweepResult:
     num_restarted: int  # trials that lost their worker and resumed from a checkpoint
     best: BestTrial
     test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
+    artifact_location: str = ""  # the MLflow experiment's: checkpoints and models
     # Where the wall time went; Ray's shutdown is added after this result is made.
     phases: Phases = field(default_factory=Phases)
 
@@ -70,8 +72,9 @@ def best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | None
     best_score = -math.inf
     for index in range(len(results)):
         result = results[index]
-        value = (result.metrics or {}).get(spec.metric)
-        if result.error is not None or not isinstance(value, int | float):
+        # numpy scalars and 0-d tensors are numbers too: the user reported them as such.
+        value = as_number((result.metrics or {}).get(spec.metric))
+        if result.error is not None or value is None:
             continue
         if math.isfinite(value) and sign * value > best_score:
             best, best_score = result, sign * value
@@ -84,11 +87,13 @@ def best_trial(
     """What the user is told about the trial best_result chose (its metric is a number)."""
     metrics = best.metrics or {}
     trial_id = str(metrics["trial_id"])
+    value = as_number(metrics[spec.metric])
+    assert value is not None, "best_result chose a trial with a numeric metric"
     return BestTrial(
         trial_id=trial_id,
         params={name: (best.config or {}).get(name) for name in spec.params},
         metric=spec.metric,
-        value=float(metrics[spec.metric]),
+        value=value,
         run_id=writer.run_id(trial_id),
         checkpoint=storage.uri_of(best.checkpoint.path) if best.checkpoint else None,
     )

@@ -17,6 +17,7 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
+from tuner.engine.fail_fast import FailFastWatch
 from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
     SweepFailed,
@@ -33,14 +34,17 @@ from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
     build_tuner,
+    fresh_actors_note,
     ray_file_loggers_off,
     restore_tuner,
 )
 from tuner.search.early_stops import EarlyStops
+from tuner.search.stops import FailFast
 from tuner.spec import SweepSpec
 from tuner.tracking.access import check_tracking_reachable
 from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.progress import ProgressTable
+from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
@@ -153,7 +157,8 @@ def _run_tracked(
     tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)
-    callbacks = [tracker, progress, interrupts, TrialMoments(phases)]
+    fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)
+    callbacks = [tracker, progress, interrupts, TrialMoments(phases), FailFastWatch(fail_fast)]
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
         if os.environ.get(SUBMISSION_ID_ENV):
@@ -168,21 +173,37 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
+        # Said once the sweep starts: a sweep refused before that (bad login, no
+        # cluster) stays one line.
+        notes = [f"warning: {warning}" for warning in spec.warnings()]
+        notes += [note] if (note := fresh_actors_note(spec)) is not None else []
+        for line in notes:
+            options.console.print(line, markup=False, highlight=False)
         with restored_signal_handlers(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
             raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
+        # Trials still running when the sweep was stopped (fail fast) ended with it.
+        tracker.end_open_runs("fail fast" if fail_fast.tripped else "the sweep ended")
         with phases.phase("tracking flush"):
             writer.flush()
         with phases.phase("checkpoints pruned"):
             prune_checkpoints(results, storage)
         failed = results.num_errors
+        if (error := fail_fast.tripped) is not None:
+            hint = error_hint(error)
+            raise SweepFailed(
+                f"sweep {spec.name!r} stopped: its first {spec.fail_fast_after} trials all "
+                f"failed with {error}" + (f" -- {hint}" if hint else "")
+            )
         winner = best_result(spec, results)
         if winner is None:
+            first_error = next(iter(tracker.errors.values()), None)
             raise SweepFailed(
                 f"sweep {spec.name!r}: no trial finished with a value of {spec.metric!r} "
-                f"({failed} of {len(results)} trials failed)"
+                f"({failed} of {len(results)} trials failed"
+                + (f"; first: {first_error})" if first_error else ")")
             )
         best = best_trial(spec, winner, writer, storage)
         sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
@@ -212,6 +233,7 @@ def _run_tracked(
             best=best,
             test_metrics=test_metrics,
             phases=phases,
+            artifact_location=sweep.artifact_location,
         )
     except KeyboardInterrupt:
         _close_quietly(writer, sweep, RunStatus.KILLED)

@@ -31,10 +31,53 @@ def quiet_worker_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+class _NoIncompleteTrialsLine(logging.Filter):
+    """Ray's "Trials did not complete: [...]": the summary counts failed trials already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Trials did not complete")
+
+
+class _NoMissingResultsLine(logging.Filter):
+    """Ray's "Failed to fetch metrics" when the only trials without results are ones that
+    never reported (never started, as after fail fast, or failed at once): expected, and
+    told by their own lines. Any other failure to read results still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Failed to fetch metrics"):
+            return True
+        listed = [line for line in message.splitlines()[1:] if line.startswith("- ")]
+        return not listed or not all("FileNotFoundError" in line for line in listed)
+
+
+class _NoAuthEnabledLine(logging.Filter):
+    """Ray's note on each embedded start that token auth is on, with how to turn it off:
+    auth stays on and the note is no news. Its warning that auth is *off* still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
 def quiet_driver_output() -> None:
     """Our progress table replaces Ray's console output; Ray's own knobs turn it off."""
     # With the new output engine even verbose=0 prints a config box and TensorBoard hints.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A failed trial is one line of the progress table (its error file keeps the whole
+    # traceback); Ray would print ~40 lines of its own frames per failure.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # A trial still failing when the sweep stops (fail fast, Ctrl-C) leaves an error no
+    # one fetches; Ray prints its traceback as "Unhandled error". The driver runs only
+    # Tune, which reports trial failures itself.
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    for name, line_filter in (
+        ("ray.tune.tune", _NoIncompleteTrialsLine),
+        ("ray.tune.analysis.experiment_analysis", _NoMissingResultsLine),
+        ("ray._private.authentication.authentication_token_setup", _NoAuthEnabledLine),
+    ):
+        ray_logger = logging.getLogger(name)
+        if not any(isinstance(f, line_filter) for f in ray_logger.filters):
+            ray_logger.addFilter(line_filter())
 
 
 def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:

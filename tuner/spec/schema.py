@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S
+from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.strict import Strict
@@ -101,6 +101,12 @@ class SweepSpec(Strict):
     max_concurrent_trials: Annotated[int, Field(gt=0)] | None = None
     resources_per_trial: Resources = Resources()
     checkpoint: CheckpointPolicy = CheckpointPolicy()
+    # When a trial ends: {training_iteration: N}, {<metric>: threshold} (reached in
+    # `mode`'s direction) or {<other reported key>: value} (reached when >=, Ray's rule).
+    stop: dict[str, float] = Field(default_factory=dict)
+    # The sweep stops when its first N trials to end all failed with the same error: a
+    # bug in the trainable (a `ray.train` call, a wrong key) fails every trial alike.
+    fail_fast_after: Annotated[int, Field(gt=0)] | None = FAIL_FAST_AFTER
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
 
@@ -121,7 +127,28 @@ class SweepSpec(Strict):
                 )
             if key in self.config:
                 raise KeyedProblem(f"config.{key}", "is also a searched param; keep one")
+        iterations = self.stop.get("training_iteration")
+        if iterations is not None and (iterations < 1 or not float(iterations).is_integer()):
+            raise KeyedProblem(
+                "stop.training_iteration", f"must be a whole number >= 1 (got {iterations:g})"
+            )
         return self
+
+    def warnings(self) -> list[str]:
+        """What may be wrong with a valid sweep: one line each, printed, never fatal."""
+        found = []
+        if (
+            isinstance(self.scheduler, FifoScheduler)
+            and not self.stop
+            and not self.trainable.startswith("builtin:")
+        ):
+            # Ray's examples train in `while True` loops and end trials with a stop rule:
+            # without one such a sweep never ends, and nothing says why.
+            found.append(
+                "scheduler fifo and no `stop`: each trial runs until the trainable returns; "
+                "if it loops, add stop: {training_iteration: N} or {METRIC: threshold}"
+            )
+        return found
 
     @property
     def searcher_label(self) -> str:

@@ -18,7 +18,13 @@ from rich.table import Table
 
 from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
-from tuner.tracking.results import restart_reason, result_step
+from tuner.tracking.results import (
+    as_number,
+    error_hint,
+    error_summary,
+    restart_reason,
+    result_step,
+)
 
 MAX_ROWS = 20
 # Ray's trial states in the words the summary and MLflow use.
@@ -39,6 +45,7 @@ class ProgressTable(Callback):  # type: ignore[misc]
         self._console = console
         self._live: Live | None = None
         self._last_refresh = 0.0
+        self._first_with: dict[str, str] = {}  # error line -> the first trial that failed so
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks with the experiment; a live display cannot travel.
@@ -50,8 +57,7 @@ class ProgressTable(Callback):  # type: ignore[misc]
         return STATUS_WORDS.get(trial.status, str(trial.status).lower())
 
     def _score(self, trial: Any) -> float | None:
-        value = (trial.last_result or {}).get(self._spec.metric)
-        return float(value) if isinstance(value, int | float) else None
+        return as_number((trial.last_result or {}).get(self._spec.metric))
 
     def render(self, trials: list[Any]) -> Table:
         metric, mode = self._spec.metric, self._spec.mode
@@ -138,8 +144,23 @@ class ProgressTable(Callback):  # type: ignore[misc]
         )
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        if self._live is None:
-            self._console.print(f"trial {trial.trial_id} FAILED", highlight=False)
+        # One line, above a live table too: Ray's traceback of it is off (it is mostly
+        # Ray's own frames); the whole one stays in the trial's error file.
+        result = trial.last_result or {}
+        reported = bool(result.get("training_iteration"))
+        where = f" at epoch {result_step(result)}" if reported else " before its first result"
+        error = error_summary(trial)
+        first = self._first_with.setdefault(error, trial.trial_id)
+        if first != trial.trial_id:  # said once is enough: a bug fails every trial alike
+            line = f"the same error as trial {first}"
+        else:
+            hint = error_hint(error)
+            line = error + (f" -- {hint}" if hint else "")
+            # Where the experiment keeps it (Ray's staging copy is gone after the run).
+            line += f" (traceback: {trial.path}/error.txt)" if trial.error_file else ""
+        self._console.print(
+            f"trial {trial.trial_id} failed{where}: {line}", highlight=False, markup=False
+        )
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         if self._live is not None:

@@ -6,6 +6,8 @@ A result's points and step, a param's logged text, why a trial restarted or fail
 from __future__ import annotations
 
 import logging
+import numbers
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +21,44 @@ logger = logging.getLogger(__name__)
 _NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag"}
 
 
+def as_number(value: Any) -> float | None:
+    """A reported value as a float when it is one number, else None.
+
+    User code reports what its libraries return: numpy scalars (`np.mean`, sklearn's
+    metrics), 0-d numpy arrays and 0-d torch tensors (`loss` without `.item()`). Each is
+    a number to the user, so each is one here; duck-typed, so the driver imports no torch
+    for it. Booleans are flags, not metrics.
+    """
+    if isinstance(value, bool | str | bytes):
+        return None
+    if isinstance(value, numbers.Real):  # int, float and numpy's scalars (registered)
+        return float(value)
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        item = value.item()
+        if isinstance(item, numbers.Real) and not isinstance(item, bool):
+            return float(item)
+    return None
+
+
 def metric_points(result: dict[str, Any]) -> dict[str, float]:
     """The user's numeric metrics in a Tune result."""
-    return {
-        key: float(value)
-        for key, value in result.items()
-        if key not in _NOT_METRICS
-        and isinstance(value, int | float)
-        and not isinstance(value, bool)
-    }
+    points = {}
+    for key, value in result.items():
+        number = None if key in _NOT_METRICS else as_number(value)
+        if number is not None:
+            points[key] = number
+    return points
 
 
 def result_step(result: dict[str, Any]) -> int:
-    """The MLflow step of a result: the trainable's epoch, else Tune's iteration count."""
-    return int(result.get("epoch", result.get("training_iteration", 0)))
+    """The MLflow step of a result: the trainable's epoch, else Tune's iteration count.
+
+    An `epoch` that is no number (a label such as "3/10") leaves the step to Tune.
+    """
+    epoch = as_number(result.get("epoch"))
+    if epoch is not None:
+        return int(epoch)
+    return int(as_number(result.get("training_iteration")) or 0)
 
 
 def param_value(value: Any) -> str:
@@ -64,4 +90,20 @@ def error_summary(trial: Any) -> str:
     except OSError:  # unreadable: the run's FAILED status still says what matters
         logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
     lines = [line for line in str(text).splitlines() if line.strip()]
-    return (lines[-1] if lines else "trial failed")[:5000]
+    # tuner's own errors about user code read as Python's do: "MetricNotReported: ...".
+    last = _TUNER_MODULE.sub("", lines[-1]) if lines else "trial failed"
+    return last[:5000]
+
+
+_TUNER_MODULE = re.compile(r"^tuner(?:\.\w+)+\.(?=\w+: )")
+
+
+def error_hint(error: str) -> str | None:
+    """What to do about an error that comes from how the trainable uses Ray, if known."""
+    if "ray.train." in error:
+        # Ray's own message says "deprecated": the call fails every time inside Tune.
+        return (
+            "inside a tuner trainable use ray.tune.report / ray.tune.get_checkpoint / "
+            "ray.tune.Checkpoint, not ray.train.*"
+        )
+    return None

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
@@ -32,7 +33,7 @@ class ExistingRun:
     """A trial's child run from before a resume, and how far it got."""
 
     run_id: str
-    last_step: int
+    last_step: int | None  # None: no point logged yet (a first step may well be 0)
     stale_tags: tuple[str, ...]  # end-of-run tags to drop if the trial runs again
     stopped_early: bool
     restarts: int
@@ -74,7 +75,7 @@ def existing_trial_runs(
         # Finished runs too: Ray restores a trial as its last experiment snapshot saw it,
         # and a trial that finished after that snapshot runs (and reports) again.
         history = client.get_metric_history(run.info.run_id, metric)
-        last_step = max((point.step for point in history), default=0)
+        last_step = max((point.step for point in history), default=None)
         existing[tags[TAG_TRIAL_ID]] = ExistingRun(
             run_id=run.info.run_id,
             last_step=last_step,
@@ -100,6 +101,21 @@ def find_sweep_run(
     return (experiment.experiment_id, runs[0]) if runs else None
 
 
+def artifact_root(tracking_uri: str) -> Path | None:
+    """Where a new experiment's artifacts go: beside a SQLite store's file.
+
+    MLflow's default for a database store is ./mlruns of whatever directory the command
+    ran in, so checkpoints and models of one store end up scattered over working folders.
+    A tracking server decides for itself (None).
+    """
+    if urlparse(tracking_uri).scheme != "sqlite":
+        return None
+    database = tracking_uri.removeprefix("sqlite:///")
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().resolve().parent / "mlartifacts"
+
+
 class SweepRun:
     """The sweep's parent run: created before Ray starts, closed with the best trial."""
 
@@ -112,9 +128,13 @@ class SweepRun:
     def start(cls, spec: SweepSpec, spec_path: Path | None, tracking_uri: str) -> SweepRun:
         client = MlflowClient(tracking_uri)
         experiment = client.get_experiment_by_name(spec.name)
-        experiment_id = (
-            experiment.experiment_id if experiment else client.create_experiment(spec.name)
-        )
+        if experiment is not None:
+            # An existing experiment keeps its artifact location: runs already point there.
+            experiment_id = experiment.experiment_id
+        else:
+            root = artifact_root(tracking_uri)
+            location = (root / spec.name).as_uri() if root is not None else None
+            experiment_id = client.create_experiment(spec.name, artifact_location=location)
         tags = {
             TAG_ROLE: "sweep",
             "tuner.trainable": spec.trainable,
@@ -155,6 +175,11 @@ class SweepRun:
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    @property
+    def artifact_location(self) -> str:
+        """Where this sweep's experiment keeps its artifacts (checkpoints, models)."""
+        return str(self.client.get_experiment(self.experiment_id).artifact_location)
 
     @property
     def status(self) -> str:

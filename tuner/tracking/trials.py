@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -13,6 +14,7 @@ from ray.tune import Callback
 
 from tuner.search.early_stops import EarlyStops
 from tuner.tracking.results import (
+    as_number,
     error_summary,
     metric_points,
     param_value,
@@ -55,9 +57,14 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._started: set[str] = set()
         self._open: set[str] = set()  # runs this driver created or reopened, not yet ended
         self._stop_reasons: dict[str, str] = {}
-        self._last_step: dict[str, int] = {}
+        # Per trial: (step, Tune's iteration) of the last result logged. A restarted trial
+        # re-reports from its checkpoint's iteration, so a result at or before this pair
+        # was logged already; a later one always lands, whatever its step (0 included,
+        # or several reports within one epoch).
+        self._last_logged: dict[str, tuple[int, float]] = {}
         self._existing: dict[str, ExistingRun] = {}
         self.restarts: dict[str, int] = {}  # trial id -> restarts from a checkpoint
+        self.errors: dict[str, str] = {}  # trial id -> its error's line, in order of failure
 
     def continue_runs(self, existing: dict[str, ExistingRun]) -> None:
         """After a resume: trials Ray Tune restores keep their runs and logged steps."""
@@ -65,7 +72,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
         for trial_id, run in existing.items():
             self._writer.adopt(trial_id, run.run_id)
             self._started.add(trial_id)
-            self._last_step[trial_id] = run.last_step
+            if run.last_step is not None:
+                # The iteration is not in MLflow: every result at that step was logged.
+                self._last_logged[trial_id] = (run.last_step, math.inf)
             if run.restarts:
                 self.restarts[trial_id] = run.restarts
             if run.stopped_early:
@@ -84,6 +93,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
             self._open.add(trial.trial_id)
             self._backfill(trial)
             return
+        self._create_run(trial)
+
+    def _create_run(self, trial: Any) -> None:
         # Called again when a failed trial restarts: its run and params are already there.
         if trial.trial_id in self._started:
             return
@@ -123,10 +135,12 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         step = result_step(result)
-        # A trial restarted from an older checkpoint re-reports epochs: log each step once.
-        if step <= self._last_step.get(trial.trial_id, 0):
+        tune_iteration = as_number(result.get("training_iteration")) or 0.0
+        last = self._last_logged.get(trial.trial_id)
+        # A trial restarted from an older checkpoint re-reports epochs: log each once.
+        if last is not None and (step, tune_iteration) <= last:
             return
-        self._last_step[trial.trial_id] = step
+        self._last_logged[trial.trial_id] = (step, tune_iteration)
         if isinstance(result.get("stop_reason"), str):
             self._stop_reasons[trial.trial_id] = result["stop_reason"]
         timestamp = int(result.get("timestamp", time.time()) * 1000)
@@ -146,7 +160,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
         if trial.trial_id in self._early_stops:
             status = RunStatus.to_string(RunStatus.KILLED)
             tags[TAG_STOPPED_EARLY] = "asha"
-            tags[TAG_STOPPED_AT] = str(self._last_step.get(trial.trial_id, 0))
+            last = self._last_logged.get(trial.trial_id)
+            if last is not None:
+                tags[TAG_STOPPED_AT] = str(last[0])
         self._end(trial.trial_id, status, tags)
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -157,8 +173,11 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._writer.submit(SetTags(trial.trial_id, tags))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # A trial that failed to start (its worker could not be made or reused) has a
+        # run too: it is a trial the user asked for, and this is where it ended.
+        self._create_run(trial)
         tags = self._checkpoint_tag(trial)
-        tags[TAG_ERROR] = error_summary(trial)
+        tags[TAG_ERROR] = self.errors[trial.trial_id] = error_summary(trial)
         self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
 
     def end_open_runs(self, reason: str) -> None:

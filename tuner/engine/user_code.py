@@ -1,0 +1,162 @@
+"""User trainables as their authors wrote them: what runs around them in the Ray worker.
+
+Training code reports what its libraries hand back: `np.mean(...)` is a numpy scalar,
+a loss without `.item()` a 0-d torch tensor. Ray refuses a torch tensor in a result (it
+may not unpickle on the driver: a CUDA tensor on a CPU head) and the driver would see a
+numpy value as something other than a number. The wrapper here turns every single-number
+value into a float in the worker, before Ray sees the result.
+
+A result without the sweep's metric fails its trial here, with the keys it did report:
+Ray would instead raise in the driver and end the whole sweep with a long traceback.
+The same holds for a class `tune.Trainable`'s `step()` results.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from tuner.tracking.results import as_number
+
+# What Ray calls: a function of the config; what it returns Ray reports too.
+UserFunction = Callable[[dict[str, Any]], Any]
+
+
+def plain_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`metrics` with numpy scalars, 0-d arrays and 0-d tensors as floats, and nested
+    dicts flattened as Ray flattens them for its scheduler (`val/loss`), so that the
+    tracking, the best trial and the searcher all see the same keys.
+
+    Python's own numbers and everything that is not one number are left as they are.
+    """
+    plain: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict) and value:
+            plain.update(plain_numbers(value, f"{prefix}{key}/"))
+        elif isinstance(value, bool | int | float):
+            plain[f"{prefix}{key}"] = value
+        else:
+            number = as_number(value)
+            plain[f"{prefix}{key}"] = value if number is None else number
+    return plain
+
+
+class MetricNotReported(ValueError):
+    """A trial's result lacks the sweep's metric: the trial fails with this one line."""
+
+
+def reported_keys(metrics: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every key of a result as Ray flattens it: `{"val": {"loss": 1}}` has "val/loss"."""
+    keys = []
+    for key, value in metrics.items():
+        if isinstance(value, dict) and value:
+            keys += reported_keys(value, f"{prefix}{key}/")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def check_metric(metrics: dict[str, Any], metric: str) -> None:
+    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has."""
+    keys = reported_keys(metrics)
+    if metric not in keys:
+        shown = ", ".join(sorted(keys)) or "nothing"
+        raise MetricNotReported(
+            f"a result without the sweep's metric {metric!r} (it reported: {shown})"
+        )
+
+
+def _session() -> Any:
+    """The trial's Ray session in this worker, or None outside a trial.
+
+    `ray.tune.report` (however it was imported) ends in the session's `report`: the one
+    place to see every result of a function trainable.
+    """
+    try:
+        from ray.train._internal.session import get_session
+    except ImportError:  # another Ray layout: results go to Ray untouched
+        return None
+    return get_session()
+
+
+def user_function(fn: UserFunction, metric: str) -> UserFunction:
+    """`fn` run with each `tune.report` it makes checked for `metric` and turned into
+    plain numbers first. What `fn` returns Ray reports too (a dict, or a number as
+    Ray's "_metric"): it is held to the same rule."""
+    if inspect.isgeneratorfunction(fn):
+        return fn  # Ray drives a generator itself; a plain wrapper would hide that it is one
+
+    @functools.wraps(fn)
+    def trainable(config: dict[str, Any]) -> Any:
+        session = _session()
+        if session is None:
+            return fn(config)
+        report = session.report
+        reported = False
+
+        def checked_report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+            nonlocal reported
+            check_metric(metrics, metric)
+            reported = True
+            report(plain_numbers(metrics), checkpoint=checkpoint)
+
+        # On this session object only: it lives as long as this trial.
+        session.report = checked_report
+        try:
+            output = fn(config)
+        finally:
+            session.report = report
+        return _checked_output(output, metric, reported=reported)
+
+    return trainable
+
+
+def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
+    if isinstance(output, dict) and output:
+        check_metric(output, metric)
+        return plain_numbers(output)
+    if output is not None and not isinstance(output, bool) and as_number(output) is not None:
+        raise MetricNotReported(
+            f"the trainable returned a {type(output).__name__} instead of reporting the "
+            "sweep's metric: "
+            f"call ray.tune.report({{{metric!r}: value}}) once per epoch"
+        )
+    if not reported:
+        raise MetricNotReported(
+            f"the trainable reported no result: call ray.tune.report({{{metric!r}: value}}) "
+            "once per epoch"
+        )
+    return output
+
+
+def user_class(cls: type[Any], metric: str) -> type[Any]:
+    """A `tune.Trainable` subclass whose `step()` results are checked for `metric` and
+    made plain numbers, under the user's class name (Ray names trials after it)."""
+
+    class Checked(cls):  # type: ignore[misc,valid-type]
+        def step(self) -> Any:
+            result = super().step()
+            if not isinstance(result, dict):
+                raise MetricNotReported(
+                    f"step() returned {type(result).__name__}, not a dict with the "
+                    f"sweep's metric {metric!r}"
+                )
+            check_metric(result, metric)
+            return plain_numbers(result)
+
+    # Only the name: with the user's module and qualname, cloudpickle would send the
+    # user's class by reference and the workers would run it unchecked.
+    Checked.__name__ = cls.__name__
+    return Checked
+
+
+def reuses_actors(trainable: Any) -> bool:
+    """Whether a trial may take over a finished trial's worker: a function always; a
+    class only when it implements `reset_config` (else Ray fails the trial on reuse)."""
+    from ray import tune
+
+    if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
+        return trainable.reset_config is not tune.Trainable.reset_config
+    return True
