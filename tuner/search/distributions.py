@@ -11,9 +11,13 @@ from tuner.spec import CategoricalParam, FloatParam, GridParam, IntParam, Param,
 def optuna_distribution(param: Param) -> optuna.distributions.BaseDistribution:
     """A grid axis, which the optuna searcher does not take, reads back as categorical."""
     if isinstance(param, FloatParam):
-        return optuna.distributions.FloatDistribution(param.low, param.high, log=param.log)
+        return optuna.distributions.FloatDistribution(
+            param.low, param.high, log=param.log, step=param.step
+        )
     if isinstance(param, IntParam):
-        return optuna.distributions.IntDistribution(param.low, param.high, log=param.log)
+        return optuna.distributions.IntDistribution(
+            param.low, param.high, log=param.log, step=param.step or 1
+        )
     if isinstance(param, CategoricalParam | GridParam):
         return optuna.distributions.CategoricalDistribution(list(param.options))
     raise TypeError(f"unknown param {param!r}")

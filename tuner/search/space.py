@@ -19,8 +19,12 @@ from tuner.spec import (
 
 def _tune_domain(param: Param, *, exhaustive_categoricals: bool) -> Any:
     if isinstance(param, FloatParam):
+        if param.step is not None:
+            return tune.quniform(param.low, param.high, param.step)
         return (tune.loguniform if param.log else tune.uniform)(param.low, param.high)
     if isinstance(param, IntParam):
+        if param.step is not None:
+            return tune.qrandint(param.low, param.high, param.step)  # both ends included
         # Ray's integer domains exclude the upper bound; ours include it.
         return (tune.lograndint if param.log else tune.randint)(param.low, param.high + 1)
     if isinstance(param, GridParam):

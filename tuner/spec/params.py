@@ -23,11 +23,29 @@ Bound = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 IntBound = Annotated[int, BeforeValidator(_not_bool), Field(ge=-(2**63), le=2**63 - 1)]
 
 
+def _step_fits(step: float | None, info: ValidationInfo) -> float | None:
+    """A quantized range (Ray's quniform/qrandint, Optuna's step) that every searcher
+    samples alike: its ends on the grid of steps, and not on a log scale (Optuna has no
+    quantized log distribution)."""
+    low, high = info.data.get("low"), info.data.get("high")
+    if step is None or low is None or high is None:
+        return step
+    if info.data.get("log"):
+        raise ValueError("step and log: true together are not supported")
+    steps = (high - low) / step
+    if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+        raise ValueError(f"high - low ({high - low:g}) is not a multiple of step ({step:g})")
+    return step
+
+
 class FloatParam(Strict):
     type: Literal["float"]
     low: Bound
     high: Bound
     log: bool = False
+    step: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+
+    _step_fits = field_validator("step")(_step_fits)
 
     @field_validator("high")
     @classmethod
@@ -53,6 +71,9 @@ class IntParam(Strict):
     low: IntBound
     high: IntBound
     log: bool = False
+    step: Annotated[int, BeforeValidator(_not_bool), Field(gt=0)] | None = None
+
+    _step_fits = field_validator("step")(_step_fits)
 
     _high_above_low = field_validator("high")(FloatParam._high_above_low.__func__)  # type: ignore[attr-defined]
     _log_needs_positive_low = field_validator("log")(

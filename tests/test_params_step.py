@@ -1,0 +1,60 @@
+"""Quantized ranges (`step`), as users translate them from Ray's quniform/qrandint and
+Optuna's step: every searcher samples only the steps, both ends included."""
+
+from __future__ import annotations
+
+import pytest
+from ray.tune.search.sample import Domain
+
+from tuner.search.distributions import optuna_distribution
+from tuner.search.space import param_space
+from tuner.spec import SpecError, parse_spec
+
+BASE = {
+    "name": "steps",
+    "trainable": "tests.trainables:report_twice",
+    "metric": "score",
+    "mode": "max",
+    "searcher": {"kind": "random", "seed": 0},
+}
+
+
+def spec_with(**params: object) -> object:
+    return parse_spec({**BASE, "params": params})
+
+
+def test_int_steps_are_sampled_with_both_ends_included() -> None:
+    spec = spec_with(width={"type": "int", "low": 16, "high": 64, "step": 16})
+    domain = param_space(spec)["width"]  # type: ignore[arg-type]
+    assert isinstance(domain, Domain)
+    seen = {domain.sample() for _ in range(400)}
+    assert seen == {16, 32, 48, 64}
+    distribution = optuna_distribution(spec.params["width"])  # type: ignore[attr-defined]
+    assert (distribution.low, distribution.high, distribution.step) == (16, 64, 16)
+
+
+def test_float_steps_are_sampled_on_the_grid() -> None:
+    spec = spec_with(dropout={"type": "float", "low": 0.0, "high": 0.5, "step": 0.1})
+    domain = param_space(spec)["dropout"]  # type: ignore[arg-type]
+    seen = {round(domain.sample(), 9) for _ in range(400)}
+    assert seen <= {0.0, 0.1, 0.2, 0.3, 0.4, 0.5} and len(seen) >= 5
+    assert optuna_distribution(spec.params["dropout"]).step == 0.1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("param", "problem"),
+    [
+        ({"type": "int", "low": 0, "high": 10, "step": 3}, "is not a multiple of step"),
+        ({"type": "float", "low": 0.0, "high": 1.0, "step": 0.3}, "is not a multiple of step"),
+        (
+            {"type": "float", "low": 0.001, "high": 0.1, "log": True, "step": 0.001},
+            "step and log: true together are not supported",
+        ),
+        ({"type": "int", "low": 0, "high": 10, "step": 0}, "greater than 0"),
+    ],
+)
+def test_a_step_that_does_not_fit_is_one_line(param: dict[str, object], problem: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        spec_with(x=param)
+    assert caught.value.key == "params.x.step"
+    assert problem in caught.value.problem
