@@ -66,6 +66,11 @@ def quiet_driver_output() -> None:
     # A failed trial is one line of the progress table (its error file keeps the whole
     # traceback); Ray would print ~40 lines of its own frames per failure.
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    # On Ctrl-C Ray Tune's own advice is `Tuner.restore(path=..., trainable=...)`; tuner's
+    # one line says `tuner resume SWEEP`. MLflow announces each new SQLite store's
+    # migrations at INFO. Both are noise around the line that matters.
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     # A trial still failing when the sweep stops (fail fast, Ctrl-C) leaves an error no
     # one fetches; Ray prints its traceback as "Unhandled error". The driver runs only
     # Tune, which reports trial failures itself.
