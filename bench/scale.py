@@ -19,23 +19,12 @@ from typing import Any
 from ray import tune
 
 from bench.common import RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, timed, write
+from bench.stores import null_sweep
 from bench.workload import no_op
 
 
 def tuner_sweep(trials: int, storage: str) -> None:
-    run_tuner(
-        {
-            "name": "bench-scale",
-            "trainable": "bench.workload:no_op",
-            "metric": "score",
-            "mode": "max",
-            "num_samples": trials,
-            "searcher": {"kind": "random", "seed": 0},
-            "max_concurrent_trials": SLOTS,
-            "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        },
-        storage,
-    )
+    run_tuner(null_sweep("bench-scale", trials), storage)
 
 
 def stock_ray_tune(trials: int, storage: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,25 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_and_signal(
+    cwd: Path, started: Path, signum: int, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`tuner ARGS...` in its own process, sent `signum` a second after a trial first
+    touched `started` (a few epochs in), as a user's Ctrl-C or a scheduler's stop."""
+    process = subprocess.Popen(
+        [*TUNER, *args],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -5,16 +5,14 @@ it as Ctrl-C does: Ray Tune saves the state, every MLflow run is closed, exit 14
 from __future__ import annotations
 
 import signal
-import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import TUNER, cli_env, run_cli
+from tests.conftest import run_and_signal, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -48,24 +46,10 @@ def test_sigterm_saves_the_sweep_closes_every_run_and_exits_143(tmp_path: Path) 
         "config": {"started": str(started), "epochs": 10},
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
-    process = subprocess.Popen(
-        [*TUNER, "run", "sweep.yaml"],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # a few epochs in
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-
-    assert process.returncode == 143, stderr
+    done = run_and_signal(tmp_path, started, signal.SIGTERM, "run", "sweep.yaml")
+    assert done.returncode == 143, done.stderr
     # One line, tuner's: not Ray's advice to call Tuner.restore, nor a stack dump.
-    (line,) = stderr.strip().splitlines()
+    (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: terminated; Ray Tune saved the sweep's state in")
     assert line.endswith("`tuner resume terminated` continues it")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

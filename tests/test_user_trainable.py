@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 import signal
-import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import TUNER, cli_env, run_cli
+from tests.conftest import run_and_signal, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -224,22 +222,9 @@ def test_ctrl_c_stops_the_sweep_and_resume_finishes_it(tmp_path: Path) -> None:
         "config": {"started": str(started), "epochs": 12},
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
-    process = subprocess.Popen(
-        [*TUNER, "run", "sweep.yaml"],
-        cwd=tmp_path,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not started.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # a few epochs in
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
-
-    assert process.returncode == 130
+    done = run_and_signal(tmp_path, started, signal.SIGINT, "run", "sweep.yaml")
+    stderr = done.stderr
+    assert done.returncode == 130
     assert "error: interrupted; Ray Tune saved the sweep's state in" in stderr
     assert "`tuner resume slow` continues it" in stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

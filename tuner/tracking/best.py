@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from tuner.tracking.tags import TAG_BEST_RUN, TAG_CHECKPOINT, TAG_ROLE, TAG_TRIAL_ID
 
@@ -31,23 +32,36 @@ class BestReport:
         return asdict(self)
 
 
-def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
-    """The best trial of the latest finished sweep called `name`."""
-    client = MlflowClient(tracking_uri)
+def latest_sweep_run(
+    client: MlflowClient, name: str, tracking_uri: str, *, finished: bool
+) -> tuple[str, Run]:
+    """(experiment id, parent run) of the latest run of sweep `name`; with `finished`,
+    the latest that recorded a best trial."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
+    condition = f"tags.`{TAG_ROLE}` = 'sweep'"
+    if finished:
+        condition += f" and tags.`{TAG_BEST_RUN}` != ''"
     parents = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.`{TAG_ROLE}` = 'sweep' and tags.`{TAG_BEST_RUN}` != ''",
+        filter_string=condition,
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
     if not parents:
         raise SweepNotFound(
             f"sweep {name!r} in {tracking_uri} has no finished run with a best trial"
+            if finished
+            else f"experiment {name!r} in {tracking_uri} holds no tuner sweep"
         )
-    parent = parents[0]
+    return experiment.experiment_id, parents[0]
+
+
+def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
+    """The best trial of the latest finished sweep called `name`."""
+    client = MlflowClient(tracking_uri)
+    experiment_id, parent = latest_sweep_run(client, name, tracking_uri, finished=True)
     metric = parent.data.tags["tuner.metric"]
     run = client.get_run(parent.data.tags[TAG_BEST_RUN])
     if metric not in run.data.metrics:
@@ -64,5 +78,5 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
         value=run.data.metrics[metric],
         params=dict(run.data.params),
         checkpoint=run.data.tags.get(TAG_CHECKPOINT),
-        experiment_id=experiment.experiment_id,
+        experiment_id=experiment_id,
     )

@@ -20,9 +20,9 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 from tuner.search.distributions import optuna_space
 from tuner.spec import SweepSpec, parse_spec
-from tuner.tracking.best import SweepNotFound
+from tuner.tracking.best import SweepNotFound, latest_sweep_run
 from tuner.tracking.runs import child_runs
-from tuner.tracking.tags import TAG_ROLE, TAG_STOPPED_EARLY, TAG_TRIAL_ID
+from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_TRIAL_ID
 
 # Metric histories are one request per trial: a few at a time to a tracking server.
 HISTORY_REQUESTS_IN_FLIGHT = 8
@@ -43,20 +43,9 @@ class SweepStudy:
 def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
     """The latest run of sweep `name` (finished or not) as an in-memory Optuna study."""
     client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
-    parents = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not parents:
-        raise SweepNotFound(f"experiment {name!r} in {tracking_uri} holds no tuner sweep")
-    parent = parents[0]
+    experiment_id, parent = latest_sweep_run(client, name, tracking_uri, finished=False)
     spec = _sweep_file(client, parent)
-    runs = child_runs(client, experiment.experiment_id, parent.info.run_id)
+    runs = child_runs(client, experiment_id, parent.info.run_id)
     with ThreadPoolExecutor(HISTORY_REQUESTS_IN_FLIGHT) as pool:
         histories = list(pool.map(lambda run: _history(client, run, spec.metric), runs))
     direction = (
