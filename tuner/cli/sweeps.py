@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlparse
 
 import typer
@@ -17,6 +17,7 @@ from tuner.spec import SpecError
 
 if TYPE_CHECKING:
     from tuner.engine.outcome import SweepResult
+
 from tuner.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -38,6 +39,8 @@ from tuner.cli.common import (
     with_num_samples,
 )
 from tuner.cli.remote import submit_resume
+
+T = TypeVar("T")
 
 
 def validate(
@@ -225,22 +228,9 @@ def best(
 ) -> None:
     """Print the best trial of the latest finished sweep, as recorded in MLflow."""
     name = sweep_name(name_or_spec)
-    from tuner.tracking.access import (
-        TrackingLoginError,
-        check_tracking_reachable,
-        tracking_access,
-    )
-    from tuner.tracking.best import SweepNotFound, best_of_sweep
-    from tuner.tracking.writer import TrackingError
+    from tuner.tracking.best import best_of_sweep
 
-    try:
-        check_tracking_reachable(tracking_uri, must_exist=True)
-        with tracking_access(tracking_uri):
-            report = best_of_sweep(name, tracking_uri)
-    except TrackingLoginError as exc:
-        fail(str(exc), EXIT_INVALID)
-    except (SweepNotFound, TrackingError) as exc:
-        fail(str(exc), EXIT_FAILED)
+    report = _read_sweep_back(tracking_uri, lambda: best_of_sweep(name, tracking_uri))
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
         return
@@ -250,6 +240,27 @@ def best(
         typer.echo(f"  {key} = {value}")
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
+
+
+def _read_sweep_back(tracking_uri: str, read: Callable[[], T]) -> T:
+    """A command that reads a sweep from MLflow: the store checked in seconds (and not
+    created where there is none); a refused login exit 2, a missing sweep or store 1."""
+    from tuner.tracking.access import (
+        TrackingLoginError,
+        check_tracking_reachable,
+        tracking_access,
+    )
+    from tuner.tracking.best import SweepNotFound
+    from tuner.tracking.writer import TrackingError
+
+    try:
+        check_tracking_reachable(tracking_uri, must_exist=True)
+        with tracking_access(tracking_uri):
+            return read()
+    except TrackingLoginError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except (SweepNotFound, TrackingError) as exc:
+        fail(str(exc), EXIT_FAILED)
 
 
 def sync(
@@ -286,25 +297,13 @@ def report(
 ) -> None:
     """Plots and a self-contained report.html of a sweep, finished or running, from MLflow."""
     name = sweep_name(name_or_spec)
-    from tuner.tracking.access import (
-        TrackingLoginError,
-        check_tracking_reachable,
-        tracking_access,
-    )
-    from tuner.tracking.best import SweepNotFound
     from tuner.tracking.report import write_report
     from tuner.tracking.study import read_sweep
-    from tuner.tracking.writer import TrackingError
 
     folder = out or Path("tuner_reports") / name
-    try:
-        check_tracking_reachable(tracking_uri, must_exist=True)
-        with tracking_access(tracking_uri):
-            made = write_report(read_sweep(name, tracking_uri), folder)
-    except TrackingLoginError as exc:
-        fail(str(exc), EXIT_INVALID)
-    except (SweepNotFound, TrackingError) as exc:
-        fail(str(exc), EXIT_FAILED)
+    made = _read_sweep_back(
+        tracking_uri, lambda: write_report(read_sweep(name, tracking_uri), folder)
+    )
     typer.echo(f"report: {made.html} ({len(made.plots)} plots)")
     for plot, why in made.skipped.items():
         typer.echo(f"  not drawn: {plot}: {why}")
