@@ -140,6 +140,7 @@ def tuner_system(searcher: dict[str, Any], seed: int, budget: int, concurrency: 
             experiment,
             [Recorder(trace)],
             EarlyStops.shared(experiment.uri),
+            withheld={},
             on_cluster=False,
         )
         tuner.fit()

@@ -39,7 +39,9 @@ def tuner_untracked(configs: list[dict[str, Any]], folder: str) -> None:
     quiet_driver_output()
     spec = parse_spec(overhead_sweep(configs))
     experiment = Experiment.new(resolve_storage(f"{folder}/runs"), spec.name)
-    build_tuner(spec, experiment, [], EarlyStops.shared(experiment.uri), on_cluster=False).fit()
+    build_tuner(
+        spec, experiment, [], EarlyStops.shared(experiment.uri), withheld={}, on_cluster=False
+    ).fit()
 
 
 def ray_tune(configs: list[dict[str, Any]], folder: str, *, mlflow: bool) -> None:

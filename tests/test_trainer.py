@@ -59,7 +59,12 @@ def fit(tmp_path: Path, spec: SweepSpec, callback: tune.Callback, *, on_cluster:
     """The sweep's Tuner, as tuner builds it, fitted in its own experiment folder."""
     experiment = Experiment(resolve_storage(str(tmp_path / "runs")), spec.name, spec.name)
     tuner = build_tuner(
-        spec, experiment, [callback], EarlyStops.shared(experiment.uri), on_cluster=on_cluster
+        spec,
+        experiment,
+        [callback],
+        EarlyStops.shared(experiment.uri),
+        withheld={},
+        on_cluster=on_cluster,
     )
     return tuner.fit()
 

@@ -48,3 +48,30 @@ def one_param_matters(config: dict[str, Any]) -> None:
     for epoch in range(1, config.get("epochs", 4) + 1):
         score = 1.0 - (config["x"] - 0.3) ** 2 - 0.5 / epoch
         tune.report({"epoch": epoch, "score": score})
+
+
+def config_digest(value: Any) -> str:
+    """How `secrets_received` tells a test which values it got, without writing them."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def secrets_received(config: dict[str, Any]) -> None:
+    """A user trainable that needs secrets: `received` is 1.0 when every config key in
+    `expect` ([[key, digest], ...]) arrived with the value of that digest."""
+    received = all(config_digest(config.get(key)) == digest for key, digest in config["expect"])
+    tune.report({"received": float(received), "x": float(config["x"])})
+
+
+class SecretsReceived(tune.Trainable):
+    """The same check in a class Trainable: what setup() receives."""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.received = all(
+            config_digest(config.get(key)) == digest for key, digest in config["expect"]
+        )
+
+    def step(self) -> dict[str, Any]:
+        return {"received": float(self.received), "done": True}

@@ -78,9 +78,15 @@ def check_storage(storage: str | None) -> None:
 
 
 def sweep_name(name_or_spec: str) -> str:
+    return sweep_named(name_or_spec)[0]
+
+
+def sweep_named(name_or_spec: str) -> tuple[str, SweepSpec | None]:
+    """(the sweep's name, its sweep file when the argument is one)."""
     if name_or_spec.endswith((".yaml", ".yml")) or Path(name_or_spec).is_file():
-        return load(Path(name_or_spec)).name
-    return name_or_spec
+        spec = load(Path(name_or_spec))
+        return spec.name, spec
+    return name_or_spec, None
 
 
 Profile = Annotated[

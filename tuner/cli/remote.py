@@ -38,6 +38,15 @@ def submit(
 ) -> None:
     """Submit a sweep to a Ray cluster; its driver runs on the head node."""
     spec = with_num_samples(load(spec_path), num_samples)
+    _, withheld = spec.without_secrets()
+    if withheld:
+        key = next(iter(withheld))
+        fail(
+            f"{spec_path}: config.{key}: a secret written in the sweep file would be uploaded "
+            "to the cluster with the job; write ${env:NAME} instead and set NAME on the "
+            "cluster's nodes (docs/secrets.md)",
+            EXIT_INVALID,
+        )
     working_dir = Path.cwd()
     try:
         relative_spec = spec_path.resolve().relative_to(working_dir)

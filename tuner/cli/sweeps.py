@@ -36,6 +36,7 @@ from tuner.cli.common import (
     sigterm_as_interrupt,
     stderr,
     sweep_name,
+    sweep_named,
     with_num_samples,
 )
 from tuner.cli.remote import submit_resume
@@ -117,7 +118,7 @@ def resume(
 ) -> None:
     """Finish an interrupted sweep from its storage; its MLflow runs continue."""
     phases = cli_phases()
-    name = sweep_name(sweep)
+    name, sweep_file = sweep_named(sweep)
     if address and urlparse(address).scheme in ("http", "https"):
         from tuner.cluster.jobs import ClusterError
 
@@ -137,7 +138,7 @@ def resume(
         phases=phases,
         on_finish=_print_summary,
     )
-    _drive(lambda: resume_sweep(name, options), None, options.tracking_uri)
+    _drive(lambda: resume_sweep(name, options, sweep_file), None, options.tracking_uri)
     if profile:
         print_phases(phases)
 

@@ -54,7 +54,7 @@ class Experiment:
         return self.storage.uri_of(self.path)
 
     def save_spec(self, spec: SweepSpec) -> None:
-        text = yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True))
+        text = spec.as_yaml()
         filesystem = _filesystem(self.storage)
         filesystem.create_dir(self.path, recursive=True)
         with filesystem.open_output_stream(f"{self.path}/{SPEC_FILE}") as out:

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ray
 from mlflow.entities import RunStatus
@@ -41,6 +42,7 @@ from tuner.engine.tuner_factory import (
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast
 from tuner.spec import SweepSpec
+from tuner.spec.secrets import check_environment, secrets_back
 from tuner.tracking.access import check_tracking_reachable
 from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.progress import ProgressTable
@@ -74,19 +76,24 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     phases = options.phases
     quiet_driver_output()
     storage = resolve_storage(options.storage)
+    # From here on the sweep is the one tuner may write down; the secrets travel apart.
+    spec, withheld = spec.without_secrets()
     with phases.phase("preflight"):
-        _preflight(spec, options)
+        _preflight(spec, options, withheld)
     sweep, started_ray = start_sweep(
         spec,
         address=options.address,
         num_cpus=options.num_cpus,
         tracking_uri=options.tracking_uri,
-        spec_path=options.spec_path,
+        # The user's file holds the secrets: MLflow gets the sweep without them.
+        spec_path=None if withheld else options.spec_path,
         phases=phases,
     )
     try:
         experiment = Experiment.new(storage, spec.name)
-        result = _run_tracked(with_absolute_paths(spec), options, sweep, experiment, resumed=False)
+        result = _run_tracked(
+            with_absolute_paths(spec), options, sweep, experiment, withheld, resumed=False
+        )
         if options.on_finish is not None:
             options.on_finish(result)
         return result
@@ -94,15 +101,22 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
         _shut_down(started_ray, phases)
 
 
-def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepResult:
-    """Finish the latest experiment of a sweep from its storage, in its MLflow runs."""
+def resume_sweep(
+    sweep_name: str, options: RunOptions | None = None, sweep_file: SweepSpec | None = None
+) -> SweepResult:
+    """Finish the latest experiment of a sweep from its storage, in its MLflow runs.
+
+    `sweep_file`: the user's sweep file, where the secrets that tuner did not store are.
+    """
     options = options or RunOptions()
     phases = options.phases
     quiet_driver_output()
     experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
     spec = experiment.load_spec()
+    from_file = sweep_file.without_secrets()[1] if sweep_file is not None else None
+    withheld = secrets_back(spec.name, spec.config, from_file)
     with phases.phase("preflight"):
-        _preflight(spec, options)
+        _preflight(spec, options, withheld)
     if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
         raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
     with phases.phase("ray start"):
@@ -115,7 +129,7 @@ def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepRes
             raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
         else:
             sweep.reopen()
-        result = _run_tracked(spec, options, sweep, experiment, resumed=True)
+        result = _run_tracked(spec, options, sweep, experiment, withheld, resumed=True)
         if options.on_finish is not None:
             options.on_finish(result)
         return result
@@ -129,8 +143,10 @@ def _shut_down(started_ray: bool, phases: Phases) -> None:
             ray.shutdown()
 
 
-def _preflight(spec: SweepSpec, options: RunOptions) -> None:
+def _preflight(spec: SweepSpec, options: RunOptions, withheld: dict[str, Any]) -> None:
     """Every check that can fail in seconds, before Ray starts or MLflow gets a run."""
+    if options.address is None:  # embedded trials read ${env:NAME} from this process
+        check_environment({**spec.config, **withheld})
     if spec.trainable not in BUILTINS:
         # User code's import errors surface before anything starts (`tuner run` imported
         # it already to check it); a built-in is imported while Ray starts.
@@ -145,6 +161,7 @@ def _run_tracked(
     options: RunOptions,
     sweep: SweepRun,
     experiment: Experiment,
+    withheld: dict[str, Any],
     *,
     resumed: bool,
 ) -> SweepResult:
@@ -168,11 +185,13 @@ def _run_tracked(
             tracker.continue_runs(
                 existing_trial_runs(sweep.client, sweep.experiment_id, sweep.run_id, spec.metric)
             )
-            tuner = restore_tuner(spec, experiment, callbacks)
+            tuner = restore_tuner(spec, experiment, callbacks, withheld)
         else:
             experiment.save_spec(spec)
             on_cluster = options.address is not None
-            tuner = build_tuner(spec, experiment, callbacks, early_stops, on_cluster=on_cluster)
+            tuner = build_tuner(
+                spec, experiment, callbacks, early_stops, withheld=withheld, on_cluster=on_cluster
+            )
         # Said once the sweep starts: a sweep refused before that (bad login, no
         # cluster) stays one line.
         notes = [f"warning: {warning}" for warning in spec.warnings()]

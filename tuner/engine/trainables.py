@@ -9,6 +9,7 @@ from `ray.tune.get_checkpoint()`.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -50,7 +51,43 @@ def resolve_trainable(ref: str) -> Trainable:
         raise SpecError(None, "trainable", f"module {module_name!r} has no attribute {attr!r}")
     if not callable(fn):
         raise SpecError(None, "trainable", f"{ref!r} is not callable")
+    _check_shape(ref, fn)
     return fn  # type: ignore[no-any-return]
+
+
+_RAY_TRAINABLE = "ray.tune.trainable.trainable.Trainable"
+
+
+def _check_shape(ref: str, fn: Any) -> None:
+    """A trainable is a function of one argument (the config) or a `ray.tune.Trainable`
+    subclass; anything else Ray would take and fail on in every trial."""
+    if isinstance(fn, type):
+        # By name: `tuner validate` does not import Ray to check this.
+        if not any(f"{c.__module__}.{c.__qualname__}" == _RAY_TRAINABLE for c in fn.__mro__):
+            raise SpecError(
+                None,
+                "trainable",
+                f"{ref!r} is a class but not a ray.tune.Trainable subclass; a trainable is "
+                "a function of the config or a tune.Trainable",
+            )
+        return
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: Ray will say
+        return
+    try:
+        signature.bind({})
+    except TypeError:
+        raise SpecError(
+            None,
+            "trainable",
+            f"{ref!r} takes {_arguments(signature)}; a trainable takes one: the config",
+        ) from None
+
+
+def _arguments(signature: inspect.Signature) -> str:
+    names = list(signature.parameters)
+    return f"({', '.join(names)})" if names else "no arguments"
 
 
 def check_trainable(spec: SweepSpec) -> None:
@@ -61,6 +98,13 @@ def check_trainable(spec: SweepSpec) -> None:
         resolve_trainable(spec.trainable)
         return
     # Built-ins are checked against their knob schema without importing torch.
+    if spec.metric not in builtin.metrics:
+        raise SpecError(
+            None,
+            "metric",
+            f"{spec.trainable} does not report {spec.metric!r}; every epoch it reports "
+            + ", ".join(builtin.metrics),
+        )
     _check_knobs(spec, builtin.knobs)
     _check_data(spec, builtin)
 

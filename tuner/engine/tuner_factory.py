@@ -15,7 +15,8 @@ from ray.tune.search import Searcher
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
 from tuner.engine.trainables import resolve_trainable
-from tuner.engine.user_code import reuses_actors, user_class, user_function
+from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
+from tuner.engine.user_code import reuses_actors, saves_checkpoints, user_class, user_function
 from tuner.search.builders import build_scheduler, build_search_algorithm
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast, build_stoppers, combined
@@ -44,14 +45,18 @@ def ray_file_loggers_off() -> Iterator[None]:
 _NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
 
-def trainable_with_resources(spec: SweepSpec) -> Any:
+def trainable_with_resources(spec: SweepSpec, withheld: dict[str, Any]) -> Any:
+    """The trainable Ray runs; `withheld`: the config entries kept out of Ray's state
+    (secrets), which the trials get back in their own process."""
     resources = {"cpu": spec.resources_per_trial.cpu, "gpu": spec.resources_per_trial.gpu}
     trainable: Any = resolve_trainable(spec.trainable)
+    trial_config = TrialConfig.needed(spec.config, withheld)
+    no_credentials_in_runtime_env()
     # Results are checked for the metric and made plain numbers in the worker.
     if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
-        trainable = user_class(trainable, spec.metric)
+        trainable = user_class(trainable, spec.metric, trial_config)
     elif not isinstance(trainable, type):
-        trainable = user_function(trainable, spec.metric)
+        trainable = user_function(trainable, spec.metric, trial_config)
     return tune.with_resources(trainable, resources)
 
 
@@ -72,11 +77,14 @@ def build_tuner(
     callbacks: list[tune.Callback],
     early_stops: EarlyStops,
     *,
+    withheld: dict[str, Any],
     on_cluster: bool,
 ) -> tune.Tuner:
+    """`spec` is the sweep without its secrets (those are in `withheld`)."""
     search_alg = build_search_algorithm(spec, early_stops)
+    user_trainable = resolve_trainable(spec.trainable)
     return tune.Tuner(
-        trainable_with_resources(spec),
+        trainable_with_resources(spec, withheld),
         param_space=trial_space(spec),
         tune_config=tune.TuneConfig(
             metric=spec.metric,
@@ -91,7 +99,7 @@ def build_tuner(
             # A fresh worker per trial re-imports torch: measured 50 s vs 8 s for 12 trials.
             # A class Trainable without reset_config() cannot be reused: Ray would fail
             # every trial that lands on a used worker.
-            reuse_actors=reuses_actors(resolve_trainable(spec.trainable)),
+            reuse_actors=reuses_actors(user_trainable),
             trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
@@ -108,7 +116,11 @@ def build_tuner(
             # storage, and a driver lost in between leaves a trial that cannot resume
             # (seen on S3: 1 resume in 3). It also forced a snapshot every num_to_keep
             # checkpoints (ray #31613). prune_checkpoints thins them when the sweep ends.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            # A class without save_checkpoint() still ends well: no checkpoint at the end.
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=None,
+                checkpoint_at_end=None if saves_checkpoints(user_trainable) else False,
+            ),
             # Locally a failure is a bug in the trial: retrying it only repeats it.
             # On a cluster it may be a lost node: restart from the last checkpoint.
             failure_config=tune.FailureConfig(max_failures=3 if on_cluster else 0),
@@ -117,14 +129,17 @@ def build_tuner(
 
 
 def restore_tuner(
-    spec: SweepSpec, experiment: Experiment, callbacks: list[tune.Callback]
+    spec: SweepSpec,
+    experiment: Experiment,
+    callbacks: list[tune.Callback],
+    withheld: dict[str, Any],
 ) -> tune.Tuner:
     """The experiment's Tuner as Ray Tune saved it: unfinished and errored trials resume
     from their latest checkpoints, finished ones stay finished, the searcher keeps its
     history."""
     tuner = tune.Tuner.restore(
         experiment.path,
-        trainable_with_resources(spec),
+        trainable_with_resources(spec, withheld),
         resume_errored=True,
         storage_filesystem=experiment.storage.filesystem,
     )

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from tuner.engine.trial_config import TrialConfig
 from tuner.tracking.results import as_number
 
 # What Ray calls: a function of the config; what it returns Ray reports too.
@@ -81,15 +82,22 @@ def _session() -> Any:
     return get_session()
 
 
-def user_function(fn: UserFunction, metric: str) -> UserFunction:
+def user_function(
+    fn: UserFunction, metric: str, trial_config: TrialConfig | None = None
+) -> UserFunction:
     """`fn` run with each `tune.report` it makes checked for `metric` and turned into
     plain numbers first. What `fn` returns Ray reports too (a dict, or a number as
-    Ray's "_metric"): it is held to the same rule."""
-    if inspect.isgeneratorfunction(fn):
+    Ray's "_metric"): it is held to the same rule. `trial_config` puts the sweep's
+    secrets back into the config `fn` receives."""
+    if inspect.isgeneratorfunction(fn) and trial_config is None:
         return fn  # Ray drives a generator itself; a plain wrapper would hide that it is one
+    if inspect.isgeneratorfunction(fn):
+        return _generator_with_config(fn, trial_config)
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
+        if trial_config is not None:
+            config = trial_config(config)
         session = _session()
         if session is None:
             return fn(config)
@@ -113,6 +121,14 @@ def user_function(fn: UserFunction, metric: str) -> UserFunction:
     return trainable
 
 
+def _generator_with_config(fn: UserFunction, trial_config: TrialConfig | None) -> UserFunction:
+    @functools.wraps(fn)
+    def trainable(config: dict[str, Any]) -> Any:
+        yield from fn(trial_config(config) if trial_config is not None else config)
+
+    return trainable
+
+
 def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
     if isinstance(output, dict) and output:
         check_metric(output, metric)
@@ -131,11 +147,19 @@ def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
     return output
 
 
-def user_class(cls: type[Any], metric: str) -> type[Any]:
+def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = None) -> type[Any]:
     """A `tune.Trainable` subclass whose `step()` results are checked for `metric` and
-    made plain numbers, under the user's class name (Ray names trials after it)."""
+    made plain numbers, under the user's class name (Ray names trials after it).
+    `trial_config` puts the sweep's secrets back into what `setup()` and
+    `reset_config()` receive (`self.config` keeps Ray's copy, without them)."""
 
     class Checked(cls):  # type: ignore[misc,valid-type]
+        def setup(self, config: dict[str, Any]) -> Any:
+            return super().setup(trial_config(config) if trial_config else config)
+
+        def reset_config(self, new_config: dict[str, Any]) -> Any:
+            return super().reset_config(trial_config(new_config) if trial_config else new_config)
+
         def step(self) -> Any:
             result = super().step()
             if not isinstance(result, dict):
@@ -159,4 +183,14 @@ def reuses_actors(trainable: Any) -> bool:
 
     if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
         return trainable.reset_config is not tune.Trainable.reset_config
+    return True
+
+
+def saves_checkpoints(trainable: Any) -> bool:
+    """Whether Ray may checkpoint a trial when it ends: a class must implement
+    `save_checkpoint` (Ray's own raises NotImplementedError, failing a finished trial)."""
+    from ray import tune
+
+    if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
+        return trainable.save_checkpoint is not tune.Trainable.save_checkpoint
     return True

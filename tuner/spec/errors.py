@@ -16,7 +16,13 @@ class SpecError(Exception):
 
     def line(self) -> str:
         parts = [p for p in (self.file, self.key) if p]
-        return ": ".join([*parts, self.problem])
+        return _printable(": ".join([*parts, self.problem]))
+
+
+def _printable(text: str) -> str:
+    """One line a terminal shows as it is: control characters and line breaks a hostile
+    file put in a key are escaped (a NUL as \\x00)."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 class KeyedProblem(ValueError):

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+import yaml
+from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.errors import KeyedProblem, SpecError
+from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
+from tuner.spec.secrets import looks_secret, malformed_reference, withhold
 from tuner.spec.strict import Strict
+
+# A bool is not a count: YAML's `num_samples: true` is a mistake, not 1.
+Count = Annotated[StrictInt, Field(gt=0)]
+# NumPy's and Optuna's samplers take 32-bit seeds.
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]
+# The most trials a sweep may ask for: Ray Tune holds every trial in the driver.
+MAX_TRIALS = 100_000
+# The most ASHA rungs: a factor just above 1 makes millions (and gigabytes of them).
+MAX_RUNGS = 100
+# Ray counts resources in units of 1/10,000: a smaller fraction is 0, never scheduled.
+RESOURCE_UNIT = 0.0001
 
 # --- searchers and schedulers ----------------------------------------------------------
 
@@ -20,7 +35,7 @@ class GridSearcher(Strict):
 
 class RandomSearcher(Strict):
     kind: Literal["random"]
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 OptunaSampler = Literal["tpe", "gp", "cmaes", "random"]
@@ -29,7 +44,7 @@ OptunaSampler = Literal["tpe", "gp", "cmaes", "random"]
 class OptunaSearcher(Strict):
     kind: Literal["optuna"]
     sampler: OptunaSampler = "tpe"
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 Searcher = Annotated[GridSearcher | RandomSearcher | OptunaSearcher, Field(discriminator="kind")]
@@ -41,8 +56,8 @@ class FifoScheduler(Strict):
 
 class AshaScheduler(Strict):
     kind: Literal["asha"]
-    max_t: Annotated[int, Field(gt=0)]
-    grace_period: Annotated[int, Field(gt=0)] = 1
+    max_t: Count
+    grace_period: Count = 1
     reduction_factor: Annotated[float, Field(gt=1)] = 3
 
     @field_validator("grace_period")
@@ -53,6 +68,20 @@ class AshaScheduler(Strict):
             raise ValueError(f"must be <= max_t ({grace} > {max_t})")
         return grace
 
+    @model_validator(mode="after")
+    def _few_rungs(self) -> AshaScheduler:
+        span = self.max_t / self.grace_period
+        rungs = math.floor(math.log(span) / math.log(self.reduction_factor)) + 1
+        if rungs > MAX_RUNGS:
+            least = span ** (1 / (MAX_RUNGS - 1))
+            raise KeyedProblem(
+                "scheduler.reduction_factor",
+                f"{self.reduction_factor!r} makes {rungs:,} rungs between grace_period "
+                f"{self.grace_period} and max_t {self.max_t}; at most {MAX_RUNGS} "
+                f"(a factor of at least {math.ceil(least * 1000) / 1000:g})",
+            )
+        return self
+
 
 Scheduler = Annotated[FifoScheduler | AshaScheduler, Field(discriminator="kind")]
 
@@ -61,6 +90,13 @@ class Resources(Strict):
     cpu: Annotated[float, Field(gt=0)] = 1
     # Fractional GPUs pack small trials on one device; they do not isolate memory.
     gpu: Annotated[float, Field(ge=0)] = 0
+
+    @field_validator("cpu", "gpu")
+    @classmethod
+    def _in_ray_units(cls, amount: float) -> float:
+        if amount and (amount < RESOURCE_UNIT or abs(round(amount, 4) - amount) > 1e-12):
+            raise ValueError(f"Ray counts resources in steps of {RESOURCE_UNIT}; got {amount!r}")
+        return amount
 
     @field_validator("gpu")
     @classmethod
@@ -79,7 +115,7 @@ class CheckpointPolicy(Strict):
     A restarted trial redoes at most `min_interval_s` of work plus the epoch it was in.
     """
 
-    every_epochs: Annotated[int, Field(gt=0)] = CHECKPOINT_EVERY_EPOCHS
+    every_epochs: Count = CHECKPOINT_EVERY_EPOCHS
     # A checkpoint of a small model costs almost an epoch (7.5 ms against ~9 ms on 2
     # cores, bench/checkpoints.py); 30 s bounds what a preemption loses to 30 s of work.
     min_interval_s: Annotated[float, Field(ge=0)] = CHECKPOINT_MIN_INTERVAL_S
@@ -95,10 +131,10 @@ class SweepSpec(Strict):
     trainable: Annotated[str, Field(pattern=TRAINABLE_PATTERN)]
     metric: Annotated[str, Field(min_length=1)]
     mode: Literal["max", "min"]
-    num_samples: Annotated[int, Field(gt=0)] = 1
+    num_samples: Count = 1
     searcher: Searcher = RandomSearcher(kind="random")
     scheduler: Scheduler = FifoScheduler(kind="fifo")
-    max_concurrent_trials: Annotated[int, Field(gt=0)] | None = None
+    max_concurrent_trials: Count | None = None
     resources_per_trial: Resources = Resources()
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     # When a trial ends: {training_iteration: N}, {<metric>: threshold} (reached in
@@ -106,13 +142,28 @@ class SweepSpec(Strict):
     stop: dict[str, float] = Field(default_factory=dict)
     # The sweep stops when its first N trials to end all failed with the same error: a
     # bug in the trainable (a `ray.train` call, a wrong key) fails every trial alike.
-    fail_fast_after: Annotated[int, Field(gt=0)] | None = FAIL_FAST_AFTER
+    fail_fast_after: Count | None = FAIL_FAST_AFTER
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
+    # Config key patterns that hold secrets (`*_dsn`), besides the names tuner knows.
+    secret_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
+        self._names_fit()
+        self._trials_fit(self.num_samples)
+        for key, value in self.config.items():
+            if (reference := malformed_reference(value)) is not None:
+                raise KeyedProblem(
+                    f"config.{key}", f"{reference} is not an ${{env:NAME}} reference"
+                )
         for key, param in self.params.items():
+            if looks_secret(key, self.secret_keys):
+                raise KeyedProblem(
+                    f"params.{key}",
+                    "its name says it holds a secret, and searched values are written "
+                    "everywhere: put it under config (or rename it)",
+                )
             if isinstance(param, GridParam) and isinstance(self.searcher, OptunaSearcher):
                 raise KeyedProblem(
                     f"params.{key}.type",
@@ -133,6 +184,44 @@ class SweepSpec(Strict):
                 "stop.training_iteration", f"must be a whole number >= 1 (got {iterations:g})"
             )
         return self
+
+    def _names_fit(self) -> None:
+        """Names MLflow and Ray will take, checked before any trial runs."""
+        if self.metric in RESERVED_RESULT_KEYS:
+            raise KeyedProblem(
+                "metric",
+                f"{self.metric!r} is a key Ray Tune or tuner fills in, not a metric the "
+                "trainable reports; name the metric it reports",
+            )
+        named = [("metric", self.metric, self.metric)]
+        named += [(f"params.{name}", name, name) for name in self.params]
+        named += [(f"config.{key}", key, f"config.{key}") for key in self.config]
+        for where, name, logged_as in named:
+            if (problem := mlflow_key_problem(logged_as)) is not None:
+                raise KeyedProblem(where, problem.replace(repr(logged_as), repr(name)))
+
+    def _trials_fit(self, num_samples: int) -> None:
+        grid = self.grid_size()
+        trials = num_samples if isinstance(self.searcher, OptunaSearcher) else num_samples * grid
+        if trials > MAX_TRIALS:
+            shape = f"{grid:,} grid points x num_samples {num_samples:,}" if grid > 1 else ""
+            raise KeyedProblem(
+                "params" if grid > 1 else "num_samples",
+                f"the sweep would run {trials:,} trials{f' ({shape})' if shape else ''}; "
+                f"at most {MAX_TRIALS:,}",
+            )
+
+    def without_secrets(self) -> tuple[SweepSpec, dict[str, Any]]:
+        """(this sweep as tuner may write it, the config entries it withheld)."""
+        shown, withheld = withhold(self.config, self.secret_keys)
+        return self.model_copy(update={"config": shown}), withheld
+
+    def as_yaml(self) -> str:
+        """The sweep file as tuner stores it: keys the user set, defaults left out."""
+        text: str = yaml.safe_dump(
+            self.model_dump(mode="json", exclude_defaults=True), sort_keys=False
+        )
+        return text
 
     def warnings(self) -> list[str]:
         """What may be wrong with a valid sweep: one line each, printed, never fatal."""
@@ -176,4 +265,8 @@ class SweepSpec(Strict):
     def with_num_samples(self, num_samples: int) -> SweepSpec:
         if num_samples <= 0:
             raise SpecError(None, "num_samples", f"must be > 0 (got {num_samples})")
+        try:
+            self._trials_fit(num_samples)
+        except KeyedProblem as exc:
+            raise SpecError(None, exc.key, exc.problem) from None
         return self.model_copy(update={"num_samples": num_samples})

@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
 from tuner.spec import SweepSpec
+from tuner.tracking.first_use import experiment_id_for, sqlite_database, store_opened_alone
 from tuner.tracking.results import (
     param_value,
 )
@@ -108,12 +108,8 @@ def artifact_root(tracking_uri: str) -> Path | None:
     ran in, so checkpoints and models of one store end up scattered over working folders.
     A tracking server decides for itself (None).
     """
-    if urlparse(tracking_uri).scheme != "sqlite":
-        return None
-    database = tracking_uri.removeprefix("sqlite:///")
-    if not database or database == ":memory:":
-        return None
-    return Path(database).expanduser().resolve().parent / "mlartifacts"
+    database = sqlite_database(tracking_uri)
+    return database.parent / "mlartifacts" if database is not None else None
 
 
 class SweepRun:
@@ -126,15 +122,14 @@ class SweepRun:
 
     @classmethod
     def start(cls, spec: SweepSpec, spec_path: Path | None, tracking_uri: str) -> SweepRun:
-        client = MlflowClient(tracking_uri)
-        experiment = client.get_experiment_by_name(spec.name)
-        if experiment is not None:
-            # An existing experiment keeps its artifact location: runs already point there.
-            experiment_id = experiment.experiment_id
-        else:
-            root = artifact_root(tracking_uri)
-            location = (root / spec.name).as_uri() if root is not None else None
-            experiment_id = client.create_experiment(spec.name, artifact_location=location)
+        """`spec` is the sweep without its secrets; `spec_path` its file, logged as it is
+        unless None (then the spec is logged as YAML)."""
+        root = artifact_root(tracking_uri)
+        # An existing experiment keeps its artifact location: runs already point there.
+        location = (root / spec.name).as_uri() if root is not None else None
+        with store_opened_alone(tracking_uri):  # a new client opens (creates) the store
+            client = MlflowClient(tracking_uri)
+            experiment_id = experiment_id_for(client, spec.name, location)
         tags = {
             TAG_ROLE: "sweep",
             "tuner.trainable": spec.trainable,
@@ -154,6 +149,8 @@ class SweepRun:
         client.log_batch(sweep.run_id, params=[Param(k, v) for k, v in params.items()])
         if spec_path is not None:
             client.log_artifact(sweep.run_id, str(spec_path), artifact_path="spec")
+        else:  # a sweep whose file held secrets, or one resumed from its storage
+            client.log_text(sweep.run_id, spec.as_yaml(), f"spec/{spec.name}.yaml")
         return sweep
 
     @classmethod

@@ -16,13 +16,21 @@ class Builtin:
     function: str  # "module:function", imported only when a sweep runs (it needs torch)
     knobs: type[TrainerKnobs]
     task: str
+    # What it reports every epoch: a sweep's metric must be one of them.
+    metrics: tuple[str, ...]
 
 
 BUILTINS: dict[str, Builtin] = {
     "builtin:classifier": Builtin(
-        "tuner.trainer.classifier:train_classifier", ClassifierKnobs, "classification"
+        "tuner.trainer.classifier:train_classifier",
+        ClassifierKnobs,
+        "classification",
+        ("val_accuracy", "val_loss", "train_loss", "lr", "epoch_time_s"),
     ),
     "builtin:regressor": Builtin(
-        "tuner.trainer.regressor:train_regressor", RegressorKnobs, "regression"
+        "tuner.trainer.regressor:train_regressor",
+        RegressorKnobs,
+        "regression",
+        ("val_rmse", "val_r2", "val_loss", "train_loss", "lr", "epoch_time_s"),
     ),
 }

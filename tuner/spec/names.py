@@ -1,0 +1,54 @@
+"""Names a sweep file gives that end up elsewhere: as MLflow keys, as Ray result keys.
+
+MLflow refuses a param or metric key outside its character set, or one that is not a
+normalized relative path; it would say so only when the run logs it, after the trials
+ran. Ray fills some result keys itself, and tuner uses `epoch` as the MLflow step: a
+sweep's metric by one of those names is never the user's number.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+# MLflow's rule (mlflow.utils.validation) for param, metric and tag keys, on POSIX.
+_MLFLOW_KEY = re.compile(r"[/\w.\- :]+")
+MLFLOW_MAX_KEY_LENGTH = 250
+
+# What Ray Tune adds to every result (ray.tune.result.AUTO_RESULT_KEYS, plus `done`,
+# `trial_id` and `experiment_tag`) and the step tuner takes from `epoch`.
+RESERVED_RESULT_KEYS = frozenset(
+    {
+        "training_iteration",
+        "time_total_s",
+        "episodes_total",
+        "timesteps_total",
+        "node_ip",
+        "hostname",
+        "pid",
+        "time_this_iter_s",
+        "timestamp",
+        "date",
+        "time_since_restore",
+        "timesteps_since_restore",
+        "iterations_since_restore",
+        "config",
+        "checkpoint_dir_name",
+        "done",
+        "trial_id",
+        "experiment_tag",
+        "epoch",
+    }
+)
+
+
+def mlflow_key_problem(key: str) -> str | None:
+    """Why MLflow would refuse `key` as a param or metric name; None if it takes it."""
+    if len(key) > MLFLOW_MAX_KEY_LENGTH:
+        return f"MLflow takes names of at most {MLFLOW_MAX_KEY_LENGTH} characters"
+    if not _MLFLOW_KEY.fullmatch(key):
+        return f"MLflow takes only letters, digits, spaces and _ - . / : in a name (got {key!r})"
+    normal = posixpath.normpath(key)
+    if normal != key or normal == "." or normal.startswith(("..", "/")):
+        return f"MLflow needs a name that is a plain relative path (got {key!r})"
+    return None
