@@ -151,6 +151,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
     from tuner.engine.experiments import NothingToResume
     from tuner.engine.outcome import SweepFailed, SweepInterrupted
     from tuner.engine.session import RayUnavailable
+    from tuner.engine.state_digest import StateChanged
     from tuner.tracking.access import TrackingLoginError, tracking_access
     from tuner.tracking.writer import TrackingError
 
@@ -161,7 +162,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         fail(f"{spec_path}: {exc.line()}" if spec_path else exc.line(), EXIT_INVALID)
     except TrackingLoginError as exc:  # who the user is, not what went wrong: fix and rerun
         fail(str(exc), EXIT_INVALID)
-    except (SweepFailed, TrackingError, RayUnavailable, NothingToResume) as exc:
+    except (SweepFailed, TrackingError, RayUnavailable, NothingToResume, StateChanged) as exc:
         fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
         terminated = exc.signal_name == "SIGTERM"
@@ -218,6 +219,14 @@ def _summarize(result: SweepResult) -> None:
     if result.test_metrics:
         scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
         out.print(f"best model on the test split (never seen by the search): {scores}")
+    if result.cost:
+        out.print(f"held: {held_line(result.cost)}", markup=False)
+
+
+def held_line(cost: dict[str, float]) -> str:
+    """e.g. "0.0123 CPU-hours, 0 GPU-hours ($0.0005)": what the trials held, and cost."""
+    line = f"{cost['cpu_hours']:.4g} CPU-hours, {cost['gpu_hours']:.4g} GPU-hours"
+    return line + (f" (${cost['cost_usd']:.4g})" if "cost_usd" in cost else "")
 
 
 def best(

@@ -56,6 +56,7 @@ class SweepResult:
     num_restarted: int  # trials that lost their worker and resumed from a checkpoint
     best: BestTrial
     test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
+    cost: dict[str, float] = field(default_factory=dict)  # cpu_hours, gpu_hours, cost_usd
     artifact_location: str = ""  # the MLflow experiment's: checkpoints and models
     # Where the wall time went; Ray's shutdown is added after this result is made.
     phases: Phases = field(default_factory=Phases)

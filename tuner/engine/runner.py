@@ -31,6 +31,7 @@ from tuner.engine.phases import Phases
 from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
+from tuner.engine.state_digest import TAG_STATE_DIGEST, check_state, state_digest
 from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
@@ -124,11 +125,19 @@ def resume_sweep(
     try:
         sweep = SweepRun.find(spec, options.tracking_uri, experiment.uri)
         if sweep is None:  # the tracking store lost it: the rest goes into a new run
+            note = check_state(experiment, None)
             sweep = SweepRun.start(spec, None, options.tracking_uri)
         elif sweep.status == RunStatus.to_string(RunStatus.FINISHED):
             raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
         else:
+            # Before Ray unpickles a byte of it: the state must be what the sweep left.
+            recorded = sweep.tag(TAG_STATE_DIGEST)
+            note = check_state(experiment, recorded)
             sweep.reopen()
+            if recorded is not None:  # the state changes from here on
+                sweep.forget_tag(TAG_STATE_DIGEST)
+        if note is not None:
+            options.console.print(note, markup=False, highlight=False)
         result = _run_tracked(spec, options, sweep, experiment, withheld, resumed=True)
         if options.on_finish is not None:
             options.on_finish(result)
@@ -171,7 +180,9 @@ def _run_tracked(
     writer = TrackingWriter(
         sweep.client, sweep.experiment_id, requests_in_flight(options.tracking_uri)
     )
-    tracker = TrialTracker(writer, sweep.run_id, spec.params, early_stops, storage.uri_of)
+    tracker = TrialTracker(
+        writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost
+    )
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)
     fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)
@@ -200,6 +211,11 @@ def _run_tracked(
             options.console.print(line, markup=False, highlight=False)
         with restored_signal_handlers(), ray_file_loggers_off(), phases.phase("fit"):
             results = tuner.fit()
+        # Ray saved its last state: what a resume may trust (finished, failed or stopped).
+        sweep.set_tags({TAG_STATE_DIGEST: state_digest(experiment)})
+        # Counted up to now for trials an interrupt cut off: they held their resources.
+        cost = tracker.cost.total().metrics(spec.cost)
+        sweep.record_cost(cost)
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
             raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
@@ -251,6 +267,7 @@ def _run_tracked(
             num_restarted=restarted,
             best=best,
             test_metrics=test_metrics,
+            cost=cost,
             phases=phases,
             artifact_location=sweep.artifact_location,
         )

@@ -121,6 +121,13 @@ class CheckpointPolicy(Strict):
     min_interval_s: Annotated[float, Field(ge=0)] = CHECKPOINT_MIN_INTERVAL_S
 
 
+class CostPrices(Strict):
+    """What a resource-hour costs: turns the trials' held resources into dollars."""
+
+    usd_per_gpu_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    usd_per_cpu_hour: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+
 # --- the sweep -------------------------------------------------------------------------
 
 TRAINABLE_PATTERN = r"^(builtin:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
@@ -145,6 +152,7 @@ class SweepSpec(Strict):
     fail_fast_after: Count | None = FAIL_FAST_AFTER
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
+    cost: CostPrices | None = None
     # Config key patterns that hold secrets (`*_dsn`), besides the names tuner knows.
     secret_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
 from tuner.spec import SweepSpec
+from tuner.tracking.cost import CPU_HOURS, GPU_HOURS, Held
 from tuner.tracking.first_use import experiment_id_for, sqlite_database, store_opened_alone
 from tuner.tracking.results import (
     param_value,
@@ -37,6 +38,7 @@ class ExistingRun:
     stale_tags: tuple[str, ...]  # end-of-run tags to drop if the trial runs again
     stopped_early: bool
     restarts: int
+    held: Held = field(default_factory=Held)  # resource-hours its trial held before
 
 
 # Runs per search_runs request: MLflow answers at most 50,000, and fewer, larger pages
@@ -82,6 +84,7 @@ def existing_trial_runs(
             stale_tags=tuple(tag for tag in END_TAGS if tag in tags),
             stopped_early=TAG_STOPPED_EARLY in tags,
             restarts=int(tags.get(TAG_RESTARTS, "0")),
+            held=Held(run.data.metrics.get(CPU_HOURS, 0.0), run.data.metrics.get(GPU_HOURS, 0.0)),
         )
     return existing
 
@@ -173,6 +176,13 @@ class SweepRun:
     def set_tags(self, tags: dict[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
+    def tag(self, name: str) -> str | None:
+        value = self.client.get_run(self.run_id).data.tags.get(name)
+        return None if value is None else str(value)
+
+    def forget_tag(self, name: str) -> None:
+        self.client.delete_tag(self.run_id, name)
+
     @property
     def artifact_location(self) -> str:
         """Where this sweep's experiment keeps its artifacts (checkpoints, models)."""
@@ -193,6 +203,13 @@ class SweepRun:
             metrics=[Metric(f"best_{metric}", value, int(time.time() * 1000), 0)],
             params=[Param(f"best.{k}", param_value(v)) for k, v in params.items()],
             tags=tags,
+        )
+
+    def record_cost(self, metrics: dict[str, float]) -> None:
+        """The sweep's resource-hours (and dollars): the sums of its trials'."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()]
         )
 
     def record_test(self, metrics: dict[str, float], best_run_id: str) -> None:

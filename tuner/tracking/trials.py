@@ -13,6 +13,8 @@ from ray.air.constants import EXPR_RESULT_FILE
 from ray.tune import Callback
 
 from tuner.search.early_stops import EarlyStops
+from tuner.spec.schema import CostPrices
+from tuner.tracking.cost import CostLedger
 from tuner.tracking.results import (
     as_number,
     error_summary,
@@ -48,6 +50,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         searched_names: Iterable[str],
         early_stops: EarlyStops,
         checkpoint_uri: Callable[[str], str],
+        prices: CostPrices | None = None,
     ) -> None:
         self._writer = writer
         self._parent_run_id = parent_run_id
@@ -65,6 +68,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._existing: dict[str, ExistingRun] = {}
         self.restarts: dict[str, int] = {}  # trial id -> restarts from a checkpoint
         self.errors: dict[str, str] = {}  # trial id -> its error's line, in order of failure
+        self.cost = CostLedger()
+        self._prices = prices
 
     def continue_runs(self, existing: dict[str, ExistingRun]) -> None:
         """After a resume: trials Ray Tune restores keep their runs and logged steps."""
@@ -79,6 +84,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
                 self.restarts[trial_id] = run.restarts
             if run.stopped_early:
                 self._early_stops.add(trial_id)
+            self.cost.carry_over(trial_id, run.held)
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks into the experiment for restore; a restore brings its
@@ -86,6 +92,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         return {**self.__dict__, "_writer": None}
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.cost.start(trial.trial_id, *_placed(trial))
         # A restored trial runs again in the run it had: reopen that run once.
         existing = self._existing.pop(trial.trial_id, None)
         if existing is not None:
@@ -167,6 +174,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """A trial lost its worker and will restart from its last checkpoint."""
+        self.cost.stop(trial.trial_id)  # held again from its restart
         restarts = self.restarts.get(trial.trial_id, 0) + 1
         self.restarts[trial.trial_id] = restarts
         tags = {TAG_RESTARTS: str(restarts), TAG_RESTART_REASON: restart_reason(trial)}
@@ -187,8 +195,24 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def _end(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         self._open.discard(trial_id)
+        held = self.cost.stop(trial_id)
+        step = self._last_logged.get(trial_id, (0, 0.0))[0]
+        now = int(time.time() * 1000)
+        points = tuple(
+            Metric(key, value, now, step) for key, value in held.metrics(self._prices).items()
+        )
+        self._writer.submit(LogMetrics(trial_id, points))
         self._writer.submit(EndRun(trial_id, status, tags))
 
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
         checkpoint = trial.checkpoint
         return {TAG_CHECKPOINT: self._checkpoint_uri(checkpoint.path)} if checkpoint else {}
+
+
+def _placed(trial: Any) -> tuple[float, float]:
+    """(CPUs, GPUs) Ray placed the trial on, as its placement group asked for them."""
+    try:
+        resources = trial.placement_group_factory.required_resources
+    except AttributeError:  # no placement known: nothing held that can be counted
+        return 0.0, 0.0
+    return float(resources.get("CPU", 0.0)), float(resources.get("GPU", 0.0))
