@@ -75,3 +75,12 @@ class SecretsReceived(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         return {"received": float(self.received), "done": True}
+
+
+def slow_epochs(config: dict[str, Any]) -> None:
+    """A user trainable that takes 0.2 s per epoch: long enough to be cut by a budget."""
+    import time
+
+    for epoch in range(1, int(config.get("epochs", 100)) + 1):
+        time.sleep(0.2)
+        tune.report({"epoch": epoch, "score": config["x"] * epoch})

@@ -221,6 +221,8 @@ def _summarize(result: SweepResult) -> None:
         out.print(f"best model on the test split (never seen by the search): {scores}")
     if result.cost:
         out.print(f"held: {held_line(result.cost)}", markup=False)
+    if result.stopped_by:
+        out.print(f"stopped by its budget: {result.stopped_by}", markup=False)
 
 
 def held_line(cost: dict[str, float]) -> str:

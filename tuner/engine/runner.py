@@ -16,6 +16,7 @@ from ray import tune
 from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
+from tuner.engine.budget import BudgetStop, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
@@ -49,7 +50,12 @@ from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.progress import ProgressTable
 from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
-from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
+from tuner.tracking.tags import (
+    TAG_BUDGET_REACHED,
+    TAG_EXPERIMENT_PATH,
+    TAG_STOPPED_BY,
+    TAG_SUBMISSION,
+)
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter, requests_in_flight
 from tuner.trainer.registry import BUILTINS
@@ -186,6 +192,8 @@ def _run_tracked(
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)
     fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)
+    budget = BudgetStop.shared(experiment.uri)
+    budget.watch(spec.budget, spec.cost, tracker.cost)
     callbacks = [tracker, progress, interrupts, TrialMoments(phases), FailFastWatch(fail_fast)]
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
@@ -213,14 +221,19 @@ def _run_tracked(
             results = tuner.fit()
         # Ray saved its last state: what a resume may trust (finished, failed or stopped).
         sweep.set_tags({TAG_STATE_DIGEST: state_digest(experiment)})
-        # Counted up to now for trials an interrupt cut off: they held their resources.
-        cost = tracker.cost.total().metrics(spec.cost)
-        sweep.record_cost(cost)
         if interrupts.interrupted:
             tracker.end_open_runs("interrupted")
+            sweep.record_cost(tracker.cost.total().metrics(spec.cost))
             raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
         # Trials still running when the sweep was stopped (fail fast) ended with it.
-        tracker.end_open_runs("fail fast" if fail_fast.tripped else "the sweep ended")
+        stopped_by = budget.reached or trials_capped(spec)
+        if fail_fast.tripped:
+            tracker.end_open_runs("fail fast")
+        else:
+            tracker.end_open_runs("budget" if stopped_by else "the sweep ended")
+        # After the runs it closed: each trial's hours end there, and the sums match.
+        cost = tracker.cost.total().metrics(spec.cost)
+        sweep.record_cost(cost)
         with phases.phase("tracking flush"):
             writer.flush()
         with phases.phase("checkpoints pruned"):
@@ -233,6 +246,11 @@ def _run_tracked(
                 f"failed with {error}" + (f" -- {hint}" if hint else "")
             )
         winner = best_result(spec, results)
+        if winner is None and stopped_by is not None:
+            raise SweepFailed(
+                f"sweep {spec.name!r} stopped by its budget ({stopped_by}) before any trial "
+                f"reported {spec.metric!r}"
+            )
         if winner is None:
             first_error = next(iter(tracker.errors.values()), None)
             raise SweepFailed(
@@ -247,14 +265,14 @@ def _run_tracked(
             with phases.phase("best model export"):
                 test_metrics = _export_best(spec, sweep, best.run_id, winner.checkpoint)
         restarted = len(tracker.restarts)
-        sweep.finish(
-            RunStatus.FINISHED,
-            {
-                "tuner.failed_trials": str(failed),
-                "tuner.stopped_early": str(len(early_stops)),
-                "tuner.restarted_trials": str(restarted),
-            },
-        )
+        end_tags = {
+            "tuner.failed_trials": str(failed),
+            "tuner.stopped_early": str(len(early_stops)),
+            "tuner.restarted_trials": str(restarted),
+        }
+        if stopped_by is not None:
+            end_tags |= {TAG_STOPPED_BY: "budget", TAG_BUDGET_REACHED: stopped_by}
+        sweep.finish(RunStatus.FINISHED, end_tags)
         return SweepResult(
             name=spec.name,
             tracking_uri=options.tracking_uri,
@@ -268,6 +286,7 @@ def _run_tracked(
             best=best,
             test_metrics=test_metrics,
             cost=cost,
+            stopped_by=stopped_by,
             phases=phases,
             artifact_location=sweep.artifact_location,
         )

@@ -12,6 +12,7 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.search import Searcher
 
+from tuner.engine.budget import BudgetStop
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
 from tuner.engine.trainables import resolve_trainable
@@ -20,7 +21,7 @@ from tuner.engine.user_code import reuses_actors, saves_checkpoints, user_class,
 from tuner.search.builders import build_scheduler, build_search_algorithm
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast, build_stoppers, combined
-from tuner.spec import SweepSpec
+from tuner.spec import OptunaSearcher, SweepSpec
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def build_tuner(
             mode=spec.mode,
             search_alg=search_alg,
             scheduler=build_scheduler(spec, early_stops),
-            num_samples=spec.num_samples,
+            num_samples=_num_samples(spec),
             # Searchers get wrapped in a ConcurrencyLimiter; generators carry it themselves.
             max_concurrent_trials=(
                 spec.max_concurrent_trials if isinstance(search_alg, Searcher) else None
@@ -108,7 +109,11 @@ def build_tuner(
             storage_filesystem=experiment.storage.filesystem,
             callbacks=[*callbacks, JsonLoggerCallback()],
             stop=combined(
-                [*build_stoppers(spec), FailFast.shared(experiment.uri, spec.fail_fast_after)]
+                [
+                    *build_stoppers(spec),
+                    FailFast.shared(experiment.uri, spec.fail_fast_after),
+                    *([BudgetStop.shared(experiment.uri)] if spec.budget is not None else []),
+                ]
             ),
             verbose=0,
             # Every checkpoint stays while the sweep runs: with num_to_keep, Ray deletes
@@ -126,6 +131,15 @@ def build_tuner(
             failure_config=tune.FailureConfig(max_failures=3 if on_cluster else 0),
         ),
     )
+
+
+def _num_samples(spec: SweepSpec) -> int:
+    """Optuna's trials stop at the budget's max_trials; grid and random sweeps stop
+    there in their generator (which counts grid points too)."""
+    max_trials = spec.budget.max_trials if spec.budget is not None else None
+    if max_trials is not None and isinstance(spec.searcher, OptunaSearcher):
+        return min(spec.num_samples, max_trials)
+    return spec.num_samples
 
 
 def restore_tuner(

@@ -7,6 +7,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from tuner.search.asha import TIME_ATTR, RecordingASHAScheduler
+from tuner.search.capped import CappedVariantGenerator
 from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
@@ -25,10 +26,14 @@ def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAl
     # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
     # (it only wraps Searchers): the generator must get the limit itself.
     max_concurrent = spec.max_concurrent_trials or 0
-    if isinstance(searcher, GridSearcher):
-        return BasicVariantGenerator(max_concurrent=max_concurrent)
-    if isinstance(searcher, RandomSearcher):
-        return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=searcher.seed)
+    max_trials = spec.budget.max_trials if spec.budget is not None else None
+    if isinstance(searcher, GridSearcher | RandomSearcher):
+        seed = searcher.seed if isinstance(searcher, RandomSearcher) else None
+        if max_trials is not None:
+            return CappedVariantGenerator(
+                max_trials, max_concurrent=max_concurrent, random_state=seed
+            )
+        return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=seed)
     if isinstance(searcher, OptunaSearcher):
         # Optuna logs every trial at INFO; the progress table already shows them.
         optuna.logging.set_verbosity(optuna.logging.WARNING)

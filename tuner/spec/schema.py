@@ -9,6 +9,7 @@ import yaml
 from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
+from tuner.spec.budget import Budget
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
@@ -153,12 +154,17 @@ class SweepSpec(Strict):
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
     cost: CostPrices | None = None
+    budget: Budget | None = None
     # Config key patterns that hold secrets (`*_dsn`), besides the names tuner knows.
     secret_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
         self._names_fit()
+        if self.budget is not None and self.budget.max_usd is not None and self.cost is None:
+            raise KeyedProblem(
+                "budget.max_usd", "needs prices to count dollars: add cost: {usd_per_...}"
+            )
         self._trials_fit(self.num_samples)
         for key, value in self.config.items():
             if (reference := malformed_reference(value)) is not None:

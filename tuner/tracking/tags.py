@@ -19,3 +19,5 @@ TAG_RESTART_REASON = "tuner.restart_reason"  # "preempted", "node lost" or "erro
 TAG_KILLED = "tuner.killed"  # why a run was cut off (a Ctrl-C, a stop)
 # Tags that describe how a trial's run ended; a resumed trial is no longer in that state.
 END_TAGS = (TAG_ERROR, TAG_KILLED)
+TAG_STOPPED_BY = "tuner.stopped_by"  # "budget": the sweep ended when its budget was spent
+TAG_BUDGET_REACHED = "tuner.budget_reached"  # which limit, e.g. "max_wall 2h"

@@ -1,0 +1,118 @@
+"""A sweep's budget: when it is spent no new trial starts, the running ones stop, the
+sweep ends FINISHED tagged `tuner.stopped_by=budget`, and nothing is left RUNNING."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from tests.conftest import run_cli
+from tuner.engine.tuner_factory import _num_samples
+from tuner.spec import SpecError, parse_spec
+from tuner.spec.budget import duration_s
+
+
+def sweep(**extra: Any) -> dict[str, Any]:
+    return {
+        "name": "budgeted",
+        "trainable": "tests.trainables:slow_epochs",
+        "metric": "score",
+        "mode": "max",
+        "stop": {"training_iteration": 100},
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("2h", 7200), ("1h30m", 5400), ("45s", 45)])
+def test_durations(text: str, seconds: float) -> None:
+    assert duration_s(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("budget", "key"),
+    [
+        ({"max_wall": "2 hours"}, "budget.max_wall"),
+        ({"max_wall": "0s"}, "budget.max_wall"),
+        ({"max_usd": 50}, "budget.max_usd"),  # no prices to count dollars with
+        ({"max_trials": 0}, "budget.max_trials"),
+        ({"max_gpu_hours": -1}, "budget.max_gpu_hours"),
+        ({"max_dollars": 5}, "budget.max_dollars"),
+    ],
+)
+def test_a_bad_budget_is_one_line(budget: dict[str, Any], key: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(sweep(budget=budget), "s.yaml")
+    assert caught.value.key == key
+
+
+def test_optuna_runs_at_most_max_trials() -> None:
+    spec = parse_spec(sweep(num_samples=10, searcher={"kind": "optuna"}, budget={"max_trials": 3}))
+    assert _num_samples(spec) == 3
+
+
+def run_sweep(tmp_path: Path, **extra: Any) -> tuple[str, Run, list[Run]]:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep(**extra)))
+    done = run_cli("run", "s.yaml", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("budgeted")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert parent.info.status == "FINISHED"
+    assert "RUNNING" not in {r.info.status for r in trials}
+    assert parent.data.tags["tuner.stopped_by"] == "budget"
+    return done.stdout, parent, trials
+
+
+@pytest.mark.e2e
+def test_max_trials_cuts_a_grid_exactly(tmp_path: Path) -> None:
+    params = {
+        "x": {"type": "grid", "values": [0.1, 0.2, 0.3]},
+        "y": {"type": "grid", "values": [1, 2]},
+    }
+    stdout, parent, trials = run_sweep(
+        tmp_path,
+        searcher={"kind": "grid"},
+        params=params,
+        config={"epochs": 2},
+        budget={"max_trials": 4},
+    )
+    assert len(trials) == 4
+    assert parent.data.tags["tuner.budget_reached"] == "max_trials 4"
+    assert "stopped by its budget: max_trials 4" in stdout
+
+
+@pytest.mark.e2e
+def test_max_wall_ends_the_sweep_on_time(tmp_path: Path) -> None:
+    # Each trial alone would take 20 s; the sweep gets 8 from the moment its trials may start.
+    stdout, parent, trials = run_sweep(tmp_path, num_samples=4, budget={"max_wall": "8s"})
+    assert parent.data.tags["tuner.budget_reached"] == "max_wall 8s"
+    assert "stopped by its budget: max_wall 8s" in stdout
+    longest = max((r.info.end_time - r.info.start_time) / 1000 for r in trials)
+    assert longest < 12, "a trial ran on past the budget"
+    assert len(trials) <= 4 and all(r.info.status in ("FINISHED", "KILLED") for r in trials)
+
+
+@pytest.mark.e2e
+def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
+    # A dollar per CPU-second: 2 trials at a time spend $2 a second; the budget is $3.
+    stdout, parent, trials = run_sweep(
+        tmp_path,
+        num_samples=4,
+        cost={"usd_per_cpu_hour": 3600},
+        budget={"max_usd": 3},
+    )
+    assert parent.data.tags["tuner.budget_reached"].startswith("max_usd $3 ($")
+    assert "stopped by its budget: max_usd $3" in stdout
+    # Ray checks the budget between steps: a little over it, never a whole trial more.
+    assert 3 <= parent.data.metrics["cost_usd"] < 12
+    assert sum(r.data.metrics["cost_usd"] for r in trials) == pytest.approx(
+        parent.data.metrics["cost_usd"]
+    )

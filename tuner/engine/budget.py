@@ -1,0 +1,79 @@
+"""A sweep's budget as Ray Tune sees it: a stopper that ends the sweep once it is spent.
+
+Ray checks a stopper's `stop_all()` on every step of its loop, results or not, so a wall
+budget ends the sweep on time; the trials then running stop after their current result.
+Ray pickles its stopper with the experiment: like FailFast, this one pickles as its
+key, so the copy Ray holds and the ledger the trial tracker keeps are the same.
+Grid and random sweeps stop creating trials at max_trials in their generator
+(`tuner.search.capped`); Optuna's get num_samples capped (`tuner_factory`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from ray.tune.stopper import Stopper
+
+from tuner.spec.budget import Budget
+from tuner.spec.schema import CostPrices, SweepSpec
+from tuner.tracking.cost import CostLedger
+
+
+class BudgetStop(Stopper):  # type: ignore[misc]
+    _shared: ClassVar[dict[str, BudgetStop]] = {}
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.budget: Budget | None = None
+        self.prices: CostPrices | None = None
+        self.ledger: CostLedger | None = None
+        self.started = time.monotonic()
+        self.reached: str | None = None  # which limit, in words, once one is
+
+    @classmethod
+    def shared(cls, key: str) -> BudgetStop:
+        if key not in cls._shared:
+            cls._shared[key] = cls(key)
+        return cls._shared[key]
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (BudgetStop.shared, (self.key,))
+
+    def watch(self, budget: Budget | None, prices: CostPrices | None, ledger: CostLedger) -> None:
+        """Count from now, against `budget`, what `ledger` says the trials held."""
+        self.budget, self.prices, self.ledger = budget, prices, ledger
+        self.started = time.monotonic()
+        self.reached = None
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        if self.reached is None and self.budget is not None:
+            self.reached = self._first_reached(self.budget)
+        return self.reached is not None
+
+    def _first_reached(self, budget: Budget) -> str | None:
+        wall = time.monotonic() - self.started
+        if budget.max_wall_s is not None and wall >= budget.max_wall_s:
+            return f"max_wall {budget.max_wall}"
+        if self.ledger is None:
+            return None
+        held = self.ledger.total()
+        usd = held.usd(self.prices)
+        if budget.max_usd is not None and usd is not None and usd >= budget.max_usd:
+            return f"max_usd ${budget.max_usd:g} (${usd:.4g} spent)"
+        if budget.max_gpu_hours is not None and held.gpu_hours >= budget.max_gpu_hours:
+            return f"max_gpu_hours {budget.max_gpu_hours:g}"
+        if budget.max_cpu_hours is not None and held.cpu_hours >= budget.max_cpu_hours:
+            return f"max_cpu_hours {budget.max_cpu_hours:g}"
+        return None
+
+
+def trials_capped(spec: SweepSpec) -> str | None:
+    """The budget's max_trials in words, when it held back trials the sweep asked for."""
+    max_trials = spec.budget.max_trials if spec.budget is not None else None
+    if max_trials is None or spec.expected_trials() <= max_trials:
+        return None
+    return f"max_trials {max_trials}"
