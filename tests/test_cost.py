@@ -92,3 +92,7 @@ def test_a_sweep_logs_what_each_trial_held_and_the_sum(tmp_path: Path) -> None:
         assert parent[key] == pytest.approx(sum(metrics[key] for metrics in trials))
     held = next(line for line in done.stdout.splitlines() if line.startswith("held: "))
     assert f"(${parent['cost_usd']:.4g})" in held
+    # A sweep this short ends without drawing its plots, and says how to draw them.
+    assert "plots: `tuner report costed --log` draws them into the sweep's MLflow run" in (
+        done.stdout
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from tests.conftest import run_cli
 
@@ -57,9 +58,34 @@ class Sources(HTMLParser):
 def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report")
     (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
-    done = run_cli("run", "sweep.yaml", cwd=folder)
+    # Drawn when the sweep ends, however short (a real sweep draws after 60 s of trials).
+    done = run_cli("run", "sweep.yaml", cwd=folder, env={"TUNER_PLOTS_AFTER_S": "0"})
     assert done.returncode == 0, done.stderr
+    (folder / "run.out").write_text(done.stdout)
     return folder
+
+
+def logged_plots(folder: Path) -> set[str]:
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("report-sweep")
+    (parent,) = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`tuner.role` = 'sweep'"
+    )
+    return {Path(item.path).name for item in client.list_artifacts(parent.info.run_id, "plots")}
+
+
+def test_a_sweep_draws_its_plots_into_its_mlflow_run_when_it_ends(swept: Path) -> None:
+    line = next(x for x in (swept / "run.out").read_text().splitlines() if x.startswith("plots:"))
+    assert line.startswith(f"plots: {len(PLOTS)} in the sweep's MLflow run, ")
+    assert line.endswith("/plots/report.html")
+    assert {f"{plot}.png" for plot in PLOTS} | {"report.html"} <= logged_plots(swept)
+
+
+def test_report_log_puts_the_report_in_the_sweeps_run(swept: Path) -> None:
+    done = run_cli("report", "report-sweep", "--out", "logged", "--log", cwd=swept)
+    assert done.returncode == 0, done.stderr
+    assert "logged to the sweep's MLflow run: " in done.stdout
+    assert "report.html" in logged_plots(swept)
 
 
 def test_report_draws_every_plot_and_a_self_contained_page(swept: Path) -> None:

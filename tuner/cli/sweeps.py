@@ -306,6 +306,9 @@ def report(
         Path | None, typer.Option(help="Folder for the report (default: tuner_reports/NAME).")
     ] = None,
     open_it: Annotated[bool, typer.Option("--open", help="Open report.html afterwards.")] = False,
+    log: Annotated[
+        bool, typer.Option("--log", help="Also log it to the sweep's MLflow run (plots/).")
+    ] = False,
 ) -> None:
     """Plots and a self-contained report.html of a sweep, finished or running, from MLflow."""
     name = sweep_name(name_or_spec)
@@ -313,10 +316,20 @@ def report(
     from tuner.tracking.study import read_sweep
 
     folder = out or Path("tuner_reports") / name
-    made = _read_sweep_back(
-        tracking_uri, lambda: write_report(read_sweep(name, tracking_uri), folder)
-    )
+    sweep = _read_sweep_back(tracking_uri, lambda: read_sweep(name, tracking_uri))
+    made = write_report(sweep, folder)
     typer.echo(f"report: {made.html} ({len(made.plots)} plots)")
+    if log:
+        from mlflow import MlflowClient
+
+        from tuner.tracking.plots_in_mlflow import PLOTS_ARTIFACT
+
+        run = sweep.parent.info
+        client = MlflowClient(tracking_uri)
+        _read_sweep_back(  # a login that may read but not write the run: one line
+            tracking_uri, lambda: client.log_artifacts(run.run_id, str(folder), PLOTS_ARTIFACT)
+        )
+        typer.echo(f"logged to the sweep's MLflow run: {run.artifact_uri}/{PLOTS_ARTIFACT}/")
     for plot, why in made.skipped.items():
         typer.echo(f"  not drawn: {plot}: {why}")
     if open_it:

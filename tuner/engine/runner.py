@@ -18,6 +18,7 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
+from tuner.engine.end_plots import EndPlots
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
 from tuner.engine.moments import TrialMoments
@@ -96,6 +97,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
         spec_path=None if withheld else options.spec_path,
         phases=phases,
     )
+    plots: EndPlots | None = None
     try:
         experiment = Experiment.new(storage, spec.name)
         result = _run_tracked(
@@ -103,9 +105,13 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
         )
         if options.on_finish is not None:
             options.on_finish(result)
+        plots = EndPlots(result, options.console)
+        plots.start()
         return result
     finally:
         _shut_down(started_ray, phases)
+        if plots is not None:
+            plots.wait()
 
 
 def resume_sweep(
@@ -124,6 +130,7 @@ def resume_sweep(
     withheld = secrets_back(spec.name, spec.config, from_file)
     with phases.phase("preflight"):
         _preflight(spec, options, withheld)
+    plots: EndPlots | None = None
     if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
         raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
     with phases.phase("ray start"):
@@ -147,9 +154,13 @@ def resume_sweep(
         result = _run_tracked(spec, options, sweep, experiment, withheld, resumed=True)
         if options.on_finish is not None:
             options.on_finish(result)
+        plots = EndPlots(result, options.console)
+        plots.start()
         return result
     finally:
         _shut_down(started_ray, phases)
+        if plots is not None:
+            plots.wait()
 
 
 def _shut_down(started_ray: bool, phases: Phases) -> None:

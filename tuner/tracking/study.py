@@ -44,6 +44,11 @@ def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
     """The latest run of sweep `name` (finished or not) as an in-memory Optuna study."""
     client = MlflowClient(tracking_uri)
     experiment_id, parent = latest_sweep_run(client, name, tracking_uri, finished=False)
+    return sweep_of_run(client, experiment_id, parent)
+
+
+def sweep_of_run(client: MlflowClient, experiment_id: str, parent: Run) -> SweepStudy:
+    """The sweep whose parent run is `parent`, as an in-memory Optuna study."""
     spec = _sweep_file(client, parent)
     runs = child_runs(client, experiment_id, parent.info.run_id)
     with ThreadPoolExecutor(HISTORY_REQUESTS_IN_FLIGHT) as pool:
@@ -54,7 +59,7 @@ def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
         else optuna.study.StudyDirection.MINIMIZE
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, direction=direction)
+    study = optuna.create_study(study_name=spec.name, direction=direction)
     distributions = optuna_space(spec)
     running = 0
     for run, history in sorted(zip(runs, histories, strict=True), key=_started):
