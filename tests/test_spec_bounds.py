@@ -203,3 +203,16 @@ def test_validate_says_it_in_one_line(tmp_path: Path) -> None:
     done = run_cli("validate", "s.yaml", cwd=tmp_path, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == "error: s.yaml: num_samples: Input should be a valid integer"
+
+
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        ({"hidden": True}, "config.hidden: must be a number, not true (builtin:classifier)"),
+        ({"dropout": False}, "config.dropout: must be a number, not false (builtin:classifier)"),
+    ],
+)
+def test_a_knob_given_true_or_false_for_a_number(
+    tmp_path: Path, config: dict[str, Any], line: str
+) -> None:
+    assert check(tmp_path, config=config) == line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,3 +126,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The ENOSPC behind `exc`, however Ray or MLflow wrapped it; None if there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return current
+        if "No space left on device" in str(current) or "database or disk is full" in str(current):
+            return OSError(errno.ENOSPC, str(current).splitlines()[0])
+        current = current.__cause__ or current.__context__
+    return None

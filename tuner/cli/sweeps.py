@@ -30,6 +30,7 @@ from tuner.cli.common import (
     TrackingUri,
     check_storage,
     cli_phases,
+    disk_full,
     fail,
     load,
     print_phases,
@@ -176,6 +177,16 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         fail("terminated; the sweep's MLflow run is marked KILLED", EXIT_TERMINATED)
     except KeyboardInterrupt:
         fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
+    except Exception as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        where = f" writing {full.filename}" if full.filename else ""
+        fail(
+            f"no space left on the device{where}: free some and `tuner resume` continues "
+            "the sweep from the state Ray last saved",
+            EXIT_FAILED,
+        )
 
 
 def _print_summary(result: SweepResult) -> None:

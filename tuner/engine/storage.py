@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ def resolve_storage(location: str | None) -> Storage:
     return Storage(uri=str(local), path=str(local), filesystem=None)
 
 
+# Below this, Ray's first experiment snapshot or a trial's first checkpoint fails
+# mid-sweep: a small sweep's state and checkpoints take a few MiB, a model's more.
+MIN_FREE_BYTES = 64 * 2**20
+
+
 def check_writable(storage: Storage) -> None:
     """A local storage folder that cannot be written (read-only, full, not ours) is
     found before Ray starts, with the path and the reason, not as a traceback after.
@@ -72,3 +78,10 @@ def check_writable(storage: Storage) -> None:
         raise ValueError(
             f"storage {storage.uri}: cannot write there: {exc.strerror} ({code})"
         ) from None
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise ValueError(
+            f"storage {storage.uri}: {free / 2**20:.1f} MiB free on its filesystem; a sweep "
+            f"needs {MIN_FREE_BYTES // 2**20} MiB at least for Ray's state and checkpoints "
+            "(ENOSPC)"
+        )

@@ -8,9 +8,9 @@ never silently in a trial.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"]
 Schedule = Literal["constant", "step", "cosine", "one_cycle", "cyclic"]
@@ -27,6 +27,15 @@ class TrainerKnobs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # Pydantic reads YAML's `hidden: true` as 1: a 1-unit network nobody asked for.
+        field = cls.model_fields[str(info.field_name)]
+        if isinstance(value, bool) and field.annotation in (int, float):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
+
     # data: a built-in set (see the subclasses), or a file (local path or s3:// URI:
     # .csv, .parquet or .npz) with a label column
     data_path: str | None = None
@@ -39,7 +48,9 @@ class TrainerKnobs(BaseModel):
     # training length and batches
     epochs: Annotated[int, Field(gt=0, le=10_000)] = 10
     batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 64
-    seed: int = 0  # model init, batch order, augmentation; the data split has its own seed
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = (
+        0  # model init, batch order, augmentation; the data split has its own seed
+    )
 
     # optimizer
     optimizer: Optimizer = "adam"
