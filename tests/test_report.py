@@ -149,3 +149,22 @@ def test_report_renders_in_a_real_browser_without_console_errors(
     with Image.open(shot) as image:
         colours = image.convert("RGB").getcolors(1 << 24) or []
     assert len(colours) > 50, "a blank page has a handful of colours; plots have many"
+
+
+def test_a_running_sweep_refreshes_its_plots_in_mlflow(tmp_path: Path) -> None:
+    spec = {
+        "name": "report-sweep",
+        "trainable": "tests.trainables:slow_epochs",
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 4,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "config": {"epochs": 20},  # 4 s a trial, about 8 s of fit on 2 slots
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    # Redrawn every 2 s while it runs; never at its end, so what MLflow holds came live.
+    env = {"TUNER_PLOTS_EVERY_S": "2", "TUNER_PLOTS_AFTER_S": "100000"}
+    done = run_cli("run", "sweep.yaml", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "plots: `tuner report report-sweep --log`" in done.stdout
+    assert {"optimization_history.png", "report.html"} <= logged_plots(tmp_path)

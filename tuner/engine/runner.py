@@ -21,6 +21,7 @@ from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
+from tuner.engine.live_plots import LivePlots
 from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
     SweepFailed,
@@ -228,7 +229,8 @@ def _run_tracked(
         notes += [note] if (note := fresh_actors_note(spec)) is not None else []
         for line in notes:
             options.console.print(line, markup=False, highlight=False)
-        with restored_signal_handlers(), ray_file_loggers_off(), phases.phase("fit"):
+        live_plots = LivePlots(options.tracking_uri, sweep.experiment_id, sweep.run_id)
+        with restored_signal_handlers(), ray_file_loggers_off(), live_plots, phases.phase("fit"):
             results = tuner.fit()
         # Ray saved its last state: what a resume may trust (finished, failed or stopped).
         sweep.set_tags({TAG_STATE_DIGEST: state_digest(experiment)})

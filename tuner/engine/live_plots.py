@@ -1,0 +1,67 @@
+"""A long sweep's plots refreshed in its MLflow run while it runs, so that a user
+following a cluster sweep in MLflow sees how the search goes without running anything.
+
+Every `TUNER_PLOTS_EVERY_S` seconds (default 600; 0 never) a driver thread reads the
+sweep back from MLflow and logs its report under `plots/`, as `tuner report --log`
+does. Trials keep running meanwhile; a report that cannot be drawn yet (no trial has
+finished) is skipped quietly and tried again at the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from types import TracebackType
+
+PLOTS_EVERY_ENV = "TUNER_PLOTS_EVERY_S"
+PLOTS_EVERY_S = 600.0
+logger = logging.getLogger(__name__)
+
+
+def plots_every_s() -> float:
+    try:
+        return float(os.environ.get(PLOTS_EVERY_ENV, PLOTS_EVERY_S))
+    except ValueError:
+        return PLOTS_EVERY_S
+
+
+class LivePlots:
+    """`with LivePlots(...)` around the fit: redraws the plots every interval."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str) -> None:
+        self._ids = (tracking_uri, experiment_id, parent_run_id)
+        self._every_s = plots_every_s()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.drawn = 0
+
+    def __enter__(self) -> LivePlots:
+        if self._every_s > 0:
+            self._thread = threading.Thread(target=self._loop, name="tuner-live-plots", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()  # a draw under way finishes: its files are not left half-logged
+
+    def _loop(self) -> None:
+        from mlflow import MlflowClient
+
+        from tuner.tracking.plots_in_mlflow import log_plots
+
+        tracking_uri, experiment_id, parent_run_id = self._ids
+        while not self._stop.wait(self._every_s):
+            try:
+                log_plots(MlflowClient(tracking_uri), experiment_id, parent_run_id)
+            except Exception as exc:  # nothing to draw yet, or MLflow busy: next time
+                logger.debug("plots not refreshed: %s", exc)
+                continue
+            self.drawn += 1
