@@ -311,9 +311,13 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
 
     shown = tuner(ray_cluster, project, "status", "cluster-submit")
     assert shown.returncode == 0, shown.stderr
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-submit")
+    cpu_hours = sum(run.data.metrics["cpu_hours"] for run in runs)
+    assert final["held"]["cpu_hours"] == pytest.approx(cpu_hours)
     assert shown.stdout.strip() == (
         f"cluster-submit  job {final['job']} (run): SUCCEEDED; 4 trials (4 finished); "
-        f"best score = {max(scores):.6g} (trial {final['best_trial']})"
+        f"best score = {max(scores):.6g} (trial {final['best_trial']}); "
+        f"held {cpu_hours:.4g} CPU-hours, 0 GPU-hours by the trials that ended"
     )
 
     # The driver ran on the head node, never on a (spot) worker.

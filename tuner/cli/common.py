@@ -140,3 +140,9 @@ def disk_full(exc: BaseException) -> OSError | None:
             return OSError(errno.ENOSPC, str(current).splitlines()[0])
         current = current.__cause__ or current.__context__
     return None
+
+
+def held_line(cost: dict[str, float]) -> str:
+    """e.g. "0.0123 CPU-hours, 0 GPU-hours ($0.0005)": what the trials held, and cost."""
+    line = f"{cost.get('cpu_hours', 0.0):.4g} CPU-hours, {cost.get('gpu_hours', 0.0):.4g} GPU-hours"
+    return line + (f" (${cost['cost_usd']:.4g})" if "cost_usd" in cost else "")

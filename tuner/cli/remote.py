@@ -21,6 +21,7 @@ from tuner.cli.common import (
     StorageOption,
     check_storage,
     fail,
+    held_line,
     load,
     with_num_samples,
 )
@@ -189,6 +190,8 @@ def status(
                 line += (
                     f"; best {counts.metric} = {counts.best_value:.6g} (trial {counts.best_trial})"
                 )
+            if counts.held:
+                line += f"; held {held_line(counts.held)} by the trials that ended"
             if INTERRUPTED.lower() in counts.by_state:
                 line += f"; `tuner resume {job.sweep}` finishes it"
         elif problem:

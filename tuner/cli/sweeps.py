@@ -32,6 +32,7 @@ from tuner.cli.common import (
     cli_phases,
     disk_full,
     fail,
+    held_line,
     load,
     print_phases,
     sigterm_as_interrupt,
@@ -234,12 +235,6 @@ def _summarize(result: SweepResult) -> None:
         out.print(f"held: {held_line(result.cost)}", markup=False)
     if result.stopped_by:
         out.print(f"stopped by its budget: {result.stopped_by}", markup=False)
-
-
-def held_line(cost: dict[str, float]) -> str:
-    """e.g. "0.0123 CPU-hours, 0 GPU-hours ($0.0005)": what the trials held, and cost."""
-    line = f"{cost['cpu_hours']:.4g} CPU-hours, {cost['gpu_hours']:.4g} GPU-hours"
-    return line + (f" (${cost['cost_usd']:.4g})" if "cost_usd" in cost else "")
 
 
 def best(

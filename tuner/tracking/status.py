@@ -7,11 +7,12 @@ not from Ray, so they stay true after the driver or the cluster is gone.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow import MlflowClient
 
+from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS
 from tuner.tracking.runs import child_runs, find_sweep_run
 from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_SUBMISSION, TAG_TRIAL_ID
 
@@ -27,6 +28,8 @@ class TrialCounts:
     metric: str | None
     best_value: float | None
     best_trial: str | None
+    # cpu_hours, gpu_hours and (priced) cost_usd of the trials that ended so far
+    held: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +38,7 @@ class TrialCounts:
             "metric": self.metric,
             "best_value": self.best_value,
             "best_trial": self.best_trial,
+            "held": self.held,
         }
 
 
@@ -55,6 +59,7 @@ def trial_counts(
     sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
     children = child_runs(client, experiment_id, parent.info.run_id)
     states: Counter[str] = Counter()
+    held: dict[str, float] = {}
     best: tuple[float, str] | None = None
     for run in children:
         tags = run.data.tags
@@ -64,6 +69,9 @@ def trial_counts(
         elif status == "RUNNING" and job_ended:
             status = INTERRUPTED
         states[status.lower()] += 1
+        for key in (CPU_HOURS, GPU_HOURS, COST_USD):
+            if key in run.data.metrics:
+                held[key] = held.get(key, 0.0) + run.data.metrics[key]
         value = run.data.metrics.get(metric) if metric else None
         if value is not None and value == value and (best is None or sign * value > best[0]):
             best = (sign * value, tags.get(TAG_TRIAL_ID, run.info.run_id))
@@ -73,4 +81,5 @@ def trial_counts(
         metric=metric,
         best_value=sign * best[0] if best else None,
         best_trial=best[1] if best else None,
+        held=held,
     )
