@@ -116,3 +116,30 @@ def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
     assert sum(r.data.metrics["cost_usd"] for r in trials) == pytest.approx(
         parent.data.metrics["cost_usd"]
     )
+
+
+@pytest.mark.e2e
+def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Path) -> None:
+    _, first, trials = run_sweep(
+        tmp_path, num_samples=6, config={"epochs": 20}, budget={"max_wall": "10s"}
+    )
+    assert first.data.tags["tuner.budget_reached"] == "max_wall 10s"
+    assert len(trials) < 6
+
+    again = run_cli("resume", "budgeted", cwd=tmp_path, timeout=120)
+    assert again.returncode == 1
+    assert "stopped at its budget (max_wall 10s)" in again.stderr and "--budget" in again.stderr
+    for bad, says in (("{max_trials: 9}", "budget.max_trials"), ("[1]", "--budget")):
+        refused = run_cli("resume", "budgeted", "--budget", bad, cwd=tmp_path, timeout=120)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+
+    extended = run_cli("resume", "budgeted", "--budget", "{max_wall: 5m}", cwd=tmp_path)
+    assert extended.returncode == 0, extended.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("budgeted")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
+    trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert parent.info.status == "FINISHED" and "tuner.stopped_by" not in parent.data.tags
+    assert parent.data.tags["tuner.resumes"] == "1"
+    assert len(trials) == 6 and "RUNNING" not in {r.info.status for r in trials}

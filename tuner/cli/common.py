@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+import yaml
 from rich.console import Console
 
 from tuner.engine.loading import load_spec
@@ -146,3 +147,16 @@ def held_line(cost: dict[str, float]) -> str:
     """e.g. "0.0123 CPU-hours, 0 GPU-hours ($0.0005)": what the trials held, and cost."""
     line = f"{cost.get('cpu_hours', 0.0):.4g} CPU-hours, {cost.get('gpu_hours', 0.0):.4g} GPU-hours"
     return line + (f" (${cost['cost_usd']:.4g})" if "cost_usd" in cost else "")
+
+
+def budget_changes(text: str | None) -> dict[str, Any] | None:
+    """`--budget '{max_wall: 2h}'` as a mapping; one line and exit 2 if it is not one."""
+    if text is None:
+        return None
+    try:
+        changes = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        fail(f"--budget: not YAML: {str(exc).splitlines()[0]}", EXIT_INVALID)
+    if not isinstance(changes, dict) or not changes:
+        fail("--budget: give limits as a mapping, e.g. '{max_wall: 2h, max_usd: 80}'", EXIT_INVALID)
+    return {str(key): value for key, value in changes.items()}

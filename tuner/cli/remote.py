@@ -94,7 +94,13 @@ def cluster_locations(storage: str | None, tracking_uri: str | None) -> tuple[st
     return storage, tracking_uri
 
 
-def submit_resume(name: str, address: str, storage: str | None, tracking_uri: str | None) -> None:
+def submit_resume(
+    name: str,
+    address: str,
+    storage: str | None,
+    tracking_uri: str | None,
+    budget: str | None = None,
+) -> None:
     from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
     from tuner.engine.experiments import NothingToResume, latest_experiment
     from tuner.engine.storage import resolve_storage
@@ -114,6 +120,7 @@ def submit_resume(name: str, address: str, storage: str | None, tracking_uri: st
         fail(str(exc), EXIT_FAILED)
     command = ["resume", name, "--address", "auto"]
     command += ["--storage", storage, "--tracking-uri", tracking_uri]
+    command += ["--budget", budget] if budget is not None else []
     job_id = cluster.submit(
         spec,
         command,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 from urllib.parse import urlparse
 
 import typer
-from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI
 from tuner.engine.loading import load_spec
@@ -28,11 +27,11 @@ from tuner.cli.common import (
     StorageOption,
     Terminated,
     TrackingUri,
+    budget_changes,
     check_storage,
     cli_phases,
     disk_full,
     fail,
-    held_line,
     load,
     print_phases,
     sigterm_as_interrupt,
@@ -42,6 +41,7 @@ from tuner.cli.common import (
     with_num_samples,
 )
 from tuner.cli.remote import submit_resume
+from tuner.cli.summary import print_summary
 
 T = TypeVar("T")
 
@@ -94,7 +94,7 @@ def run(
         address=address,
         spec_path=spec_path,
         phases=phases,
-        on_finish=_print_summary,
+        on_finish=print_summary,
     )
     _drive(lambda: run_sweep(spec, options), spec_path, options.tracking_uri)
     if profile:
@@ -117,15 +117,23 @@ def resume(
         ),
     ] = None,
     profile: Profile = False,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            help="New budget limits, as in the sweep file: '{max_wall: 2h, max_usd: 80}'. "
+            "A sweep its budget stopped goes on with them."
+        ),
+    ] = None,
 ) -> None:
     """Finish an interrupted sweep from its storage; its MLflow runs continue."""
     phases = cli_phases()
     name, sweep_file = sweep_named(sweep)
+    changes = budget_changes(budget)
     if address and urlparse(address).scheme in ("http", "https"):
         from tuner.cluster.jobs import ClusterError
 
         try:
-            submit_resume(name, address, storage, tracking_uri)
+            submit_resume(name, address, storage, tracking_uri, budget)
         except ClusterError as exc:
             fail(str(exc), EXIT_FAILED)
         return
@@ -138,7 +146,8 @@ def resume(
         storage=storage,
         address=address,
         phases=phases,
-        on_finish=_print_summary,
+        on_finish=print_summary,
+        budget=changes,
     )
     _drive(lambda: resume_sweep(name, options, sweep_file), None, options.tracking_uri)
     if profile:
@@ -188,53 +197,6 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
             "the sweep from the state Ray last saved",
             EXIT_FAILED,
         )
-
-
-def _print_summary(result: SweepResult) -> None:
-    _summarize(result)
-    result.phases.mark("summary printed")
-
-
-def _summarize(result: SweepResult) -> None:
-    out = Console(highlight=False, soft_wrap=True)
-    best = result.best
-    finished = result.num_trials - result.num_stopped_early - result.num_failed
-    out.print(
-        f"\n{result.num_trials} trials: {finished} finished, "
-        f"{result.num_stopped_early} stopped early by ASHA, {result.num_failed} failed"
-        + (
-            f"; {result.num_restarted} restarted from a checkpoint after losing a worker"
-            if result.num_restarted
-            else ""
-        )
-    )
-    out.print(f"best trial {best.trial_id}: {best.metric} = {best.value:.6g}", markup=False)
-    for name, value in best.params.items():
-        out.print(f"  {name} = {value}", markup=False)
-    out.print(
-        f"MLflow: experiment '{result.name}', sweep run {result.parent_run_id}, "
-        f"best trial run {best.run_id}",
-        markup=False,
-    )
-    if result.tracking_uri.startswith("sqlite"):
-        browse = f"mlflow ui --backend-store-uri {result.tracking_uri}"
-    else:
-        browse = (
-            f"{result.tracking_uri}/#/experiments/{result.experiment_id}"
-            f"/runs/{result.parent_run_id}"
-        )
-    out.print(f"  browse: {browse}", markup=False)
-    if result.artifact_location:
-        out.print(f"  artifacts: {result.artifact_location}", markup=False)
-    # A trainable need not checkpoint; "None" read like something went missing.
-    out.print(f"checkpoint: {best.checkpoint or 'none (the trainable saved none)'}", markup=False)
-    if result.test_metrics:
-        scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
-        out.print(f"best model on the test split (never seen by the search): {scores}")
-    if result.cost:
-        out.print(f"held: {held_line(result.cost)}", markup=False)
-    if result.stopped_by:
-        out.print(f"stopped by its budget: {result.stopped_by}", markup=False)
 
 
 def best(

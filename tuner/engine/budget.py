@@ -1,7 +1,9 @@
 """A sweep's budget as Ray Tune sees it: a stopper that ends the sweep once it is spent.
 
 Ray checks a stopper's `stop_all()` on every step of its loop, results or not, so a wall
-budget ends the sweep on time; the trials then running stop after their current result.
+budget ends the sweep on time. It ends it the way Ctrl-C does (Ray saves its state with
+the running trials' last checkpoints and the unstarted ones pending), so that
+`tuner resume --budget` goes on from there; the sweep itself ends FINISHED.
 Ray pickles its stopper with the experiment: like FailFast, this one pickles as its
 key, so the copy Ray holds and the ledger the trial tracker keeps are the same.
 Grid and random sweeps stop creating trials at max_trials in their generator
@@ -10,6 +12,9 @@ Grid and random sweeps stop creating trials at max_trials in their generator
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from typing import Any, ClassVar
 
@@ -30,6 +35,7 @@ class BudgetStop(Stopper):  # type: ignore[misc]
         self.ledger: CostLedger | None = None
         self.started = time.monotonic()
         self.reached: str | None = None  # which limit, in words, once one is
+        self._interrupted = False
 
     @classmethod
     def shared(cls, key: str) -> BudgetStop:
@@ -45,14 +51,25 @@ class BudgetStop(Stopper):  # type: ignore[misc]
         self.budget, self.prices, self.ledger = budget, prices, ledger
         self.started = time.monotonic()
         self.reached = None
+        self._interrupted = False
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        if self.reached is None and self.budget is not None:
-            self.reached = self._first_reached(self.budget)
-        return self.reached is not None
+        if self.reached is not None or self.budget is None:
+            return self.reached is not None and not self._interrupted
+        self.reached = self._first_reached(self.budget)
+        if self.reached is None:
+            return False
+        if threading.current_thread() is threading.main_thread():
+            # Ended as Ctrl-C ends a sweep, not as Ray's stop_all: running trials keep
+            # their checkpoints and unstarted ones stay pending in the saved state, so
+            # `tuner resume --budget` goes on with them (stop_all would end them all).
+            self._interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+            return False
+        return True
 
     def _first_reached(self, budget: Budget) -> str | None:
         wall = time.monotonic() - self.started

@@ -31,10 +31,11 @@ from tuner.engine.outcome import (
     best_trial,
 )
 from tuner.engine.phases import Phases
+from tuner.engine.reopen import reopen_sweep
 from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
-from tuner.engine.state_digest import TAG_STATE_DIGEST, check_state, state_digest
+from tuner.engine.state_digest import TAG_STATE_DIGEST, state_digest
 from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
@@ -45,7 +46,7 @@ from tuner.engine.tuner_factory import (
 )
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast
-from tuner.spec import SweepSpec
+from tuner.spec import SweepSpec, with_budget
 from tuner.spec.secrets import check_environment, secrets_back
 from tuner.tracking.access import check_tracking_reachable
 from tuner.tracking.models import best_test_metrics, log_best_model
@@ -74,6 +75,7 @@ class RunOptions:
     num_cpus: int | None = None  # embedded Ray only; None uses every core
     console: Console = field(default_factory=lambda: Console(soft_wrap=True, highlight=False))
     phases: Phases = field(default_factory=Phases)  # filled in as the sweep runs
+    budget: dict[str, Any] | None = None  # resume only: limits that replace the stored ones
     # Called with the result before an embedded Ray shuts down: the CLI prints its
     # summary there, so the user does not wait a second or two for the shutdown.
     on_finish: Callable[[SweepResult], None] | None = None
@@ -127,6 +129,8 @@ def resume_sweep(
     quiet_driver_output()
     experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
     spec = experiment.load_spec()
+    if options.budget is not None:
+        spec = with_budget(spec, options.budget)
     from_file = sweep_file.without_secrets()[1] if sweep_file is not None else None
     withheld = secrets_back(spec.name, spec.config, from_file)
     with phases.phase("preflight"):
@@ -137,21 +141,13 @@ def resume_sweep(
     with phases.phase("ray start"):
         started_ray = start_or_join(options.address, options.num_cpus)
     try:
-        sweep = SweepRun.find(spec, options.tracking_uri, experiment.uri)
-        if sweep is None:  # the tracking store lost it: the rest goes into a new run
-            note = check_state(experiment, None)
-            sweep = SweepRun.start(spec, None, options.tracking_uri)
-        elif sweep.status == RunStatus.to_string(RunStatus.FINISHED):
-            raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
-        else:
-            # Before Ray unpickles a byte of it: the state must be what the sweep left.
-            recorded = sweep.tag(TAG_STATE_DIGEST)
-            note = check_state(experiment, recorded)
-            sweep.reopen()
-            if recorded is not None:  # the state changes from here on
-                sweep.forget_tag(TAG_STATE_DIGEST)
+        sweep, note = reopen_sweep(
+            spec, experiment, options.tracking_uri, extended=options.budget is not None
+        )
         if note is not None:
             options.console.print(note, markup=False, highlight=False)
+        if options.budget is not None:  # a later resume goes on with the new limits
+            experiment.save_spec(spec)
         result = _run_tracked(spec, options, sweep, experiment, withheld, resumed=True)
         if options.on_finish is not None:
             options.on_finish(result)
@@ -234,7 +230,7 @@ def _run_tracked(
             results = tuner.fit()
         # Ray saved its last state: what a resume may trust (finished, failed or stopped).
         sweep.set_tags({TAG_STATE_DIGEST: state_digest(experiment)})
-        if interrupts.interrupted:
+        if interrupts.interrupted and budget.reached is None:
             tracker.end_open_runs("interrupted")
             sweep.record_cost(tracker.cost.total().metrics(spec.cost))
             raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)

@@ -8,7 +8,7 @@ runs anywhere. Every problem with a file is a `SpecError` that renders as one li
 from __future__ import annotations
 
 from tuner.spec.errors import KeyedProblem, SpecError
-from tuner.spec.loader import parse_spec, read_spec
+from tuner.spec.loader import parse_spec, read_spec, with_budget
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param, Scalar
 from tuner.spec.schema import (
     AshaScheduler,
@@ -46,4 +46,5 @@ __all__ = [
     "SweepSpec",
     "parse_spec",
     "read_spec",
+    "with_budget",
 ]

@@ -124,3 +124,18 @@ def _read_text(path: Path) -> str:
     if len(data) > MAX_FILE_BYTES:  # it grew after stat()
         raise SpecError(path, "", f"is over {MAX_FILE_BYTES:,} bytes, the most a sweep file may be")
     return text
+
+
+def with_budget(spec: SweepSpec, changes: dict[str, Any]) -> SweepSpec:
+    """`spec` with its budget's limits changed (`tuner resume --budget`); SpecError if the
+    result is not a valid sweep."""
+    if "max_trials" in changes:
+        raise SpecError(
+            None,
+            "budget.max_trials",
+            "cannot change when a sweep resumes (its searcher saved how many trials it "
+            "makes); start a new sweep",
+        )
+    current = spec.budget.model_dump(exclude_none=True) if spec.budget else {}
+    raw = spec.model_dump(mode="json", exclude_defaults=True)
+    return parse_spec({**raw, "budget": {**current, **changes}})

@@ -1,0 +1,59 @@
+"""The summary a finished `tuner run` or `tuner resume` prints: trials, best, cost."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from tuner.cli.common import held_line
+
+if TYPE_CHECKING:
+    from tuner.engine.outcome import SweepResult
+
+
+def print_summary(result: SweepResult) -> None:
+    _summarize(result)
+    result.phases.mark("summary printed")
+
+
+def _summarize(result: SweepResult) -> None:
+    out = Console(highlight=False, soft_wrap=True)
+    best = result.best
+    finished = result.num_trials - result.num_stopped_early - result.num_failed
+    out.print(
+        f"\n{result.num_trials} trials: {finished} finished, "
+        f"{result.num_stopped_early} stopped early by ASHA, {result.num_failed} failed"
+        + (
+            f"; {result.num_restarted} restarted from a checkpoint after losing a worker"
+            if result.num_restarted
+            else ""
+        )
+    )
+    out.print(f"best trial {best.trial_id}: {best.metric} = {best.value:.6g}", markup=False)
+    for name, value in best.params.items():
+        out.print(f"  {name} = {value}", markup=False)
+    out.print(
+        f"MLflow: experiment '{result.name}', sweep run {result.parent_run_id}, "
+        f"best trial run {best.run_id}",
+        markup=False,
+    )
+    if result.tracking_uri.startswith("sqlite"):
+        browse = f"mlflow ui --backend-store-uri {result.tracking_uri}"
+    else:
+        browse = (
+            f"{result.tracking_uri}/#/experiments/{result.experiment_id}"
+            f"/runs/{result.parent_run_id}"
+        )
+    out.print(f"  browse: {browse}", markup=False)
+    if result.artifact_location:
+        out.print(f"  artifacts: {result.artifact_location}", markup=False)
+    # A trainable need not checkpoint; "None" read like something went missing.
+    out.print(f"checkpoint: {best.checkpoint or 'none (the trainable saved none)'}", markup=False)
+    if result.test_metrics:
+        scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
+        out.print(f"best model on the test split (never seen by the search): {scores}")
+    if result.cost:
+        out.print(f"held: {held_line(result.cost)}", markup=False)
+    if result.stopped_by:
+        out.print(f"stopped by its budget: {result.stopped_by}", markup=False)
