@@ -121,10 +121,12 @@ def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Path) -> None:
     _, first, trials = run_sweep(
-        tmp_path, num_samples=6, config={"epochs": 20}, budget={"max_wall": "10s"}
+        tmp_path, num_samples=6, config={"epochs": 40}, budget={"max_wall": "10s"}
     )
     assert first.data.tags["tuner.budget_reached"] == "max_wall 10s"
-    assert len(trials) < 6
+    assert len(trials) < 6  # 8 s trials, 2 at a time: at most 4 start within 10 s
+    # A resume may find a better trial, and MLflow never changes a logged param.
+    assert "best.x" in first.data.tags and "best.x" not in first.data.params
 
     again = run_cli("resume", "budgeted", cwd=tmp_path, timeout=120)
     assert again.returncode == 1
@@ -143,3 +145,6 @@ def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Pa
     assert parent.info.status == "FINISHED" and "tuner.stopped_by" not in parent.data.tags
     assert parent.data.tags["tuner.resumes"] == "1"
     assert len(trials) == 6 and "RUNNING" not in {r.info.status for r in trials}
+    (best,) = [r for r in trials if r.info.run_id == parent.data.tags["tuner.best_run_id"]]
+    assert parent.data.params["best.x"] == best.data.params["x"]
+    assert "best.x" not in parent.data.tags

@@ -32,7 +32,7 @@ def reopen_sweep(
                 f"sweep {spec.name!r} stopped at its budget ({reached}); "
                 f"`tuner resume {spec.name} --budget '{{max_wall: 2h}}'` (say) extends it"
             )
-        stale += [TAG_STOPPED_BY, TAG_BUDGET_REACHED]
+        stale += [TAG_STOPPED_BY, TAG_BUDGET_REACHED, *sweep.best_tags()]
     recorded = sweep.tag(TAG_STATE_DIGEST)
     note = check_state(experiment, recorded)
     sweep.reopen()

@@ -268,7 +268,14 @@ def _run_tracked(
                 + (f"; first: {first_error})" if first_error else ")")
             )
         best = best_trial(spec, winner, writer, storage)
-        sweep.record_best(spec.metric, best.value, best.params, best.trial_id, best.run_id)
+        sweep.record_best(
+            spec.metric,
+            best.value,
+            best.params,
+            best.trial_id,
+            best.run_id,
+            for_now=stopped_by is not None,
+        )
         test_metrics: dict[str, float] = {}
         if best.run_id is not None and winner.checkpoint is not None:
             with phases.phase("best model export"):

@@ -193,17 +193,35 @@ class SweepRun:
         return str(self.client.get_run(self.run_id).info.status)
 
     def record_best(
-        self, metric: str, value: float, params: dict[str, Any], trial_id: str, run_id: str | None
+        self,
+        metric: str,
+        value: float,
+        params: dict[str, Any],
+        trial_id: str,
+        run_id: str | None,
+        *,
+        for_now: bool = False,
     ) -> None:
+        """`best.<param>` params, `best_<metric>`, the best trial's tags. `for_now`: the
+        sweep may go on (its budget stopped it), and MLflow never changes a param once
+        logged: the params go in tags `best.<param>` instead, until the final best."""
         tags = [RunTag(TAG_BEST_TRIAL, trial_id)]
         if run_id:
             tags.append(RunTag(TAG_BEST_RUN, run_id))
+        best = {f"best.{k}": param_value(v) for k, v in params.items()}
+        if for_now:
+            tags += [RunTag(k, v) for k, v in best.items()]
         self.client.log_batch(
             self.run_id,
             metrics=[Metric(f"best_{metric}", value, int(time.time() * 1000), 0)],
-            params=[Param(f"best.{k}", param_value(v)) for k, v in params.items()],
+            params=[] if for_now else [Param(k, v) for k, v in best.items()],
             tags=tags,
         )
+
+    def best_tags(self) -> list[str]:
+        """The `best.<param>` tags a budget-stopped sweep recorded."""
+        tags = self.client.get_run(self.run_id).data.tags
+        return [name for name in tags if name.startswith("best.")]
 
     def record_cost(self, metrics: dict[str, float]) -> None:
         """The sweep's resource-hours (and dollars): the sums of its trials'."""
