@@ -56,15 +56,20 @@ def test_optuna_runs_at_most_max_trials() -> None:
     assert _num_samples(spec) == 3
 
 
-def run_sweep(tmp_path: Path, **extra: Any) -> tuple[str, Run, list[Run]]:
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep(**extra)))
-    done = run_cli("run", "s.yaml", cwd=tmp_path, timeout=300)
-    assert done.returncode == 0, done.stderr
+def sweep_runs(tmp_path: Path) -> tuple[Run, list[Run]]:
+    """The sweep's parent run and its trials' runs, as MLflow holds them now."""
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("budgeted")
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
-    trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    return parent, [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+
+
+def run_sweep(tmp_path: Path, **extra: Any) -> tuple[str, Run, list[Run]]:
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep(**extra)))
+    done = run_cli("run", "s.yaml", cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    parent, trials = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED"
     assert "RUNNING" not in {r.info.status for r in trials}
     assert parent.data.tags["tuner.stopped_by"] == "budget"
@@ -137,11 +142,7 @@ def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Pa
 
     extended = run_cli("resume", "budgeted", "--budget", "{max_wall: 5m}", cwd=tmp_path)
     assert extended.returncode == 0, extended.stderr
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("budgeted")
-    runs = client.search_runs([experiment.experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
-    trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    parent, trials = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED" and "tuner.stopped_by" not in parent.data.tags
     assert parent.data.tags["tuner.resumes"] == "1"
     assert len(trials) == 6 and "RUNNING" not in {r.info.status for r in trials}

@@ -90,7 +90,7 @@ class BudgetStop(Stopper):  # type: ignore[misc]
 
 def trials_capped(spec: SweepSpec) -> str | None:
     """The budget's max_trials in words, when it held back trials the sweep asked for."""
-    max_trials = spec.budget.max_trials if spec.budget is not None else None
+    max_trials = spec.max_trials
     if max_trials is None or spec.expected_trials() <= max_trials:
         return None
     return f"max_trials {max_trials}"

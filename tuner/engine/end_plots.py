@@ -7,25 +7,19 @@ summary says how to draw them. A plot that cannot be drawn never fails the sweep
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 
 from rich.console import Console
 
 from tuner.engine.outcome import SweepResult
-from tuner.tracking.plots_in_mlflow import AT_END_AFTER_FIT_S
+from tuner.tracking.plots_in_mlflow import AT_END_AFTER_FIT_S, seconds_setting
 
 PLOTS_AFTER_ENV = "TUNER_PLOTS_AFTER_S"
-logger = logging.getLogger(__name__)
 
 
 def plots_after_s() -> float:
     """How long a sweep's trials must have run for its plots to be drawn at its end."""
-    try:
-        return float(os.environ.get(PLOTS_AFTER_ENV, AT_END_AFTER_FIT_S))
-    except ValueError:
-        return AT_END_AFTER_FIT_S
+    return seconds_setting(PLOTS_AFTER_ENV, AT_END_AFTER_FIT_S)
 
 
 class EndPlots:

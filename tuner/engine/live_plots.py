@@ -10,9 +10,10 @@ finished) is skipped quietly and tried again at the next interval.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from types import TracebackType
+
+from tuner.tracking.plots_in_mlflow import seconds_setting
 
 PLOTS_EVERY_ENV = "TUNER_PLOTS_EVERY_S"
 PLOTS_EVERY_S = 600.0
@@ -20,10 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def plots_every_s() -> float:
-    try:
-        return float(os.environ.get(PLOTS_EVERY_ENV, PLOTS_EVERY_S))
-    except ValueError:
-        return PLOTS_EVERY_S
+    return seconds_setting(PLOTS_EVERY_ENV, PLOTS_EVERY_S)
 
 
 class LivePlots:

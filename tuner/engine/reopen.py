@@ -22,9 +22,11 @@ def reopen_sweep(
     if sweep is None:  # the tracking store lost it: the rest goes into a new run
         note = check_state(experiment, None)
         return SweepRun.start(spec, None, tracking_uri), note
+    run = sweep.client.get_run(sweep.run_id)  # read once: status and every tag
+    tags = run.data.tags
     stale = [TAG_STATE_DIGEST]  # the state changes from here on
-    if sweep.status == "FINISHED":
-        reached = sweep.tag(TAG_BUDGET_REACHED)
+    if run.info.status == "FINISHED":
+        reached = tags.get(TAG_BUDGET_REACHED)
         if reached is None:
             raise NothingToResume(f"sweep {spec.name!r} ({experiment.uri}) already finished")
         if not extended:
@@ -32,10 +34,11 @@ def reopen_sweep(
                 f"sweep {spec.name!r} stopped at its budget ({reached}); "
                 f"`tuner resume {spec.name} --budget '{{max_wall: 2h}}'` (say) extends it"
             )
-        stale += [TAG_STOPPED_BY, TAG_BUDGET_REACHED, *sweep.best_tags()]
-    recorded = sweep.tag(TAG_STATE_DIGEST)
+        # A budget-stopped sweep's best so far (`best.<param>` tags): the end records anew.
+        stale += [TAG_STOPPED_BY, TAG_BUDGET_REACHED, *(t for t in tags if t.startswith("best."))]
+    recorded = tags.get(TAG_STATE_DIGEST)
     note = check_state(experiment, recorded)
-    sweep.reopen()
+    sweep.reopen(tags)
     for tag in stale:
         if tag != TAG_STATE_DIGEST or recorded is not None:
             sweep.forget_tag(tag)

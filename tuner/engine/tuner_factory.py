@@ -136,7 +136,7 @@ def build_tuner(
 def _num_samples(spec: SweepSpec) -> int:
     """Optuna's trials stop at the budget's max_trials; grid and random sweeps stop
     there in their generator (which counts grid points too)."""
-    max_trials = spec.budget.max_trials if spec.budget is not None else None
+    max_trials = spec.max_trials
     if max_trials is not None and isinstance(spec.searcher, OptunaSearcher):
         return min(spec.num_samples, max_trials)
     return spec.num_samples

@@ -26,7 +26,7 @@ def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAl
     # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
     # (it only wraps Searchers): the generator must get the limit itself.
     max_concurrent = spec.max_concurrent_trials or 0
-    max_trials = spec.budget.max_trials if spec.budget is not None else None
+    max_trials = spec.max_trials
     if isinstance(searcher, GridSearcher | RandomSearcher):
         seed = searcher.seed if isinstance(searcher, RandomSearcher) else None
         if max_trials is not None:

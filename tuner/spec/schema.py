@@ -225,6 +225,11 @@ class SweepSpec(Strict):
                 f"at most {MAX_TRIALS:,}",
             )
 
+    @property
+    def max_trials(self) -> int | None:
+        """The budget's max_trials, if it sets one."""
+        return self.budget.max_trials if self.budget is not None else None
+
     def without_secrets(self) -> tuple[SweepSpec, dict[str, Any]]:
         """(this sweep as tuner may write it, the config entries it withheld)."""
         shown, withheld = withhold(self.config, self.secret_keys)

@@ -9,6 +9,7 @@ draws them when it ends only when its trials ran for `AT_END_AFTER_FIT_S` or mor
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,15 @@ from tuner.tracking.study import sweep_of_run
 PLOTS_ARTIFACT = "plots"
 # Sweeps whose fit took this long draw their plots when they end (a few seconds more).
 AT_END_AFTER_FIT_S = 60.0
+
+
+def seconds_setting(name: str, default: float) -> float:
+    """A number of seconds from the environment variable `name`; `default` if unset or
+    not a number."""
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
 
 
 def log_plots(client: MlflowClient, experiment_id: str, parent_run_id: str) -> tuple[int, str]:

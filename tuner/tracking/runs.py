@@ -166,19 +166,15 @@ class SweepRun:
         experiment_id, run = found
         return cls(client, experiment_id, run.info.run_id)
 
-    def reopen(self) -> None:
-        """A resumed sweep's run is RUNNING again and counts its resumes."""
-        run = self.client.get_run(self.run_id)
-        resumes = int(run.data.tags.get("tuner.resumes", "0")) + 1
+    def reopen(self, tags: dict[str, str]) -> None:
+        """A resumed sweep's run is RUNNING again and counts its resumes; `tags`: the
+        run's tags as just read."""
+        resumes = int(tags.get("tuner.resumes", "0")) + 1
         self.client.update_run(self.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         self.set_tags({"tuner.resumes": str(resumes)})
 
     def set_tags(self, tags: dict[str, str]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-
-    def tag(self, name: str) -> str | None:
-        value = self.client.get_run(self.run_id).data.tags.get(name)
-        return None if value is None else str(value)
 
     def forget_tag(self, name: str) -> None:
         self.client.delete_tag(self.run_id, name)
@@ -187,10 +183,6 @@ class SweepRun:
     def artifact_location(self) -> str:
         """Where this sweep's experiment keeps its artifacts (checkpoints, models)."""
         return str(self.client.get_experiment(self.experiment_id).artifact_location)
-
-    @property
-    def status(self) -> str:
-        return str(self.client.get_run(self.run_id).info.status)
 
     def record_best(
         self,
@@ -217,11 +209,6 @@ class SweepRun:
             params=[] if for_now else [Param(k, v) for k, v in best.items()],
             tags=tags,
         )
-
-    def best_tags(self) -> list[str]:
-        """The `best.<param>` tags a budget-stopped sweep recorded."""
-        tags = self.client.get_run(self.run_id).data.tags
-        return [name for name in tags if name.startswith("best.")]
 
     def record_cost(self, metrics: dict[str, float]) -> None:
         """The sweep's resource-hours (and dollars): the sums of its trials'."""
