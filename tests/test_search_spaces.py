@@ -1,6 +1,6 @@
 """The shipped knob sweeps run to completion, as a user runs them (small num_samples).
 
-The three run at once, each `tuner run` in its own folder with its own embedded Ray, as
+The four run at once, each `tuner run` in its own folder with its own embedded Ray, as
 a user may run several sweeps on one machine: most of each one's wall time is start-up
 and finish, which overlap (33 s at once against 42 s one after another, on 2 cores).
 """
@@ -19,7 +19,12 @@ from tuner import load_spec
 
 pytestmark = pytest.mark.e2e
 
-SWEEPS = ["digits_knobs_tpe_asha.yaml", "wine_csv_random.yaml", "diabetes_regressor_tpe.yaml"]
+SWEEPS = [
+    "digits_knobs_tpe_asha.yaml",
+    "wine_csv_random.yaml",
+    "diabetes_regressor_tpe.yaml",
+    "digits_conditional_tpe.yaml",
+]
 
 
 @pytest.fixture(scope="module")

@@ -84,3 +84,20 @@ def slow_epochs(config: dict[str, Any]) -> None:
     for epoch in range(1, int(config.get("epochs", 100)) + 1):
         time.sleep(0.2)
         tune.report({"epoch": epoch, "score": config["x"] * epoch})
+
+
+def conditional_score(config: dict[str, Any]) -> None:
+    """A user trainable over a conditional space: it reports which params it received,
+    so a test sees what reached the trial's process, not only what MLflow holds."""
+    momentum = config.get("momentum", 0.0)
+    for epoch in range(1, 3):
+        score = config["lr"] * (1 + momentum) + (0.1 if config.get("nesterov") else 0.0)
+        tune.report(
+            {
+                "epoch": epoch,
+                "score": score * epoch,
+                "got_momentum": float("momentum" in config),
+                "got_nesterov": float("nesterov" in config),
+                "got_beta1": float("beta1" in config),
+            }
+        )

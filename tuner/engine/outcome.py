@@ -88,12 +88,13 @@ def best_trial(
 ) -> BestTrial:
     """What the user is told about the trial best_result chose (its metric is a number)."""
     metrics = best.metrics or {}
+    config = best.config or {}
     trial_id = str(metrics["trial_id"])
     value = as_number(metrics[spec.metric])
     assert value is not None, "best_result chose a trial with a numeric metric"
     return BestTrial(
         trial_id=trial_id,
-        params={name: (best.config or {}).get(name) for name in spec.params},
+        params={name: config[name] for name in spec.params if name in config},
         metric=spec.metric,
         value=value,
         run_id=writer.run_id(trial_id),

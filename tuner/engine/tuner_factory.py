@@ -18,10 +18,14 @@ from tuner.engine.experiments import Experiment
 from tuner.engine.trainables import resolve_trainable
 from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
 from tuner.engine.user_code import reuses_actors, saves_checkpoints, user_class, user_function
-from tuner.search.builders import build_scheduler, build_search_algorithm
+from tuner.search.builders import (
+    build_scheduler,
+    build_search_algorithm,
+    suggested_by_a_searcher,
+)
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast, build_stoppers, combined
-from tuner.spec import OptunaSearcher, SweepSpec
+from tuner.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
 
@@ -134,11 +138,13 @@ def build_tuner(
 
 
 def _num_samples(spec: SweepSpec) -> int:
-    """Optuna's trials stop at the budget's max_trials; grid and random sweeps stop
-    there in their generator (which counts grid points too)."""
-    max_trials = spec.max_trials
-    if max_trials is not None and isinstance(spec.searcher, OptunaSearcher):
-        return min(spec.num_samples, max_trials)
+    """Tune counts a Searcher's trials (Optuna's, a conditional space's) itself: all
+    the sweep's trials, up to the budget's max_trials. Ray's grid and random generator
+    repeats its grid num_samples times and stops at max_trials by itself."""
+    if suggested_by_a_searcher(spec):
+        max_trials = spec.max_trials
+        expected = spec.expected_trials()
+        return expected if max_trials is None else min(expected, max_trials)
     return spec.num_samples
 
 

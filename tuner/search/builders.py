@@ -8,6 +8,7 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from tuner.search.asha import TIME_ATTR, RecordingASHAScheduler
 from tuner.search.capped import CappedVariantGenerator
+from tuner.search.conditional import ConditionalSpace, ConditionalVariants
 from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
@@ -19,6 +20,13 @@ from tuner.spec import (
     RandomSearcher,
     SweepSpec,
 )
+from tuner.spec.conditions import is_conditional
+
+
+def suggested_by_a_searcher(spec: SweepSpec) -> bool:
+    """Whether a Searcher (Optuna, or a conditional grid or random space) suggests the
+    trials, rather than Ray's grid and random generator: Tune then counts the trials."""
+    return isinstance(spec.searcher, OptunaSearcher) or is_conditional(spec.params)
 
 
 def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAlgorithm | Searcher:
@@ -29,6 +37,8 @@ def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAl
     max_trials = spec.max_trials
     if isinstance(searcher, GridSearcher | RandomSearcher):
         seed = searcher.seed if isinstance(searcher, RandomSearcher) else None
+        if is_conditional(spec.params):
+            return ConditionalVariants(spec, seed)  # Tune caps it at num_samples
         if max_trials is not None:
             return CappedVariantGenerator(
                 max_trials, max_concurrent=max_concurrent, random_state=seed
@@ -39,7 +49,9 @@ def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAl
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return PruningOptunaSearch(
             early_stops,
-            space=optuna_space(spec),
+            space=ConditionalSpace(spec.params)
+            if is_conditional(spec.params)
+            else optuna_space(spec),
             metric=spec.metric,
             mode=spec.mode,
             sampler=build_sampler(searcher.sampler, searcher.seed),

@@ -15,9 +15,10 @@ from tuner.spec import (
     Param,
     SweepSpec,
 )
+from tuner.spec.conditions import is_conditional
 
 
-def _tune_domain(param: Param, *, exhaustive_categoricals: bool) -> Any:
+def tune_domain(param: Param, *, exhaustive_categoricals: bool = False) -> Any:
     if isinstance(param, FloatParam):
         if param.step is not None:
             return tune.quniform(param.low, param.high, param.step)
@@ -37,15 +38,15 @@ def _tune_domain(param: Param, *, exhaustive_categoricals: bool) -> Any:
 def param_space(spec: SweepSpec) -> dict[str, Any]:
     """The Tuner's param_space: searched domains (unless Optuna owns them) plus fixed config.
 
-    With the optuna searcher the space lives in OptunaSearch, and the fixed config
-    travels as constants that Ray merges into every suggested config.
+    With the optuna searcher, or a conditional space, the space lives in the searcher,
+    and the fixed config travels as constants that Ray merges into every suggested config.
     """
     fixed = dict(spec.config)
-    if isinstance(spec.searcher, OptunaSearcher):
+    if isinstance(spec.searcher, OptunaSearcher) or is_conditional(spec.params):
         return fixed
     exhaustive = isinstance(spec.searcher, GridSearcher)
     domains = {
-        name: _tune_domain(param, exhaustive_categoricals=exhaustive)
+        name: tune_domain(param, exhaustive_categoricals=exhaustive)
         for name, param in spec.params.items()
     }
     return {**domains, **fixed}

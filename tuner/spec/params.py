@@ -1,4 +1,7 @@
-"""Searched parameters: float and int ranges, categorical choices, exhaustive grid axes."""
+"""Searched parameters: float and int ranges, categorical choices, exhaustive grid axes.
+
+Any of them may carry `when: {OTHER_PARAM: [values...]}`: it is sampled only for trials
+whose OTHER_PARAM took one of those values (`tuner.spec.conditions` checks the rules)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,14 @@ Bound = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 IntBound = Annotated[int, BeforeValidator(_not_bool), Field(ge=-(2**63), le=2**63 - 1)]
 
 
+# `when: {optimizer: [sgd]}`: every named param must have taken one of its listed values.
+Condition = Annotated[dict[str, Annotated[list[Scalar], Field(min_length=1)]], Field(min_length=1)]
+
+
+class SearchedParam(Strict):
+    when: Condition | None = None
+
+
 def _step_fits(step: float | None, info: ValidationInfo) -> float | None:
     """A quantized range (Ray's quniform/qrandint, Optuna's step) that every searcher
     samples alike: its ends on the grid of steps, and not on a log scale (Optuna has no
@@ -38,7 +49,7 @@ def _step_fits(step: float | None, info: ValidationInfo) -> float | None:
     return step
 
 
-class FloatParam(Strict):
+class FloatParam(SearchedParam):
     type: Literal["float"]
     low: Bound
     high: Bound
@@ -64,7 +75,7 @@ class FloatParam(Strict):
         return log
 
 
-class IntParam(Strict):
+class IntParam(SearchedParam):
     """Integer range, both ends inclusive."""
 
     type: Literal["int"]
@@ -81,7 +92,7 @@ class IntParam(Strict):
     )
 
 
-class CategoricalParam(Strict):
+class CategoricalParam(SearchedParam):
     type: Literal["categorical"]
     choices: Annotated[list[Scalar], Field(min_length=1)]
 
@@ -92,7 +103,7 @@ class CategoricalParam(Strict):
         return self.choices
 
 
-class GridParam(Strict):
+class GridParam(SearchedParam):
     """An exhaustive axis: every value is tried (grid and random searchers only)."""
 
     type: Literal["grid"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 import yaml
 from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.budget import Budget
+from tuner.spec.conditions import check_conditions, count_up_to, grid_points, is_conditional
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
@@ -165,6 +166,9 @@ class SweepSpec(Strict):
             raise KeyedProblem(
                 "budget.max_usd", "needs prices to count dollars: add cost: {usd_per_...}"
             )
+        check_conditions(
+            self.params, grid_axes_only_on_grid=isinstance(self.searcher, RandomSearcher)
+        )
         self._trials_fit(self.num_samples)
         for key, value in self.config.items():
             if (reference := malformed_reference(value)) is not None:
@@ -265,13 +269,21 @@ class SweepSpec(Strict):
             return f"optuna:{self.searcher.sampler}"
         return self.searcher.kind
 
+    def is_grid_axis(self, param: Param) -> TypeGuard[CategoricalParam | GridParam]:
+        """Whether the searcher tries every one of the param's values."""
+        return isinstance(param, GridParam) or (
+            isinstance(self.searcher, GridSearcher) and isinstance(param, CategoricalParam)
+        )
+
     def grid_size(self) -> int:
-        """Number of points on the exhaustive axes (1 when there are none)."""
+        """Number of points on the exhaustive axes (1 when there are none); with
+        conditions, only the combinations whose conditions hold (counted to one past
+        MAX_TRIALS at most: enough to refuse the sweep)."""
+        if is_conditional(self.params):
+            return count_up_to(grid_points(self.params, self.is_grid_axis), MAX_TRIALS)
         size = 1
         for param in self.params.values():
-            if isinstance(param, GridParam) or (
-                isinstance(self.searcher, GridSearcher) and isinstance(param, CategoricalParam)
-            ):
+            if self.is_grid_axis(param):
                 size *= len(param.options)
         return size
 

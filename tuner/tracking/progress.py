@@ -114,7 +114,9 @@ class ProgressTable(Callback):  # type: ignore[misc]
     def _line(self, trial: Any) -> None:
         if self._live is not None:
             return
-        params = " ".join(f"{n}={format_value(trial.config.get(n))}" for n in self._spec.params)
+        params = " ".join(
+            f"{n}={format_value(trial.config[n])}" for n in self._spec.params if n in trial.config
+        )
         score = format_value(self._score(trial))
         epoch = format_value(result_step(trial.last_result) if trial.last_result else None)
         self._console.print(

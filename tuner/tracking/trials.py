@@ -108,7 +108,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
             return
         self._started.add(trial.trial_id)
         self._open.add(trial.trial_id)
-        params = {name: param_value(trial.config.get(name)) for name in self._searched}
+        # A conditional param whose condition failed is absent: no param, not "None".
+        params = {
+            name: param_value(trial.config[name]) for name in self._searched if name in trial.config
+        }
         tags = {
             TAG_PARENT: self._parent_run_id,
             TAG_ROLE: "trial",
