@@ -128,7 +128,7 @@ def _walk_model(
     for name, field in model.model_fields.items():
         if name == skip:
             continue  # a union's tag: documented once, with the union
-        path = f"{prefix}{name}"
+        path = f"{prefix}{field.alias or name}"  # the key as YAML writes it (`from`)
         schema.keys[Key(path, tag)] = field
         _walk_type(field.annotation, path, tag, field.discriminator, schema)
 

@@ -42,6 +42,24 @@ def test_float_steps_are_sampled_on_the_grid() -> None:
 
 
 @pytest.mark.parametrize(
+    ("param", "values"),
+    [
+        ({"type": "int", "low": 1, "high": 9, "step": 2}, {1, 3, 5, 7, 9}),
+        ({"type": "float", "low": 0.05, "high": 0.45, "step": 0.1}, {0.05, 0.15, 0.25, 0.35, 0.45}),
+    ],
+)
+def test_random_search_steps_from_low_as_optuna_does(
+    param: dict[str, object], values: set[float]
+) -> None:
+    """Ray's qrandint(1, 9, 2) rounds to multiples of 2 (2, 4, ...): not the sweep's values."""
+    spec = spec_with(x=param)
+    domain = param_space(spec)["x"]  # type: ignore[arg-type]
+    assert {domain.sample() for _ in range(400)} == values
+    distribution = optuna_distribution(spec.params["x"])  # type: ignore[attr-defined]
+    assert all(distribution._contains(distribution.to_internal_repr(v)) for v in values)
+
+
+@pytest.mark.parametrize(
     ("param", "problem"),
     [
         ({"type": "int", "low": 0, "high": 10, "step": 3}, "is not a multiple of step"),

@@ -44,8 +44,10 @@ from tuner.engine.tuner_factory import (
     ray_file_loggers_off,
     restore_tuner,
 )
+from tuner.engine.warm_start import starting_points
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast
+from tuner.search.warm import StartingPoints
 from tuner.spec import SweepSpec, with_budget
 from tuner.spec.secrets import check_environment, secrets_back
 from tuner.tracking.access import check_tracking_reachable
@@ -80,6 +82,9 @@ class RunOptions:
     # summary there, so the user does not wait a second or two for the shutdown.
     on_finish: Callable[[SweepResult], None] | None = None
 
+    def say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False)
+
 
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
     """Run a sweep to the end and return its best trial; see the README for what it records."""
@@ -91,6 +96,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     spec, withheld = spec.without_secrets()
     with phases.phase("preflight"):
         _preflight(spec, options, withheld)
+        start = starting_points(spec, options.tracking_uri, options.say)
     sweep, started_ray = start_sweep(
         spec,
         address=options.address,
@@ -104,7 +110,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     try:
         experiment = Experiment.new(storage, spec.name)
         result = _run_tracked(
-            with_absolute_paths(spec), options, sweep, experiment, withheld, resumed=False
+            with_absolute_paths(spec), options, sweep, experiment, withheld, start=start
         )
         if options.on_finish is not None:
             options.on_finish(result)
@@ -145,10 +151,10 @@ def resume_sweep(
             spec, experiment, options.tracking_uri, extended=options.budget is not None
         )
         if note is not None:
-            options.console.print(note, markup=False, highlight=False)
+            options.say(note)
         if options.budget is not None:  # a later resume goes on with the new limits
             experiment.save_spec(spec)
-        result = _run_tracked(spec, options, sweep, experiment, withheld, resumed=True)
+        result = _run_tracked(spec, options, sweep, experiment, withheld, start=None)
         if options.on_finish is not None:
             options.on_finish(result)
         plots = EndPlots(result, options.console)
@@ -186,8 +192,9 @@ def _run_tracked(
     experiment: Experiment,
     withheld: dict[str, Any],
     *,
-    resumed: bool,
+    start: StartingPoints | None,
 ) -> SweepResult:
+    """`start`: where a new sweep's searcher starts; None resumes the saved one."""
     phases = options.phases
     early_stops = EarlyStops.shared(experiment.uri)
     storage = experiment.storage
@@ -208,7 +215,7 @@ def _run_tracked(
         if os.environ.get(SUBMISSION_ID_ENV):
             tags[TAG_SUBMISSION] = os.environ[SUBMISSION_ID_ENV]
         sweep.set_tags(tags)
-        if resumed:
+        if start is None:
             tracker.continue_runs(
                 existing_trial_runs(sweep.client, sweep.experiment_id, sweep.run_id, spec.metric)
             )
@@ -217,14 +224,15 @@ def _run_tracked(
             experiment.save_spec(spec)
             on_cluster = options.address is not None
             tuner = build_tuner(
-                spec, experiment, callbacks, early_stops, withheld=withheld, on_cluster=on_cluster
-            )
+                spec, experiment, callbacks, early_stops, withheld=withheld,
+                on_cluster=on_cluster, start=start,
+            )  # fmt: skip
         # Said once the sweep starts: a sweep refused before that (bad login, no
         # cluster) stays one line.
         notes = [f"warning: {warning}" for warning in spec.warnings()]
         notes += [note] if (note := fresh_actors_note(spec)) is not None else []
         for line in notes:
-            options.console.print(line, markup=False, highlight=False)
+            options.say(line)
         live_plots = LivePlots(options.tracking_uri, sweep.experiment_id, sweep.run_id)
         with restored_signal_handlers(), ray_file_loggers_off(), live_plots, phases.phase("fit"):
             results = tuner.fit()

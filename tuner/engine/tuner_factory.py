@@ -25,6 +25,7 @@ from tuner.search.builders import (
 )
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast, build_stoppers, combined
+from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,10 @@ def build_tuner(
     *,
     withheld: dict[str, Any],
     on_cluster: bool,
+    start: StartingPoints = NOTHING,
 ) -> tune.Tuner:
     """`spec` is the sweep without its secrets (those are in `withheld`)."""
-    search_alg = build_search_algorithm(spec, early_stops)
+    search_alg = build_search_algorithm(spec, early_stops, start)
     user_trainable = resolve_trainable(spec.trainable)
     return tune.Tuner(
         trainable_with_resources(spec, withheld),

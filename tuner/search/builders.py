@@ -12,6 +12,7 @@ from tuner.search.conditional import ConditionalSpace, ConditionalVariants
 from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
+from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import (
     AshaScheduler,
     FifoScheduler,
@@ -29,7 +30,9 @@ def suggested_by_a_searcher(spec: SweepSpec) -> bool:
     return isinstance(spec.searcher, OptunaSearcher) or is_conditional(spec.params)
 
 
-def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAlgorithm | Searcher:
+def build_search_algorithm(
+    spec: SweepSpec, early_stops: EarlyStops, start: StartingPoints = NOTHING
+) -> SearchAlgorithm | Searcher:
     searcher = spec.searcher
     # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
     # (it only wraps Searchers): the generator must get the limit itself.
@@ -38,23 +41,33 @@ def build_search_algorithm(spec: SweepSpec, early_stops: EarlyStops) -> SearchAl
     if isinstance(searcher, GridSearcher | RandomSearcher):
         seed = searcher.seed if isinstance(searcher, RandomSearcher) else None
         if is_conditional(spec.params):
-            return ConditionalVariants(spec, seed)  # Tune caps it at num_samples
+            return ConditionalVariants(spec, seed, start.points)  # Tune caps it at num_samples
+        # Ray's generator pops its points: hand it a list of its own.
+        points = [dict(point) for point in start.points]
         if max_trials is not None:
             return CappedVariantGenerator(
-                max_trials, max_concurrent=max_concurrent, random_state=seed
+                max_trials,
+                max_concurrent=max_concurrent,
+                random_state=seed,
+                points_to_evaluate=points,
             )
-        return BasicVariantGenerator(max_concurrent=max_concurrent, random_state=seed)
+        return BasicVariantGenerator(
+            max_concurrent=max_concurrent, random_state=seed, points_to_evaluate=points
+        )
     if isinstance(searcher, OptunaSearcher):
         # Optuna logs every trial at INFO; the progress table already shows them.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         return PruningOptunaSearch(
             early_stops,
+            start,
             space=ConditionalSpace(spec.params)
             if is_conditional(spec.params)
             else optuna_space(spec),
             metric=spec.metric,
             mode=spec.mode,
-            sampler=build_sampler(searcher.sampler, searcher.seed),
+            sampler=build_sampler(
+                searcher.sampler, searcher.seed, conditional=is_conditional(spec.params)
+            ),
             # Named after the sweep: the default "optuna" would merge sweeps in a shared store.
             study_name=spec.name,
         )

@@ -49,15 +49,19 @@ def _suggest(trial: Any, name: str, param: Param) -> Any:
 class ConditionalVariants(Searcher):  # type: ignore[misc]
     """Grid and random search over a conditional space, as Ray's generator would run it:
     `num_samples` passes over the grid's points (those whose conditions hold), the other
-    params drawn at random for each trial, in the order their conditions need."""
+    params drawn at random for each trial, in the order their conditions need. The
+    first samples take the values their starting points give."""
 
-    def __init__(self, spec: SweepSpec, seed: int | None) -> None:
+    def __init__(
+        self, spec: SweepSpec, seed: int | None, points: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
         self.params = dict(spec.params)
         self.order = ordered(self.params)
         self.points = list(grid_points(self.params, spec.is_grid_axis))
         self.axes = {name for name, param in self.params.items() if spec.is_grid_axis(param)}
         self.total = spec.num_samples * len(self.points)
+        self.first = [dict(point) for point in points or []]  # sample i takes first[i]
         self.made = 0
         self.rng = np.random.default_rng(seed)
 
@@ -65,7 +69,9 @@ class ConditionalVariants(Searcher):  # type: ignore[misc]
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if self.made >= self.total:
             return str(Searcher.FINISHED)
-        point = self.points[self.made % len(self.points)]
+        sample, index = divmod(self.made, len(self.points))
+        point = self.points[index]
+        given = self.first[sample] if sample < len(self.first) else {}
         self.made += 1
         sampled: dict[str, Any] = {}
         for name in self.order:
@@ -74,7 +80,11 @@ class ConditionalVariants(Searcher):  # type: ignore[misc]
                 if name in point:
                     sampled[name] = point[name]
             elif holds(param, sampled):
-                sampled[name] = tune_domain(param).sample(random_state=self.rng)
+                sampled[name] = (
+                    given[name]
+                    if name in given
+                    else tune_domain(param).sample(random_state=self.rng)
+                )
         return sampled
 
     def on_trial_complete(

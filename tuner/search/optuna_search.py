@@ -8,6 +8,7 @@ intermediate values, which OptunaSearch already reports every epoch.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tuner.search.asha import TIME_ATTR
 from tuner.search.early_stops import EarlyStops
+from tuner.search.warm import NOTHING, StartingPoints, seed_study
 from tuner.spec import (
     OptunaSampler,
 )
@@ -24,9 +26,13 @@ from tuner.spec import (
 class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
     """OptunaSearch that reports scheduler-stopped trials to Optuna as PRUNED."""
 
-    def __init__(self, early_stops: EarlyStops, **kwargs: Any) -> None:
+    def __init__(
+        self, early_stops: EarlyStops, start: StartingPoints = NOTHING, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.early_stops = early_stops
+        assert self._ot_study is not None, "a space is given, so the study exists"
+        seed_study(self._ot_study, start)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -57,5 +63,26 @@ SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
 }
 
 
-def build_sampler(name: OptunaSampler, seed: int | None) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    name: OptunaSampler, seed: int | None, *, conditional: bool = False
+) -> optuna.samplers.BaseSampler:
+    if name == "tpe" and conditional:
+        return conditional_tpe(seed)
     return SAMPLERS[name](seed)
+
+
+def conditional_tpe(seed: int | None) -> optuna.samplers.TPESampler:
+    """TPE that models the params a trial sampled together, per branch of the space.
+
+    Independent TPE fits each param on every trial that sampled it, across branches;
+    multivariate TPE with `group` splits the history into the groups of params that
+    were sampled together (Optuna's answer for conditional spaces). On the conditional
+    benchmark (bench/search_conditional.py) it reaches flat TPE's final regret several
+    times cheaper where independent TPE does not.
+    """
+    with warnings.catch_warnings():
+        # `group` and `multivariate` are marked experimental; their behaviour is what we want.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, constant_liar=True, multivariate=True, group=True
+        )

@@ -6,6 +6,7 @@ from typing import Any
 
 from ray import tune
 
+from tuner.search.stepped import stepped
 from tuner.spec import (
     FloatParam,
     GridParam,
@@ -21,11 +22,11 @@ from tuner.spec.conditions import is_conditional
 def tune_domain(param: Param, *, exhaustive_categoricals: bool = False) -> Any:
     if isinstance(param, FloatParam):
         if param.step is not None:
-            return tune.quniform(param.low, param.high, param.step)
+            return stepped(param.low, param.high, param.step, integer=False)
         return (tune.loguniform if param.log else tune.uniform)(param.low, param.high)
     if isinstance(param, IntParam):
         if param.step is not None:
-            return tune.qrandint(param.low, param.high, param.step)  # both ends included
+            return stepped(param.low, param.high, param.step, integer=True)
         # Ray's integer domains exclude the upper bound; ours include it.
         return (tune.lograndint if param.log else tune.randint)(param.low, param.high + 1)
     if isinstance(param, GridParam):

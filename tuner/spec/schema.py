@@ -12,6 +12,7 @@ from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, F
 from tuner.spec.budget import Budget
 from tuner.spec.conditions import check_conditions, count_up_to, grid_points, is_conditional
 from tuner.spec.errors import KeyedProblem, SpecError
+from tuner.spec.first_trials import Point, WarmStart, check_enqueue
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.secrets import looks_secret, malformed_reference, withhold
@@ -158,6 +159,9 @@ class SweepSpec(Strict):
     budget: Budget | None = None
     # Config key patterns that hold secrets (`*_dsn`), besides the names tuner knows.
     secret_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # Configurations to try first, each one of num_samples; unnamed params are sampled.
+    enqueue: list[Point] = Field(default_factory=list)
+    warm_start: WarmStart | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
@@ -170,6 +174,7 @@ class SweepSpec(Strict):
             self.params, grid_axes_only_on_grid=isinstance(self.searcher, RandomSearcher)
         )
         self._trials_fit(self.num_samples)
+        self._first_trials_fit()
         for key, value in self.config.items():
             if (reference := malformed_reference(value)) is not None:
                 raise KeyedProblem(
@@ -202,6 +207,29 @@ class SweepSpec(Strict):
                 "stop.training_iteration", f"must be a whole number >= 1 (got {iterations:g})"
             )
         return self
+
+    def _first_trials_fit(self) -> None:
+        """enqueue and warm_start, where the searcher can take them."""
+        if isinstance(self.searcher, GridSearcher):
+            for key, given in (("enqueue", self.enqueue), ("warm_start", self.warm_start)):
+                if given:
+                    raise KeyedProblem(
+                        key,
+                        "the grid searcher tries every point already; use kind random or optuna",
+                    )
+        warm = self.warm_start
+        if warm is not None and warm.learn and not isinstance(self.searcher, OptunaSearcher):
+            raise KeyedProblem(
+                "warm_start.learn", "needs searcher kind optuna: random search learns nothing"
+            )
+        if len(self.enqueue) > self.num_samples:
+            raise KeyedProblem(
+                "enqueue",
+                f"lists {len(self.enqueue)} points but num_samples is {self.num_samples}; "
+                "each point is one of the samples",
+            )
+        axes = {name for name, param in self.params.items() if self.is_grid_axis(param)}
+        check_enqueue(self.enqueue, self.params, grid_axes=axes)
 
     def _names_fit(self) -> None:
         """Names MLflow and Ray will take, checked before any trial runs."""
@@ -242,7 +270,7 @@ class SweepSpec(Strict):
     def as_yaml(self) -> str:
         """The sweep file as tuner stores it: keys the user set, defaults left out."""
         text: str = yaml.safe_dump(
-            self.model_dump(mode="json", exclude_defaults=True), sort_keys=False
+            self.model_dump(mode="json", exclude_defaults=True, by_alias=True), sort_keys=False
         )
         return text
 
