@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 from mlflow import MlflowClient
 
+from tuner.engine.study_storage import prepare_study_storage
 from tuner.search.distributions import optuna_space
 from tuner.search.warm import StartingPoints
 from tuner.spec import SpecError, SweepSpec
@@ -24,6 +25,7 @@ LEARNED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUN
 def starting_points(
     spec: SweepSpec, tracking_uri: str, say: Callable[[str], None]
 ) -> StartingPoints:
+    prepare_study_storage(spec, say)  # an earlier run's trials are history too
     points: list[dict[str, Any]] = [dict(point) for point in spec.enqueue]
     warm = spec.warm_start
     if warm is None:

@@ -12,6 +12,7 @@ from tuner.search.conditional import ConditionalSpace, ConditionalVariants
 from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
+from tuner.search.persistent_study import StudyStorage
 from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import (
     AshaScheduler,
@@ -70,6 +71,7 @@ def build_search_algorithm(
             ),
             # Named after the sweep: the default "optuna" would merge sweeps in a shared store.
             study_name=spec.name,
+            storage=StudyStorage(searcher.storage) if searcher.storage is not None else None,
         )
     raise AssertionError(f"unhandled searcher {searcher!r}")
 

@@ -34,6 +34,13 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
         assert self._ot_study is not None, "a space is given, so the study exists"
         seed_study(self._ot_study, start)
 
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config: dict[str, Any] | None = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            # What names the trial in MLflow and Ray: optuna-dashboard shows it.
+            self._ot_trials[trial_id].set_user_attr("trial_id", trial_id)
+        return config
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:

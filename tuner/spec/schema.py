@@ -15,7 +15,7 @@ from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.first_trials import Point, WarmStart, check_enqueue
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
-from tuner.spec.secrets import looks_secret, malformed_reference, withhold
+from tuner.spec.secrets import looks_secret, malformed_reference, storage_url_problem, withhold
 from tuner.spec.strict import Strict
 
 # A bool is not a count: YAML's `num_samples: true` is a mistake, not 1.
@@ -48,6 +48,16 @@ class OptunaSearcher(Strict):
     kind: Literal["optuna"]
     sampler: OptunaSampler = "tpe"
     seed: Seed | None = None
+    # A database URL (sqlite:///optuna.db, postgresql://...) that keeps the study, named
+    # after the sweep, for optuna-dashboard and later runs; None keeps it in memory.
+    storage: Annotated[str, Field(min_length=1)] | None = None
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, storage: str | None) -> str | None:
+        if storage is not None and (problem := storage_url_problem(storage)) is not None:
+            raise ValueError(problem)
+        return storage
 
 
 Searcher = Annotated[GridSearcher | RandomSearcher | OptunaSearcher, Field(discriminator="kind")]

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import urlparse
 
 from tuner.spec.errors import SpecError
 
@@ -154,6 +155,27 @@ def resolved(value: Any, key: str = "config", environ: dict[str, str] | None = N
     if isinstance(value, list):
         return [resolved(item, f"{key}[{i}]", environ) for i, item in enumerate(value)]
     return value
+
+
+def storage_url_problem(url: str) -> str | None:
+    """Why a database URL cannot be a sweep's study storage as written, or None.
+
+    The sweep file is written to MLflow: a password must come from the environment."""
+    if (reference := malformed_reference(url)) is not None:
+        return f"{reference} is not an ${{env:NAME}} reference"
+    if ENV_REFERENCE.fullmatch(url):
+        return None  # the whole URL comes from the environment
+    parsed = urlparse(url)
+    if not re.fullmatch(r"[a-z][a-z0-9]*(\+[a-z0-9_]+)?", parsed.scheme or ""):
+        return (
+            f"{url!r} is not a database URL (sqlite:///optuna.db, postgresql://user@host/db, ...)"
+        )
+    if parsed.password is not None and not ENV_REFERENCE.fullmatch(parsed.password):
+        return (
+            "holds a password, which tuner would write to MLflow with the sweep file: "
+            "write ${env:NAME} in its place"
+        )
+    return None
 
 
 def check_environment(config: dict[str, Any]) -> None:
