@@ -170,7 +170,7 @@ def check(tmp_path: Path, **extra: Any) -> str:
 def test_a_builtin_names_the_metrics_it_reports(tmp_path: Path) -> None:
     assert check(tmp_path, metric="val_auc") == (
         "metric: builtin:classifier does not report 'val_auc'; every epoch it reports "
-        "val_accuracy, val_loss, train_loss, lr, epoch_time_s"
+        "val_accuracy, val_loss, train_loss, lr, epoch_time_s, num_params, inference_ms"
     )
     assert check(tmp_path, trainable="builtin:regressor", metric="val_accuracy").startswith(
         "metric: builtin:regressor does not report 'val_accuracy'; every epoch it reports val_rmse"

@@ -101,3 +101,13 @@ def conditional_score(config: dict[str, Any]) -> None:
                 "got_beta1": float("beta1" in config),
             }
         )
+
+
+def two_objectives(config: dict[str, Any]) -> None:
+    """Quality peaks at x = 0.3 and grows with training; size is y; latency is 10 x.
+    Quality and size trade off only through y's bonus, so the front has several trials."""
+    for epoch in range(1, config.get("epochs", 3) + 1):
+        quality = 1.0 - (config["x"] - 0.3) ** 2 + 0.05 * config["y"] - 0.5 / epoch
+        tune.report(
+            {"epoch": epoch, "quality": quality, "size": config["y"], "latency": 10 * config["x"]}
+        )

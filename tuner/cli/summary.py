@@ -10,6 +10,18 @@ from tuner.cli.common import held_line
 
 if TYPE_CHECKING:
     from tuner.engine.outcome import SweepResult
+    from tuner.tracking.pareto_runs import FrontTrial
+
+
+def front_lines(front: list[FrontTrial]) -> list[str]:
+    """One line per trial of a Pareto front: its objectives, then its params."""
+    return [
+        f"  trial {trial.trial_id}: "
+        + " ".join(f"{metric}={value:.6g}" for metric, value in trial.values.items())
+        + "  "
+        + " ".join(f"{name}={value}" for name, value in trial.params.items())
+        for trial in front
+    ]
 
 
 def print_summary(result: SweepResult) -> None:
@@ -30,7 +42,14 @@ def _summarize(result: SweepResult) -> None:
             else ""
         )
     )
-    out.print(f"best trial {best.trial_id}: {best.metric} = {best.value:.6g}", markup=False)
+    if result.front:
+        out.print(f"Pareto front: {len(result.front)} trials", markup=False)
+        for line in front_lines(result.front):
+            out.print(line, markup=False)
+        what = f"best on the first objective, trial {best.trial_id}"
+    else:
+        what = f"best trial {best.trial_id}"
+    out.print(f"{what}: {best.metric} = {best.value:.6g}", markup=False)
     for name, value in best.params.items():
         out.print(f"  {name} = {value}", markup=False)
     out.print(

@@ -214,6 +214,13 @@ def best(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
         return
+    if report.front:
+        from tuner.cli.summary import front_lines
+
+        shown = ", ".join(f"{metric} ({mode})" for metric, mode in report.objectives)
+        typer.echo(f"sweep {report.sweep}: Pareto front of {len(report.front)} trials, {shown}")
+        for line in front_lines(report.front):
+            typer.echo(line)
     typer.echo(f"sweep {report.sweep}: best trial {report.trial_id}")
     typer.echo(f"  {report.metric} = {report.value:.6g} ({report.mode})")
     for key, value in sorted(report.params.items()):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import math
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,10 @@ from ray import tune
 from tuner.engine.phases import Phases
 from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec
+from tuner.tracking.models import best_test_metrics, log_best_model
+from tuner.tracking.pareto_runs import FrontTrial
 from tuner.tracking.results import as_number
+from tuner.tracking.runs import SweepRun
 from tuner.tracking.writer import TrackingWriter
 
 logger = logging.getLogger(__name__)
@@ -61,26 +64,8 @@ class SweepResult:
     artifact_location: str = ""  # the MLflow experiment's: checkpoints and models
     # Where the wall time went; Ray's shutdown is added after this result is made.
     phases: Phases = field(default_factory=Phases)
-
-
-def best_result(spec: SweepSpec, results: tune.ResultGrid) -> tune.Result | None:
-    """The trial with the best last-reported metric among trials that did not fail.
-
-    A trial's score is its final reported value, as ASHA and Optuna see it. A failed
-    trial's last value is not a result, and NaN or infinity never wins.
-    """
-    sign = 1.0 if spec.mode == "max" else -1.0
-    best: tune.Result | None = None
-    best_score = -math.inf
-    for index in range(len(results)):
-        result = results[index]
-        # numpy scalars and 0-d tensors are numbers too: the user reported them as such.
-        value = as_number((result.metrics or {}).get(spec.metric))
-        if result.error is not None or value is None:
-            continue
-        if math.isfinite(value) and sign * value > best_score:
-            best, best_score = result, sign * value
-    return best
+    # Several objectives: the non-dominated feasible trials, best on the first first.
+    front: list[FrontTrial] = field(default_factory=list)
 
 
 def best_trial(
@@ -100,3 +85,15 @@ def best_trial(
         run_id=writer.run_id(trial_id),
         checkpoint=storage.uri_of(best.checkpoint.path) if best.checkpoint else None,
     )
+
+
+def export_best(
+    spec: SweepSpec, sweep: SweepRun, run_id: str, checkpoint: tune.Checkpoint
+) -> dict[str, float]:
+    """Log the best trial's model to its run; score it once on the test split."""
+    with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
+        checkpoint.to_directory(directory)
+        log_best_model(sweep.client, run_id, spec.trainable, directory)
+        test_metrics = best_test_metrics(spec.trainable, directory)
+    sweep.record_test(test_metrics, run_id)
+    return test_metrics

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +20,15 @@ from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
+from tuner.engine.front import best_result, record_front_of
 from tuner.engine.live_plots import LivePlots
 from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
     SweepFailed,
     SweepInterrupted,
     SweepResult,
-    best_result,
     best_trial,
+    export_best,
 )
 from tuner.engine.phases import Phases
 from tuner.engine.reopen import reopen_sweep
@@ -51,7 +51,6 @@ from tuner.search.warm import StartingPoints
 from tuner.spec import SweepSpec, with_budget
 from tuner.spec.secrets import check_environment, secrets_back
 from tuner.tracking.access import check_tracking_reachable
-from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.progress import ProgressTable
 from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
@@ -262,7 +261,7 @@ def _run_tracked(
                 f"sweep {spec.name!r} stopped: its first {spec.fail_fast_after} trials all "
                 f"failed with {error}" + (f" -- {hint}" if hint else "")
             )
-        winner = best_result(spec, results)
+        winner = best_result(spec, results, early_stops)
         if winner is None and stopped_by is not None:
             raise SweepFailed(
                 f"sweep {spec.name!r} stopped by its budget ({stopped_by}) before any trial "
@@ -287,7 +286,8 @@ def _run_tracked(
         test_metrics: dict[str, float] = {}
         if best.run_id is not None and winner.checkpoint is not None:
             with phases.phase("best model export"):
-                test_metrics = _export_best(spec, sweep, best.run_id, winner.checkpoint)
+                test_metrics = export_best(spec, sweep, best.run_id, winner.checkpoint)
+        front = record_front_of(spec, results, early_stops, sweep, writer)
         restarted = len(tracker.restarts)
         end_tags = {
             "tuner.failed_trials": str(failed),
@@ -313,6 +313,7 @@ def _run_tracked(
             stopped_by=stopped_by,
             phases=phases,
             artifact_location=sweep.artifact_location,
+            front=front,
         )
     except KeyboardInterrupt:
         _close_quietly(writer, sweep, RunStatus.KILLED)
@@ -322,18 +323,6 @@ def _run_tracked(
         raise
     finally:
         writer.close()
-
-
-def _export_best(
-    spec: SweepSpec, sweep: SweepRun, run_id: str, checkpoint: tune.Checkpoint
-) -> dict[str, float]:
-    """Log the best trial's model to its run; score it once on the test split."""
-    with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
-        checkpoint.to_directory(directory)
-        log_best_model(sweep.client, run_id, spec.trainable, directory)
-        test_metrics = best_test_metrics(spec.trainable, directory)
-    sweep.record_test(test_metrics, run_id)
-    return test_metrics
 
 
 def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:

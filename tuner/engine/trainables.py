@@ -98,13 +98,17 @@ def check_trainable(spec: SweepSpec) -> None:
         resolve_trainable(spec.trainable)
         return
     # Built-ins are checked against their knob schema without importing torch.
-    if spec.metric not in builtin.metrics:
-        raise SpecError(
-            None,
-            "metric",
-            f"{spec.trainable} does not report {spec.metric!r}; every epoch it reports "
-            + ", ".join(builtin.metrics),
-        )
+    named = [("metric", spec.metric)] if spec.objectives is None else []
+    named += [(f"objectives[{i}].metric", o.metric) for i, o in enumerate(spec.objectives or [])]
+    named += [(f"constraints[{i}].metric", c.metric) for i, c in enumerate(spec.constraints)]
+    for key, metric in named:
+        if metric not in builtin.metrics:
+            raise SpecError(
+                None,
+                key,
+                f"{spec.trainable} does not report {metric!r}; every epoch it reports "
+                + ", ".join(builtin.metrics),
+            )
     _check_knobs(spec, builtin.knobs)
     _check_data(spec, builtin)
 

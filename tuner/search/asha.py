@@ -15,6 +15,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from tuner.search.early_stops import EarlyStops
+from tuner.search.pareto import Point, promoted_by_rank
 from tuner.search.promotion import promotion_cutoff
 
 # The result key that counts a trial's progress: ASHA's rungs and Optuna's steps.
@@ -66,3 +67,61 @@ class RecordingASHAScheduler(ASHAScheduler):  # type: ignore[misc]
         if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
             self.early_stops.add(trial.trial_id)
         return action
+
+
+class ParetoBracket(TopFractionBracket):
+    """A bracket whose rewards are points (one signed value per objective): a trial goes
+    on past a rung if it ranks in the top n // reduction_factor by Pareto front, then
+    crowding distance (multi-objective ASHA)."""
+
+    # A point per result where Ray's bracket takes one float.
+    def on_result(self, trial: Any, cur_iter: int, cur_rew: Point | None) -> str:  # type: ignore[override]
+        action: str = TrialScheduler.CONTINUE
+        for milestone, recorded in self._rungs:  # highest rung first, as Ray's bracket
+            if cur_iter < milestone or trial.trial_id in recorded:
+                continue
+            if cur_rew is not None:
+                if not promoted_by_rank(cur_rew, list(recorded.values()), self.rf):
+                    action = TrialScheduler.STOP
+                recorded[trial.trial_id] = cur_rew
+            break
+        return action
+
+
+class ParetoASHAScheduler(RecordingASHAScheduler):
+    """ASHA over several objectives: each result's reward is the point of its objectives."""
+
+    def __init__(
+        self, early_stops: EarlyStops, objectives: list[tuple[str, float]], **kwargs: Any
+    ) -> None:
+        super().__init__(early_stops, **kwargs)
+        self.objectives = objectives  # (metric, +1 to maximize or -1 to minimize)
+        self._brackets = [
+            ParetoBracket(kwargs["grace_period"], kwargs["max_t"], kwargs["reduction_factor"], s=0)
+        ]
+
+    def _point(self, result: dict[str, Any]) -> Point | None:
+        if any(metric not in result for metric, _ in self.objectives):
+            return None
+        return tuple(sign * float(result[metric]) for metric, sign in self.objectives)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        point = self._point(result)
+        if self._time_attr not in result or point is None:
+            return TrialScheduler.CONTINUE
+        if result[self._time_attr] >= self._max_t:
+            action: str = TrialScheduler.STOP  # the last epoch: a normal end
+        else:
+            bracket = self._trial_info[trial.trial_id]
+            action = bracket.on_result(trial, result[self._time_attr], point)
+            if action == TrialScheduler.STOP:
+                self.early_stops.add(trial.trial_id)
+        if action == TrialScheduler.STOP:
+            self._num_stopped += 1
+        return action
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
+        point = self._point(result)
+        if self._time_attr in result and point is not None:
+            self._trial_info[trial.trial_id].on_result(trial, result[self._time_attr], point)
+        self._trial_info.pop(trial.trial_id, None)

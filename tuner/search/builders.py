@@ -6,7 +6,7 @@ import optuna
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
-from tuner.search.asha import TIME_ATTR, RecordingASHAScheduler
+from tuner.search.asha import TIME_ATTR, ParetoASHAScheduler, RecordingASHAScheduler
 from tuner.search.capped import CappedVariantGenerator
 from tuner.search.conditional import ConditionalSpace, ConditionalVariants
 from tuner.search.distributions import optuna_space
@@ -58,16 +58,21 @@ def build_search_algorithm(
     if isinstance(searcher, OptunaSearcher):
         # Optuna logs every trial at INFO; the progress table already shows them.
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        multi = spec.is_multi_objective
         return PruningOptunaSearch(
             early_stops,
             start,
             space=ConditionalSpace(spec.params)
             if is_conditional(spec.params)
             else optuna_space(spec),
-            metric=spec.metric,
-            mode=spec.mode,
+            constraints=spec.constraints,
+            # Ray's OptunaSearch takes lists for several objectives.
+            metric=[o.metric for o in spec.objective_list] if multi else spec.metric,
+            mode=[o.mode for o in spec.objective_list] if multi else spec.mode,
             sampler=build_sampler(
-                searcher.sampler, searcher.seed, conditional=is_conditional(spec.params)
+                searcher.sampler,
+                searcher.seed,
+                conditional=is_conditional(spec.params),
             ),
             # Named after the sweep: the default "optuna" would merge sweeps in a shared store.
             study_name=spec.name,
@@ -80,6 +85,15 @@ def build_scheduler(spec: SweepSpec, early_stops: EarlyStops) -> TrialScheduler:
     scheduler = spec.scheduler
     if isinstance(scheduler, FifoScheduler):
         return FIFOScheduler()
+    if isinstance(scheduler, AshaScheduler) and spec.is_multi_objective:
+        return ParetoASHAScheduler(
+            early_stops,
+            [(o.metric, 1.0 if o.mode == "max" else -1.0) for o in spec.objective_list],
+            time_attr=TIME_ATTR,
+            max_t=scheduler.max_t,
+            grace_period=scheduler.grace_period,
+            reduction_factor=scheduler.reduction_factor,
+        )
     if isinstance(scheduler, AshaScheduler):
         return RecordingASHAScheduler(
             early_stops,

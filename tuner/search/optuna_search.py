@@ -9,7 +9,7 @@ intermediate values, which OptunaSearch already reports every epoch.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -18,19 +18,23 @@ from ray.tune.search.optuna import OptunaSearch
 from tuner.search.asha import TIME_ATTR
 from tuner.search.early_stops import EarlyStops
 from tuner.search.warm import NOTHING, StartingPoints, seed_study
-from tuner.spec import (
-    OptunaSampler,
-)
+from tuner.spec import OptunaSampler
+from tuner.spec.objectives import Constraint, violations
 
 
 class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
     """OptunaSearch that reports scheduler-stopped trials to Optuna as PRUNED."""
 
     def __init__(
-        self, early_stops: EarlyStops, start: StartingPoints = NOTHING, **kwargs: Any
+        self,
+        early_stops: EarlyStops,
+        start: StartingPoints = NOTHING,
+        constraints: Sequence[Constraint] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.early_stops = early_stops
+        self.constraints = list(constraints)
         assert self._ot_study is not None, "a space is given, so the study exists"
         seed_study(self._ot_study, start)
 
@@ -44,11 +48,24 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        if self.constraints and result is not None and trial_id in self._ot_trials:
+            # Optuna 5's samplers (TPE, GP, NSGA) read these once the trial is told, and
+            # its best trials and front leave out the infeasible ones.
+            trial = self._ot_trials[trial_id]
+            for constraint, violation in zip(
+                self.constraints, violations(self.constraints, result), strict=True
+            ):
+                trial.set_constraint(constraint.describe(), violation)
         if error or trial_id not in self.early_stops or trial_id in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
             return
         assert self._ot_study is not None, "the study exists once a trial was suggested"
         ot_trial = self._ot_trials[trial_id]
+        if isinstance(self._metric, list):
+            # Optuna keeps no intermediate values for several objectives.
+            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+            return
         # Tune hands the result that made the scheduler stop the trial to the scheduler and
         # here, never to on_trial_result: report it, or Optuna would not know the value
         # the trial was judged on (a trial stopped at the first rung would have none).
@@ -67,6 +84,8 @@ SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
     # Categorical params fall back to independent sampling; that is expected, not news.
     "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed),
 }
 
 
@@ -88,8 +107,10 @@ def conditional_tpe(seed: int | None) -> optuna.samplers.TPESampler:
     times cheaper where independent TPE does not.
     """
     with warnings.catch_warnings():
-        # `group` and `multivariate` are marked experimental; their behaviour is what we want.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
-            seed=seed, constant_liar=True, multivariate=True, group=True
+            seed=seed,
+            constant_liar=True,
+            multivariate=True,
+            group=True,
         )

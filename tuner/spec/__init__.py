@@ -10,18 +10,16 @@ from __future__ import annotations
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.loader import parse_spec, read_spec, with_budget
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param, Scalar
-from tuner.spec.schema import (
+from tuner.spec.schema import CheckpointPolicy, Resources, SweepSpec
+from tuner.spec.searchers import (
     AshaScheduler,
-    CheckpointPolicy,
     FifoScheduler,
     GridSearcher,
     OptunaSampler,
     OptunaSearcher,
     RandomSearcher,
-    Resources,
     Scheduler,
     Searcher,
-    SweepSpec,
 )
 
 __all__ = [

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal, TypeGuard
 
 import yaml
-from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.budget import Budget
@@ -14,89 +13,25 @@ from tuner.spec.conditions import check_conditions, count_up_to, grid_points, is
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.first_trials import Point, WarmStart, check_enqueue
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
+from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
-from tuner.spec.secrets import looks_secret, malformed_reference, storage_url_problem, withhold
+from tuner.spec.searchers import (
+    SINGLE_OBJECTIVE_SAMPLERS,
+    Count,
+    FifoScheduler,
+    GridSearcher,
+    OptunaSearcher,
+    RandomSearcher,
+    Scheduler,
+    Searcher,
+)
+from tuner.spec.secrets import looks_secret, malformed_reference, withhold
 from tuner.spec.strict import Strict
 
-# A bool is not a count: YAML's `num_samples: true` is a mistake, not 1.
-Count = Annotated[StrictInt, Field(gt=0)]
-# NumPy's and Optuna's samplers take 32-bit seeds.
-Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]
 # The most trials a sweep may ask for: Ray Tune holds every trial in the driver.
 MAX_TRIALS = 100_000
-# The most ASHA rungs: a factor just above 1 makes millions (and gigabytes of them).
-MAX_RUNGS = 100
 # Ray counts resources in units of 1/10,000: a smaller fraction is 0, never scheduled.
 RESOURCE_UNIT = 0.0001
-
-# --- searchers and schedulers ----------------------------------------------------------
-
-
-class GridSearcher(Strict):
-    kind: Literal["grid"]
-
-
-class RandomSearcher(Strict):
-    kind: Literal["random"]
-    seed: Seed | None = None
-
-
-OptunaSampler = Literal["tpe", "gp", "cmaes", "random"]
-
-
-class OptunaSearcher(Strict):
-    kind: Literal["optuna"]
-    sampler: OptunaSampler = "tpe"
-    seed: Seed | None = None
-    # A database URL (sqlite:///optuna.db, postgresql://...) that keeps the study, named
-    # after the sweep, for optuna-dashboard and later runs; None keeps it in memory.
-    storage: Annotated[str, Field(min_length=1)] | None = None
-
-    @field_validator("storage")
-    @classmethod
-    def _storage_url(cls, storage: str | None) -> str | None:
-        if storage is not None and (problem := storage_url_problem(storage)) is not None:
-            raise ValueError(problem)
-        return storage
-
-
-Searcher = Annotated[GridSearcher | RandomSearcher | OptunaSearcher, Field(discriminator="kind")]
-
-
-class FifoScheduler(Strict):
-    kind: Literal["fifo"]
-
-
-class AshaScheduler(Strict):
-    kind: Literal["asha"]
-    max_t: Count
-    grace_period: Count = 1
-    reduction_factor: Annotated[float, Field(gt=1)] = 3
-
-    @field_validator("grace_period")
-    @classmethod
-    def _grace_within_max_t(cls, grace: int, info: ValidationInfo) -> int:
-        max_t = info.data.get("max_t")
-        if max_t is not None and grace > max_t:
-            raise ValueError(f"must be <= max_t ({grace} > {max_t})")
-        return grace
-
-    @model_validator(mode="after")
-    def _few_rungs(self) -> AshaScheduler:
-        span = self.max_t / self.grace_period
-        rungs = math.floor(math.log(span) / math.log(self.reduction_factor)) + 1
-        if rungs > MAX_RUNGS:
-            least = span ** (1 / (MAX_RUNGS - 1))
-            raise KeyedProblem(
-                "scheduler.reduction_factor",
-                f"{self.reduction_factor!r} makes {rungs:,} rungs between grace_period "
-                f"{self.grace_period} and max_t {self.max_t}; at most {MAX_RUNGS} "
-                f"(a factor of at least {math.ceil(least * 1000) / 1000:g})",
-            )
-        return self
-
-
-Scheduler = Annotated[FifoScheduler | AshaScheduler, Field(discriminator="kind")]
 
 
 class Resources(Strict):
@@ -165,6 +100,9 @@ class SweepSpec(Strict):
     fail_fast_after: Count | None = FAIL_FAST_AFTER
     params: Annotated[dict[str, Param], Field(min_length=1)]
     config: dict[str, Any] = Field(default_factory=dict)
+    # Several objectives instead of metric/mode; metric/mode then name the first.
+    objectives: Annotated[list[Objective], Field(min_length=1)] | None = None
+    constraints: list[Constraint] = Field(default_factory=list)
     cost: CostPrices | None = None
     budget: Budget | None = None
     # Config key patterns that hold secrets (`*_dsn`), besides the names tuner knows.
@@ -173,9 +111,15 @@ class SweepSpec(Strict):
     enqueue: list[Point] = Field(default_factory=list)
     warm_start: WarmStart | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _primary_objective(cls, raw: Any) -> Any:
+        return objectives_in(raw)
+
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
         self._names_fit()
+        self._objectives_fit()
         if self.budget is not None and self.budget.max_usd is not None and self.cost is None:
             raise KeyedProblem(
                 "budget.max_usd", "needs prices to count dollars: add cost: {usd_per_...}"
@@ -218,6 +162,27 @@ class SweepSpec(Strict):
             )
         return self
 
+    def _objectives_fit(self) -> None:
+        if self.objectives is not None:
+            check_objectives(self.objectives)
+        sampler = getattr(self.searcher, "sampler", None)
+        if sampler in SINGLE_OBJECTIVE_SAMPLERS and (self.is_multi_objective or self.constraints):
+            what = "several objectives" if self.is_multi_objective else "constraints"
+            raise KeyedProblem(
+                "searcher.sampler",
+                f"{sampler} takes neither several objectives nor constraints ({what} given); "
+                "use tpe, gp, nsga2, nsga3 or random",
+            )
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        """What the sweep optimizes: its objectives, or its one metric and mode."""
+        return list(self.objectives or [Objective(metric=self.metric, mode=self.mode)])
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.objective_list) > 1
+
     def _first_trials_fit(self) -> None:
         """enqueue and warm_start, where the searcher can take them."""
         if isinstance(self.searcher, GridSearcher):
@@ -243,13 +208,26 @@ class SweepSpec(Strict):
 
     def _names_fit(self) -> None:
         """Names MLflow and Ray will take, checked before any trial runs."""
-        if self.metric in RESERVED_RESULT_KEYS:
-            raise KeyedProblem(
-                "metric",
-                f"{self.metric!r} is a key Ray Tune or tuner fills in, not a metric the "
-                "trainable reports; name the metric it reports",
-            )
+        metrics = [("metric" if self.objectives is None else "objectives[0].metric", self.metric)]
+        metrics += [(f"constraints[{i}].metric", c.metric) for i, c in enumerate(self.constraints)]
+        metrics += [
+            (f"objectives[{i}].metric", o.metric) for i, o in enumerate(self.objectives or [])
+        ]
+        for key, metric in metrics:
+            if metric in RESERVED_RESULT_KEYS:
+                raise KeyedProblem(
+                    key,
+                    f"{metric!r} is a key Ray Tune or tuner fills in, not a metric the "
+                    "trainable reports; name the metric it reports",
+                )
         named = [("metric", self.metric, self.metric)]
+        named += [
+            (f"objectives[{i}].metric", o.metric, o.metric)
+            for i, o in enumerate(self.objectives or [])
+        ]
+        named += [
+            (f"constraints[{i}].metric", c.metric, c.metric) for i, c in enumerate(self.constraints)
+        ]
         named += [(f"params.{name}", name, name) for name in self.params]
         named += [(f"config.{key}", key, f"config.{key}") for key in self.config]
         for where, name, logged_as in named:
@@ -279,8 +257,11 @@ class SweepSpec(Strict):
 
     def as_yaml(self) -> str:
         """The sweep file as tuner stores it: keys the user set, defaults left out."""
+        # With objectives, metric and mode are read from them, and may not be given too.
+        derived = {"metric", "mode"} if self.objectives is not None else set()
         text: str = yaml.safe_dump(
-            self.model_dump(mode="json", exclude_defaults=True, by_alias=True), sort_keys=False
+            self.model_dump(mode="json", exclude_defaults=True, by_alias=True, exclude=derived),
+            sort_keys=False,
         )
         return text
 

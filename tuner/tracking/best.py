@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from tuner.tracking.pareto_runs import FrontTrial, read_front
 from tuner.tracking.tags import TAG_BEST_RUN, TAG_CHECKPOINT, TAG_ROLE, TAG_TRIAL_ID
 
 
@@ -27,6 +28,9 @@ class BestReport:
     params: dict[str, str]
     checkpoint: str | None
     experiment_id: str
+    # Several objectives: [[metric, mode], ...] and the Pareto front's trials.
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+    front: list[FrontTrial] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +72,10 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
         raise SweepNotFound(
             f"sweep {name!r}: its best trial's run {run.info.run_id} has no metric {metric!r}"
         )
+    objectives, front = read_front(client, parent)
     return BestReport(
+        objectives=objectives,
+        front=front,
         sweep=name,
         parent_run_id=parent.info.run_id,
         run_id=run.info.run_id,

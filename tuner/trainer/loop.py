@@ -200,6 +200,7 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
     torch.manual_seed(knobs.seed)
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
     optimizer = build_optimizer(model.parameters(), knobs)
+    num_params = sum(parameter.numel() for parameter in model.parameters())
     steps_per_epoch = math.ceil(len(train_data[1]) / knobs.batch_size)
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
     loss_fn = build_loss(knobs)  # scores validation (and test) as they are
@@ -229,7 +230,9 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
         )  # fmt: skip
         if not per_batch:
             schedule.step()
-        outputs = predict(model, val_data[0], device)
+        predict_started = time.perf_counter()
+        outputs = predict(model, val_data[0], device)  # .cpu() waits for a GPU to finish
+        inference_s = time.perf_counter() - predict_started
         val = score(outputs, val_data[1], loss_fn, splits, "val")
         stop = stopper.update(val["val_loss"])
         if (stop or epoch == knobs.epochs) and splits.num_classes:
@@ -240,6 +243,9 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
             **val,
             "lr": lr,
             "epoch_time_s": time.perf_counter() - started,
+            # What a model costs to keep and to run: objectives to trade accuracy for.
+            "num_params": num_params,
+            "inference_ms": 1000 * inference_s / max(1, len(val_data[1])),
         }
         if stop:
             metrics["stop_reason"] = stopper.reason()
