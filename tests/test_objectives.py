@@ -235,6 +235,13 @@ def test_a_two_objective_sweep_records_its_front(tmp_path: Path, scheduler: str)
     as_json = json.loads(run_cli("best", "two", "--json", cwd=tmp_path, timeout=120).stdout)
     assert {trial["run_id"] for trial in as_json["front"]} == front
 
+    if scheduler == "fifo":  # the report draws the front (one sweep is enough)
+        report = run_cli("report", "two", "--out", "report", cwd=tmp_path, timeout=300)
+        assert report.returncode == 0, report.stderr[-3000:]
+        picture = (tmp_path / "report" / "pareto_front.png").read_bytes()
+        assert picture.startswith(b"\x89PNG") and len(picture) > 10_000
+        assert "pareto_front" in (tmp_path / "report" / "report.html").read_text()
+
 
 @pytest.mark.e2e
 def test_a_trial_that_breaks_a_constraint_is_never_best(tmp_path: Path) -> None:

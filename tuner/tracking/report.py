@@ -7,6 +7,8 @@ self-contained report.html (the pictures inline, no remote URL: it opens offline
     parallel_coordinate.png    the searched params, coloured by the metric
     param_importances.png      fANOVA importances (an ASHA sweep: at its first rung)
     contour.png                the two most important params
+    pareto_front.png           several objectives: every finished feasible trial, the
+                               front highlighted
 """
 
 from __future__ import annotations
@@ -67,8 +69,12 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
         "param_importances": lambda: plots.plot_param_importances(judged, evaluator=_evaluator()),
         "contour": lambda: plots.plot_contour(judged, params=ranked[:2]),
     }
+    front = sweep.front
+    if front is not None:
+        names = [objective.metric for objective in sweep.spec.objective_list]
+        drawings["pareto_front"] = lambda: plots.plot_pareto_front(front, target_names=names)
     for name, draw in drawings.items():
-        why = _cannot_draw(name, finished, ranked)
+        why = _cannot_draw(name, finished, ranked, front)
         if why:
             report.skipped[name] = why
             continue
@@ -90,7 +96,11 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
     return report
 
 
-def _cannot_draw(name: str, finished: list[Any], ranked: list[str]) -> str | None:
+def _cannot_draw(
+    name: str, finished: list[Any], ranked: list[str], front: optuna.Study | None
+) -> str | None:
+    if name == "pareto_front" and front is not None and not front.trials:
+        return "no trial has finished feasible with every objective"
     if not finished:
         return "no trial has finished yet"
     if name in ("param_importances", "parallel_coordinate") and not ranked:

@@ -20,6 +20,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 from tuner.search.distributions import optuna_space
 from tuner.spec import SweepSpec, parse_spec
+from tuner.spec.objectives import feasible
 from tuner.tracking.best import SweepNotFound, latest_sweep_run
 from tuner.tracking.runs import child_runs
 from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_TRIAL_ID
@@ -38,6 +39,8 @@ class SweepStudy:
     parent: Run
     study: optuna.Study
     running: int  # trials still running: not in the study yet
+    # Several objectives: the finished feasible trials with every objective's value.
+    front: optuna.Study | None = None
 
 
 def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
@@ -68,7 +71,42 @@ def sweep_of_run(client: MlflowClient, experiment_id: str, parent: Run) -> Sweep
             running += 1
         else:
             study.add_trial(trial)
-    return SweepStudy(spec, parent, study, running)
+    front = _objectives_study(spec, runs, distributions) if spec.is_multi_objective else None
+    return SweepStudy(spec, parent, study, running, front)
+
+
+def _objectives_study(
+    spec: SweepSpec,
+    runs: list[Run],
+    distributions: dict[str, optuna.distributions.BaseDistribution],
+) -> optuna.Study:
+    """The sweep's finished, feasible trials with all their objectives: the study
+    Optuna's Pareto-front plot reads."""
+    objectives = spec.objective_list
+    study = optuna.create_study(
+        study_name=spec.name,
+        directions=["maximize" if o.mode == "max" else "minimize" for o in objectives],
+    )
+    for run in runs:
+        metrics = run.data.metrics
+        if run.info.status != "FINISHED" or any(o.metric not in metrics for o in objectives):
+            continue
+        if not feasible(spec.constraints, metrics):
+            continue
+        params = {
+            name: _typed(run.data.params[name], distribution)
+            for name, distribution in distributions.items()
+            if name in run.data.params
+        }
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[metrics[o.metric] for o in objectives],
+                params=params,
+                distributions={name: distributions[name] for name in params},
+                user_attrs={"trial_id": run.data.tags.get(TAG_TRIAL_ID, "")},
+            )
+        )
+    return study
 
 
 def _sweep_file(client: MlflowClient, parent: Run) -> SweepSpec:
