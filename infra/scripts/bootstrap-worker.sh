@@ -11,6 +11,7 @@ set -euo pipefail
 install_tuner
 fetch_ray_token
 ip=$(private_ip)
+labels=$(price_labels)
 
 write_unit ray-worker <<UNIT
 [Unit]
@@ -24,7 +25,7 @@ Environment=RAY_AUTH_MODE=token
 Environment=RAY_AUTH_TOKEN_PATH=${TOKEN_FILE}
 Environment=AWS_REGION=${AWS_REGION}
 ExecStart=${VENV}/bin/ray start --block --address=${HEAD_IP}:6379 \
-  --node-ip-address=${ip} ${RAY_PORT_FLAGS[*]}
+  --node-ip-address=${ip} --labels=${labels} ${RAY_PORT_FLAGS[*]}
 ExecStop=${VENV}/bin/ray stop
 Restart=always
 

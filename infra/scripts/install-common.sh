@@ -53,12 +53,28 @@ PY
   chgrp ray "$TOKEN_FILE"
 }
 
-private_ip() {
+# instance_metadata PATH: one IMDSv2 value, e.g. local-ipv4.
+instance_metadata() {
   local token
   token=$(curl -sf -X PUT "http://169.254.169.254/latest/api/token" \
     -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
   curl -sf -H "X-aws-ec2-metadata-token: $token" \
-    "http://169.254.169.254/latest/meta-data/local-ipv4"
+    "http://169.254.169.254/latest/meta-data/$1"
+}
+
+private_ip() {
+  instance_metadata local-ipv4
+}
+
+# The Ray node labels tuner prices trials by (tuner/tracking/instance_prices.py): the
+# instance type, and "spot" or "on-demand" from the instance's life cycle.
+price_labels() {
+  local type market
+  type=$(instance_metadata instance-type)
+  market=$(instance_metadata instance-life-cycle)
+  [ "$market" = spot ] || market=on-demand
+  # Ray's key=value form: no quotes for systemd's ExecStart to take apart.
+  printf 'tuner.io/instance-type=%s,tuner.io/market=%s' "$type" "$market"
 }
 
 # write_unit NAME: the unit file comes on standard input.

@@ -4,7 +4,10 @@ A trial holds its placement (its CPUs and GPUs) from the moment Ray starts it un
 ends: that is what a cloud bills for, whether the trial trains or waits on a result.
 A trial that restarts after losing its worker holds again from its restart, and a
 resumed sweep adds this driver's time to what its runs recorded before. Dollars are
-hours times the sweep file's `cost` prices, only where a price is given.
+hours times the sweep file's `cost` prices where it gives them; otherwise, on a cluster
+whose nodes carry their instance type (the infra's do), each trial pays its share of
+its node's hourly price from the dated table (`instance_prices.py`). Without either,
+no dollars are claimed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from tuner.spec.schema import CostPrices
+from tuner.tracking.instance_prices import NodePrice
 
 CPU_HOURS = "cpu_hours"
 GPU_HOURS = "gpu_hours"
@@ -25,14 +29,29 @@ class Held:
 
     cpu_hours: float = 0.0
     gpu_hours: float = 0.0
+    # Dollars at the nodes' own prices, and whether they cover every hour held (False
+    # when some ran on a node without a known price, or the nodes were never asked).
+    node_usd: float = 0.0
+    node_priced: bool = False
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.cpu_hours or self.gpu_hours)
 
     def __add__(self, other: Held) -> Held:
-        return Held(self.cpu_hours + other.cpu_hours, self.gpu_hours + other.gpu_hours)
+        parts = [held for held in (self, other) if held.holds]
+        return Held(
+            self.cpu_hours + other.cpu_hours,
+            self.gpu_hours + other.gpu_hours,
+            self.node_usd + other.node_usd,
+            bool(parts) and all(held.node_priced for held in parts),
+        )
 
     def usd(self, prices: CostPrices | None) -> float | None:
-        """Their price, None when the sweep gives no price for a resource it held."""
+        """Their price: at the sweep file's prices if it gives them (None when it gives
+        none for a resource held), else at the nodes' prices (None if a node had none)."""
         if prices is None:
-            return None
+            return self.node_usd if self.holds and self.node_priced else None
         total = 0.0
         for hours, price in (
             (self.cpu_hours, prices.usd_per_cpu_hour),
@@ -57,7 +76,8 @@ class CostLedger:
 
     def __init__(self) -> None:
         self._held: dict[str, Held] = {}
-        self._running: dict[str, tuple[float, float, float]] = {}  # started, cpus, gpus
+        # started, cpus, gpus, and the node's price once a result says where it runs
+        self._running: dict[str, Segment] = {}
 
     def carry_over(self, trial_id: str, held: Held) -> None:
         """A resumed trial's hours from before, as its run recorded them."""
@@ -65,7 +85,18 @@ class CostLedger:
 
     def start(self, trial_id: str, cpus: float, gpus: float, now: float | None = None) -> None:
         if trial_id not in self._running:
-            self._running[trial_id] = (time.monotonic() if now is None else now, cpus, gpus)
+            started = time.monotonic() if now is None else now
+            self._running[trial_id] = Segment(started, cpus, gpus)
+
+    def locate(self, trial_id: str, price: NodePrice | None) -> None:
+        """The node the running trial holds its resources on, and that node's price."""
+        segment = self._running.get(trial_id)
+        if segment is not None and not segment.located:
+            segment.price, segment.located = price, True
+
+    def is_located(self, trial_id: str) -> bool:
+        segment = self._running.get(trial_id)
+        return segment is None or segment.located
 
     def stop(self, trial_id: str, now: float | None = None) -> Held:
         """The trial let go of its resources; its hours so far."""
@@ -87,7 +118,19 @@ class CostLedger:
         return total
 
 
-def _segment(running: tuple[float, float, float], now: float | None) -> Held:
-    started, cpus, gpus = running
-    hours = max(0.0, (time.monotonic() if now is None else now) - started) / 3600
-    return Held(cpus * hours, gpus * hours)
+@dataclass
+class Segment:
+    """A trial holding its resources since `started` (one stretch, between restarts)."""
+
+    started: float
+    cpus: float
+    gpus: float
+    price: NodePrice | None = None  # None: on a node without a known price
+    located: bool = False
+
+
+def _segment(running: Segment, now: float | None) -> Held:
+    hours = max(0.0, (time.monotonic() if now is None else now) - running.started) / 3600
+    price = running.price
+    usd = price.usd_per_hour * hours * price.share(running.cpus, running.gpus) if price else 0.0
+    return Held(running.cpus * hours, running.gpus * hours, usd, node_priced=price is not None)

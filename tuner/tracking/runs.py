@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
 from tuner.spec import SweepSpec
-from tuner.tracking.cost import CPU_HOURS, GPU_HOURS, Held
+from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS, Held
 from tuner.tracking.first_use import experiment_id_for, sqlite_database, store_opened_alone
 from tuner.tracking.results import (
     param_value,
@@ -84,9 +84,16 @@ def existing_trial_runs(
             stale_tags=tuple(tag for tag in END_TAGS if tag in tags),
             stopped_early=TAG_STOPPED_EARLY in tags,
             restarts=int(tags.get(TAG_RESTARTS, "0")),
-            held=Held(run.data.metrics.get(CPU_HOURS, 0.0), run.data.metrics.get(GPU_HOURS, 0.0)),
+            held=held_before(run.data.metrics),
         )
     return existing
+
+
+def held_before(metrics: dict[str, float]) -> Held:
+    """What a run recorded its trial held (and, at its nodes' prices, cost) so far."""
+    cpu, gpu = metrics.get(CPU_HOURS, 0.0), metrics.get(GPU_HOURS, 0.0)
+    usd = metrics.get(COST_USD)
+    return Held(cpu, gpu, usd or 0.0, node_priced=usd is not None)
 
 
 def find_sweep_run(

@@ -15,6 +15,7 @@ from ray.tune import Callback
 from tuner.search.early_stops import EarlyStops
 from tuner.spec.schema import CostPrices
 from tuner.tracking.cost import CostLedger
+from tuner.tracking.node_prices import NodePrices
 from tuner.tracking.results import (
     as_number,
     error_summary,
@@ -70,6 +71,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self.errors: dict[str, str] = {}  # trial id -> its error's line, in order of failure
         self.cost = CostLedger()
         self._prices = prices
+        # Without the sweep file's prices, each node's own (a cluster's instance table).
+        self._node_prices = NodePrices() if prices is None else None
 
     def continue_runs(self, existing: dict[str, ExistingRun]) -> None:
         """After a resume: trials Ray Tune restores keep their runs and logged steps."""
@@ -144,6 +147,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
+        if self._node_prices is not None and not self.cost.is_located(trial.trial_id):
+            node_ip = result.get("node_ip")  # Tune adds where the result came from
+            price = self._node_prices.for_ip(node_ip if isinstance(node_ip, str) else None)
+            self.cost.locate(trial.trial_id, price)
         step = result_step(result)
         tune_iteration = as_number(result.get("training_iteration")) or 0.0
         last = self._last_logged.get(trial.trial_id)
