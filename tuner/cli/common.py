@@ -70,6 +70,26 @@ def with_num_samples(spec: SweepSpec, num_samples: int | None) -> SweepSpec:
         fail(f"--num-samples: {exc.problem}", EXIT_INVALID)
 
 
+Register = Annotated[
+    str | None,
+    typer.Option(help="Register the best model in MLflow's Model Registry under this name."),
+]
+
+
+def with_register(spec: SweepSpec, name: str | None) -> SweepSpec:
+    """The sweep with `register: NAME` from the command line, checked as the file's is."""
+    if name is None:
+        return spec
+    import yaml
+
+    from tuner.spec import parse_spec
+
+    try:
+        return parse_spec({**yaml.safe_load(spec.as_yaml()), "register": name})
+    except SpecError as exc:
+        fail(f"--register: {exc.problem}", EXIT_INVALID)
+
+
 def check_storage(storage: str | None) -> None:
     from tuner.engine.storage import check_writable, resolve_storage
 

@@ -72,6 +72,8 @@ def _summarize(result: SweepResult) -> None:
     if result.test_metrics:
         scores = ", ".join(f"{k} = {v:.6g}" for k, v in result.test_metrics.items())
         out.print(f"best model on the test split (never seen by the search): {scores}")
+    if result.registered:
+        out.print(result.registered, markup=False)
     if result.cost:
         out.print(f"held: {held_line(result.cost)}", markup=False)
     if result.stopped_by:

@@ -24,6 +24,7 @@ from tuner.cli.common import (
     EXIT_TERMINATED,
     NumSamples,
     Profile,
+    Register,
     StorageOption,
     Terminated,
     TrackingUri,
@@ -39,6 +40,7 @@ from tuner.cli.common import (
     sweep_name,
     sweep_named,
     with_num_samples,
+    with_register,
 )
 from tuner.cli.remote import submit_resume
 from tuner.cli.summary import print_summary
@@ -78,11 +80,12 @@ def run(
         typer.Option(help="Join this Ray cluster (HEAD:6379, or auto) instead of starting one."),
     ] = None,
     profile: Profile = False,
+    register: Register = None,
 ) -> None:
     """Run a sweep: embedded Ray and local MLflow unless told otherwise."""
     phases = cli_phases()
     with phases.phase("sweep file checked"):
-        spec = with_num_samples(load(spec_path), num_samples)
+        spec = with_register(with_num_samples(load(spec_path), num_samples), register)
         check_storage(storage)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
     with phases.phase("imports (ray, mlflow)"):

@@ -12,8 +12,9 @@ from ray import tune
 from tuner.engine.phases import Phases
 from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec
-from tuner.tracking.models import best_test_metrics, log_best_model
+from tuner.tracking.models import best_test_metrics, link_metrics, log_best_model
 from tuner.tracking.pareto_runs import FrontTrial
+from tuner.tracking.registry import register_best
 from tuner.tracking.results import as_number
 from tuner.tracking.runs import SweepRun
 from tuner.tracking.writer import TrackingWriter
@@ -66,6 +67,7 @@ class SweepResult:
     phases: Phases = field(default_factory=Phases)
     # Several objectives: the non-dominated feasible trials, best on the first first.
     front: list[FrontTrial] = field(default_factory=list)
+    registered: str | None = None  # the Model Registry's @best, in words
 
 
 def best_trial(
@@ -87,13 +89,49 @@ def best_trial(
     )
 
 
+@dataclass(frozen=True)
+class Exported:
+    test_metrics: dict[str, float]
+    registered: str | None  # where the Model Registry's @best is, in words
+
+
 def export_best(
-    spec: SweepSpec, sweep: SweepRun, run_id: str, checkpoint: tune.Checkpoint
-) -> dict[str, float]:
-    """Log the best trial's model to its run; score it once on the test split."""
+    spec: SweepSpec, sweep: SweepRun, best: BestTrial, checkpoint: tune.Checkpoint
+) -> Exported:
+    """Log the best trial's model to its run and as a logged model; score it once on the
+    test split; register it where the sweep file says."""
+    assert best.run_id is not None, "a best trial with a run"
     with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
         checkpoint.to_directory(directory)
-        log_best_model(sweep.client, run_id, spec.trainable, directory)
+        model_id = log_best_model(
+            sweep.client,
+            best.run_id,
+            spec.trainable,
+            directory,
+            experiment_id=sweep.experiment_id,
+            params=best.params,
+        )
         test_metrics = best_test_metrics(spec.trainable, directory)
-    sweep.record_test(test_metrics, run_id)
-    return test_metrics
+    sweep.record_test(test_metrics, best.run_id)
+    if model_id is None:
+        return Exported(test_metrics, None)
+    link_metrics(sweep.client, best.run_id, model_id, {best.metric: best.value, **test_metrics})
+    registered = None
+    if spec.register_as is not None:
+        registered = register_best(
+            sweep.client, spec.register_as, model_id, best.run_id,
+            metric=best.metric, mode=spec.mode, value=best.value,
+        )  # fmt: skip
+    return Exported(test_metrics, registered)
+
+
+def sweep_note(
+    spec: SweepSpec, trials: int, stopped_early: int, failed: int, best: BestTrial
+) -> str:
+    """The sweep run's description: how it searched, how its trials ended, its best."""
+    finished = trials - stopped_early - failed
+    return (
+        f"{spec.searcher_label} search, {spec.scheduler.kind} scheduler: {trials} trials, "
+        f"{finished} finished, {stopped_early} stopped early, {failed} failed. "
+        f"Best {best.metric} {best.value:.6g} (trial {best.trial_id})."
+    )

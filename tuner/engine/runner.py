@@ -24,11 +24,13 @@ from tuner.engine.front import best_result, record_front_of
 from tuner.engine.live_plots import LivePlots
 from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
+    Exported,
     SweepFailed,
     SweepInterrupted,
     SweepResult,
     best_trial,
     export_best,
+    sweep_note,
 )
 from tuner.engine.phases import Phases
 from tuner.engine.reopen import reopen_sweep
@@ -283,16 +285,18 @@ def _run_tracked(
             best.run_id,
             for_now=stopped_by is not None,
         )
-        test_metrics: dict[str, float] = {}
+        exported = Exported({}, None)
         if best.run_id is not None and winner.checkpoint is not None:
             with phases.phase("best model export"):
-                test_metrics = export_best(spec, sweep, best.run_id, winner.checkpoint)
+                exported = export_best(spec, sweep, best, winner.checkpoint)
         front = record_front_of(spec, results, early_stops, sweep, writer)
         restarted = len(tracker.restarts)
         end_tags = {
             "tuner.failed_trials": str(failed),
             "tuner.stopped_early": str(len(early_stops)),
             "tuner.restarted_trials": str(restarted),
+            # The sweep run's description in MLflow's UI.
+            "mlflow.note.content": sweep_note(spec, len(results), len(early_stops), failed, best),
         }
         if stopped_by is not None:
             end_tags |= {TAG_STOPPED_BY: "budget", TAG_BUDGET_REACHED: stopped_by}
@@ -308,7 +312,8 @@ def _run_tracked(
             num_failed=failed,
             num_restarted=restarted,
             best=best,
-            test_metrics=test_metrics,
+            test_metrics=exported.test_metrics,
+            registered=exported.registered,
             cost=cost,
             stopped_by=stopped_by,
             phases=phases,

@@ -107,6 +107,12 @@ class SweepSpec(Strict):
     budget: Budget | None = None
     # Config key patterns that hold secrets (`*_dsn`), besides the names tuner knows.
     secret_keys: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # The Model Registry's model the best trial's model becomes a version of (@best alias).
+    # `register` in the file; pydantic's models have a `register` attribute already.
+    register_as: Annotated[
+        str | None,
+        Field(alias="register", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100),
+    ] = None
     # Configurations to try first, each one of num_samples; unnamed params are sampled.
     enqueue: list[Point] = Field(default_factory=list)
     warm_start: WarmStart | None = None
@@ -129,6 +135,12 @@ class SweepSpec(Strict):
         )
         self._trials_fit(self.num_samples)
         self._first_trials_fit()
+        if self.register_as is not None and not self.trainable.startswith("builtin:"):
+            raise KeyedProblem(
+                "register",
+                "needs a built-in trainer: tuner logs an MLflow model for those only (your "
+                "trainable's checkpoint is logged under the best run's checkpoint/)",
+            )
         for key, value in self.config.items():
             if (reference := malformed_reference(value)) is not None:
                 raise KeyedProblem(

@@ -47,13 +47,28 @@ def store_opened_alone(tracking_uri: str) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+# MLflow 3's UI opens an experiment by its kind: without one it may guess GenAI and open
+# on traces; tuner's sweeps are model training.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
+
 def experiment_id_for(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The id of experiment `name`, created if it does not exist yet."""
+    """The id of experiment `name`, created if it does not exist yet, and marked as model
+    training unless someone gave it a kind already."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return str(experiment.experiment_id)
     try:
-        return str(client.create_experiment(name, artifact_location=artifact_location))
+        return str(
+            client.create_experiment(
+                name,
+                artifact_location=artifact_location,
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
+            )
+        )
     except MlflowException as exc:
         if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise

@@ -1,25 +1,40 @@
 """Log the best trial's model, and for built-in trainers its test score, to MLflow.
 
 Every trainable's checkpoint files are logged under `checkpoint/`. Built-in trainers
-also log an MLflow model under `model/` (PyTorch, torch.export format), loadable with
-`mlflow.pyfunc.load_model("runs:/<run_id>/model")` without tuner installed, and are
-evaluated once on the test split that the search never saw.
+also log an MLflow model (PyTorch, torch.export format), loadable without tuner
+installed: as an MLflow 3 logged model (`models:/<model_id>`, listed in the
+experiment's Models tab, linked to the best trial's run with its params and metrics)
+and under the run's `model/` (`runs:/<run_id>/model`), and are evaluated once on the
+test split that the search never saw.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelOutput, Metric
 
+from tuner.tracking.results import param_value
 from tuner.trainer.registry import BUILTINS
 
 
-def log_best_model(client: MlflowClient, run_id: str, trainable: str, checkpoint_dir: str) -> None:
+def log_best_model(
+    client: MlflowClient,
+    run_id: str,
+    trainable: str,
+    checkpoint_dir: str,
+    *,
+    experiment_id: str,
+    params: dict[str, Any],
+) -> str | None:
+    """Log the checkpoint, and a built-in trainer's model; the logged model's id."""
     client.log_artifacts(run_id, checkpoint_dir, artifact_path="checkpoint")
     if trainable not in BUILTINS:
-        return
+        return None
     import mlflow.pytorch  # heavy: only when there is a model to save
     import torch
 
@@ -37,6 +52,27 @@ def log_best_model(client: MlflowClient, run_id: str, trainable: str, checkpoint
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
         client.log_artifacts(run_id, str(target), artifact_path="model")
+        logged = client.create_logged_model(
+            experiment_id,
+            name="model",
+            source_run_id=run_id,
+            params={name: param_value(value) for name, value in params.items()},
+            model_type="pytorch",
+        )
+        client.log_model_artifacts(logged.model_id, str(target))
+    client.finalize_logged_model(logged.model_id, "READY")
+    # The run's Model column, and the model's own metrics, name each other.
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return str(logged.model_id)
+
+
+def link_metrics(
+    client: MlflowClient, run_id: str, model_id: str, metrics: dict[str, float]
+) -> None:
+    """The best trial's score and test scores, as the logged model's metrics too."""
+    now = int(time.time() * 1000)
+    points = [Metric(key, value, now, 0, model_id=model_id) for key, value in metrics.items()]
+    client.log_batch(run_id, metrics=points)
 
 
 def best_test_metrics(trainable: str, checkpoint_dir: str) -> dict[str, float]:

@@ -120,7 +120,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
             TAG_ROLE: "trial",
             TAG_TRIAL_ID: trial.trial_id,
         }
-        self._writer.submit(CreateRun(trial.trial_id, str(trial), params, tags))
+        self._writer.submit(
+            CreateRun(trial.trial_id, run_name(trial.trial_id, params), params, tags)
+        )
 
     def _backfill(self, trial: Any) -> None:
         """Log the results a lost driver received but had not written yet.
@@ -217,6 +219,21 @@ class TrialTracker(Callback):  # type: ignore[misc]
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
         checkpoint = trial.checkpoint
         return {TAG_CHECKPOINT: self._checkpoint_uri(checkpoint.path)} if checkpoint else {}
+
+
+def run_name(trial_id: str, params: dict[str, str]) -> str:
+    """What the runs table shows: the trial id and its first two searched values (the
+    sweep file's order), e.g. `5fb07bec lr=0.0014 hidden=27`."""
+    shown = [f"{name}={_short(value)}" for name, value in list(params.items())[:2]]
+    return " ".join([trial_id, *shown])
+
+
+def _short(logged: str) -> str:
+    try:
+        number = float(logged)
+    except ValueError:
+        return logged[:24]
+    return logged if number.is_integer() and "." not in logged else f"{number:.4g}"
 
 
 def _placed(trial: Any) -> tuple[float, float]:
