@@ -10,7 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from bench import checkpoints, digits, gpu, overhead, rates, scale, search, stores, tracking
+from bench import (
+    checkpoints,
+    digits,
+    gpu,
+    overhead,
+    rates,
+    scale,
+    search,
+    search_conditional,
+    search_multiobjective,
+    stores,
+    tracking,
+)
 from bench.common import SHARED_RAY_ENV
 
 pytestmark = pytest.mark.bench
@@ -103,6 +115,40 @@ def test_search_benchmark_traces_regret_against_cost(tmp_path: Path) -> None:
         assert len(per_seed) == 2
         # Regret is measured against the true optimum: never negative.
         assert all(regret >= 0 for regret in per_seed)
+
+
+def test_conditional_search_benchmark_compares_conditional_and_flat(tmp_path: Path) -> None:
+    out = search_conditional.main(["--smoke", "--out", str(tmp_path)])
+    result = json.loads(out.read_text())
+    assert set(result["systems"]) == set(search_conditional.SYSTEMS)
+    flat = result["systems"]["tuner TPE + ASHA, flat space"]
+    assert flat["cheaper_than_flat"] == 1.0  # the yardstick against itself
+    for figures in result["systems"].values():
+        assert all(r >= 0 for r in figures["regret_per_seed"][str(result["budget_epochs"])])
+
+
+def test_half_the_dimensions_matter_only_on_one_branch() -> None:
+    base = {"branch": "half", "x1": 0.2, "x2": 0.15, "x3": 0.48}
+    assert search_conditional.point({**base, "x4": 0.1, "x5": 0.9, "x6": 0.0}) == (
+        search_conditional.point(base)
+    )
+    full = {**base, "branch": "full", "x4": 0.1, "x5": 0.9, "x6": 0.0}
+    assert search_conditional.point(full)[3:] == [0.1, 0.9, 0.0]
+
+
+def test_multiobjective_benchmark_traces_hypervolume(tmp_path: Path) -> None:
+    out = search_multiobjective.main(["--smoke", "--out", str(tmp_path)])
+    result = json.loads(out.read_text())
+    assert set(result["systems"]) == set(search_multiobjective.SYSTEMS)
+    for figures in result["systems"].values():
+        volumes = [figures["median_hypervolume"][str(c)] for c in result["checkpoints_epochs"]]
+        assert volumes == sorted(volumes)  # more epochs never lose a trained point
+
+
+def test_hypervolume_of_a_front_by_hand() -> None:
+    # Reference (0, 6): two points, (-2, 1) and (-1, 0.5); the second adds a strip.
+    volume = search_multiobjective.hypervolume([(-2.0, 1.0), (-1.0, 0.5), (-0.5, 3.0)])
+    assert volume == pytest.approx(2 * 5 + 1 * 0.5)
 
 
 def test_hartmann_has_its_published_minimum() -> None:
