@@ -4,6 +4,7 @@ sweep run's description."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_cli
+from tuner.engine.trainables import dataset_of
 from tuner.spec import SpecError, parse_spec
 from tuner.tracking.first_use import EXPERIMENT_KIND_TAG, MODEL_TRAINING, experiment_id_for
 from tuner.tracking.registry import register_best
@@ -38,6 +40,30 @@ def test_trial_runs_are_named_by_their_first_values() -> None:
     params = {"lr": "0.0013872", "hidden": "27", "optimizer": "adam"}
     assert run_name("5fb07bec", params) == "5fb07bec lr=0.001387 hidden=27"
     assert run_name("5fb07bec", {}) == "5fb07bec"
+
+
+def sweep_on(**extra: Any) -> Any:
+    return parse_spec(
+        {
+            "name": "s",
+            "trainable": "builtin:classifier",
+            "metric": "val_accuracy",
+            "mode": "max",
+            **extra,
+            "params": extra.get("params", {"lr": {"type": "float", "low": 0.01, "high": 0.1}}),
+        }
+    )
+
+
+def test_two_datasets_are_told_apart_by_digest() -> None:
+    digits = dataset_of(sweep_on())
+    wine = dataset_of(sweep_on(config={"dataset": "wine"}))
+    assert digits is not None and wine is not None
+    assert (digits["name"], wine["name"]) == ("digits", "wine")
+    assert digits["digest"] != wine["digest"]
+    assert dataset_of(sweep_on()) == digits  # the same data, the same digest
+    searched = {"dataset": {"type": "categorical", "choices": ["digits", "wine"]}}
+    assert dataset_of(sweep_on(params=searched)) is None  # each trial's data differs
 
 
 def test_register_needs_a_built_in_trainer() -> None:
@@ -106,6 +132,12 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
     trials = [run for run in runs if run.data.tags.get("tuner.role") == "trial"]
     for trial in trials:
         assert trial.info.run_name.startswith(trial.data.tags["tuner.trial_id"] + " lr=")
+        # The Dataset column: the data each trial trained on, its splits in the profile.
+        (used,) = trial.inputs.dataset_inputs
+        assert used.dataset.name == "digits" and used.dataset.source_type == "code"
+        splits = json.loads(used.dataset.profile)["splits"]
+        assert sum(splits.values()) == 1797 and splits["train"] > splits["val"]
+        assert {tag.key: tag.value for tag in used.tags}["mlflow.data.context"] == "training"
     note = parent.data.tags["mlflow.note.content"]
     assert note.startswith("random search, fifo scheduler: 2 trials, 2 finished, 0 stopped")
     best_run = parent.data.tags["tuner.best_run_id"]

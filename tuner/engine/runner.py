@@ -39,7 +39,7 @@ from tuner.engine.signals import InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
 from tuner.engine.state_digest import TAG_STATE_DIGEST, state_digest
 from tuner.engine.storage import resolve_storage
-from tuner.engine.trainables import resolve_trainable, with_absolute_paths
+from tuner.engine.trainables import dataset_of, resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
     build_tuner,
     fresh_actors_note,
@@ -203,8 +203,9 @@ def _run_tracked(
         sweep.client, sweep.experiment_id, requests_in_flight(options.tracking_uri)
     )
     tracker = TrialTracker(
-        writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost
-    )
+        writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost,
+        dataset=dataset_of(spec),
+    )  # fmt: skip
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)
     fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)

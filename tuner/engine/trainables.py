@@ -13,13 +13,16 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from tuner.spec import CategoricalParam, FloatParam, GridParam, IntParam, SpecError, SweepSpec
 from tuner.trainer.knobs import TrainerKnobs
 from tuner.trainer.registry import BUILTINS, Builtin
+
+if TYPE_CHECKING:
+    from tuner.tracking.datasets import DatasetFields
 
 Trainable = Callable[[dict[str, Any]], None]
 
@@ -169,9 +172,35 @@ def _check_knobs(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
                 ) from None
 
 
+# The knobs that decide a built-in trainer's data (tuner.trainer.data.DataSource).
+DATA_KNOBS = frozenset(
+    {
+        "dataset", "data_path", "label_column", "synthetic_samples", "synthetic_features",
+        "synthetic_classes", "synthetic_difficulty",
+    }
+)  # fmt: skip
+
+
+def dataset_of(spec: SweepSpec) -> DatasetFields | None:
+    """The data a built-in trainer's trials all train on, for MLflow; None for user
+    trainables and sweeps that search the data (each trial's would differ)."""
+    builtin = BUILTINS.get(spec.trainable)
+    if builtin is None or spec.params.keys() & DATA_KNOBS:
+        return None
+    from tuner.tracking.datasets import dataset_fields
+    from tuner.trainer.data import DataError, DataSource, load_splits
+
+    knobs = builtin.knobs.model_validate(spec.config)
+    try:
+        splits = load_splits(knobs, builtin.task)  # type: ignore[arg-type]
+    except DataError:
+        return None  # each trial says why; the sweep's check said so first
+    return dataset_fields(DataSource.of(knobs), splits)
+
+
 def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
-    if spec.params.keys() & {"dataset", "data_path", "label_column"}:
+    if spec.params.keys() & DATA_KNOBS:
         return  # searched data sources are checked by each trial
     from tuner.trainer.data import DataError, DataSource, load_arrays
 

@@ -18,6 +18,8 @@ class CreateRun:
     run_name: str
     params: dict[str, str]
     tags: dict[str, str]
+    # The data it trains on, as an MLflow dataset input's fields (tracking/datasets.py).
+    dataset: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

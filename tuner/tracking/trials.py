@@ -15,6 +15,7 @@ from ray.tune import Callback
 from tuner.search.early_stops import EarlyStops
 from tuner.spec.schema import CostPrices
 from tuner.tracking.cost import CostLedger
+from tuner.tracking.datasets import DatasetFields
 from tuner.tracking.node_prices import NodePrices
 from tuner.tracking.results import (
     as_number,
@@ -52,8 +53,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
         early_stops: EarlyStops,
         checkpoint_uri: Callable[[str], str],
         prices: CostPrices | None = None,
+        dataset: DatasetFields | None = None,
     ) -> None:
         self._writer = writer
+        self._dataset = dataset  # the data every trial trains on, when the sweep fixes it
         self._parent_run_id = parent_run_id
         self._searched = list(searched_names)
         self._early_stops = early_stops
@@ -120,9 +123,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
             TAG_ROLE: "trial",
             TAG_TRIAL_ID: trial.trial_id,
         }
-        self._writer.submit(
-            CreateRun(trial.trial_id, run_name(trial.trial_id, params), params, tags)
-        )
+        name = run_name(trial.trial_id, params)
+        self._writer.submit(CreateRun(trial.trial_id, name, params, tags, self._dataset))
 
     def _backfill(self, trial: Any) -> None:
         """Log the results a lost driver received but had not written yet.

@@ -34,6 +34,7 @@ from tuner.tracking.client_settings import (
     skip_run_links,
     store_unavailable,
 )
+from tuner.tracking.datasets import dataset_input
 from tuner.tracking.journal import DEFAULT_JOURNAL_DIR, save_journal
 from tuner.tracking.operations import (
     CreateRun,
@@ -287,6 +288,8 @@ class TrackingWriter:
             return  # replayed from a journal: the run was made, its params were not
         run = self._client.create_run(self._experiment_id, run_name=op.run_name, tags=op.tags)
         self._run_ids[op.trial_id] = run.info.run_id
+        if op.dataset is not None:
+            self._client.log_inputs(run.info.run_id, datasets=[dataset_input(op.dataset)])
 
     def _write(self, trial_id: str, writes: _RunWrites) -> None:
         metrics, params, tags = writes.metrics, writes.params, writes.tags
