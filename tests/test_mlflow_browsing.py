@@ -138,6 +138,8 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
         splits = json.loads(used.dataset.profile)["splits"]
         assert sum(splits.values()) == 1797 and splits["train"] > splits["val"]
         assert {tag.key: tag.value for tag in used.tags}["mlflow.data.context"] == "training"
+    (used,) = parent.inputs.dataset_inputs  # the sweep's row shows its data too
+    assert used.dataset.name == "digits"
     note = parent.data.tags["mlflow.note.content"]
     assert note.startswith("random search, fifo scheduler: 2 trials, 2 finished, 0 stopped")
     best_run = parent.data.tags["tuner.best_run_id"]
@@ -149,7 +151,10 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
     )
     assert set(model.params) == {"lr"}
     linked = {metric.key for metric in model.metrics or []}
-    assert {"val_accuracy", "test_accuracy"} <= linked
+    assert {"test_accuracy", "test_loss"} <= linked
+    # The trial's learning curve keeps one point per epoch: nothing added at its end.
+    history = client.get_metric_history(best_run, "val_accuracy")
+    assert [point.step for point in history] == [1, 2]
     best = client.get_run(best_run)
     assert model.model_id in {output.model_id for output in best.outputs.model_outputs}
 

@@ -12,7 +12,7 @@ from ray import tune
 from tuner.engine.phases import Phases
 from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec
-from tuner.tracking.models import best_test_metrics, link_metrics, log_best_model
+from tuner.tracking.models import best_test_metrics, log_best_model
 from tuner.tracking.pareto_runs import FrontTrial
 from tuner.tracking.registry import register_best
 from tuner.tracking.results import as_number
@@ -112,10 +112,11 @@ def export_best(
             params=best.params,
         )
         test_metrics = best_test_metrics(spec.trainable, directory)
-    sweep.record_test(test_metrics, best.run_id)
+    # Linked to the model once: a second point of a reported metric would add a step to
+    # the trial's learning curve.
+    sweep.record_test(test_metrics, best.run_id, model_id)
     if model_id is None:
         return Exported(test_metrics, None)
-    link_metrics(sweep.client, best.run_id, model_id, {best.metric: best.value, **test_metrics})
     registered = None
     if spec.register_as is not None:
         registered = register_best(

@@ -202,9 +202,11 @@ def _run_tracked(
     writer = TrackingWriter(
         sweep.client, sweep.experiment_id, requests_in_flight(options.tracking_uri)
     )
+    dataset = dataset_of(spec)
+    sweep.record_dataset(dataset)  # the runs table's Dataset column, on the sweep's row too
     tracker = TrialTracker(
         writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost,
-        dataset=dataset_of(spec),
+        dataset=dataset,
     )  # fmt: skip
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)

@@ -11,12 +11,11 @@ test split that the search never saw.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import LoggedModelOutput, Metric
+from mlflow.entities import LoggedModelOutput
 
 from tuner.tracking.results import param_value
 from tuner.trainer.registry import BUILTINS
@@ -64,15 +63,6 @@ def log_best_model(
     # The run's Model column, and the model's own metrics, name each other.
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
     return str(logged.model_id)
-
-
-def link_metrics(
-    client: MlflowClient, run_id: str, model_id: str, metrics: dict[str, float]
-) -> None:
-    """The best trial's score and test scores, as the logged model's metrics too."""
-    now = int(time.time() * 1000)
-    points = [Metric(key, value, now, 0, model_id=model_id) for key, value in metrics.items()]
-    client.log_batch(run_id, metrics=points)
 
 
 def best_test_metrics(trainable: str, checkpoint_dir: str) -> dict[str, float]:

@@ -12,6 +12,7 @@ from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 
 from tuner.spec import SweepSpec
 from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS, Held
+from tuner.tracking.datasets import DatasetFields, dataset_input
 from tuner.tracking.first_use import experiment_id_for, sqlite_database, store_opened_alone
 from tuner.tracking.results import (
     param_value,
@@ -224,14 +225,23 @@ class SweepRun:
             self.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()]
         )
 
-    def record_test(self, metrics: dict[str, float], best_run_id: str) -> None:
-        """The best model's test-split score, on the parent run and on the best trial's run."""
+    def record_test(
+        self, metrics: dict[str, float], best_run_id: str, model_id: str | None = None
+    ) -> None:
+        """The best model's test-split score, on the parent run and on the best trial's
+        run, there as the logged model's metrics too (`model_id`)."""
         if not metrics:
             return
         now = int(time.time() * 1000)
         points = [Metric(key, value, now, 0) for key, value in metrics.items()]
         self.client.log_batch(self.run_id, metrics=points)
-        self.client.log_batch(best_run_id, metrics=points)
+        linked = [Metric(key, value, now, 0, model_id=model_id) for key, value in metrics.items()]
+        self.client.log_batch(best_run_id, metrics=linked)
+
+    def record_dataset(self, dataset: DatasetFields | None) -> None:
+        """The data the sweep's trials train on, as the sweep run's dataset input."""
+        if dataset is not None:
+            self.client.log_inputs(self.run_id, datasets=[dataset_input(dataset)])
 
     def finish(self, status: int, tags: dict[str, str] | None = None) -> None:
         """Close the parent run; `status` is a RunStatus value (FINISHED, FAILED, KILLED)."""
