@@ -4,7 +4,11 @@ sweep run's description."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +169,58 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
         predictions = mlflow.pyfunc.load_model(source).predict(val.features)
         accuracy = float((np.asarray(predictions).argmax(axis=1) == val.labels).mean())
         assert accuracy == pytest.approx(best.data.metrics["val_accuracy"], abs=1e-6)
+
+
+def rendered_text(browser: str, url: str, profile: Path) -> str:
+    """The page's text once MLflow's UI has rendered it, as a user would read it."""
+    from tests.test_report import CHROMIUM_FLAGS
+
+    dumped = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+         "--virtual-time-budget=20000", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    text = re.sub(r"<style.*?</style>|<script.*?</script>", " ", dumped.stdout, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
+
+
+@pytest.mark.e2e
+def test_mlflow_s_ui_shows_the_runs_their_data_and_the_model(
+    tmp_path: Path, mlflow_server: str
+) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    spec = {
+        "name": "seen-in-the-ui",
+        "trainable": "builtin:classifier",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "num_samples": 2,
+        "max_concurrent_trials": 2,
+        "params": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}},
+        "config": {"epochs": 2},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    done = run_cli("run", "sweep.yaml", "--tracking-uri", mlflow_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("seen-in-the-ui")
+    assert experiment is not None
+    page = f"{mlflow_server}/#/experiments/{experiment.experiment_id}"
+
+    runs = rendered_text(browser, f"{page}/runs", tmp_path / "profile")
+    assert "Training runs" in runs  # the model-training view, not GenAI traces
+    # The sweep's row: its name, and its data in the Dataset column.
+    assert "seen-in-the-ui" in runs and "digits" in runs
+
+    models = rendered_text(browser, f"{page}/models", tmp_path / "profile")
+    best = client.get_run(
+        client.search_runs([experiment.experiment_id], "tags.`tuner.role` = 'sweep'")[0].data.tags[
+            "tuner.best_run_id"
+        ]
+    )
+    # The Models tab lists the best model, ready, logged from the best trial's run.
+    assert "model Ready" in models
+    assert best.info.run_name in models
