@@ -63,6 +63,24 @@ def test_nondominated_sorting_and_crowding_by_hand() -> None:
     assert crowding[2] == pytest.approx((0.9 - 0.8) / 0.1 + (-10 - -100) / 90)
 
 
+def test_the_fast_sort_agrees_with_the_definition() -> None:
+    """Fronts peeled by the definition (a front: the points nothing left dominates),
+    against the dominance-matrix sort, on random points with many ties."""
+    rng = random.Random(1)
+    for _ in range(300):
+        k = rng.choice([1, 2, 3])
+        points = [
+            tuple(float(rng.randint(0, 4)) for _ in range(k)) for _ in range(rng.randint(1, 25))
+        ]
+        expected, left, rank = [-1] * len(points), set(range(len(points))), 0
+        while left:
+            front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+            for i in front:
+                expected[i] = rank
+            left, rank = left - front, rank + 1
+        assert nondominated_ranks(points) == expected
+
+
 def test_with_one_objective_the_rung_rule_is_asha_s() -> None:
     """Multi-objective ASHA on one objective promotes exactly the trials the top
     n // reduction_factor rule does, ties included."""

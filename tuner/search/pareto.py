@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from tuner.search.promotion import promoted_count
 
 Point = tuple[float, ...]
@@ -28,20 +30,28 @@ def dominates(a: Point, b: Point) -> bool:
 
 
 def nondominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
-    """Each point's front: 0 for the Pareto front, 1 for the front once it is removed, ..."""
-    clean = [_clean(point) for point in points]
-    dominated_by = [
-        {j for j, other in enumerate(clean) if dominates(other, point)} for point in clean
-    ]
-    ranks = [-1] * len(clean)
-    rank, left = 0, set(range(len(clean)))
-    while left:
-        front = {i for i in left if not (dominated_by[i] & left)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
+    """Each point's front: 0 for the Pareto front, 1 for the front once it is removed, ...
+
+    Deb's fast non-dominated sort on a dominance matrix: O(n^2 k) comparisons, done by
+    numpy (a rung of 1,000 points takes milliseconds; in Python it took seconds, in the
+    driver's result loop)."""
+    if not points:
+        return []
+    values = np.array([_clean(point) for point in points], dtype=float)
+    at_least: np.ndarray = np.all(values[:, None, :] >= values[None, :, :], axis=2)
+    better: np.ndarray = np.any(values[:, None, :] > values[None, :, :], axis=2)
+    dominates_matrix: np.ndarray = at_least & better  # [i, j]: point i dominates point j
+    dominated_count = dominates_matrix.sum(axis=0)
+    ranks = np.full(len(values), -1)
+    rank = 0
+    front = np.flatnonzero(dominated_count == 0)
+    while front.size:
+        ranks[front] = rank
+        dominated_count = dominated_count - dominates_matrix[front].sum(axis=0)
+        dominated_count[ranks >= 0] = -1  # placed: never again
+        front = np.flatnonzero(dominated_count == 0)
         rank += 1
-    return ranks
+    return [int(rank) for rank in ranks]
 
 
 def crowding_distances(
