@@ -222,5 +222,5 @@ def test_mlflow_s_ui_shows_the_runs_their_data_and_the_model(
         ]
     )
     # The Models tab lists the best model, ready, logged from the best trial's run.
-    assert "model Ready" in models
+    assert "best_model Ready" in models
     assert best.info.run_name in models

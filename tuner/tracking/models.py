@@ -53,7 +53,10 @@ def log_best_model(
         client.log_artifacts(run_id, str(target), artifact_path="model")
         logged = client.create_logged_model(
             experiment_id,
-            name="model",
+            # Not "model": MLflow would then answer `list_artifacts(run, "model")` from the
+            # logged model, looked up through the process's global tracking URI rather
+            # than the client's, and fail for a client on another store.
+            name="best_model",
             source_run_id=run_id,
             params={name: param_value(value) for name, value in params.items()},
             model_type="pytorch",
