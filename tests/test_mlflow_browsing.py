@@ -109,10 +109,10 @@ def test_best_moves_only_to_a_better_version(tmp_path: Path) -> None:
     assert str(client.get_model_version_by_alias("digits", "best").version) == "3"
 
 
-@pytest.mark.e2e
-def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
-    spec: dict[str, Any] = {
-        "name": "browsed",
+def write_small_sweep(path: Path, name: str) -> None:
+    """Two trials of the built-in classifier on digits, two epochs each."""
+    spec = {
+        "name": name,
         "trainable": "builtin:classifier",
         "metric": "val_accuracy",
         "mode": "max",
@@ -121,7 +121,12 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
         "params": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}},
         "config": {"epochs": 2},
     }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    path.write_text(yaml.safe_dump(spec))
+
+
+@pytest.mark.e2e
+def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
+    write_small_sweep(tmp_path / "sweep.yaml", "browsed")
     result = run_cli("run", "sweep.yaml", "--register", "digits-mlp", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "registered model 'digits-mlp' version 1, now @best (val_accuracy " in result.stdout
@@ -192,17 +197,7 @@ def test_mlflow_s_ui_shows_the_runs_their_data_and_the_model(
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    spec = {
-        "name": "seen-in-the-ui",
-        "trainable": "builtin:classifier",
-        "metric": "val_accuracy",
-        "mode": "max",
-        "num_samples": 2,
-        "max_concurrent_trials": 2,
-        "params": {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}},
-        "config": {"epochs": 2},
-    }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    write_small_sweep(tmp_path / "sweep.yaml", "seen-in-the-ui")
     done = run_cli("run", "sweep.yaml", "--tracking-uri", mlflow_server, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(mlflow_server)
