@@ -215,15 +215,7 @@ def run(seeds: int, budget_full: int, concurrency: int) -> dict[str, Any]:
             "median_regret": {c: statistics.median(r) for c, r in regrets.items()},
             "quartiles_regret": {c: quartiles(r) for c, r in regrets.items()},
             "regret_per_seed": regrets,
-            # The first cost at which the median over seeds is at the target or better.
-            "median_cost_to_target": next(
-                (
-                    cost
-                    for cost in range(1, budget + 1)
-                    if statistics.median(t.regret_at(cost) for t in runs) <= target
-                ),
-                math.inf,
-            ),
+            "median_cost_to_target": cost_to(runs, target, budget),
         }
     baseline = summary[SYSTEMS[3]]["median_cost_to_target"]
     for name in SYSTEMS:
@@ -241,6 +233,18 @@ def run(seeds: int, budget_full: int, concurrency: int) -> dict[str, Any]:
         "checkpoints_epochs": checkpoints,
         "systems": summary,
     }
+
+
+def cost_to(runs: list[Trace], target: float, budget: int) -> float:
+    """The first cost at which the median regret over seeds is at the target or better."""
+    return next(
+        (
+            cost
+            for cost in range(1, budget + 1)
+            if statistics.median(t.regret_at(cost) for t in runs) <= target
+        ),
+        math.inf,
+    )
 
 
 def quartiles(values: list[float]) -> list[float]:

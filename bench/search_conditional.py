@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ import optuna
 from ray import tune
 
 from bench.common import RESULTS, machine, ray_for, write
-from bench.search import MAX_T, Trace, hartmann, quartiles
+from bench.search import MAX_T, Trace, cost_to, hartmann, quartiles
 
 SHARED = ["x1", "x2", "x3"]
 FULL_ONLY = ["x4", "x5", "x6"]
@@ -146,18 +145,6 @@ SYSTEMS = (
     "optuna TPE, conditional space, no early stopping",
     "random, flat space, no early stopping",
 )
-
-
-def cost_to(runs: list[Trace], target: float, budget: int) -> float:
-    """The first cost at which the median over seeds is at the target or better."""
-    return next(
-        (
-            cost
-            for cost in range(1, budget + 1)
-            if statistics.median(t.regret_at(cost) for t in runs) <= target
-        ),
-        math.inf,
-    )
 
 
 def run(seeds: int, budget_full: int, concurrency: int) -> dict[str, Any]:
