@@ -92,9 +92,9 @@ INVALID = [
         id="bad-searcher",
     ),
     pytest.param(
-        mutate(scheduler={"kind": "pbt"}),
+        mutate(scheduler={"kind": "hyperband"}),
         "scheduler.kind",
-        "unknown kind 'pbt'",
+        "unknown kind 'hyperband'",
         id="bad-scheduler",
     ),
     pytest.param(

@@ -111,3 +111,40 @@ def two_objectives(config: dict[str, Any]) -> None:
         tune.report(
             {"epoch": epoch, "quality": quality, "size": config["y"], "latency": 10 * config["x"]}
         )
+
+
+def pbt_climber(config: dict[str, Any]) -> None:
+    """A user trainable under population-based training, following the documented
+    contract: it reads its config after `tune.get_checkpoint()` (an exploit brings
+    another trial's checkpoint and new values), and reports a checkpoint at least at
+    every multiple of the perturbation interval. Its "weights" are one number that climbs
+    towards 1 at the rate `lr`; after an exploit it writes whose position it took to
+    `config["exploit_log"]`, and every position it reports to `config["trace"]`, so a
+    test can check the one against the donor's."""
+    import json
+    import tempfile
+
+    def record(path: str, line: list[Any]) -> None:
+        with open(path, "a") as log:
+            log.write(json.dumps(line) + "\n")
+
+    me = tune.get_context().get_trial_id()
+    position, epoch = 0.0, 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            saved = json.loads((Path(directory) / "state.json").read_text())
+        position, epoch = saved["position"], saved["epoch"]
+        if saved["trial_id"] != me:  # an exploit: say whose position this trial took
+            record(config["exploit_log"], [me, saved["trial_id"], epoch, position])
+    lr = float(config["lr"])  # read after the restore: PBT may have changed it
+    while epoch < int(config.get("epochs", 8)):
+        epoch += 1
+        position += lr * (1.0 - position)
+        metrics = {"epoch": epoch, "score": position, "got_lr": lr}
+        # Every pass, also epochs trained again after an exploit (MLflow keeps the first).
+        record(config["trace"], [me, epoch, position])
+        with tempfile.TemporaryDirectory() as directory:
+            state = {"position": position, "epoch": epoch, "trial_id": me}
+            (Path(directory) / "state.json").write_text(json.dumps(state))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -230,6 +231,9 @@ def best(
         typer.echo(f"  {key} = {value}")
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
+    if report.schedule:
+        typer.echo("  schedule (the values its weights were trained with, by first epoch):")
+        typer.echo(textwrap.indent(report.schedule.rstrip(), "    "))
 
 
 def _read_sweep_back(tracking_uri: str, read: Callable[[], T]) -> T:

@@ -2,7 +2,8 @@
 
 A built-in trainer checkpoints when its plan says so (tuner.trainer.checkpoint_policy);
 the epochs where it must, whatever the policy, are where the scheduler judges it: ASHA's
-rungs and max_t. A trial ASHA stops then keeps a checkpoint of where it stopped.
+rungs and max_t, and PBT's perturbation points (trials are cloned from the checkpoints
+written there). A trial ASHA stops then keeps a checkpoint of where it stopped.
 
 While a sweep runs every checkpoint stays (see build_tuner: Ray's own deletion can
 outrun its experiment snapshot); once it has ended, each trial keeps its latest only,
@@ -20,7 +21,7 @@ from ray import tune
 from tuner.engine.storage import Storage
 from tuner.search.promotion import rung_epochs
 from tuner.search.space import param_space
-from tuner.spec import AshaScheduler, SweepSpec
+from tuner.spec import AshaScheduler, PbtScheduler, SweepSpec
 from tuner.trainer.checkpoint_policy import PLAN_KEY, CheckpointPlan
 from tuner.trainer.registry import BUILTINS
 
@@ -37,6 +38,7 @@ def checkpoint_plan(spec: SweepSpec) -> CheckpointPlan:
         every_epochs=spec.checkpoint.every_epochs,
         min_interval_s=spec.checkpoint.min_interval_s,
         forced_epochs=frozenset(forced),
+        forced_every=scheduler.perturbation_interval if isinstance(scheduler, PbtScheduler) else 0,
     )
 
 

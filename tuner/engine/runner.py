@@ -33,6 +33,7 @@ from tuner.engine.outcome import (
     sweep_note,
 )
 from tuner.engine.phases import Phases
+from tuner.engine.population import lineage_of, schedule_tags
 from tuner.engine.reopen import reopen_sweep
 from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_signal_handlers
@@ -204,9 +205,10 @@ def _run_tracked(
     )
     dataset = dataset_of(spec)
     sweep.record_dataset(dataset)  # the runs table's Dataset column, on the sweep's row too
+    lineage = lineage_of(spec, experiment.uri)
     tracker = TrialTracker(
         writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost,
-        dataset=dataset,
+        dataset=dataset, lineage=lineage,
     )  # fmt: skip
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)
@@ -303,6 +305,7 @@ def _run_tracked(
         }
         if stopped_by is not None:
             end_tags |= {TAG_STOPPED_BY: "budget", TAG_BUDGET_REACHED: stopped_by}
+        end_tags |= schedule_tags(lineage, best.trial_id)
         sweep.finish(RunStatus.FINISHED, end_tags)
         return SweepResult(
             name=spec.name,

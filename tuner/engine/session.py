@@ -51,6 +51,15 @@ class _NoMissingResultsLine(logging.Filter):
         return not listed or not all("FileNotFoundError" in line for line in listed)
 
 
+class _NoMissingResultFileLine(logging.Filter):
+    """Ray's JSON logger warns "Remote file not found" when a trial starts from a
+    checkpoint before its own result.json exists: a PBT trial given another trial's
+    checkpoint, every time. Nothing is missing; the results go on being written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Remote file not found")
+
+
 class _NoAuthEnabledLine(logging.Filter):
     """Ray's note on each embedded start that token auth is on, with how to turn it off:
     auth stays on and the note is no news. Its warning that auth is *off* still shows."""
@@ -79,6 +88,7 @@ def quiet_driver_output() -> None:
         ("ray.tune.tune", _NoIncompleteTrialsLine),
         ("ray.tune.analysis.experiment_analysis", _NoMissingResultsLine),
         ("ray._private.authentication.authentication_token_setup", _NoAuthEnabledLine),
+        ("ray.tune.logger.logger", _NoMissingResultFileLine),
     ):
         ray_logger = logging.getLogger(name)
         if not any(isinstance(f, line_filter) for f in ray_logger.filters):

@@ -17,8 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from tuner.spec import CategoricalParam, FloatParam, GridParam, IntParam, SpecError, SweepSpec
-from tuner.trainer.knobs import TrainerKnobs
+from tuner.spec import (
+    CategoricalParam,
+    FloatParam,
+    GridParam,
+    IntParam,
+    KeyedProblem,
+    PbtScheduler,
+    SpecError,
+    SweepSpec,
+)
+from tuner.spec.pbt import mutations_of
+from tuner.trainer.knobs import MUTABLE_KNOBS, TrainerKnobs
 from tuner.trainer.registry import BUILTINS, Builtin
 
 if TYPE_CHECKING:
@@ -113,6 +123,7 @@ def check_trainable(spec: SweepSpec) -> None:
                 + ", ".join(builtin.metrics),
             )
     _check_knobs(spec, builtin.knobs)
+    _check_mutations(spec, builtin.knobs)
     _check_data(spec, builtin)
 
 
@@ -170,6 +181,28 @@ def _check_knobs(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
                 raise SpecError(
                     None, f"params.{name}.{where}", f"{problem} (knob {name!r} of {spec.trainable})"
                 ) from None
+
+
+def _check_mutations(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
+    """A PBT sweep mutates only knobs that may change mid-training, within their bounds."""
+    if not isinstance(spec.scheduler, PbtScheduler):
+        return
+    try:
+        mutations = mutations_of(spec, MUTABLE_KNOBS & knobs.model_fields.keys())
+    except KeyedProblem as exc:
+        raise SpecError(None, exc.key, exc.problem) from None
+    for name, mutation in mutations.items():
+        if isinstance(mutation, CategoricalParam):
+            candidates = {f"choices[{i}]": v for i, v in enumerate(mutation.choices)}
+        else:
+            candidates = {"low": mutation.low, "high": mutation.high}
+        for where, value in candidates.items():
+            try:
+                knobs.model_validate({**spec.config, name: value})
+            except ValidationError as exc:
+                _, problem = _problem(exc)
+                key = f"scheduler.mutations.{name}.{where}"
+                raise SpecError(None, key, f"{problem} (knob {name!r})") from None
 
 
 # The knobs that decide a built-in trainer's data (tuner.trainer.data.DataSource).

@@ -15,6 +15,7 @@ from ray.tune.search import Searcher
 from tuner.engine.budget import BudgetStop
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
+from tuner.engine.population import lineage_of
 from tuner.engine.trainables import resolve_trainable
 from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
 from tuner.engine.user_code import reuses_actors, saves_checkpoints, user_class, user_function
@@ -97,7 +98,7 @@ def build_tuner(
             metric=spec.metric,
             mode=spec.mode,
             search_alg=search_alg,
-            scheduler=build_scheduler(spec, early_stops),
+            scheduler=build_scheduler(spec, early_stops, lineage_of(spec, experiment.uri)),
             num_samples=_num_samples(spec),
             # Searchers get wrapped in a ConcurrencyLimiter; generators carry it themselves.
             max_concurrent_trials=(

@@ -102,7 +102,11 @@ def user_function(
         if session is None:
             return fn(config)
         report = session.report
-        reported = False
+        # A trial started from a checkpoint of its end (restarted after its last report,
+        # or given another trial's final checkpoint by PBT) has nothing left to report.
+        from ray import tune
+
+        reported = tune.get_checkpoint() is not None
 
         def checked_report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
             nonlocal reported

@@ -12,6 +12,7 @@ from tuner.search.conditional import ConditionalSpace, ConditionalVariants
 from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
+from tuner.search.pbt import Lineage, build_pbt
 from tuner.search.persistent_study import StudyStorage
 from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import (
@@ -19,6 +20,7 @@ from tuner.spec import (
     FifoScheduler,
     GridSearcher,
     OptunaSearcher,
+    PbtScheduler,
     RandomSearcher,
     SweepSpec,
 )
@@ -38,6 +40,11 @@ def build_search_algorithm(
     # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
     # (it only wraps Searchers): the generator must get the limit itself.
     max_concurrent = spec.max_concurrent_trials or 0
+    if isinstance(spec.scheduler, PbtScheduler):
+        # PBT needs its whole population at once: the trials take turns on what fits
+        # (PBT pauses one at a perturbation point while others wait), where a capped
+        # generator would make the later trials only after the first ones ended.
+        max_concurrent = 0
     max_trials = spec.max_trials
     if isinstance(searcher, GridSearcher | RandomSearcher):
         seed = searcher.seed if isinstance(searcher, RandomSearcher) else None
@@ -81,10 +88,16 @@ def build_search_algorithm(
     raise AssertionError(f"unhandled searcher {searcher!r}")
 
 
-def build_scheduler(spec: SweepSpec, early_stops: EarlyStops) -> TrialScheduler:
+def build_scheduler(
+    spec: SweepSpec, early_stops: EarlyStops, lineage: Lineage | None = None
+) -> TrialScheduler:
+    """`lineage`: where a PBT sweep records its exploits (with its mutations)."""
     scheduler = spec.scheduler
     if isinstance(scheduler, FifoScheduler):
         return FIFOScheduler()
+    if isinstance(scheduler, PbtScheduler):
+        assert lineage is not None, "a PBT sweep records its lineage"
+        return build_pbt(spec, lineage, TIME_ATTR)
     if isinstance(scheduler, AshaScheduler) and spec.is_multi_objective:
         return ParetoASHAScheduler(
             early_stops,

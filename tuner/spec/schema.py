@@ -15,6 +15,7 @@ from tuner.spec.first_trials import Point, WarmStart, check_enqueue
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
+from tuner.spec.pbt import check_pbt
 from tuner.spec.searchers import (
     SINGLE_OBJECTIVE_SAMPLERS,
     Count,
@@ -135,6 +136,7 @@ class SweepSpec(Strict):
         )
         self._trials_fit(self.num_samples)
         self._first_trials_fit()
+        check_pbt(self)
         if self.register_as is not None and not self.trainable.startswith("builtin:"):
             raise KeyedProblem(
                 "register",
@@ -290,6 +292,11 @@ class SweepSpec(Strict):
             found.append(
                 "scheduler fifo and no `stop`: each trial runs until the trainable returns; "
                 "if it loops, add stop: {training_iteration: N} or {METRIC: threshold}"
+            )
+        if self.scheduler.kind == "pbt" and self.max_concurrent_trials is not None:
+            found.append(
+                "max_concurrent_trials is no cap under pbt: all num_samples trials are made "
+                "at the start and take turns on what resources_per_trial lets fit"
             )
         return found
 

@@ -9,7 +9,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from tuner.tracking.pareto_runs import FrontTrial, read_front
-from tuner.tracking.tags import TAG_BEST_RUN, TAG_CHECKPOINT, TAG_ROLE, TAG_TRIAL_ID
+from tuner.tracking.tags import (
+    TAG_BEST_RUN,
+    TAG_CHECKPOINT,
+    TAG_ROLE,
+    TAG_SCHEDULE,
+    TAG_TRIAL_ID,
+)
 
 
 class SweepNotFound(LookupError):
@@ -31,6 +37,9 @@ class BestReport:
     # Several objectives: [[metric, mode], ...] and the Pareto front's trials.
     objectives: list[tuple[str, str]] = field(default_factory=list)
     front: list[FrontTrial] = field(default_factory=list)
+    # Population-based training: the values the best weights were trained with, by the
+    # epoch each started at (its donors' included), as YAML for a sweep's config.
+    schedule: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,4 +95,5 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
         params=dict(run.data.params),
         checkpoint=run.data.tags.get(TAG_CHECKPOINT),
         experiment_id=experiment_id,
+        schedule=parent.data.tags.get(TAG_SCHEDULE),
     )

@@ -25,3 +25,8 @@ TAG_OBJECTIVES = "tuner.objectives"  # JSON [[metric, mode], ...] of a multi-obj
 TAG_PARETO = "tuner.pareto"  # "true" on each run of the sweep's Pareto front
 TAG_PARETO_RUNS = "tuner.pareto_runs"  # the front's run ids, comma-separated, on the sweep
 TAG_PARETO_SIZE = "tuner.pareto_size"  # how many trials the front holds
+# PBT: a trial's exploits, JSON [{epoch, from_trial, from_epoch}, ...] (the latest 80),
+# and how many; the sweep run's best-trial schedule is engine.population.TAG_SCHEDULE.
+TAG_EXPLOIT = "tuner.exploit"
+TAG_EXPLOITS = "tuner.exploits"
+TAG_SCHEDULE = "tuner.pbt_schedule"  # the best trial's schedule (YAML), on the sweep run

@@ -13,6 +13,7 @@ from ray.air.constants import EXPR_RESULT_FILE
 from ray.tune import Callback
 
 from tuner.search.early_stops import EarlyStops
+from tuner.search.pbt import Lineage
 from tuner.spec.schema import CostPrices
 from tuner.tracking.cost import CostLedger
 from tuner.tracking.datasets import DatasetFields
@@ -29,6 +30,8 @@ from tuner.tracking.runs import ExistingRun
 from tuner.tracking.tags import (
     TAG_CHECKPOINT,
     TAG_ERROR,
+    TAG_EXPLOIT,
+    TAG_EXPLOITS,
     TAG_KILLED,
     TAG_PARENT,
     TAG_RESTART_REASON,
@@ -54,8 +57,13 @@ class TrialTracker(Callback):  # type: ignore[misc]
         checkpoint_uri: Callable[[str], str],
         prices: CostPrices | None = None,
         dataset: DatasetFields | None = None,
+        lineage: Lineage | None = None,
     ) -> None:
         self._writer = writer
+        # A PBT sweep's: each result logs the values it trained with (hp.<name>), each
+        # exploit is tagged on the trial's run.
+        self._lineage = lineage
+        self._exploits_tagged: dict[str, int] = {}
         self._dataset = dataset  # the data every trial trains on, when the sweep fixes it
         self._parent_run_id = parent_run_id
         self._searched = list(searched_names)
@@ -167,11 +175,28 @@ class TrialTracker(Callback):  # type: ignore[misc]
         timestamp = int(result.get("timestamp", time.time()) * 1000)
         # NaN and infinity are logged too (MLflow stores them): a diverging metric is
         # exactly what a user needs to see.
-        metrics = tuple(
-            Metric(key, value, timestamp, step) for key, value in metric_points(result).items()
-        )
+        points = metric_points(result)
+        if self._lineage is not None:
+            config = result.get("config")
+            points |= self._lineage.hp_points(config if isinstance(config, dict) else trial.config)
+            self._tag_exploits(trial.trial_id)
+        metrics = tuple(Metric(key, value, timestamp, step) for key, value in points.items())
         if metrics:
             self._writer.submit(LogMetrics(trial.trial_id, metrics))
+
+    def _tag_exploits(self, trial_id: str) -> None:
+        assert self._lineage is not None
+        exploits = self._lineage.exploits.get(trial_id, [])
+        if len(exploits) == self._exploits_tagged.get(trial_id, 0):
+            return
+        self._exploits_tagged[trial_id] = len(exploits)
+        # The latest last: MLflow cuts a tag at 8,000 characters.
+        shown = [
+            {"epoch": e.epoch, "from_trial": e.donor, "from_epoch": e.donor_epoch}
+            for e in exploits[-80:]
+        ]
+        tags = {TAG_EXPLOIT: json.dumps(shown), TAG_EXPLOITS: str(len(exploits))}
+        self._writer.submit(SetTags(trial_id, tags))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         tags = self._checkpoint_tag(trial)

@@ -1,8 +1,9 @@
 """When a trainer writes a checkpoint: a pure decision over the epoch and the clock.
 
 The engine hands each built-in trial a plan (the sweep's `checkpoint` policy plus the
-epochs where one is forced: ASHA's rungs and max_t) under `PLAN_KEY` in its config. A
-trainer of your own may read the same plan with `CheckpointPlan.from_config(config)`.
+epochs where one is forced: ASHA's rungs and max_t, PBT's perturbation points) under
+`PLAN_KEY` in its config. A trainer of your own may read the same plan with
+`CheckpointPlan.from_config(config)`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ class CheckpointPlan:
     every_epochs: int = CHECKPOINT_EVERY_EPOCHS
     min_interval_s: float = CHECKPOINT_MIN_INTERVAL_S
     forced_epochs: frozenset[int] = field(default_factory=frozenset)
+    # Every multiple of this is forced too (PBT clones a trial from the checkpoint of its
+    # last perturbation point); 0: none.
+    forced_every: int = 0
 
     def due(self, epoch: int, seconds_since_last: float, *, last: bool) -> bool:
         """Write a checkpoint after `epoch`? `last`: no epoch follows it in this trial."""
         if last or epoch in self.forced_epochs:
+            return True
+        if self.forced_every and epoch % self.forced_every == 0:
             return True
         return epoch % self.every_epochs == 0 and seconds_since_last >= self.min_interval_s
 
@@ -36,6 +42,7 @@ class CheckpointPlan:
             "every_epochs": self.every_epochs,
             "min_interval_s": self.min_interval_s,
             "forced_epochs": sorted(self.forced_epochs),
+            "forced_every": self.forced_every,
         }
 
     @classmethod
@@ -48,6 +55,7 @@ class CheckpointPlan:
             every_epochs=int(raw["every_epochs"]),
             min_interval_s=float(raw["min_interval_s"]),
             forced_epochs=frozenset(int(epoch) for epoch in forced),
+            forced_every=int(raw.get("forced_every", 0)),
         )
 
 

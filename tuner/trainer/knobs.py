@@ -139,3 +139,15 @@ KNOBS_BY_TASK: dict[str, type[TrainerKnobs]] = {
     "classification": ClassifierKnobs,
     "regression": RegressorKnobs,
 }
+
+# The knobs a trial may change while it trains (population-based training takes another
+# trial's checkpoint with perturbed values): the optimizer's settings and regularization,
+# in effect from the next epoch. Every other knob shapes the model, the data, the
+# schedule or the run, which a checkpoint of one cannot be resumed into another.
+MUTABLE_KNOBS = frozenset(
+    {
+        "lr", "optimizer", "momentum", "beta1", "beta2", "weight_decay", "l1", "dropout",
+        "input_noise", "random_shift", "random_flip", "cutout", "mixup_alpha",
+        "label_smoothing", "focal_gamma", "class_weight", "huber_delta", "grad_clip",
+    }
+)  # fmt: skip

@@ -28,6 +28,7 @@ from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs, TrainerKnobs
 from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss, l1_penalty
 from tuner.trainer.models import build_model
 from tuner.trainer.optim import build_optimizer, build_schedule
+from tuner.trainer.resume import resume_training
 
 
 class TrainingDiverged(RuntimeError):
@@ -212,11 +213,9 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
 
     first_epoch = 1
     if resume is not None:
-        model.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        schedule.load_state_dict(resume.schedule)
+        steps_done = resume.epoch * (steps_per_epoch if per_batch else 1)
+        resume_training(resume, knobs, model, optimizer, schedule, steps_done)
         stopper = EarlyStopping(**resume.stopper)
-        torch.set_rng_state(resume.rng)
         first_epoch = resume.epoch + 1
 
     for epoch in range(first_epoch, knobs.epochs + 1):
