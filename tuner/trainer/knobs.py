@@ -61,12 +61,14 @@ class TrainerKnobs(BaseModel):
     weight_decay: NonNegative = 0.0  # L2, as torch.optim applies it (decoupled for adamw)
     l1: NonNegative = 0.0  # L1 penalty on weights, added to the loss
 
-    # learning-rate schedule, stepped per epoch (one_cycle per batch)
+    # learning-rate schedule, stepped per epoch (one_cycle and cyclic per batch)
     lr_schedule: Schedule = "constant"
     warmup_epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # linear warm-up from lr/10
     step_size: Annotated[int, Field(ge=1, le=10_000)] = 10  # step: epochs between decays
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # step: decay factor
     cycle_epochs: Annotated[float, Field(gt=0, le=1000)] = 4.0  # cyclic: epochs per cycle
+    # cyclic: triangular2 halves the cycle's height above lr/10 every cycle (torch's mode)
+    cyclic_mode: Literal["triangular", "triangular2"] = "triangular"
 
     # model body
     model: Literal["mlp", "cnn"] = "mlp"
