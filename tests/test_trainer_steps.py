@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
 
+from tuner.trainer.checkpoint import TrainerState
+from tuner.trainer.data import load_splits
 from tuner.trainer.knobs import ClassifierKnobs
+from tuner.trainer.loop import run_epochs
 from tuner.trainer.optim import build_optimizer, build_schedule
+
+
+def first_epoch(**config: Any) -> TrainerState:
+    """The trainer's state after one epoch on wine (106 training rows)."""
+    return next(
+        run_epochs({"dataset": "wine", "epochs": 1, **config}, "classification", None)
+    ).state()
+
+
+def test_accumulating_two_batches_is_one_batch_twice_as_big_for_plain_sgd() -> None:
+    # 106 rows: 14 batches of 8 in 7 groups of 16, the last group 10 rows (8 + 2), the
+    # same rows as the last batch of 16: every step sees the same samples, the same mean.
+    assert len(load_splits(ClassifierKnobs(dataset="wine"), "classification").train.labels) == 106
+    plain = {"optimizer": "sgd", "lr": 0.3, "hidden": 16}
+    accumulated = first_epoch(**plain, batch_size=8, accumulate_steps=2).model
+    big_batch = first_epoch(**plain, batch_size=16).model
+    small_batch = first_epoch(**plain, batch_size=8).model
+    for name, weights in big_batch.items():
+        assert torch.allclose(accumulated[name], weights, atol=1e-6), name
+    # Not a test that proves nothing: batches of 8 without accumulation end elsewhere.
+    assert any(not torch.allclose(small_batch[n], w, atol=1e-3) for n, w in big_batch.items())
+
+
+@pytest.mark.parametrize("accumulate_steps", [1, 3, 4])
+def test_the_optimizer_steps_once_per_group_of_batches(accumulate_steps: int) -> None:
+    state = first_epoch(
+        batch_size=10, accumulate_steps=accumulate_steps, lr_schedule="cyclic", cycle_epochs=1
+    )
+    steps = math.ceil(11 / accumulate_steps)  # 106 rows: 11 batches of 10
+    assert all(s["step"] == steps for s in state.optimizer["state"].values())  # Adam's count
+    # The per-step schedule moved with the optimizer, not with the batches.
+    assert state.schedule["last_epoch"] == steps
+
+
+def test_accumulate_steps_must_be_a_positive_integer() -> None:
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="accumulate_steps"):
+            ClassifierKnobs(accumulate_steps=bad)  # type: ignore[arg-type]
 
 
 def cyclic_rates(mode: str, cycles: int) -> list[float]:

@@ -48,6 +48,9 @@ class TrainerKnobs(BaseModel):
     # training length and batches
     epochs: Annotated[int, Field(gt=0, le=10_000)] = 10
     batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 64
+    # gradient accumulation: one optimizer step per this many batches, for an effective
+    # batch of batch_size * accumulate_steps that does not fit in memory at once
+    accumulate_steps: Annotated[int, Field(ge=1, le=1024)] = 1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = (
         0  # model init, batch order, augmentation; the data split has its own seed
     )
@@ -61,7 +64,7 @@ class TrainerKnobs(BaseModel):
     weight_decay: NonNegative = 0.0  # L2, as torch.optim applies it (decoupled for adamw)
     l1: NonNegative = 0.0  # L1 penalty on weights, added to the loss
 
-    # learning-rate schedule, stepped per epoch (one_cycle and cyclic per batch)
+    # learning-rate schedule, stepped per epoch (one_cycle and cyclic per optimizer step)
     lr_schedule: Schedule = "constant"
     warmup_epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # linear warm-up from lr/10
     step_size: Annotated[int, Field(ge=1, le=10_000)] = 10  # step: epochs between decays

@@ -47,7 +47,9 @@ def build_optimizer(
 def build_schedule(
     optimizer: torch.optim.Optimizer, knobs: TrainerKnobs, steps_per_epoch: int
 ) -> tuple[LRScheduler, bool]:
-    """The schedule, and whether it steps per batch (one_cycle, cyclic) rather than per epoch.
+    """The schedule, and whether it steps per optimizer step (one_cycle, cyclic) rather
+    than per epoch. `steps_per_epoch` counts optimizer steps, not batches: with gradient
+    accumulation a cycle's length in epochs stays what the knobs say.
 
     Per-epoch schedules are stepped after each epoch, so epoch e (1-based) trains at the
     schedule's value e-1: cosine reaches its minimum in the last epoch.
