@@ -14,6 +14,8 @@ from torch import nn
 from tests.conftest import run_cli
 from tuner import load_spec
 from tuner.spec import SpecError
+from tuner.trainer import artifacts
+from tuner.trainer.checkpoint import save_state
 from tuner.trainer.data import DataSource, load_arrays, split_arrays
 from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs
 from tuner.trainer.loop import run_epochs
@@ -185,3 +187,14 @@ def test_bidirectional_is_for_recurrent_models_only(sequences_npz: Path, tmp_pat
     load_spec(sweep(tmp_path, data, searched))
     searched["bidirectional"]["when"] = {"model": ["gru", "mlp"]}
     assert refusal(sweep(tmp_path, data, searched)).key == "params.bidirectional.choices[0]"
+
+
+def test_a_sequence_models_checkpoint_restores_and_scores_on_the_test_split(
+    sequences_npz: Path, tmp_path: Path
+) -> None:
+    config = {"data_path": str(sequences_npz), "model": "conv1d", "epochs": 2, "lr": 0.01}
+    last = list(run_epochs(config, "classification", None))[-1]
+    save_state(last.state(), tmp_path)
+    restored = artifacts.restore(str(tmp_path))
+    assert restored.knobs.model == "conv1d"
+    assert 0.5 < artifacts.test_metrics(str(tmp_path))["test_accuracy"] <= 1

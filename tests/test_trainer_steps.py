@@ -84,3 +84,15 @@ def test_triangular_is_the_default_and_repeats_its_cycle() -> None:
     rates = cyclic_rates("triangular", cycles=3)
     assert rates[8:16] == pytest.approx(rates[:8])
     assert rates[16:] == pytest.approx(rates[:8])
+
+
+def test_a_resumed_run_with_accumulation_and_a_cyclic_rate_ends_where_a_straight_one_does() -> None:
+    config = {"dataset": "wine", "epochs": 3, "batch_size": 10, "accumulate_steps": 3,
+              "lr_schedule": "cyclic", "cycle_epochs": 1.5, "dropout": 0.2}  # fmt: skip
+    straight = [epoch.state() for epoch in run_epochs(config, "classification", None)][-1]
+    first = next(run_epochs(config, "classification", None)).state()
+    resumed = [epoch.state() for epoch in run_epochs(config, "classification", first)][-1]
+    assert resumed.epoch == straight.epoch == 3
+    for name, weights in straight.model.items():
+        assert torch.equal(resumed.model[name], weights), name
+    assert resumed.schedule["last_epoch"] == straight.schedule["last_epoch"] == 3 * 4
