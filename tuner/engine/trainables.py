@@ -8,8 +8,10 @@ from `ray.tune.get_checkpoint()`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from tuner.spec import (
     SweepSpec,
 )
 from tuner.spec.pbt import mutations_of
-from tuner.trainer.knobs import MUTABLE_KNOBS, TrainerKnobs
+from tuner.trainer.knobs import MUTABLE_KNOBS, SEQUENCE_MODELS, TrainerKnobs
 from tuner.trainer.registry import BUILTINS, Builtin
 
 if TYPE_CHECKING:
@@ -172,10 +174,17 @@ def _check_knobs(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
             candidates = {"low": param.low, "high": param.high}
         else:
             candidates = {f"{param.options_key}[{i}]": v for i, v in enumerate(param.options)}
-        for where, value in candidates.items():
+        # A conditional param is sampled only beside one of its parents' listed values
+        # (bidirectional when model is gru or lstm): check it beside each of those.
+        parents = list((param.when or {}).items())
+        beside = [
+            dict(zip([p for p, _ in parents], values, strict=True))
+            for values in itertools.product(*(values for _, values in parents))
+        ]
+        for (where, value), given in itertools.product(candidates.items(), beside):
             # With the fixed config: rules between knobs (warm-up < epochs) see real values.
             try:
-                knobs.model_validate({**spec.config, name: value})
+                knobs.model_validate({**spec.config, **given, name: value})
             except ValidationError as exc:
                 _, problem = _problem(exc)
                 raise SpecError(
@@ -235,19 +244,25 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
     if spec.params.keys() & DATA_KNOBS:
         return  # searched data sources are checked by each trial
-    from tuner.trainer.data import DataError, DataSource, load_arrays
+    from tuner.trainer.data import DataError, DataSource, load_arrays, model_problem
 
     knobs = builtin.knobs.model_validate(spec.config)
-    try:
-        arrays = load_arrays(DataSource.of(knobs), builtin.task)  # type: ignore[arg-type]
-    except DataError as exc:
-        raise SpecError(None, exc.key, exc.problem) from None
-    model = spec.params.get("model")
-    wants_cnn = knobs.model == "cnn" or (
-        isinstance(model, CategoricalParam | GridParam) and "cnn" in model.options
-    )
-    if wants_cnn and arrays.features.ndim != 4:
-        key = "params.model" if model is not None else "config.model"
-        raise SpecError(
-            None, key, "'cnn' needs image-shaped data (N, C, H, W); this data is tabular"
-        )
+    searched = spec.params.get("model")
+    models: list[str] = [knobs.model]
+    if isinstance(searched, CategoricalParam | GridParam):
+        models = [str(option) for option in searched.options]
+    key = "params.model" if searched is not None else "config.model"
+    # Sequence models read a 3-D .npz as (N, T, F), the others as grey images: load it
+    # each way the sweep's models will.
+    for sequences in sorted({model in SEQUENCE_MODELS for model in models}):
+        source = dataclasses.replace(DataSource.of(knobs), sequences=sequences)
+        try:
+            arrays = load_arrays(source, builtin.task)  # type: ignore[arg-type]
+        except DataError as exc:
+            raise SpecError(None, exc.key, exc.problem) from None
+        for model in models:
+            if (model in SEQUENCE_MODELS) != sequences:
+                continue
+            problem = model_problem(model, arrays.features.shape[1:])
+            if problem is not None:
+                raise SpecError(None, key, problem)

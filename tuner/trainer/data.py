@@ -18,7 +18,7 @@ import numpy as np
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-from tuner.trainer.knobs import TrainerKnobs
+from tuner.trainer.knobs import SEQUENCE_MODELS, TrainerKnobs
 
 Task = Literal["classification", "regression"]
 
@@ -39,7 +39,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Arrays:
-    features: np.ndarray  # (N, F) tabular, or (N, C, H, W) images; float32
+    features: np.ndarray  # (N, F) tabular, (N, T, F) sequences or (N, C, H, W) images; float32
     labels: np.ndarray  # (N,) int64 class index, or float32 target
 
 
@@ -48,7 +48,7 @@ class Splits:
     train: Arrays
     val: Arrays
     test: Arrays
-    feature_shape: tuple[int, ...]  # one sample: (F,) or (C, H, W)
+    feature_shape: tuple[int, ...]  # one sample: (F,), (T, F) or (C, H, W)
     num_classes: int  # 0 for regression
     target_mean: float = 0.0  # regression targets are standardized; metrics undo it
     target_std: float = 1.0
@@ -69,6 +69,7 @@ class DataSource:
     synthetic_features: int
     synthetic_classes: int
     synthetic_difficulty: float
+    sequences: bool = False  # a 3-D .npz is (N, T, F) sequences, not (N, H, W) grey images
 
     @classmethod
     def of(cls, knobs: TrainerKnobs) -> DataSource:
@@ -80,6 +81,7 @@ class DataSource:
             synthetic_features=knobs.synthetic_features,
             synthetic_classes=knobs.synthetic_classes,
             synthetic_difficulty=knobs.synthetic_difficulty,
+            sequences=knobs.model in SEQUENCE_MODELS,
         )
 
 
@@ -177,7 +179,7 @@ def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
     return Arrays(features.to_numpy(dtype=np.float32), frame[label_column].to_numpy())
 
 
-def _read_npz(location: str, raw: bytes, label_column: str) -> Arrays:
+def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> Arrays:
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
             names = list(archive.files)
@@ -192,26 +194,28 @@ def _read_npz(location: str, raw: bytes, label_column: str) -> Arrays:
         # Not an .npz at all, or arrays of Python objects: loading those would unpickle
         # whatever the file holds, which tuner never does.
         raise DataError("config.data_path", f"{location}: not a readable .npz: {exc}") from None
-    if features.ndim == 3:  # (N, H, W) grey images
+    if features.ndim == 3 and not sequences:  # (N, H, W) grey images
         features = features[:, None]
-    if features.ndim not in (2, 4) or labels.ndim != 1 or len(features) != len(labels):
+    if features.ndim not in (2, 3, 4) or labels.ndim != 1 or len(features) != len(labels):
         raise DataError(
             "config.data_path",
-            f"{location}: expected features (N, F), (N, H, W) or (N, C, H, W) and labels (N,); "
-            f"got {features.shape} and {labels.shape}",
+            f"{location}: expected features (N, F), (N, T, F) or (N, H, W), or (N, C, H, W) "
+            f"and labels (N,); got {features.shape} and {labels.shape}",
         )
     if not np.issubdtype(features.dtype, np.number):
         raise DataError("config.data_path", f"{location}: features must be numeric")
     return Arrays(features.astype(np.float32), labels)
 
 
-def read_file(location: str, label_column: str) -> Arrays:
-    """A user's .csv, .parquet or .npz file, from a local path or an s3:// URI."""
+def read_file(location: str, label_column: str, sequences: bool = False) -> Arrays:
+    """A user's .csv, .parquet or .npz file, from a local path or an s3:// URI.
+
+    `sequences`: read a 3-D .npz as (N, T, F) sequences rather than (N, H, W) images."""
     if not location.endswith(FILE_SUFFIXES):
         raise DataError("config.data_path", f"{location}: use a {', '.join(FILE_SUFFIXES)} file")
     raw = _read_bytes(location)
     if location.endswith(".npz"):
-        return _read_npz(location, raw, label_column)
+        return _read_npz(location, raw, label_column, sequences)
     return _read_table(location, raw, label_column)
 
 
@@ -256,10 +260,21 @@ def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
 def load_arrays(source: DataSource, task: Task) -> Arrays:
     """All rows of the data the knobs name, checked: one clear DataError if unusable."""
     if source.data_path is not None:
-        arrays = read_file(source.data_path, source.label_column)
+        arrays = read_file(source.data_path, source.label_column, source.sequences)
         return _check(arrays, source.data_path, task)
     arrays = _builtin(source.dataset, task, source)
     return _check(arrays, f"dataset {source.dataset!r}", task)
+
+
+def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:
+    """Why `model` cannot read samples of `feature_shape`; None when it can (mlp reads all)."""
+    kind = {1: "tabular", 2: "sequences (T, F)", 3: "images (C, H, W)"}[len(feature_shape)]
+    this = f"this data is {kind}, one sample {feature_shape}"
+    if model == "cnn" and len(feature_shape) != 3:
+        return f"'cnn' needs image-shaped data (N, C, H, W); {this}"
+    if model in SEQUENCE_MODELS and len(feature_shape) != 2:
+        return f"{model!r} needs sequences: an .npz whose features are (N, T, F); {this}"
+    return None
 
 
 # --- splitting -------------------------------------------------------------------------
@@ -279,8 +294,11 @@ def split_arrays(arrays: Arrays, task: Task) -> Splits:
         stratify=None if stratify is None else stratify[index_rest],
     )
     train_features = arrays.features[index_train]
-    mean = train_features.mean(axis=0)
-    std = train_features.std(axis=0)
+    # Sequences: per feature over all samples and steps. A recurrent or conv1d layer reads
+    # every step with the same weights, so a value must mean the same at every step.
+    axes = (0, 1) if train_features.ndim == 3 else (0,)
+    mean = train_features.mean(axis=axes)
+    std = train_features.std(axis=axes)
     std[std == 0] = 1.0
     target_mean, target_std = 0.0, 1.0
     if task == "regression":

@@ -17,6 +17,10 @@ Schedule = Literal["constant", "step", "cosine", "one_cycle", "cyclic"]
 Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
 Pooling = Literal["max", "avg", "none"]
+Model = Literal["mlp", "cnn", "gru", "lstm", "conv1d"]
+# The models that read (T, F) sequences: a 3-D .npz is sequences to them, grey images to others.
+SEQUENCE_MODELS = frozenset({"gru", "lstm", "conv1d"})
+RECURRENT_MODELS = frozenset({"gru", "lstm"})
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -48,6 +52,9 @@ class TrainerKnobs(BaseModel):
     # training length and batches
     epochs: Annotated[int, Field(gt=0, le=10_000)] = 10
     batch_size: Annotated[int, Field(gt=0, le=1_000_000)] = 64
+    # gradient accumulation: one optimizer step per this many batches, for an effective
+    # batch of batch_size * accumulate_steps that does not fit in memory at once
+    accumulate_steps: Annotated[int, Field(ge=1, le=1024)] = 1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = (
         0  # model init, batch order, augmentation; the data split has its own seed
     )
@@ -61,25 +68,29 @@ class TrainerKnobs(BaseModel):
     weight_decay: NonNegative = 0.0  # L2, as torch.optim applies it (decoupled for adamw)
     l1: NonNegative = 0.0  # L1 penalty on weights, added to the loss
 
-    # learning-rate schedule, stepped per epoch (one_cycle per batch)
+    # learning-rate schedule, stepped per epoch (one_cycle and cyclic per optimizer step)
     lr_schedule: Schedule = "constant"
     warmup_epochs: Annotated[int, Field(ge=0, le=1000)] = 0  # linear warm-up from lr/10
     step_size: Annotated[int, Field(ge=1, le=10_000)] = 10  # step: epochs between decays
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.1  # step: decay factor
     cycle_epochs: Annotated[float, Field(gt=0, le=1000)] = 4.0  # cyclic: epochs per cycle
+    # cyclic: triangular2 halves the cycle's height above lr/10 every cycle (torch's mode)
+    cyclic_mode: Literal["triangular", "triangular2"] = "triangular"
 
     # model body
-    model: Literal["mlp", "cnn"] = "mlp"
+    model: Model = "mlp"
     hidden: Annotated[int, Field(gt=0, le=65_536)] = 64  # width of every hidden layer
-    depth: Annotated[int, Field(ge=1, le=64)] = 2  # number of hidden layers (the CNN's head too)
+    # hidden layers (of the CNN's and conv1d's head too); gru, lstm: stacked recurrent layers
+    depth: Annotated[int, Field(ge=1, le=64)] = 2
     activation: Activation = "relu"
     init: Init = "default"
     batch_norm: bool = False
     dropout: Fraction = 0.0
-    channels: Annotated[int, Field(ge=1, le=1024)] = 16  # cnn: first block; doubles per block
-    kernel_size: Literal[3, 5, 7] = 3  # cnn
-    conv_blocks: Annotated[int, Field(ge=1, le=6)] = 2  # cnn
-    pooling: Pooling = "max"  # cnn: 2x2 after each block while the image is big enough
+    channels: Annotated[int, Field(ge=1, le=1024)] = 16  # cnn, conv1d: first block; doubles
+    kernel_size: Literal[3, 5, 7] = 3  # cnn, conv1d
+    conv_blocks: Annotated[int, Field(ge=1, le=6)] = 2  # cnn, conv1d
+    pooling: Pooling = "max"  # cnn: 2x2 (conv1d: 2 steps) after each block while big enough
+    bidirectional: bool = False  # gru, lstm: a second layer reads each sequence backwards
 
     # regularization and augmentation (training batches only)
     input_noise: NonNegative = 0.0  # std of gaussian noise on standardized features
@@ -95,6 +106,19 @@ class TrainerKnobs(BaseModel):
     # early stopping on validation loss; 0 patience is off
     patience: Annotated[int, Field(ge=0, le=10_000)] = 0
     min_delta: NonNegative = 0.0
+
+    @field_validator("bidirectional")
+    @classmethod
+    def _recurrent_only(cls, value: bool, info: ValidationInfo) -> bool:
+        # A field validator, not a model one, so the error names the knob: model is
+        # declared above it and already validated.
+        model = info.data.get("model")
+        if value and model is not None and model not in RECURRENT_MODELS:
+            raise ValueError(
+                f"bidirectional applies to gru and lstm, not to model {model!r} "
+                "(searching model? make it conditional: when: {model: [gru, lstm]})"
+            )
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainerKnobs:

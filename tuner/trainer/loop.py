@@ -79,10 +79,29 @@ def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+def _batches(
+    n: int, batch_size: int, accumulate: int, generator: torch.Generator
+) -> Iterator[tuple[Tensor, float, bool]]:
+    """Each batch's sample indices, its share of its optimizer step, and whether that
+    step follows it.
+
+    `accumulate` batches make one step. A batch's loss is weighted by its share of its
+    group's samples, so the step follows the mean gradient over the group: one batch of
+    `accumulate * batch_size` for plain SGD, and a short last group still steps at full
+    strength. Groups end with the epoch, so a resumed trial replays the same steps.
+    """
     order = torch.randperm(n, generator=generator)
+    group = batch_size * accumulate
     for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+        index = order[start : start + batch_size]
+        group_start = start - start % group
+        group_size = min(n, group_start + group) - group_start
+        yield index, len(index) / group_size, start + len(index) == group_start + group_size
+
+
+def optimizer_steps(n: int, knobs: TrainerKnobs) -> int:
+    """Optimizer steps in an epoch of `n` training samples."""
+    return math.ceil(math.ceil(n / knobs.batch_size) / knobs.accumulate_steps)
 
 
 def train_epoch(
@@ -93,17 +112,18 @@ def train_epoch(
     knobs: TrainerKnobs,
     generator: torch.Generator,
     device: torch.device,
-    schedule_per_batch: torch.optim.lr_scheduler.LRScheduler | None = None,
+    schedule_per_step: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> float:
     """One pass over the training data; the mean training loss (with the L1 penalty)."""
     model.train()
     features, labels = data
     mix = isinstance(knobs, ClassifierKnobs) and knobs.mixup_alpha > 0
     total = torch.zeros((), device=device)
-    for index in _batches(len(labels), knobs.batch_size, generator):
+    optimizer.zero_grad(set_to_none=True)
+    batches = _batches(len(labels), knobs.batch_size, knobs.accumulate_steps, generator)
+    for index, share, step_after in batches:
         x = augment(features[index], knobs, generator).to(device, non_blocking=True)
         y = labels[index].to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
         with _autocast(device, knobs.amp):
             if mix:
                 mixed = mixup(x, y, knobs.mixup_alpha, generator)  # type: ignore[attr-defined]
@@ -115,12 +135,14 @@ def train_epoch(
                 loss = loss_fn(model(x), y)
             if knobs.l1:
                 loss = loss + knobs.l1 * l1_penalty(model)
-        loss.backward()
-        if knobs.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), knobs.grad_clip)
-        optimizer.step()
-        if schedule_per_batch is not None:
-            schedule_per_batch.step()
+        (loss * share if share != 1 else loss).backward()
+        if step_after:
+            if knobs.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), knobs.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if schedule_per_step is not None:
+                schedule_per_step.step()
         # Summed on the device: one host sync per epoch, not per batch.
         total += loss.detach().float() * len(index)
     mean = float(total) / len(labels)
@@ -202,7 +224,7 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
     optimizer = build_optimizer(model.parameters(), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())
-    steps_per_epoch = math.ceil(len(train_data[1]) / knobs.batch_size)
+    steps_per_epoch = optimizer_steps(len(train_data[1]), knobs)
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
     loss_fn = build_loss(knobs)  # scores validation (and test) as they are
     train_loss_fn = loss_fn

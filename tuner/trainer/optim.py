@@ -20,7 +20,7 @@ from tuner.trainer.knobs import TrainerKnobs
 
 WARMUP_START_FACTOR = 0.1  # warm-up climbs linearly from lr/10 to lr
 COSINE_FLOOR = 0.01  # cosine anneals to lr/100: a last epoch at lr 0 would be wasted
-CYCLIC_FLOOR = 0.1  # the triangular cycle runs between lr/10 and lr
+CYCLIC_FLOOR = 0.1  # the triangular cycle runs between lr/10 and lr (its first, triangular2)
 
 
 def build_optimizer(
@@ -47,7 +47,9 @@ def build_optimizer(
 def build_schedule(
     optimizer: torch.optim.Optimizer, knobs: TrainerKnobs, steps_per_epoch: int
 ) -> tuple[LRScheduler, bool]:
-    """The schedule, and whether it steps per batch (one_cycle, cyclic) rather than per epoch.
+    """The schedule, and whether it steps per optimizer step (one_cycle, cyclic) rather
+    than per epoch. `steps_per_epoch` counts optimizer steps, not batches: with gradient
+    accumulation a cycle's length in epochs stays what the knobs say.
 
     Per-epoch schedules are stepped after each epoch, so epoch e (1-based) trains at the
     schedule's value e-1: cosine reaches its minimum in the last epoch.
@@ -64,8 +66,10 @@ def build_schedule(
         )
     if knobs.lr_schedule == "cyclic":
         # Smith's triangular policy (2017): up from lr/10 to lr over half a cycle, down
-        # over the other half, again and again. Momentum is left alone: torch cycles it
-        # only for optimizers that have one, which would make the knob mean two things.
+        # over the other half, again and again; triangular2 halves the height above lr/10
+        # every cycle, an anneal that keeps the restarts. Momentum is left alone: torch
+        # cycles it only for optimizers that have one, which would make the knob mean two
+        # things.
         half_cycle = max(1, round(knobs.cycle_epochs * steps_per_epoch / 2))
         return (
             CyclicLR(
@@ -73,7 +77,7 @@ def build_schedule(
                 base_lr=knobs.lr * CYCLIC_FLOOR,
                 max_lr=knobs.lr,
                 step_size_up=half_cycle,
-                mode="triangular",
+                mode=knobs.cyclic_mode,
                 cycle_momentum=False,
             ),
             True,
