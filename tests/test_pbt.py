@@ -19,6 +19,7 @@ from tuner.spec import SpecError, parse_spec
 from tuner.spec.params import CategoricalParam, FloatParam, IntParam
 from tuner.tracking.tags import TAG_EXPLOIT, TAG_PARENT, TAG_ROLE, TAG_SCHEDULE
 from tuner.trainer.checkpoint import TrainerState
+from tuner.trainer.knobs import ClassifierKnobs
 from tuner.trainer.loop import Epoch, run_epochs
 
 LR = {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True}
@@ -318,12 +319,14 @@ def test_a_pbt_sweep_on_digits_shows_each_trials_schedule_in_mlflow(tmp_path: Pa
     # The best weights' schedule, ready to paste, ends with the best trial's values.
     schedule = yaml.safe_load(parent.data.tags[TAG_SCHEDULE])["schedule"]
     assert min(schedule) == 1
+    # Pasted under config, the trainer takes it as a fixed schedule.
+    ClassifierKnobs.model_validate({**raw["config"], "schedule": schedule})
     best = client.get_run(parent.data.tags["tuner.best_run_id"])
     last_values = schedule[max(schedule)]
     assert last_values["lr"] == pytest.approx(history(client, best.info.run_id, "hp.lr")[-1][1])
     shown = run_cli("best", "digits-pbt", cwd=tmp_path, timeout=60)
     assert shown.returncode == 0, shown.stderr
-    assert "schedule (the values its weights were trained with, by first epoch):" in shown.stdout
+    assert "schedule (the values its weights were trained with, by first epoch; " in shown.stdout
     assert "    schedule:\n      1:\n" in shown.stdout
 
 
@@ -360,3 +363,34 @@ def test_a_users_trainable_goes_on_from_the_donors_checkpoint(tmp_path: Path) ->
     for run in runs:
         # Every rate a trial trained with (as it read it) is a mutation's: in range.
         assert all(0.01 <= lr <= 0.4 for _, lr in history(client, run.info.run_id, "got_lr"))
+
+
+def test_a_fixed_schedule_changes_the_values_at_its_epochs() -> None:
+    schedule = {1: {"lr": 0.05}, 4: {"lr": 0.01, "dropout": 0.2}, 6: {"lr": 0.002}}
+    epochs = train({**DONOR, "schedule": schedule})
+    rates = [e.metrics["lr"] for e in epochs]
+    assert rates == pytest.approx([0.05] * 3 + [0.01] * 2 + [0.002] * 3)
+    # Up to the first change it is the run without a schedule, weight for weight.
+    plain = train({**DONOR, "epochs": 3})
+    assert [e.metrics["val_loss"] for e in epochs[:3]] == [e.metrics["val_loss"] for e in plain]
+    # The segment from epoch 4 is the exploit path: the state at 3, the new values.
+    resumed = train({**DONOR, "lr": 0.01, "dropout": 0.2}, resume=state_after(DONOR, 3))
+    assert epochs[3].metrics["val_loss"] == pytest.approx(resumed[0].metrics["val_loss"])
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ({3: {"hidden": 8}}, "schedule: 'hidden' cannot change while a trial trains"),
+        ({30: {"lr": 0.1}}, "schedule: epoch 30 is after the last epoch (8)"),
+        ({3: {"lr": -1}}, "schedule: epoch 3: lr: Input should be greater than 0"),
+    ],
+)
+def test_a_schedule_the_trainer_cannot_follow_is_refused(
+    schedule: dict[int, Any], problem: str
+) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as raised:
+        ClassifierKnobs.model_validate({**DONOR, "schedule": schedule})
+    assert problem in str(raised.value)

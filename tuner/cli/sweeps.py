@@ -232,7 +232,10 @@ def best(
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
     if report.schedule:
-        typer.echo("  schedule (the values its weights were trained with, by first epoch):")
+        typer.echo(
+            "  schedule (the values its weights were trained with, by first epoch; "
+            "paste under config to train with it):"
+        )
         typer.echo(textwrap.indent(report.schedule.rstrip(), "    "))
 
 

@@ -107,6 +107,10 @@ class TrainerKnobs(BaseModel):
     patience: Annotated[int, Field(ge=0, le=10_000)] = 0
     min_delta: NonNegative = 0.0
 
+    # A fixed schedule of the knobs that may change mid-training: {epoch: {knob: value}},
+    # each entry in effect from that epoch on (what `tuner best` prints for a PBT sweep).
+    schedule: dict[Annotated[int, Field(ge=1)], dict[str, Any]] | None = None
+
     @field_validator("bidirectional")
     @classmethod
     def _recurrent_only(cls, value: bool, info: ValidationInfo) -> bool:
@@ -128,7 +132,33 @@ class TrainerKnobs(BaseModel):
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs")
         if self.data_path is not None and "dataset" in self.model_fields_set:
             raise ValueError("give dataset (a built-in set) or data_path (a file), not both")
+        for epoch, values in (self.schedule or {}).items():
+            self._check_scheduled(epoch, values)
         return self
+
+    def _check_scheduled(self, epoch: int, values: dict[str, Any]) -> None:
+        if epoch > self.epochs:
+            raise ValueError(f"schedule: epoch {epoch} is after the last epoch ({self.epochs})")
+        fixed = sorted(set(values) - MUTABLE_KNOBS)
+        if fixed:
+            raise ValueError(
+                f"schedule: {fixed[0]!r} cannot change while a trial trains; "
+                "a schedule may set " + ", ".join(sorted(MUTABLE_KNOBS & self.model_fields.keys()))
+            )
+        try:
+            type(self).model_validate({**self.model_dump(exclude={"schedule"}), **values})
+        except ValueError as exc:  # pydantic's ValidationError: say which entry
+            first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"schedule: epoch {epoch}: {where}: {first['msg']}") from None
+
+    def at_epoch(self, epoch: int) -> dict[str, Any]:
+        """The scheduled values in effect at `epoch` (later entries win)."""
+        values: dict[str, Any] = {}
+        for start in sorted(self.schedule or {}):
+            if start <= epoch:
+                values |= self.schedule[start]  # type: ignore[index]
+        return values
 
 
 class ClassifierKnobs(TrainerKnobs):

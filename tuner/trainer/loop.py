@@ -215,7 +215,29 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
     With `resume`, training goes on from that checkpoint's next epoch exactly as if it
     had never stopped. The caller decides what an epoch's end means: Ray Tune reports
     and checkpoints it (`train`); the benchmarks drive it from plain Optuna.
+
+    A `schedule` trains in segments: where its values change, the next segment goes on
+    from the last one's state with the new values, as a PBT trial goes on from a copied
+    checkpoint (tuner.trainer.resume).
     """
+    knobs = KNOBS_BY_TASK[task].model_validate(config)
+    start = resume.epoch + 1 if resume is not None else 1
+    changes = sorted(epoch for epoch in knobs.schedule or {} if epoch > start)
+    for end in [*(epoch - 1 for epoch in changes), knobs.epochs]:
+        segment = {**config, "schedule": None, **knobs.at_epoch(start)}
+        for epoch in _run_segment(segment, task, resume):
+            yield epoch
+            if epoch.stop:
+                return
+            if epoch.number == end:
+                resume = epoch.state()  # its tensors stay as they are: this segment ends
+                break
+        start = end + 1
+
+
+def _run_segment(
+    config: dict[str, Any], task: Task, resume: TrainerState | None
+) -> Iterator[Epoch]:
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     device = pick_device()
     splits = load_splits(knobs, task)
