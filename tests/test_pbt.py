@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import run_cli
+from tests.conftest import run_and_signal, run_cli
 from tuner.search.pbt import Lineage, kept_in_range
 from tuner.spec import SpecError, parse_spec
 from tuner.spec.params import CategoricalParam, FloatParam, IntParam
@@ -394,3 +395,38 @@ def test_a_schedule_the_trainer_cannot_follow_is_refused(
     with pytest.raises(ValidationError) as raised:
         ClassifierKnobs.model_validate({**DONOR, "schedule": schedule})
     assert problem in str(raised.value)
+
+
+@pytest.mark.e2e
+def test_an_interrupted_pbt_sweep_resumes_with_its_population(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    raw = {
+        "name": "climbers-resumed",
+        "trainable": "tests.trainables:pbt_climber",
+        "metric": "score",
+        "mode": "max",
+        "searcher": {"kind": "grid"},
+        "scheduler": {"kind": "pbt", "perturbation_interval": 2},
+        "params": {"lr": {"type": "grid", "values": [0.01, 0.02, 0.3, 0.4]}},
+        "config": {
+            "epochs": 8,
+            "exploit_log": str(tmp_path / "exploits.jsonl"),
+            "trace": str(tmp_path / "trace.jsonl"),
+            "started": str(started),
+        },
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    cut = run_and_signal(tmp_path, started, signal.SIGINT, "run", "sweep.yaml")
+    assert cut.returncode == 130, cut.stderr[-3000:]
+    resumed = run_cli("resume", "climbers-resumed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "4 trials: 4 finished" in resumed.stdout
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent, runs = sweep_runs(uri, "climbers-resumed")
+    assert len(runs) == 4 and {run.info.status for run in runs} == {"FINISHED"}
+    for run in runs:
+        steps = [step for step, _ in history(client, run.info.run_id, "score")]
+        assert steps == sorted(set(steps)) and max(steps) == 8, "each epoch once, to the end"
+    schedule = yaml.safe_load(parent.data.tags[TAG_SCHEDULE])["schedule"]
+    assert min(schedule) == 1 and all(0.01 <= v["lr"] <= 0.4 for v in schedule.values())

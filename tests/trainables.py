@@ -123,6 +123,7 @@ def pbt_climber(config: dict[str, Any]) -> None:
     test can check the one against the donor's."""
     import json
     import tempfile
+    import time
 
     def record(path: str, line: list[Any]) -> None:
         with open(path, "a") as log:
@@ -140,6 +141,9 @@ def pbt_climber(config: dict[str, Any]) -> None:
     lr = float(config["lr"])  # read after the restore: PBT may have changed it
     while epoch < int(config.get("epochs", 8)):
         epoch += 1
+        if "started" in config:  # a test waits for this, then interrupts the sweep
+            Path(config["started"]).touch()
+            time.sleep(0.2)
         position += lr * (1.0 - position)
         metrics = {"epoch": epoch, "score": position, "got_lr": lr}
         # Every pass, also epochs trained again after an exploit (MLflow keeps the first).

@@ -122,6 +122,20 @@ def kept_in_range(value: Any, mutation: Mutation) -> Any:
     return clipped
 
 
+@dataclass(frozen=True)
+class LastIteration:
+    """A trial's last result, where known: the sweep's stop rule, or a built-in
+    trainer's `epochs` (it reports once per epoch). Pickled with the scheduler."""
+
+    stop_at: int | None
+    builtin: bool
+
+    def __call__(self, config: dict[str, Any]) -> int | None:
+        epochs = config.get("epochs") if self.builtin else None
+        known = [int(n) for n in (self.stop_at, epochs) if isinstance(n, int | float)]
+        return min(known) if known else None
+
+
 class RecordedPBT(PopulationBasedTraining):  # type: ignore[misc]
     """Ray's PBT that keeps perturbed values in range and records each trial's lineage."""
 
@@ -164,12 +178,9 @@ def build_pbt(spec: SweepSpec, lineage: Lineage, time_attr: str) -> RecordedPBT:
     scheduler = spec.scheduler
     assert isinstance(scheduler, PbtScheduler)
     stop_at = spec.stop.get("training_iteration")
-
-    def last_iteration(config: dict[str, Any]) -> int | None:
-        # A built-in trainer reports once per epoch, `epochs` times.
-        epochs = config.get("epochs") if spec.trainable.startswith("builtin:") else None
-        known = [int(n) for n in (stop_at, epochs) if isinstance(n, int | float)]
-        return min(known) if known else None
+    last_iteration = LastIteration(
+        None if stop_at is None else int(stop_at), spec.trainable.startswith("builtin:")
+    )
 
     def domain(mutation: Mutation) -> Any:
         # A list shifts to a neighbouring choice; a domain is scaled or resampled.
