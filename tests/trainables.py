@@ -152,3 +152,17 @@ def pbt_climber(config: dict[str, Any]) -> None:
             state = {"position": position, "epoch": epoch, "trial_id": me}
             (Path(directory) / "state.json").write_text(json.dumps(state))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def smooth_peak(config: dict[str, Any]) -> None:
+    """One result: a smooth bowl whose top a few dozen trials find (stop_when stops)."""
+    tune.report({"score": 1.0 - (config["x"] - 0.5) ** 2 - (config["y"] - 0.5) ** 2})
+
+
+def rugged(config: dict[str, Any]) -> None:
+    """One result: a rugged surface with much left to find (stop_when does not stop)."""
+    import math
+
+    tune.report(
+        {"score": math.sin(40 * config["x"]) * math.cos(37 * config["y"]) + 3 * config["x"]}
+    )

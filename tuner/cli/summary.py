@@ -78,3 +78,5 @@ def _summarize(result: SweepResult) -> None:
         out.print(f"held: {held_line(result.cost)}", markup=False)
     if result.stopped_by:
         out.print(f"stopped by its budget: {result.stopped_by}", markup=False)
+    if result.terminated:
+        out.print(f"stopped by stop_when: {result.terminated}", markup=False)

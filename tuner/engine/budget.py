@@ -23,6 +23,7 @@ from ray.tune.stopper import Stopper
 from tuner.spec.budget import Budget
 from tuner.spec.schema import CostPrices, SweepSpec
 from tuner.tracking.cost import CostLedger
+from tuner.tracking.tags import TAG_BUDGET_REACHED, TAG_STOP_WHEN, TAG_STOPPED_BY
 
 
 class BudgetStop(Stopper):  # type: ignore[misc]
@@ -94,3 +95,19 @@ def trials_capped(spec: SweepSpec) -> str | None:
     if max_trials is None or spec.expected_trials() <= max_trials:
         return None
     return f"max_trials {max_trials}"
+
+
+def end_reason(budget_reached: str | None, terminated: str | None) -> str:
+    """Why the runs still open when a sweep ended were cut off (their `tuner.killed`)."""
+    if budget_reached is not None:
+        return "budget"
+    return "stop_when" if terminated is not None else "the sweep ended"
+
+
+def stop_tags(budget_reached: str | None, terminated: str | None) -> dict[str, str]:
+    """The sweep run's tags saying what ended it before all its trials ran, if anything."""
+    if budget_reached is not None:
+        return {TAG_STOPPED_BY: "budget", TAG_BUDGET_REACHED: budget_reached}
+    if terminated is not None:
+        return {TAG_STOPPED_BY: "stop_when", TAG_STOP_WHEN: terminated}
+    return {}

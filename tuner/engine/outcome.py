@@ -62,6 +62,7 @@ class SweepResult:
     test_metrics: dict[str, float] = field(default_factory=dict)  # best model, test split
     cost: dict[str, float] = field(default_factory=dict)  # cpu_hours, gpu_hours, cost_usd
     stopped_by: str | None = None  # the budget limit that ended the sweep, in words
+    terminated: str | None = None  # stop_when ended it: why, in words
     artifact_location: str = ""  # the MLflow experiment's: checkpoints and models
     # Where the wall time went; Ray's shutdown is added after this result is made.
     phases: Phases = field(default_factory=Phases)

@@ -15,7 +15,7 @@ from ray import tune
 from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
-from tuner.engine.budget import BudgetStop, trials_capped
+from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
@@ -50,6 +50,7 @@ from tuner.engine.tuner_factory import (
 from tuner.engine.warm_start import starting_points
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast
+from tuner.search.terminator import RegretStop
 from tuner.search.warm import StartingPoints
 from tuner.spec import SweepSpec, with_budget
 from tuner.spec.secrets import check_environment, secrets_back
@@ -57,12 +58,7 @@ from tuner.tracking.access import check_tracking_reachable
 from tuner.tracking.progress import ProgressTable
 from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
-from tuner.tracking.tags import (
-    TAG_BUDGET_REACHED,
-    TAG_EXPERIMENT_PATH,
-    TAG_STOPPED_BY,
-    TAG_SUBMISSION,
-)
+from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter, requests_in_flight
 from tuner.trainer.registry import BUILTINS
@@ -250,10 +246,10 @@ def _run_tracked(
             raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
         # Trials still running when the sweep was stopped (fail fast) ended with it.
         stopped_by = budget.reached or trials_capped(spec)
-        if fail_fast.tripped:
-            tracker.end_open_runs("fail fast")
-        else:
-            tracker.end_open_runs("budget" if stopped_by else "the sweep ended")
+        terminated = RegretStop.shared(experiment.uri).reached  # stop_when held
+        tracker.end_open_runs(
+            "fail fast" if fail_fast.tripped else end_reason(stopped_by, terminated)
+        )
         # After the runs it closed: each trial's hours end there, and the sums match.
         cost = tracker.cost.total().metrics(spec.cost)
         sweep.record_cost(cost)
@@ -303,8 +299,7 @@ def _run_tracked(
             # The sweep run's description in MLflow's UI.
             "mlflow.note.content": sweep_note(spec, len(results), len(early_stops), failed, best),
         }
-        if stopped_by is not None:
-            end_tags |= {TAG_STOPPED_BY: "budget", TAG_BUDGET_REACHED: stopped_by}
+        end_tags |= stop_tags(stopped_by, terminated)
         end_tags |= schedule_tags(lineage, best.trial_id)
         sweep.finish(RunStatus.FINISHED, end_tags)
         return SweepResult(
@@ -322,6 +317,7 @@ def _run_tracked(
             registered=exported.registered,
             cost=cost,
             stopped_by=stopped_by,
+            terminated=terminated,
             phases=phases,
             artifact_location=sweep.artifact_location,
             front=front,

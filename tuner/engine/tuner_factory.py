@@ -26,6 +26,7 @@ from tuner.search.builders import (
 )
 from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast, build_stoppers, combined
+from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import SweepSpec
 
@@ -89,7 +90,8 @@ def build_tuner(
     start: StartingPoints = NOTHING,
 ) -> tune.Tuner:
     """`spec` is the sweep without its secrets (those are in `withheld`)."""
-    search_alg = build_search_algorithm(spec, early_stops, start)
+    regret = RegretStop.shared(experiment.uri).watch(spec.stop_when)
+    search_alg = build_search_algorithm(spec, early_stops, start, regret)
     user_trainable = resolve_trainable(spec.trainable)
     return tune.Tuner(
         trainable_with_resources(spec, withheld),
@@ -119,6 +121,7 @@ def build_tuner(
                 [
                     *build_stoppers(spec),
                     FailFast.shared(experiment.uri, spec.fail_fast_after),
+                    regret,
                     *([BudgetStop.shared(experiment.uri)] if spec.budget is not None else []),
                 ]
             ),
@@ -160,6 +163,7 @@ def restore_tuner(
     """The experiment's Tuner as Ray Tune saved it: unfinished and errored trials resume
     from their latest checkpoints, finished ones stay finished, the searcher keeps its
     history."""
+    RegretStop.shared(experiment.uri).watch(spec.stop_when)  # the restored searcher asks it
     tuner = tune.Tuner.restore(
         experiment.path,
         trainable_with_resources(spec, withheld),

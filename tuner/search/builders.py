@@ -14,6 +14,7 @@ from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
 from tuner.search.pbt import Lineage, build_pbt
 from tuner.search.persistent_study import StudyStorage
+from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import (
     AshaScheduler,
@@ -34,8 +35,12 @@ def suggested_by_a_searcher(spec: SweepSpec) -> bool:
 
 
 def build_search_algorithm(
-    spec: SweepSpec, early_stops: EarlyStops, start: StartingPoints = NOTHING
+    spec: SweepSpec,
+    early_stops: EarlyStops,
+    start: StartingPoints = NOTHING,
+    regret: RegretStop | None = None,
 ) -> SearchAlgorithm | Searcher:
+    """`regret`: what `stop_when` asks after each trial that ran to the end (Optuna only)."""
     searcher = spec.searcher
     # Tune ignores TuneConfig.max_concurrent_trials for a BasicVariantGenerator instance
     # (it only wraps Searchers): the generator must get the limit itself.
@@ -73,6 +78,7 @@ def build_search_algorithm(
             if is_conditional(spec.params)
             else optuna_space(spec),
             constraints=spec.constraints,
+            regret=regret if spec.stop_when is not None else None,
             # Ray's OptunaSearch takes lists for several objectives.
             metric=[o.metric for o in spec.objective_list] if multi else spec.metric,
             mode=[o.mode for o in spec.objective_list] if multi else spec.mode,

@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner.search.asha import TIME_ATTR
 from tuner.search.early_stops import EarlyStops
+from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints, seed_study
 from tuner.spec import OptunaSampler
 from tuner.spec.objectives import Constraint, violations
@@ -30,15 +32,20 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
         early_stops: EarlyStops,
         start: StartingPoints = NOTHING,
         constraints: Sequence[Constraint] = (),
+        regret: RegretStop | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.early_stops = early_stops
         self.constraints = list(constraints)
+        self.regret = regret  # stop_when: asked after each trial that ran to the end
         assert self._ot_study is not None, "a space is given, so the study exists"
         seed_study(self._ot_study, start)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.regret is not None and self.regret.reached is not None:
+            # Little is left to gain: no new trial (Ray's marker is a string).
+            return Searcher.FINISHED  # type: ignore[return-value]
         config: dict[str, Any] | None = super().suggest(trial_id)
         if trial_id in self._ot_trials:
             # What names the trial in MLflow and Ray: optuna-dashboard shows it.
@@ -58,6 +65,8 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
                 trial.set_constraint(constraint.describe(), violation)
         if error or trial_id not in self.early_stops or trial_id in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
+            if self.regret is not None and self._ot_study is not None:
+                self.regret.consider(self._ot_study)
             return
         assert self._ot_study is not None, "the study exists once a trial was suggested"
         ot_trial = self._ot_trials[trial_id]

@@ -27,6 +27,7 @@ from tuner.spec.searchers import (
     Searcher,
 )
 from tuner.spec.secrets import looks_secret, malformed_reference, withhold
+from tuner.spec.stop_when import StopWhen, check_stop_when
 from tuner.spec.strict import Strict
 
 # The most trials a sweep may ask for: Ray Tune holds every trial in the driver.
@@ -117,6 +118,7 @@ class SweepSpec(Strict):
     # Configurations to try first, each one of num_samples; unnamed params are sampled.
     enqueue: list[Point] = Field(default_factory=list)
     warm_start: WarmStart | None = None
+    stop_when: StopWhen | None = None  # end the sweep when little is left to gain
 
     @model_validator(mode="before")
     @classmethod
@@ -137,6 +139,7 @@ class SweepSpec(Strict):
         self._trials_fit(self.num_samples)
         self._first_trials_fit()
         check_pbt(self)
+        check_stop_when(self)
         if self.register_as is not None and not self.trainable.startswith("builtin:"):
             raise KeyedProblem(
                 "register",

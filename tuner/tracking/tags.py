@@ -21,6 +21,7 @@ TAG_KILLED = "tuner.killed"  # why a run was cut off (a Ctrl-C, a stop)
 END_TAGS = (TAG_ERROR, TAG_KILLED)
 TAG_STOPPED_BY = "tuner.stopped_by"  # "budget": the sweep ended when its budget was spent
 TAG_BUDGET_REACHED = "tuner.budget_reached"  # which limit, e.g. "max_wall 2h"
+TAG_STOP_WHEN = "tuner.stop_when"  # stop_when ended the sweep: the regret bound, in words
 TAG_OBJECTIVES = "tuner.objectives"  # JSON [[metric, mode], ...] of a multi-objective sweep
 TAG_PARETO = "tuner.pareto"  # "true" on each run of the sweep's Pareto front
 TAG_PARETO_RUNS = "tuner.pareto_runs"  # the front's run ids, comma-separated, on the sweep
