@@ -97,8 +97,28 @@ def pbt_sweep(**changes: Any) -> dict[str, Any]:
             "objectives",
             "pbt ranks trials by one metric: give metric and mode (and no constraints)",
         ),
+        (
+            {"scheduler": {"kind": "pb2", "resample_probability": 0.5}},
+            "scheduler.resample_probability",
+            "pb2 chooses new values with its bandit; resample_probability is pbt's",
+        ),
+        (
+            {"scheduler": {"kind": "pb2"}, "searcher": {"kind": "optuna"}},
+            "searcher.kind",
+            "pb2 samples its population from params itself (Ray's PBT takes no search "
+            "algorithm): use searcher kind random or grid",
+        ),
     ],
-    ids=["optuna", "outside-range", "wrong-type", "fixed-in-config", "quantile", "two-objectives"],
+    ids=[
+        "optuna",
+        "outside-range",
+        "wrong-type",
+        "fixed-in-config",
+        "quantile",
+        "two-objectives",
+        "pb2-resampling",
+        "pb2-optuna",
+    ],
 )
 def test_a_pbt_sweep_the_scheduler_cannot_run_is_one_line(
     changes: dict[str, Any], key: str, problem: str
@@ -155,6 +175,11 @@ def test_mutations_default_to_the_searched_knobs_that_may_change() -> None:
     lineage = lineage_of(parse_spec(pbt_sweep()), "defaults-test")
     assert lineage is not None
     assert list(lineage.mutations) == ["lr", "dropout"]  # not hidden: it shapes the model
+    # PB2's bandit takes numbers: a searched choice is left as the population drew it.
+    choice = {"optimizer": {"type": "categorical", "choices": ["sgd", "adam"]}}
+    pb2 = pbt_sweep(scheduler={"kind": "pb2"}, params={**pbt_sweep()["params"], **choice})
+    lineage = lineage_of(parse_spec(pb2), "defaults-test-pb2")
+    assert lineage is not None and list(lineage.mutations) == ["lr", "dropout"]
 
 
 # --- perturbed values and the lineage ------------------------------------------------------

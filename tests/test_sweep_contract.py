@@ -43,6 +43,7 @@ SCHEDULERS: dict[str, dict[str, Any]] = {
     "fifo": {"kind": "fifo"},
     "asha": {"kind": "asha", "max_t": EPOCHS, "grace_period": 1, "reduction_factor": 2},
     "pbt": {"kind": "pbt", "perturbation_interval": 2},
+    "pb2": {"kind": "pb2", "perturbation_interval": 2},
 }
 
 
@@ -85,6 +86,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return uri
 
 
+PBT = ("pbt", "pb2")
 ALLOWED = [
     pytest.param(searcher, scheduler, objectives, id=f"{searcher}-{scheduler}-{objectives}")
     for objectives in OBJECTIVES
@@ -93,7 +95,9 @@ ALLOWED = [
     # CMA-ES optimizes one objective (the file is refused: test_objectives).
     if not (searcher == "optuna-cmaes" and objectives == "multi")
     # PBT samples its own population and ranks by one metric (refused: test_pbt).
-    and not (scheduler == "pbt" and (searcher.startswith("optuna") or objectives == "multi"))
+    and not (scheduler in PBT and (searcher.startswith("optuna") or objectives == "multi"))
+    # PB2 mutates numbers; the grid sweep searches only a choice and a width (refused).
+    and not (scheduler == "pb2" and searcher == "grid")
 ]
 
 

@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+from ray.tune.schedulers.pb2 import PB2
 
 from tuner.search.space import tune_domain
 from tuner.spec import CategoricalParam, FloatParam, IntParam, SweepSpec
-from tuner.spec.pbt import Mutation, PbtScheduler
+from tuner.spec.pbt import Mutation, Pb2Scheduler, PbtScheduler
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,10 @@ class RecordedPBT(PopulationBasedTraining):  # type: ignore[misc]
         self.lineage.exploit(trial.trial_id, trial_to_clone.trial_id, donor_epoch, trial.config)
 
 
+class RecordedPB2(RecordedPBT, PB2):  # type: ignore[misc]
+    """Ray's PB2 (its GP bandit picks the new values), recorded and kept in range as PBT."""
+
+
 def build_pbt(spec: SweepSpec, lineage: Lineage, time_attr: str) -> RecordedPBT:
     scheduler = spec.scheduler
     assert isinstance(scheduler, PbtScheduler)
@@ -189,6 +194,19 @@ def build_pbt(spec: SweepSpec, lineage: Lineage, time_attr: str) -> RecordedPBT:
         assert isinstance(mutation, FloatParam | IntParam)
         return tune_domain(mutation)
 
+    if isinstance(scheduler, Pb2Scheduler):
+        return RecordedPB2(
+            lineage,
+            last_iteration,
+            time_attr=time_attr,
+            perturbation_interval=scheduler.perturbation_interval,
+            quantile_fraction=scheduler.quantile_fraction,
+            hyperparam_bounds={
+                name: [mutation.low, mutation.high]
+                for name, mutation in lineage.mutations.items()
+                if isinstance(mutation, FloatParam | IntParam)
+            },
+        )
     return RecordedPBT(
         lineage,
         last_iteration,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.loader import parse_spec, read_spec, with_budget
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param, Scalar
-from tuner.spec.pbt import PbtScheduler
+from tuner.spec.pbt import Pb2Scheduler, PbtScheduler
 from tuner.spec.schema import CheckpointPolicy, Resources, SweepSpec
 from tuner.spec.searchers import (
     AshaScheduler,
@@ -36,6 +36,7 @@ __all__ = [
     "OptunaSampler",
     "OptunaSearcher",
     "Param",
+    "Pb2Scheduler",
     "PbtScheduler",
     "RandomSearcher",
     "Resources",

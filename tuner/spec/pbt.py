@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tuner.spec.errors import KeyedProblem
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
@@ -51,6 +51,27 @@ class PbtScheduler(Strict):
     mutations: Annotated[dict[str, Mutation], Field(min_length=1)] | None = None
 
 
+# PB2 models the reward's change over the values with a Gaussian process: numbers only.
+Range = Annotated[FloatParam | IntParam, Field(discriminator="type")]
+
+
+class Pb2Scheduler(PbtScheduler):
+    """PB2 (Parker-Holder et al., 2020): PBT whose explore step picks the new values with
+    a GP bandit (Ray's `PB2`) instead of random perturbation."""
+
+    kind: Literal["pb2"]  # type: ignore[assignment]
+    mutations: Annotated[dict[str, Range], Field(min_length=1)] | None = None  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _no_resampling(self) -> Pb2Scheduler:
+        if "resample_probability" in self.model_fields_set:
+            raise KeyedProblem(
+                "scheduler.resample_probability",
+                "pb2 chooses new values with its bandit; resample_probability is pbt's",
+            )
+        return self
+
+
 def check_pbt(spec: SweepParts) -> None:
     """What a PBT sweep needs of the rest of the file (the trainer's own knobs are the
     engine's to check: `mutations_of` with the knobs that may change)."""
@@ -59,17 +80,20 @@ def check_pbt(spec: SweepParts) -> None:
     if spec.searcher.kind == "optuna":
         raise KeyedProblem(
             "searcher.kind",
-            "pbt samples its population from params itself (Ray's PBT takes no search "
-            "algorithm): use searcher kind random or grid",
+            f"{spec.scheduler.kind} samples its population from params itself (Ray's PBT "
+            "takes no search algorithm): use searcher kind random or grid",
         )
     if spec.is_multi_objective or spec.constraints:
         raise KeyedProblem(
             "objectives" if spec.is_multi_objective else "constraints",
-            "pbt ranks trials by one metric: give metric and mode (and no constraints)",
+            f"{spec.scheduler.kind} ranks trials by one metric: give metric and mode "
+            "(and no constraints)",
         )
     if any(param.when is not None for param in spec.params.values()):
         raise KeyedProblem(
-            "params", "pbt takes no conditional params (when:): a trial may change its values"
+            "params",
+            f"{spec.scheduler.kind} takes no conditional params (when:): a trial may "
+            "change its values",
         )
     for name, mutation in (spec.scheduler.mutations or {}).items():
         key = f"scheduler.mutations.{name}"
@@ -77,7 +101,9 @@ def check_pbt(spec: SweepParts) -> None:
             raise KeyedProblem(f"{key}.when", "a mutation has no condition")
         if name in spec.config:
             raise KeyedProblem(
-                key, "is fixed under config; search it under params to let pbt change it"
+                key,
+                f"is fixed under config; search it under params to let {spec.scheduler.kind} "
+                "change it",
             )
         searched = spec.params.get(name)
         if searched is not None:
@@ -151,7 +177,11 @@ def mutations_of(spec: SweepParts, changeable: Collection[str] | None) -> dict[s
     chosen = {
         name: as_mutation(param)
         for name, param in spec.params.items()
-        if changeable is None or name in changeable
+        if (changeable is None or name in changeable)
+        # PB2's bandit takes ranges of numbers only.
+        and not (
+            isinstance(scheduler, Pb2Scheduler) and isinstance(param, CategoricalParam | GridParam)
+        )
     }
     if not chosen:
         raise KeyedProblem(

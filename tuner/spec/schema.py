@@ -296,10 +296,11 @@ class SweepSpec(Strict):
                 "scheduler fifo and no `stop`: each trial runs until the trainable returns; "
                 "if it loops, add stop: {training_iteration: N} or {METRIC: threshold}"
             )
-        if self.scheduler.kind == "pbt" and self.max_concurrent_trials is not None:
+        if self.scheduler.kind in ("pbt", "pb2") and self.max_concurrent_trials is not None:
             found.append(
-                "max_concurrent_trials is no cap under pbt: all num_samples trials are made "
-                "at the start and take turns on what resources_per_trial lets fit"
+                f"max_concurrent_trials is no cap under {self.scheduler.kind}: all "
+                "num_samples trials are made at the start and take turns on what "
+                "resources_per_trial lets fit"
             )
         return found
 

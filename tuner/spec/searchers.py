@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from tuner.spec.errors import KeyedProblem
-from tuner.spec.pbt import PbtScheduler
+from tuner.spec.pbt import Pb2Scheduler, PbtScheduler
 from tuner.spec.secrets import storage_url_problem
 from tuner.spec.strict import Strict
 
@@ -86,4 +86,6 @@ class AshaScheduler(Strict):
         return self
 
 
-Scheduler = Annotated[FifoScheduler | AshaScheduler | PbtScheduler, Field(discriminator="kind")]
+Scheduler = Annotated[
+    FifoScheduler | AshaScheduler | PbtScheduler | Pb2Scheduler, Field(discriminator="kind")
+]
