@@ -15,6 +15,7 @@ from bench import (
     digits,
     gpu,
     overhead,
+    pbt,
     rates,
     scale,
     search,
@@ -174,6 +175,21 @@ def test_digits_benchmark_traces_best_accuracy_against_wall_time(tmp_path: Path)
         assert figures["final_best"] == max(acc for _, acc in events)
     # Random search without early stopping trains every trial to the end.
     assert result["systems"]["tuner random, no early stopping"]["epochs_trained"] == [6]
+
+
+def test_pbt_benchmark_counts_every_epoch_each_system_trained(tmp_path: Path) -> None:
+    result = json.loads(pbt.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    systems = result["systems"]
+    assert len(systems) == 3
+    budget = result["budget_epochs"]  # 3 trials of 2 epochs
+    assert budget == 6
+    # Random search and PBT train every epoch of every trial; ASHA stops some early.
+    assert systems["tuner random, no early stopping"]["epochs_per_seed"] == [budget]
+    assert systems["tuner PBT (population 24, every 3 epochs)"]["epochs_per_seed"] == [budget]
+    for figures in systems.values():
+        (best,) = figures["best_per_seed"]
+        assert 0 < best <= 1 and best == figures["median_best_within"][str(budget)]
+        assert 0 < figures["median_test_accuracy"] <= 1
 
 
 def test_checkpoint_benchmark_compares_the_policies_with_plain_optuna(tmp_path: Path) -> None:
