@@ -80,6 +80,10 @@ def quiet_driver_output() -> None:
     # migrations at INFO. Both are noise around the line that matters.
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # PBT logs each exploit and explore as a dozen INFO lines through the live table;
+    # MLflow holds them (tuner.exploit, hp.<name>), and `tuner best` the schedule.
+    for name in ("ray.tune.schedulers.pbt", "ray.tune.schedulers.pb2"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # A trial still failing when the sweep stops (fail fast, Ctrl-C) leaves an error no
     # one fetches; Ray prints its traceback as "Unhandled error". The driver runs only
     # Tune, which reports trial failures itself.
