@@ -21,6 +21,7 @@ from bench import (
     search,
     search_conditional,
     search_multiobjective,
+    stop_when,
     stores,
     tracking,
 )
@@ -201,3 +202,14 @@ def test_checkpoint_benchmark_compares_the_policies_with_plain_optuna(tmp_path: 
     }
     assert all(seconds > 0 for seconds in result["wall_s"].values())
     assert (tmp_path / "checkpoints-smoke.md").read_text().startswith("| system | wall s |")
+
+
+def test_stop_when_benchmark_reports_where_each_threshold_stops(tmp_path: Path) -> None:
+    result = json.loads(stop_when.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert result["seeds"] == 2 and result["trials"] == 25
+    assert result["median_regret_at_end"] > 0  # TPE's best is above Hartmann-6's minimum
+    for figures in result["thresholds"].values():
+        assert len(figures["per_seed"]) == 2
+        for seed in figures["per_seed"]:
+            # A seed stops no earlier than min_trials, or not at all.
+            assert seed["stopped_at"] is None or 20 <= seed["stopped_at"] <= 25
