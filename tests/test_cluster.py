@@ -359,6 +359,33 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
     assert "best trial" in logs.stdout
 
 
+def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    write_project(project, "cluster-pbt", scheduler={
+        "kind": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5,
+    }, config={
+        "epochs": 8, "epoch_seconds": 0.2, "log_dir": str(project / "logs"),
+    })  # fmt: skip
+    submit(ray_cluster, project)
+    final = wait_until_job_ends(ray_cluster, project, "cluster-pbt")
+    assert_succeeded(ray_cluster, project, final)
+    assert final["by_state"] == {"finished": 4}
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-pbt")
+    exploited = [run for run in runs if "tuner.exploit" in run.data.tags]
+    assert exploited, "the weaker half copied a stronger trial's checkpoint from S3"
+    client = MlflowClient(ray_cluster.tracking_uri)
+    for run in runs:
+        steps = logged_steps(ray_cluster.tracking_uri, run.info.run_id)
+        assert steps == sorted(set(steps)) and steps[-1] == 8, "each epoch once, to the end"
+        # The value each epoch trained with, inside the searched range.
+        xs = [point.value for point in client.get_metric_history(run.info.run_id, "hp.x")]
+        assert xs and all(0.0 <= x <= 1.0 for x in xs)
+    (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-pbt")
+    assert yaml.safe_load(parent.data.tags["tuner.pbt_schedule"])["schedule"]
+
+
 def test_a_preempted_worker_costs_at_most_an_epoch(ray_cluster: RayCluster, tmp_path: Path) -> None:
     project = tmp_path / "project"
     write_project(project, "cluster-preempt", config={
