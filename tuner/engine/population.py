@@ -9,7 +9,6 @@ from tuner.search.pbt import Lineage, Segment
 from tuner.spec import PbtScheduler, SweepSpec
 from tuner.spec.pbt import mutations_of
 from tuner.tracking.tags import TAG_SCHEDULE
-from tuner.trainer.knobs import MUTABLE_KNOBS
 from tuner.trainer.registry import BUILTINS
 
 
@@ -20,7 +19,7 @@ def lineage_of(spec: SweepSpec, key: str) -> Lineage | None:
     builtin = BUILTINS.get(spec.trainable)
     # A trainable of the user's own reads its config again after a restore: any
     # searched param may change (checked at validate for the built-ins).
-    changeable = None if builtin is None else MUTABLE_KNOBS & builtin.knobs.model_fields.keys()
+    changeable = None if builtin is None else builtin.knobs.mutable()
     return Lineage.shared(key, mutations_of(spec, changeable))
 
 

@@ -30,7 +30,7 @@ from tuner.spec import (
     SweepSpec,
 )
 from tuner.spec.pbt import mutations_of
-from tuner.trainer.knobs import MUTABLE_KNOBS, SEQUENCE_MODELS, TrainerKnobs
+from tuner.trainer.knobs import SEQUENCE_MODELS, TrainerKnobs
 from tuner.trainer.registry import BUILTINS, Builtin
 
 if TYPE_CHECKING:
@@ -197,7 +197,7 @@ def _check_mutations(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
     if not isinstance(spec.scheduler, PbtScheduler):
         return
     try:
-        mutations = mutations_of(spec, MUTABLE_KNOBS & knobs.model_fields.keys())
+        mutations = mutations_of(spec, knobs.mutable())
     except KeyedProblem as exc:
         raise SpecError(None, exc.key, exc.problem) from None
     for name, mutation in mutations.items():

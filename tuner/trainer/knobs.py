@@ -143,7 +143,7 @@ class TrainerKnobs(BaseModel):
         if fixed:
             raise ValueError(
                 f"schedule: {fixed[0]!r} cannot change while a trial trains; "
-                "a schedule may set " + ", ".join(sorted(MUTABLE_KNOBS & self.model_fields.keys()))
+                "a schedule may set " + ", ".join(sorted(self.mutable()))
             )
         try:
             type(self).model_validate({**self.model_dump(exclude={"schedule"}), **values})
@@ -151,6 +151,11 @@ class TrainerKnobs(BaseModel):
             first = exc.errors()[0] if hasattr(exc, "errors") else {"msg": str(exc), "loc": ()}
             where = ".".join(str(part) for part in first["loc"])
             raise ValueError(f"schedule: epoch {epoch}: {where}: {first['msg']}") from None
+
+    @classmethod
+    def mutable(cls) -> frozenset[str]:
+        """This trainer's knobs that may change while a trial trains (`MUTABLE_KNOBS`)."""
+        return MUTABLE_KNOBS & cls.model_fields.keys()
 
     def at_epoch(self, epoch: int) -> dict[str, Any]:
         """The scheduled values in effect at `epoch` (later entries win)."""

@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from tuner.trainer.checkpoint import TrainerState
-from tuner.trainer.knobs import MUTABLE_KNOBS, TrainerKnobs
+from tuner.trainer.knobs import TrainerKnobs
 
 
 def changed_knobs(saved: Mapping[str, Any], knobs: TrainerKnobs) -> dict[str, tuple[Any, Any]]:
@@ -28,7 +28,7 @@ def changed_knobs(saved: Mapping[str, Any], knobs: TrainerKnobs) -> dict[str, tu
     current = knobs.model_dump()
     return {
         name: (saved.get(name), current[name])
-        for name in sorted(MUTABLE_KNOBS & current.keys())
+        for name in sorted(knobs.mutable())
         if saved.get(name) != current[name]
     }
 
