@@ -92,6 +92,13 @@ class TrainerKnobs(BaseModel):
     pooling: Pooling = "max"  # cnn: 2x2 (conv1d: 2 steps) after each block while big enough
     bidirectional: bool = False  # gru, lstm: a second layer reads each sequence backwards
 
+    # fine-tuning: start from a tuner checkpoint's weights (the network's shape comes with
+    # it), a local path, s3://..., runs:/RUN_ID/checkpoint or sweep:NAME (its best trial)
+    init_from: str | None = None
+    # none; body: train the head only; N: the first N blocks below the head stay as loaded
+    freeze: Literal["none", "body"] | Annotated[int, Field(ge=0, le=128)] = "none"
+    head_lr_mult: Annotated[float, Field(gt=0, le=1000)] = 1.0  # the head's lr over the body's
+
     # regularization and augmentation (training batches only)
     input_noise: NonNegative = 0.0  # std of gaussian noise on standardized features
     random_shift: Annotated[int, Field(ge=0, le=32)] = 0  # images: max pixels of shift
@@ -124,6 +131,31 @@ class TrainerKnobs(BaseModel):
             )
         return value
 
+    @field_validator("freeze", mode="before")
+    @classmethod
+    def _freeze_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("give none, body or a number of blocks, not true or false")
+        return value
+
+    @field_validator("init_from")
+    @classmethod
+    def _a_checkpoint_reference(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        problem = checkpoint_reference_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @property
+    def body_blocks(self) -> int:
+        """The weight layers below the head that `freeze: N` counts: conv blocks, then
+        hidden layers; a recurrent model's stacked layers."""
+        if self.model in ("cnn", "conv1d"):
+            return self.conv_blocks + self.depth
+        return self.depth
+
     @model_validator(mode="after")
     def _coherent(self) -> TrainerKnobs:
         if self.lr_schedule in ("one_cycle", "cyclic") and self.warmup_epochs:
@@ -134,7 +166,19 @@ class TrainerKnobs(BaseModel):
             raise ValueError("give dataset (a built-in set) or data_path (a file), not both")
         for epoch, values in (self.schedule or {}).items():
             self._check_scheduled(epoch, values)
+        self._check_freeze()
         return self
+
+    def _check_freeze(self) -> None:
+        if self.freeze in ("none", 0):
+            return
+        if self.init_from is None:
+            raise ValueError("freeze keeps loaded layers as they are: it needs init_from")
+        if isinstance(self.freeze, int) and self.freeze > self.body_blocks:
+            raise ValueError(
+                f"freeze: {self.freeze} blocks, but this {self.model} has {self.body_blocks} "
+                "below its head (freeze: body trains the head only)"
+            )
 
     def _check_scheduled(self, epoch: int, values: dict[str, Any]) -> None:
         if epoch > self.epochs:
@@ -192,6 +236,29 @@ class RegressorKnobs(TrainerKnobs):
         if self.mixup_alpha:
             raise ValueError("mixup_alpha is for classification (it mixes labels)")
         return self
+
+
+# The knobs that shape a network: a checkpoint fixes them for whoever starts from it.
+ARCHITECTURE_KNOBS = (
+    "model", "hidden", "depth", "activation", "batch_norm", "channels", "kernel_size",
+    "conv_blocks", "pooling", "bidirectional",
+)  # fmt: skip
+
+
+def checkpoint_reference_problem(reference: str) -> str | None:
+    """Why `reference` names no checkpoint init_from can read; None when its form is fine."""
+    if reference.startswith("runs:/"):
+        run_id, _, path = reference.removeprefix("runs:/").partition("/")
+        if not run_id or not path:
+            return f"{reference!r}: write runs:/RUN_ID/checkpoint"
+    elif reference.startswith("sweep:"):
+        if not reference.removeprefix("sweep:").strip():
+            return f"{reference!r}: write sweep:NAME, the sweep whose best trial to start from"
+    elif "://" in reference and not reference.startswith("s3://"):
+        return f"{reference!r}: use a path, s3://..., runs:/RUN_ID/checkpoint or sweep:NAME"
+    elif not reference.strip():
+        return "an empty reference: use a path, s3://..., runs:/RUN_ID/checkpoint or sweep:NAME"
+    return None
 
 
 KNOBS_BY_TASK: dict[str, type[TrainerKnobs]] = {

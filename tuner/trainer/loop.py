@@ -29,6 +29,11 @@ from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss, l1_
 from tuner.trainer.models import build_model
 from tuner.trainer.optim import build_optimizer, build_schedule
 from tuner.trainer.resume import resume_training
+from tuner.trainer.transfer import (
+    keep_frozen_norms_in_eval,
+    parameter_groups,
+    start_from_checkpoint,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -116,6 +121,7 @@ def train_epoch(
 ) -> float:
     """One pass over the training data; the mean training loss (with the L1 penalty)."""
     model.train()
+    keep_frozen_norms_in_eval(model)
     features, labels = data
     mix = isinstance(knobs, ClassifierKnobs) and knobs.mixup_alpha > 0
     total = torch.zeros((), device=device)
@@ -244,7 +250,8 @@ def _run_segment(
     train_data, val_data = to_tensors(splits.train), to_tensors(splits.val)
     torch.manual_seed(knobs.seed)
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
-    optimizer = build_optimizer(model.parameters(), knobs)
+    start_from_checkpoint(model, knobs, splits.feature_shape, resuming=resume is not None)
+    optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())
     steps_per_epoch = optimizer_steps(len(train_data[1]), knobs)
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch.optim.lr_scheduler import (
     ConstantLR,
@@ -15,6 +13,7 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
     StepLR,
 )
+from torch.optim.optimizer import ParamsT
 
 from tuner.trainer.knobs import TrainerKnobs
 
@@ -23,9 +22,9 @@ COSINE_FLOOR = 0.01  # cosine anneals to lr/100: a last epoch at lr 0 would be w
 CYCLIC_FLOOR = 0.1  # the triangular cycle runs between lr/10 and lr (its first, triangular2)
 
 
-def build_optimizer(
-    parameters: Iterable[torch.nn.Parameter], knobs: TrainerKnobs
-) -> torch.optim.Optimizer:
+def build_optimizer(parameters: ParamsT, knobs: TrainerKnobs) -> torch.optim.Optimizer:
+    """The knobs' optimizer over `parameters`: tensors, or groups that may set their own
+    lr (a fine-tuned head's)."""
     if knobs.optimizer in ("sgd", "momentum", "nesterov"):
         return torch.optim.SGD(
             parameters,
@@ -54,11 +53,13 @@ def build_schedule(
     Per-epoch schedules are stepped after each epoch, so epoch e (1-based) trains at the
     schedule's value e-1: cosine reaches its minimum in the last epoch.
     """
+    # Each parameter group's own peak: a fine-tuned head learns at lr * head_lr_mult.
+    peaks = [float(group["lr"]) for group in optimizer.param_groups]
     if knobs.lr_schedule == "one_cycle":
         return (
             OneCycleLR(
                 optimizer,
-                max_lr=knobs.lr,
+                max_lr=peaks,
                 epochs=knobs.epochs,
                 steps_per_epoch=steps_per_epoch,
             ),
@@ -74,8 +75,8 @@ def build_schedule(
         return (
             CyclicLR(
                 optimizer,
-                base_lr=knobs.lr * CYCLIC_FLOOR,
-                max_lr=knobs.lr,
+                base_lr=[peak * CYCLIC_FLOOR for peak in peaks],
+                max_lr=peaks,
                 step_size_up=half_cycle,
                 mode=knobs.cyclic_mode,
                 cycle_momentum=False,
