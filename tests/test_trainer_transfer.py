@@ -180,7 +180,6 @@ def test_what_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
     ("knobs", "says"),
     [
         ({"freeze": "body"}, "it needs init_from"),
-        ({"freeze": 3, "init_from": "x", "depth": 2}, "freeze: 3 blocks, but this mlp has 2"),
         ({"freeze": True, "init_from": "x"}, "not true or false"),
         ({"init_from": "runs:/abc"}, "write runs:/RUN_ID/checkpoint"),
         ({"init_from": "sweep:"}, "write sweep:NAME"),
@@ -191,6 +190,15 @@ def test_what_is_not_a_checkpoint_is_one_line(tmp_path: Path) -> None:
 def test_bad_fine_tuning_knobs_are_refused(knobs: dict[str, Any], says: str) -> None:
     with pytest.raises(ValidationError, match=says):
         ClassifierKnobs.model_validate(knobs)
+
+
+def test_freezing_more_blocks_than_the_network_has_is_one_line(
+    pretrained: tuple[Path, TrainerState],
+) -> None:
+    folder, _ = pretrained
+    config = {**CNN, "batch_norm": True, "init_from": str(folder), "freeze": 4, "epochs": 1}
+    with pytest.raises(TransferError, match="freeze: 4 blocks, but this cnn has 3 below its head"):
+        last_epoch(config)
 
 
 def test_a_resumed_fine_tuned_trial_goes_on_from_its_own_checkpoint(

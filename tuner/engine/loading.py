@@ -2,13 +2,15 @@
 
 The schema is checked by `tuner.spec`; whether the trainable imports and accepts the
 sweep's params and config is checked here, where the trainers are known. Neither step
-starts Ray or imports torch (a user's own trainable module is imported: that is the check).
+starts Ray or imports torch (a user's own trainable module is imported: that is the check;
+a built-in's `init_from` checkpoint is read with torch, to check it against the sweep).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tuner.engine.pretrained import prepare_init_from
 from tuner.engine.trainables import check_trainable as _check_trainable
 from tuner.spec import SpecError, SweepSpec, read_spec
 
@@ -19,6 +21,7 @@ def load_spec(path: str | Path, *, check_trainable: bool = True) -> SweepSpec:
     if check_trainable:
         try:
             _check_trainable(spec)
+            prepare_init_from(spec)  # what needs no MLflow: the run fetches and stages
         except SpecError as exc:
             raise SpecError(Path(path), exc.key, exc.problem) from None
     return spec

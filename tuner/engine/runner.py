@@ -34,6 +34,7 @@ from tuner.engine.outcome import (
 )
 from tuner.engine.phases import Phases
 from tuner.engine.population import lineage_of, schedule_tags
+from tuner.engine.pretrained import prepare_init_from
 from tuner.engine.reopen import reopen_sweep
 from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_signal_handlers
@@ -94,6 +95,7 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     spec, withheld = spec.without_secrets()
     with phases.phase("preflight"):
         _preflight(spec, options, withheld)
+        spec = prepare_init_from(spec, options.tracking_uri, storage)
         start = starting_points(spec, options.tracking_uri, options.say)
     sweep, started_ray = start_sweep(
         spec,

@@ -170,15 +170,18 @@ class TrainerKnobs(BaseModel):
         return self
 
     def _check_freeze(self) -> None:
-        if self.freeze in ("none", 0):
-            return
-        if self.init_from is None:
+        if self.freeze not in ("none", 0) and self.init_from is None:
             raise ValueError("freeze keeps loaded layers as they are: it needs init_from")
+
+    def freeze_problem(self) -> str | None:
+        """Why `freeze` cannot apply to this network; asked once the network is the
+        checkpoint's (a sweep file that leaves `depth` out has the checkpoint's)."""
         if isinstance(self.freeze, int) and self.freeze > self.body_blocks:
-            raise ValueError(
-                f"freeze: {self.freeze} blocks, but this {self.model} has {self.body_blocks} "
-                "below its head (freeze: body trains the head only)"
+            return (
+                f"{self.freeze} blocks, but this {self.model} has {self.body_blocks} below "
+                "its head (freeze: body trains the head only)"
             )
+        return None
 
     def _check_scheduled(self, epoch: int, values: dict[str, Any]) -> None:
         if epoch > self.epochs:

@@ -82,6 +82,9 @@ def start_from_checkpoint(
         if problem is not None:
             raise TransferError(f"init_from: {knobs.init_from}: {problem}")
         load_pretrained(model, state, knobs.init_from)
+    problem = knobs.freeze_problem()
+    if problem is not None:
+        raise TransferError(f"freeze: {problem}")
     freeze(model, knobs)
 
 
