@@ -15,7 +15,8 @@ import numpy as np
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-from tuner.trainer.data_files import FILE_SUFFIXES, Arrays, DataError, read_file
+from tuner.trainer.data_files import Arrays, DataError, read_file
+from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TrainerKnobs
 
 # What the trainers, the engine and the tracking import from here; the file readers
@@ -66,6 +67,7 @@ class DataSource:
     synthetic_classes: int
     synthetic_difficulty: float
     sequences: bool = False  # a 3-D .npz is (N, T, F) sequences, not (N, H, W) grey images
+    image_size: int = 32  # an image folder's images are resized to this square side
 
     @classmethod
     def of(cls, knobs: TrainerKnobs) -> DataSource:
@@ -78,6 +80,7 @@ class DataSource:
             synthetic_classes=knobs.synthetic_classes,
             synthetic_difficulty=knobs.synthetic_difficulty,
             sequences=knobs.model in SEQUENCE_MODELS,
+            image_size=knobs.image_size,
         )
 
 
@@ -128,8 +131,7 @@ def _synthetic(task: Task, knobs: DataSource) -> Arrays:
     return Arrays(x.astype(np.float32), y.astype(np.float32))
 
 
-def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
-    key = "config.data_path" if source.endswith(FILE_SUFFIXES) else "config.dataset"
+def _check(arrays: Arrays, source: str, task: Task, key: str) -> Arrays:
     if len(arrays.labels) < 10:
         raise DataError(key, f"{source}: {len(arrays.labels)} rows; at least 10 are needed")
     bad_rows = np.flatnonzero(
@@ -168,11 +170,16 @@ def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
 
 def load_arrays(source: DataSource, task: Task) -> Arrays:
     """All rows of the data the knobs name, checked: one clear DataError if unusable."""
-    if source.data_path is not None:
-        arrays = read_file(source.data_path, source.label_column, source.sequences)
-        return _check(arrays, source.data_path, task)
+    location = source.data_path
+    if location is not None and is_folder(location):
+        if task == "regression":  # a folder's labels are its class names
+            raise DataError("config.data_path", f"{location}: image folders are for classification")
+        return _check(read_folder(location, source.image_size), location, task, "config.data_path")
+    if location is not None:
+        arrays = read_file(location, source.label_column, source.sequences)
+        return _check(arrays, location, task, "config.data_path")
     arrays = _builtin(source.dataset, task, source)
-    return _check(arrays, f"dataset {source.dataset!r}", task)
+    return _check(arrays, f"dataset {source.dataset!r}", task, "config.dataset")
 
 
 def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:

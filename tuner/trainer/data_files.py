@@ -114,7 +114,11 @@ def read_file(location: str, label_column: str, sequences: bool = False) -> Arra
 
     `sequences`: read a 3-D .npz as (N, T, F) sequences rather than (N, H, W) images."""
     if not location.endswith(FILE_SUFFIXES):
-        raise DataError("config.data_path", f"{location}: use a {', '.join(FILE_SUFFIXES)} file")
+        raise DataError(
+            "config.data_path",
+            f"{location}: use a {', '.join(FILE_SUFFIXES)} file, "
+            "or a folder of images with a sub-folder per class (ending in /)",
+        )
     raw = _read_bytes(location)
     if location.endswith(".npz"):
         return _read_npz(location, raw, label_column, sequences)
