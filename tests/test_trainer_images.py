@@ -53,9 +53,9 @@ def write_folder(root: Path, colour: bool = True) -> Path:
             grey = picture(kind, rng)
             if colour and kind == "vertical":
                 rgb = np.stack([grey, grey // 2, grey // 2], axis=-1)
-                Image.fromarray(rgb, "RGB").save(folder / f"{i:02}.{'JPEG' if i % 2 else 'jpg'}")
+                Image.fromarray(rgb).save(folder / f"{i:02}.{'JPEG' if i % 2 else 'jpg'}")
             else:
-                Image.fromarray(grey, "L").save(folder / f"{i:02}.{'PNG' if i % 5 == 0 else 'png'}")
+                Image.fromarray(grey).save(folder / f"{i:02}.{'PNG' if i % 5 == 0 else 'png'}")
         (folder / "notes.txt").write_text("not an image")
         (folder / ".DS_Store").write_bytes(b"\0\1")
     return root
@@ -95,6 +95,16 @@ def test_an_all_grey_folder_is_one_channel_at_its_own_size(tmp_path: Path) -> No
     assert arrays.features.shape == (3 * PER_CLASS, 1, SIDE, SIDE)
     first = np.asarray(Image.open(tmp_path / "grey" / "blob" / "00.PNG"), dtype=np.float32)
     assert np.allclose(arrays.features[0, 0], first / 255)
+
+
+def test_a_16_bit_grey_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    write_folder(tmp_path / "deep", colour=False)
+    half = np.full((SIDE, SIDE), 2**15, np.uint16)  # mid-grey in 16 bits
+    Image.fromarray(half).save(tmp_path / "deep" / "blob" / "deep.png")
+    arrays = load(f"{tmp_path / 'deep'}/", image_size=SIDE)
+    assert Image.open(tmp_path / "deep" / "blob" / "deep.png").mode.startswith("I")
+    # Sorted after 00.PNG..29.png within its class: the blob class's last sample.
+    assert np.allclose(arrays.features[PER_CLASS, 0], 128 / 255)
 
 
 def test_image_size_is_part_of_the_data_source(folder: Path) -> None:

@@ -25,7 +25,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # larger than this is refused up front rather than swapping a worker to death.
 MAX_FEATURE_BYTES = 4 * 2**30
 # Pillow modes whose pixels are one grey value; everything else is read as RGB.
-GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L"})
 
 KEY = "config.data_path"
 
@@ -52,11 +52,22 @@ def read_folder(location: str, side: int) -> Arrays:
             colour = True
             _check_size(location, len(samples), 3, side)
         # Squashed to a square, as the CNN reads it: no crop silently drops an object.
-        resized = image.convert("L" if image.mode in GREY_MODES else "RGB").resize((side, side))
+        resized = _eight_bit(image).resize((side, side))
         pixels.append(np.asarray(resized, dtype=np.uint8))
     features = np.stack([_channels_first(p, colour) for p in pixels]).astype(np.float32)
     features /= 255.0
     return Arrays(features, np.array([label for _, label in samples]))
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """The image as "L" or "RGB". A 16-bit grey PNG opens as "I;16" (or "I"), which
+    Pillow's convert clips at 255, not scales: all but its darkest pixels would be white."""
+    from PIL import Image
+
+    if image.mode.startswith("I"):
+        wide = np.clip(np.asarray(image, dtype=np.int64), 0, 2**16 - 1)
+        return Image.fromarray((wide >> 8).astype(np.uint8))  # 2-D uint8: "L"
+    return image.convert("L" if image.mode in GREY_MODES else "RGB")
 
 
 def _channels_first(pixels: np.ndarray, colour: bool) -> np.ndarray:
