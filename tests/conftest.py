@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.servers import new_database, postgres_missing, running_mlflow_server, running_postgres
+from bench.servers import (
+    free_port,
+    new_database,
+    postgres_missing,
+    running_mlflow_server,
+    running_postgres,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SEARCH_SPACES = REPO / "search_spaces"
@@ -82,6 +88,42 @@ def mlflow_server_on_postgres(
     database = new_database(postgres_uri, "e2e")
     with running_mlflow_server(root, str(root / "artifacts"), backend_store_uri=database) as uri:
         yield uri
+
+
+# The bucket the s3_endpoint fixture creates, for the user's data.
+S3_BUCKET = "user-data"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 in server mode on 127.0.0.1: pyarrow talks to it over real HTTP."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                                            "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}  # fmt: skip
+    os.environ.update(
+        AWS_ENDPOINT_URL_S3=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+    )
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket=S3_BUCKET
+        )
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

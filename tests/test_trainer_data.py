@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -11,14 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
-from bench.servers import free_port
+from tests.conftest import S3_BUCKET as BUCKET
 from tests.conftest import run_cli
 from tuner.trainer.data import Arrays, DataError, DataSource, load_arrays, split_arrays
 from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs
-
-BUCKET = "user-data"
 
 
 @pytest.fixture(scope="module")
@@ -30,35 +25,6 @@ def table() -> pd.DataFrame:
     frame = bunch.data.astype(np.float32)
     frame["label"] = bunch.target
     return frame
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 in server mode on 127.0.0.1: pyarrow talks to it over real HTTP."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
-                                            "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}  # fmt: skip
-    os.environ.update(
-        AWS_ENDPOINT_URL_S3=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-    )
-    try:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-            Bucket=BUCKET
-        )
-        yield endpoint
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def write_formats(frame: pd.DataFrame, folder: Path) -> dict[str, Path]:

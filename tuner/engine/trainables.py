@@ -138,7 +138,12 @@ def with_absolute_paths(spec: SweepSpec) -> SweepSpec:
     path = spec.config.get("data_path")
     if spec.trainable not in BUILTINS or not isinstance(path, str) or "://" in path:
         return spec
-    config = {**spec.config, "data_path": os.path.abspath(os.path.expanduser(path))}
+    absolute = os.path.abspath(os.path.expanduser(path))
+    # abspath drops a trailing slash, which says "a folder of images": keep it, so a
+    # trial on a missing folder says so rather than asking for a .csv file.
+    if path.endswith(("/", os.sep)):
+        absolute = absolute.rstrip(os.sep) + os.sep
+    config = {**spec.config, "data_path": absolute}
     return spec.model_copy(update={"config": config})
 
 
@@ -218,7 +223,7 @@ def _check_mutations(spec: SweepSpec, knobs: type[TrainerKnobs]) -> None:
 DATA_KNOBS = frozenset(
     {
         "dataset", "data_path", "label_column", "synthetic_samples", "synthetic_features",
-        "synthetic_classes", "synthetic_difficulty",
+        "synthetic_classes", "synthetic_difficulty", "image_size",
     }
 )  # fmt: skip
 

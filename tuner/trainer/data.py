@@ -7,40 +7,37 @@ set, and the test split stays unseen by the search.
 
 from __future__ import annotations
 
-import io
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
+from tuner.trainer.data_files import Arrays, DataError, read_file
+from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TrainerKnobs
+
+# What the trainers, the engine and the tracking import from here; the file readers
+# and their types live in data_files.
+__all__ = [
+    "Arrays",
+    "DataError",
+    "DataSource",
+    "Splits",
+    "Task",
+    "load_arrays",
+    "load_splits",
+    "model_problem",
+    "split_arrays",
+]
 
 Task = Literal["classification", "regression"]
 
 SPLIT_SEED = 20240601
 VAL_FRACTION = 0.2
 TEST_FRACTION = 0.2
-FILE_SUFFIXES = (".csv", ".parquet", ".npz")
-
-
-class DataError(ValueError):
-    """A problem with the data, named by the knob that points at it: one line for the user."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{key}: {problem}")
-
-
-@dataclass(frozen=True)
-class Arrays:
-    features: np.ndarray  # (N, F) tabular, (N, T, F) sequences or (N, C, H, W) images; float32
-    labels: np.ndarray  # (N,) int64 class index, or float32 target
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,7 @@ class DataSource:
     synthetic_classes: int
     synthetic_difficulty: float
     sequences: bool = False  # a 3-D .npz is (N, T, F) sequences, not (N, H, W) grey images
+    image_size: int = 32  # an image folder's images are resized to this square side
 
     @classmethod
     def of(cls, knobs: TrainerKnobs) -> DataSource:
@@ -82,6 +80,7 @@ class DataSource:
             synthetic_classes=knobs.synthetic_classes,
             synthetic_difficulty=knobs.synthetic_difficulty,
             sequences=knobs.model in SEQUENCE_MODELS,
+            image_size=knobs.image_size,
         )
 
 
@@ -132,95 +131,7 @@ def _synthetic(task: Task, knobs: DataSource) -> Arrays:
     return Arrays(x.astype(np.float32), y.astype(np.float32))
 
 
-def _read_bytes(location: str) -> bytes:
-    if location.startswith("s3://"):
-        import pyarrow.fs
-
-        from tuner.defaults import s3_endpoint
-
-        filesystem = pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
-        try:
-            with filesystem.open_input_stream(location.removeprefix("s3://")) as stream:
-                return bytes(stream.readall())
-        except (OSError, FileNotFoundError) as exc:
-            raise DataError("config.data_path", f"cannot read {location}: {exc}") from None
-    path = Path(location).expanduser()
-    if not path.is_file():
-        raise DataError("config.data_path", f"{location}: file not found")
-    return path.read_bytes()
-
-
-def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
-    import pandas as pd
-    from pandas.api.types import is_numeric_dtype
-
-    try:
-        if location.endswith(".csv"):
-            frame = pd.read_csv(io.BytesIO(raw))
-        else:
-            frame = pd.read_parquet(io.BytesIO(raw))
-    except Exception as exc:  # any parser failure is a bad file, said in one line
-        raise DataError("config.data_path", f"{location}: cannot parse: {exc}") from None
-    if label_column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:20]))
-        raise DataError(
-            "config.label_column", f"{label_column!r} is not a column of {location} ({columns})"
-        )
-    features = frame.drop(columns=[label_column])
-    if features.shape[1] == 0:
-        raise DataError(
-            "config.data_path", f"{location}: no feature columns besides {label_column!r}"
-        )
-    text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
-    if text:
-        raise DataError(
-            "config.data_path", f"{location}: feature columns must be numeric: {', '.join(text)}"
-        )
-    return Arrays(features.to_numpy(dtype=np.float32), frame[label_column].to_numpy())
-
-
-def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> Arrays:
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
-            names = list(archive.files)
-            if "features" not in names or label_column not in names:
-                raise DataError(
-                    "config.data_path",
-                    f"{location}: an .npz needs arrays 'features' and {label_column!r} "
-                    f"(found: {', '.join(names)})",
-                )
-            features, labels = archive["features"], archive[label_column]
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        # Not an .npz at all, or arrays of Python objects: loading those would unpickle
-        # whatever the file holds, which tuner never does.
-        raise DataError("config.data_path", f"{location}: not a readable .npz: {exc}") from None
-    if features.ndim == 3 and not sequences:  # (N, H, W) grey images
-        features = features[:, None]
-    if features.ndim not in (2, 3, 4) or labels.ndim != 1 or len(features) != len(labels):
-        raise DataError(
-            "config.data_path",
-            f"{location}: expected features (N, F), (N, T, F) or (N, H, W), or (N, C, H, W) "
-            f"and labels (N,); got {features.shape} and {labels.shape}",
-        )
-    if not np.issubdtype(features.dtype, np.number):
-        raise DataError("config.data_path", f"{location}: features must be numeric")
-    return Arrays(features.astype(np.float32), labels)
-
-
-def read_file(location: str, label_column: str, sequences: bool = False) -> Arrays:
-    """A user's .csv, .parquet or .npz file, from a local path or an s3:// URI.
-
-    `sequences`: read a 3-D .npz as (N, T, F) sequences rather than (N, H, W) images."""
-    if not location.endswith(FILE_SUFFIXES):
-        raise DataError("config.data_path", f"{location}: use a {', '.join(FILE_SUFFIXES)} file")
-    raw = _read_bytes(location)
-    if location.endswith(".npz"):
-        return _read_npz(location, raw, label_column, sequences)
-    return _read_table(location, raw, label_column)
-
-
-def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
-    key = "config.data_path" if source.endswith(FILE_SUFFIXES) else "config.dataset"
+def _check(arrays: Arrays, source: str, task: Task, key: str) -> Arrays:
     if len(arrays.labels) < 10:
         raise DataError(key, f"{source}: {len(arrays.labels)} rows; at least 10 are needed")
     bad_rows = np.flatnonzero(
@@ -259,11 +170,16 @@ def _check(arrays: Arrays, source: str, task: Task) -> Arrays:
 
 def load_arrays(source: DataSource, task: Task) -> Arrays:
     """All rows of the data the knobs name, checked: one clear DataError if unusable."""
-    if source.data_path is not None:
-        arrays = read_file(source.data_path, source.label_column, source.sequences)
-        return _check(arrays, source.data_path, task)
+    location = source.data_path
+    if location is not None and is_folder(location):
+        if task == "regression":  # a folder's labels are its class names
+            raise DataError("config.data_path", f"{location}: image folders are for classification")
+        return _check(read_folder(location, source.image_size), location, task, "config.data_path")
+    if location is not None:
+        arrays = read_file(location, source.label_column, source.sequences)
+        return _check(arrays, location, task, "config.data_path")
     arrays = _builtin(source.dataset, task, source)
-    return _check(arrays, f"dataset {source.dataset!r}", task)
+    return _check(arrays, f"dataset {source.dataset!r}", task, "config.dataset")
 
 
 def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:

@@ -40,10 +40,12 @@ class TrainerKnobs(BaseModel):
             raise ValueError(f"must be a number, not {str(value).lower()}")
         return value
 
-    # data: a built-in set (see the subclasses), or a file (local path or s3:// URI:
-    # .csv, .parquet or .npz) with a label column
+    # data: a built-in set (see the subclasses), a file (local path or s3:// URI: .csv,
+    # .parquet or .npz) with a label column, or a folder (ending in /, or a local directory)
+    # of one sub-folder per class of PNG/JPEG images
     data_path: str | None = None
     label_column: str = "label"
+    image_size: Annotated[int, Field(ge=4, le=1024)] = 32  # folders: images resized to this side
     synthetic_samples: Annotated[int, Field(ge=50, le=10_000_000)] = 2000
     synthetic_features: Annotated[int, Field(ge=2, le=100_000)] = 20
     synthetic_classes: Annotated[int, Field(ge=2, le=1000)] = 2
@@ -163,7 +165,9 @@ class TrainerKnobs(BaseModel):
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs")
         if self.data_path is not None and "dataset" in self.model_fields_set:
-            raise ValueError("give dataset (a built-in set) or data_path (a file), not both")
+            raise ValueError(
+                "give dataset (a built-in set) or data_path (a file or folder), not both"
+            )
         for epoch, values in (self.schedule or {}).items():
             self._check_scheduled(epoch, values)
         self._check_freeze()

@@ -1,0 +1,125 @@
+"""The user's data files: .csv, .parquet or .npz, from a local path or an s3:// URI.
+
+Numpy and pyarrow only (pandas for tables, imported when a table is read; no torch), so
+`tuner validate` can read and check a file before any trial starts.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FILE_SUFFIXES = (".csv", ".parquet", ".npz")
+
+
+class DataError(ValueError):
+    """A problem with the data, named by the knob that points at it: one line for the user."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Arrays:
+    features: np.ndarray  # (N, F) tabular, (N, T, F) sequences or (N, C, H, W) images; float32
+    labels: np.ndarray  # (N,) int64 class index, or float32 target
+
+
+# --- readers ---------------------------------------------------------------------------
+
+
+def _read_bytes(location: str) -> bytes:
+    if location.startswith("s3://"):
+        import pyarrow.fs
+
+        from tuner.defaults import s3_endpoint
+
+        filesystem = pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
+        try:
+            with filesystem.open_input_stream(location.removeprefix("s3://")) as stream:
+                return bytes(stream.readall())
+        except (OSError, FileNotFoundError) as exc:
+            raise DataError("config.data_path", f"cannot read {location}: {exc}") from None
+    path = Path(location).expanduser()
+    if not path.is_file():
+        raise DataError("config.data_path", f"{location}: file not found")
+    return path.read_bytes()
+
+
+def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
+    import pandas as pd
+    from pandas.api.types import is_numeric_dtype
+
+    try:
+        if location.endswith(".csv"):
+            frame = pd.read_csv(io.BytesIO(raw))
+        else:
+            frame = pd.read_parquet(io.BytesIO(raw))
+    except Exception as exc:  # any parser failure is a bad file, said in one line
+        raise DataError("config.data_path", f"{location}: cannot parse: {exc}") from None
+    if label_column not in frame.columns:
+        columns = ", ".join(map(str, frame.columns[:20]))
+        raise DataError(
+            "config.label_column", f"{label_column!r} is not a column of {location} ({columns})"
+        )
+    features = frame.drop(columns=[label_column])
+    if features.shape[1] == 0:
+        raise DataError(
+            "config.data_path", f"{location}: no feature columns besides {label_column!r}"
+        )
+    text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
+    if text:
+        raise DataError(
+            "config.data_path", f"{location}: feature columns must be numeric: {', '.join(text)}"
+        )
+    return Arrays(features.to_numpy(dtype=np.float32), frame[label_column].to_numpy())
+
+
+def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> Arrays:
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+            names = list(archive.files)
+            if "features" not in names or label_column not in names:
+                raise DataError(
+                    "config.data_path",
+                    f"{location}: an .npz needs arrays 'features' and {label_column!r} "
+                    f"(found: {', '.join(names)})",
+                )
+            features, labels = archive["features"], archive[label_column]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        # Not an .npz at all, or arrays of Python objects: loading those would unpickle
+        # whatever the file holds, which tuner never does.
+        raise DataError("config.data_path", f"{location}: not a readable .npz: {exc}") from None
+    if features.ndim == 3 and not sequences:  # (N, H, W) grey images
+        features = features[:, None]
+    if features.ndim not in (2, 3, 4) or labels.ndim != 1 or len(features) != len(labels):
+        raise DataError(
+            "config.data_path",
+            f"{location}: expected features (N, F), (N, T, F) or (N, H, W), or (N, C, H, W) "
+            f"and labels (N,); got {features.shape} and {labels.shape}",
+        )
+    if not np.issubdtype(features.dtype, np.number):
+        raise DataError("config.data_path", f"{location}: features must be numeric")
+    return Arrays(features.astype(np.float32), labels)
+
+
+def read_file(location: str, label_column: str, sequences: bool = False) -> Arrays:
+    """A user's .csv, .parquet or .npz file, from a local path or an s3:// URI.
+
+    `sequences`: read a 3-D .npz as (N, T, F) sequences rather than (N, H, W) images."""
+    if not location.endswith(FILE_SUFFIXES):
+        raise DataError(
+            "config.data_path",
+            f"{location}: use a {', '.join(FILE_SUFFIXES)} file, "
+            "or a folder of images with a sub-folder per class (ending in /)",
+        )
+    raw = _read_bytes(location)
+    if location.endswith(".npz"):
+        return _read_npz(location, raw, label_column, sequences)
+    return _read_table(location, raw, label_column)
