@@ -49,6 +49,15 @@ class Splits:
     num_classes: int  # 0 for regression
     target_mean: float = 0.0  # regression targets are standardized; metrics undo it
     target_std: float = 1.0
+    # The training split's per-feature mean and std that standardized every split: new
+    # samples are scored after the same (x - mean) / std.
+    feature_mean: np.ndarray | None = None
+    feature_std: np.ndarray | None = None
+
+    def standardize(self, features: np.ndarray) -> np.ndarray:
+        """New raw samples as the model saw its training data."""
+        assert self.feature_mean is not None and self.feature_std is not None
+        return ((features - self.feature_mean) / self.feature_std).astype(np.float32)
 
     @property
     def is_image(self) -> bool:
@@ -236,6 +245,8 @@ def split_arrays(arrays: Arrays, task: Task) -> Splits:
         num_classes=int(arrays.labels.max()) + 1 if task == "classification" else 0,
         target_mean=target_mean,
         target_std=target_std,
+        feature_mean=mean,
+        feature_std=std,
     )
 
 
