@@ -168,10 +168,13 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
     assert model.model_id in {output.model_id for output in best.outputs.model_outputs}
 
     # Loads without tuner, by the model's id and by the registry's alias.
-    val = load_splits(ClassifierKnobs(), "classification").val
+    # A user's raw rows, as in the data: the model standardizes them itself.
+    splits = load_splits(ClassifierKnobs(), "classification")
+    val = splits.val
+    raw = val.features * splits.feature_std + splits.feature_mean
     mlflow.set_tracking_uri(uri)
     for source in (f"models:/{model.model_id}", "models:/digits-mlp@best"):
-        predictions = mlflow.pyfunc.load_model(source).predict(val.features)
+        predictions = mlflow.pyfunc.load_model(source).predict(raw)
         accuracy = float((np.asarray(predictions).argmax(axis=1) == val.labels).mean())
         assert accuracy == pytest.approx(best.data.metrics["val_accuracy"], abs=1e-6)
 

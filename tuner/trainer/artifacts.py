@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tuner.trainer.checkpoint import load_state
-from tuner.trainer.data import Task, load_splits
+from tuner.trainer.data import Splits, Task, load_splits
 from tuner.trainer.knobs import KNOBS_BY_TASK, TrainerKnobs
 from tuner.trainer.loop import predict, score, to_tensors
 from tuner.trainer.losses import build_loss
@@ -33,11 +33,40 @@ def restore(checkpoint_dir: str) -> Restored:
     return Restored(model.eval(), knobs, task)
 
 
+class RawInputs(nn.Module):
+    """The trained model as a user calls it: on raw samples, as in their data file.
+
+    The trainer standardized features (and regression targets) with its training
+    split's statistics; a deployed model that wanted standardized inputs would need
+    numbers its user never saw, and would silently mispredict on raw ones. The
+    statistics ride along as buffers, so the exported graph applies them itself.
+    """
+
+    def __init__(self, model: nn.Module, splits: Splits) -> None:
+        super().__init__()
+        self.model = model
+        assert splits.feature_mean is not None and splits.feature_std is not None
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.from_numpy(splits.feature_mean).float())
+        self.register_buffer("std", torch.from_numpy(splits.feature_std).float())
+        self.regression = not splits.num_classes
+        self.target_mean, self.target_std = splits.target_mean, splits.target_std
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        outputs = self.model((features - self.mean) / self.std)
+        if self.regression:  # back in the data's units
+            return outputs * self.target_std + self.target_mean  # type: ignore[no-any-return]
+        return outputs  # type: ignore[no-any-return]
+
+
 def export_model(checkpoint_dir: str) -> tuple[nn.Module, Any]:
-    """The trained model and a few validation rows as its MLflow input example."""
+    """The trained model on raw samples, and a few raw validation rows as its MLflow
+    input example."""
     restored = restore(checkpoint_dir)
-    example = load_splits(restored.knobs, restored.task).val.features[:5]
-    return restored.model, example
+    splits = load_splits(restored.knobs, restored.task)
+    example = splits.val.features[:5] * splits.feature_std + splits.feature_mean
+    return RawInputs(restored.model, splits).eval(), example.astype("float32")
 
 
 def test_metrics(checkpoint_dir: str) -> dict[str, float]:

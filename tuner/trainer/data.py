@@ -57,7 +57,8 @@ class Splits:
     def standardize(self, features: np.ndarray) -> np.ndarray:
         """New raw samples as the model saw its training data."""
         assert self.feature_mean is not None and self.feature_std is not None
-        return ((features - self.feature_mean) / self.feature_std).astype(np.float32)
+        standardized: np.ndarray = (features - self.feature_mean) / self.feature_std
+        return standardized.astype(np.float32)
 
     @property
     def is_image(self) -> bool:
