@@ -1,5 +1,7 @@
 """A built-in sweep's `init_from`, as its trials will read it: found, checked, staged.
 
+(And a torchvision body's `pretrained_weights` file: there, and made absolute.)
+
 Before any trial starts: `runs:/RUN_ID/checkpoint` and `sweep:NAME` are fetched from the
 sweep's MLflow (trials do not talk to MLflow), the checkpoint's network shape becomes the
 sweep's (its architecture knobs; one line if the sweep sets or searches them otherwise),
@@ -46,6 +48,8 @@ def prepare_init_from(
         raise SpecError(
             None, "params.init_from", "one checkpoint starts the whole sweep: set it under config"
         )
+    if builtin is not None:
+        spec = _with_local_weights(spec)
     reference = spec.config.get("init_from")
     if builtin is None or not isinstance(reference, str):
         return spec
@@ -61,6 +65,18 @@ def prepare_init_from(
         elif location is None:
             config["init_from"] = _readable(reference)
     return spec.model_copy(update={"config": config})
+
+
+def _with_local_weights(spec: SweepSpec) -> SweepSpec:
+    """A torchvision weights file named by a local path: there, and absolute for the
+    trials (each runs in its own working directory)."""
+    weights = spec.config.get("pretrained_weights")
+    if not isinstance(weights, str) or weights.startswith(("https://", "http://")):
+        return spec
+    path = os.path.abspath(os.path.expanduser(weights))
+    if not os.path.isfile(path):
+        raise SpecError(None, "config.pretrained_weights", f"{weights}: file not found")
+    return spec.model_copy(update={"config": {**spec.config, "pretrained_weights": path}})
 
 
 def _readable(reference: str) -> str:

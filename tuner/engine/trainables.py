@@ -30,7 +30,7 @@ from tuner.spec import (
     SweepSpec,
 )
 from tuner.spec.pbt import mutations_of
-from tuner.trainer.knobs import SEQUENCE_MODELS, TrainerKnobs
+from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
 from tuner.trainer.registry import BUILTINS, Builtin
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ def check_trainable(spec: SweepSpec) -> None:
             )
     _check_knobs(spec, builtin.knobs)
     _check_mutations(spec, builtin.knobs)
+    _check_torchvision(spec)
     _check_data(spec, builtin)
 
 
@@ -243,6 +244,24 @@ def dataset_of(spec: SweepSpec) -> DatasetFields | None:
     except DataError:
         return None  # each trial says why; the sweep's check said so first
     return dataset_fields(DataSource.of(knobs), splits)
+
+
+def _check_torchvision(spec: SweepSpec) -> None:
+    """A torchvision body needs a torchvision that imports beside this torch."""
+    searched = spec.params.get("model")
+    named = (
+        [str(o) for o in searched.options]
+        if isinstance(searched, CategoricalParam | GridParam)
+        else []
+    )
+    key = "params.model" if named else "config.model"
+    for model in named or [str(spec.config.get("model", ""))]:
+        if model in TORCHVISION_BLOCKS:
+            from tuner.trainer.vision import torchvision_problem  # imports torch
+
+            problem = torchvision_problem(model)
+            if problem is not None:
+                raise SpecError(None, key, problem)
 
 
 def _check_data(spec: SweepSpec, builtin: Builtin) -> None:

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
-from tuner.trainer.knobs import SEQUENCE_MODELS, TrainerKnobs
+from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
 
 # What the trainers, the engine and the tracking import from here; the file readers
 # and their types live in data_files.
@@ -198,6 +198,8 @@ def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:
     this = f"this data is {kind}, one sample {feature_shape}"
     if model == "cnn" and len(feature_shape) != 3:
         return f"'cnn' needs image-shaped data (N, C, H, W); {this}"
+    if model in TORCHVISION_BLOCKS and (len(feature_shape) != 3 or feature_shape[0] not in (1, 3)):
+        return f"{model!r} reads grey or RGB images (N, 1 or 3, H, W); {this}"
     if model in SEQUENCE_MODELS and len(feature_shape) != 2:
         return f"{model!r} needs sequences: an .npz whose features are (N, T, F); {this}"
     return None

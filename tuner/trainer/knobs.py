@@ -17,7 +17,16 @@ Schedule = Literal["constant", "step", "cosine", "one_cycle", "cyclic"]
 Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
 Pooling = Literal["max", "avg", "none"]
-Model = Literal["mlp", "cnn", "gru", "lstm", "conv1d"]
+# torchvision's image networks as bodies (where torchvision is installed), with the
+# blocks below the head that `freeze: N` counts: a resnet's stem and its 4 stages, the
+# others' feature stages.
+TORCHVISION_BLOCKS = {
+    "resnet18": 5, "resnet34": 5, "resnet50": 5, "mobilenet_v3_small": 13, "efficientnet_b0": 9,
+}  # fmt: skip
+Model = Literal[
+    "mlp", "cnn", "gru", "lstm", "conv1d",
+    "resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "efficientnet_b0",
+]  # fmt: skip
 # The models that read (T, F) sequences: a 3-D .npz is sequences to them, grey images to others.
 SEQUENCE_MODELS = frozenset({"gru", "lstm", "conv1d"})
 RECURRENT_MODELS = frozenset({"gru", "lstm"})
@@ -97,6 +106,9 @@ class TrainerKnobs(BaseModel):
     # fine-tuning: start from a tuner checkpoint's weights (the network's shape comes with
     # it), a local path, s3://..., runs:/RUN_ID/checkpoint or sweep:NAME (its best trial)
     init_from: str | None = None
+    # torchvision bodies: their weights from a file or an https:// URL the user gives
+    # (a torchvision state dict); nothing is downloaded otherwise
+    pretrained_weights: str | None = None
     # none; body: train the head only; N: the first N blocks below the head stay as loaded
     freeze: Literal["none", "body"] | Annotated[int, Field(ge=0, le=128)] = "none"
     head_lr_mult: Annotated[float, Field(gt=0, le=1000)] = 1.0  # the head's lr over the body's
@@ -154,6 +166,8 @@ class TrainerKnobs(BaseModel):
     def body_blocks(self) -> int:
         """The weight layers below the head that `freeze: N` counts: conv blocks, then
         hidden layers; a recurrent model's stacked layers."""
+        if self.model in TORCHVISION_BLOCKS:
+            return TORCHVISION_BLOCKS[self.model]
         if self.model in ("cnn", "conv1d"):
             return self.conv_blocks + self.depth
         return self.depth
@@ -174,8 +188,17 @@ class TrainerKnobs(BaseModel):
         return self
 
     def _check_freeze(self) -> None:
-        if self.freeze not in ("none", 0) and self.init_from is None:
-            raise ValueError("freeze keeps loaded layers as they are: it needs init_from")
+        loaded = self.init_from is not None or self.pretrained_weights is not None
+        if self.freeze not in ("none", 0) and not loaded:
+            raise ValueError(
+                "freeze keeps loaded layers as they are: it needs init_from "
+                "(or pretrained_weights for a torchvision model)"
+            )
+        if self.pretrained_weights is not None and self.model not in TORCHVISION_BLOCKS:
+            raise ValueError(
+                f"pretrained_weights are a torchvision model's: {', '.join(TORCHVISION_BLOCKS)} "
+                f"(not {self.model!r}); a tuner checkpoint is init_from"
+            )
 
     def freeze_problem(self) -> str | None:
         """Why `freeze` cannot apply to this network; asked once the network is the

@@ -12,7 +12,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from tuner.trainer.data import model_problem
-from tuner.trainer.knobs import Activation, Init, TrainerKnobs
+from tuner.trainer.knobs import TORCHVISION_BLOCKS, Activation, Init, TrainerKnobs
 
 ACTIVATIONS: dict[Activation, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -170,6 +170,10 @@ def build_model(feature_shape: tuple[int, ...], num_outputs: int, knobs: Trainer
         model = Recurrent(knobs.model, feature_shape[-1], num_outputs, knobs)
     elif knobs.model == "conv1d":
         model = build_conv1d(feature_shape, num_outputs, knobs)
+    elif knobs.model in TORCHVISION_BLOCKS:
+        from tuner.trainer.vision import TorchvisionBody  # imports torchvision
+
+        model = TorchvisionBody(knobs.model, feature_shape[0], num_outputs)
     else:
         model = build_mlp(math.prod(feature_shape), num_outputs, knobs)
     initialize(model, knobs.init, knobs.activation)

@@ -76,6 +76,11 @@ def start_from_checkpoint(
 ) -> None:
     """Load `init_from` into a freshly built model (not when resuming a trial: its own
     checkpoint has the weights) and freeze what `freeze` says."""
+    if knobs.pretrained_weights is not None and knobs.init_from is None and not resuming:
+        from tuner.trainer.vision import TorchvisionBody, load_weights
+
+        assert isinstance(model, TorchvisionBody)  # the knobs allow them for these only
+        load_weights(model, knobs.pretrained_weights)
     if knobs.init_from is not None and not resuming:
         state = read_checkpoint(knobs.init_from)
         problem = fit_problem(state, knobs, feature_shape)
@@ -134,6 +139,15 @@ def head_of(model: nn.Module) -> nn.Linear:
 
 def body_blocks(model: nn.Module) -> list[Block]:
     """The weight layers below the head, input first (what `freeze: N` counts)."""
+    vision_blocks = getattr(model, "blocks", None)  # a torchvision body's stem and stages
+    if isinstance(vision_blocks, list):
+        return [
+            Block(
+                list(block.parameters()),
+                [m for m in block.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)],
+            )
+            for block in vision_blocks
+        ]
     rnn = getattr(model, "rnn", None)
     if isinstance(rnn, nn.RNNBase):
         layers: dict[int, Block] = {}
