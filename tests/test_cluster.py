@@ -73,6 +73,9 @@ TRAINABLE = textwrap.dedent(
                     {"epoch": epoch, "score": config["x"] * epoch},
                     checkpoint=tune.Checkpoint.from_directory(folder),
                 )
+            # A test that acts on running trials holds them here until it lets them go.
+            while epoch == config.get("hold_after") and not Path(config["release"]).exists():
+                time.sleep(0.1)
     """
 )
 
@@ -482,8 +485,13 @@ def test_resume_finishes_a_sweep_whose_driver_died(ray_cluster: RayCluster, tmp_
 
 def test_stop_then_resume(ray_cluster: RayCluster, tmp_path: Path) -> None:
     project = tmp_path / "project"
+    # The first trials hold after their second epoch until the test lets them go: however
+    # slowly `tuner stop` starts on a loaded machine, the sweep is still running when it
+    # lands (with 0.4 s epochs a slow CI run found the job already ended).
+    release = project / "release"
     write_project(project, "cluster-stop", config={
         "epochs": 6, "epoch_seconds": 0.4, "log_dir": str(project / "logs"),
+        "hold_after": 2, "release": str(release),
     })  # fmt: skip
     submit(ray_cluster, project)
     wait_for(
@@ -499,6 +507,7 @@ def test_stop_then_resume(ray_cluster: RayCluster, tmp_path: Path) -> None:
                if run.info.status == "KILLED"]  # fmt: skip
     assert cut_off and all(run.data.tags["tuner.killed"] == "interrupted" for run in cut_off)
 
+    release.touch()
     resumed = tuner(ray_cluster, project, "resume", "cluster-stop")
     assert resumed.returncode == 0, resumed.stderr
     final = wait_until_job_ends(ray_cluster, project, "cluster-stop")
