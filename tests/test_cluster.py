@@ -236,7 +236,7 @@ def sweep_status(cluster: RayCluster, project: Path, sweep: str) -> list[dict[st
 
 
 def wait_for(
-    condition: Callable[[], Any], what: str, timeout: float = 240, every: float = 0.5
+    condition: Callable[[], Any], what: str, timeout: float = 600, every: float = 0.5
 ) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
