@@ -96,16 +96,21 @@ def test_max_trials_cuts_a_grid_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_max_wall_ends_the_sweep_on_time(tmp_path: Path) -> None:
-    # Each trial alone would take 60 s; the sweep gets 20 from the moment its trials may
-    # start. (8 s was too few on a loaded CI machine: Ray's workers had not yet started
-    # when it ran out, and a sweep whose budget ends before any result exits 1.)
+    # Each trial alone would take 60 s (its stop allows all 300 epochs); the sweep gets
+    # 30 from the moment its trials may start. (8 s, then 20 s, were too few on a loaded
+    # CI machine: the wall clock counts Ray's worker start-up, and a sweep whose budget
+    # ends before any result exits 1.)
     stdout, parent, trials = run_sweep(
-        tmp_path, num_samples=4, config={"epochs": 300}, budget={"max_wall": "20s"}
+        tmp_path,
+        num_samples=4,
+        config={"epochs": 300},
+        stop={"training_iteration": 300},
+        budget={"max_wall": "30s"},
     )
-    assert parent.data.tags["tuner.budget_reached"] == "max_wall 20s"
-    assert "stopped by its budget: max_wall 20s" in stdout
+    assert parent.data.tags["tuner.budget_reached"] == "max_wall 30s"
+    assert "stopped by its budget: max_wall 30s" in stdout
     longest = max((r.info.end_time - r.info.start_time) / 1000 for r in trials)
-    assert longest < 26, "a trial ran on past the budget"
+    assert longest < 36, "a trial ran on past the budget"
     assert len(trials) <= 4 and all(r.info.status in ("FINISHED", "KILLED") for r in trials)
 
 
@@ -130,16 +135,16 @@ def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Path) -> None:
     _, first, trials = run_sweep(
-        tmp_path, num_samples=6, config={"epochs": 60}, budget={"max_wall": "16s"}
+        tmp_path, num_samples=6, config={"epochs": 100}, budget={"max_wall": "30s"}
     )
-    assert first.data.tags["tuner.budget_reached"] == "max_wall 16s"
-    assert len(trials) < 6  # 12 s trials, 2 at a time: at most 4 start within 16 s
+    assert first.data.tags["tuner.budget_reached"] == "max_wall 30s"
+    assert len(trials) < 6  # 20 s trials, 2 at a time: the 5th cannot start before 40 s
     # A resume may find a better trial, and MLflow never changes a logged param.
     assert "best.x" in first.data.tags and "best.x" not in first.data.params
 
     again = run_cli("resume", "budgeted", cwd=tmp_path, timeout=120)
     assert again.returncode == 1
-    assert "stopped at its budget (max_wall 16s)" in again.stderr and "--budget" in again.stderr
+    assert "stopped at its budget (max_wall 30s)" in again.stderr and "--budget" in again.stderr
     for bad, says in (("{max_trials: 9}", "budget.max_trials"), ("[1]", "--budget")):
         refused = run_cli("resume", "budgeted", "--budget", bad, cwd=tmp_path, timeout=120)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr
