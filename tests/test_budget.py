@@ -116,17 +116,20 @@ def test_max_wall_ends_the_sweep_on_time(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
-    # A dollar per CPU-second: 2 trials at a time spend $2 a second; the budget is $3.
+    # Ten cents per CPU-second: 2 one-CPU trials at a time spend $0.2 a second, so the $1
+    # budget is spent 5 to 10 s after the first trial starts, well after its first
+    # result (a sweep whose budget ends before any result exits 1; at $1 a CPU-second
+    # and a $3 budget a loaded machine had 1.5 to 3 s) and before any 20 s trial ends.
     stdout, parent, trials = run_sweep(
         tmp_path,
         num_samples=4,
-        cost={"usd_per_cpu_hour": 3600},
-        budget={"max_usd": 3},
+        cost={"usd_per_cpu_hour": 360},
+        budget={"max_usd": 1},
     )
-    assert parent.data.tags["tuner.budget_reached"].startswith("max_usd $3 ($")
-    assert "stopped by its budget: max_usd $3" in stdout
-    # Ray checks the budget between steps: a little over it, never a whole trial more.
-    assert 3 <= parent.data.metrics["cost_usd"] < 12
+    assert parent.data.tags["tuner.budget_reached"].startswith("max_usd $1 ($")
+    assert "stopped by its budget: max_usd $1" in stdout
+    # Ray checks the budget between steps: a little over it, never a whole trial ($2) more.
+    assert 1 <= parent.data.metrics["cost_usd"] < 3
     assert sum(r.data.metrics["cost_usd"] for r in trials) == pytest.approx(
         parent.data.metrics["cost_usd"]
     )
