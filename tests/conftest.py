@@ -166,6 +166,19 @@ def run_and_signal(
     deadline = time.monotonic() + 120
     while not started.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
+    if not started.exists():  # a signal now would not land mid-trial: say why instead
+        exited = process.poll()
+        process.terminate()  # tuner shuts its Ray down on SIGTERM
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate(timeout=60)
+        how = "was still running after 120 s" if exited is None else f"exited {exited}"
+        pytest.fail(
+            f"no trial touched {started.name} and `tuner {' '.join(args)}` {how}; "
+            f"no signal sent. Its stderr ends:\n{stderr[-3000:]}"
+        )
     time.sleep(1.0)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)

@@ -96,32 +96,40 @@ def test_max_trials_cuts_a_grid_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_max_wall_ends_the_sweep_on_time(tmp_path: Path) -> None:
-    # Each trial alone would take 60 s; the sweep gets 20 from the moment its trials may
-    # start. (8 s was too few on a loaded CI machine: Ray's workers had not yet started
-    # when it ran out, and a sweep whose budget ends before any result exits 1.)
+    # Each trial alone would take 60 s (its stop allows all 300 epochs); the sweep gets
+    # 30 from the moment its trials may start. (8 s, then 20 s, were too few on a loaded
+    # CI machine: the wall clock counts Ray's worker start-up, and a sweep whose budget
+    # ends before any result exits 1.)
     stdout, parent, trials = run_sweep(
-        tmp_path, num_samples=4, config={"epochs": 300}, budget={"max_wall": "20s"}
+        tmp_path,
+        num_samples=4,
+        config={"epochs": 300},
+        stop={"training_iteration": 300},
+        budget={"max_wall": "30s"},
     )
-    assert parent.data.tags["tuner.budget_reached"] == "max_wall 20s"
-    assert "stopped by its budget: max_wall 20s" in stdout
+    assert parent.data.tags["tuner.budget_reached"] == "max_wall 30s"
+    assert "stopped by its budget: max_wall 30s" in stdout
     longest = max((r.info.end_time - r.info.start_time) / 1000 for r in trials)
-    assert longest < 26, "a trial ran on past the budget"
+    assert longest < 36, "a trial ran on past the budget"
     assert len(trials) <= 4 and all(r.info.status in ("FINISHED", "KILLED") for r in trials)
 
 
 @pytest.mark.e2e
 def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
-    # A dollar per CPU-second: 2 trials at a time spend $2 a second; the budget is $3.
+    # Ten cents per CPU-second: 2 one-CPU trials at a time spend $0.2 a second, so the $1
+    # budget is spent 5 to 10 s after the first trial starts, well after its first
+    # result (a sweep whose budget ends before any result exits 1; at $1 a CPU-second
+    # and a $3 budget a loaded machine had 1.5 to 3 s) and before any 20 s trial ends.
     stdout, parent, trials = run_sweep(
         tmp_path,
         num_samples=4,
-        cost={"usd_per_cpu_hour": 3600},
-        budget={"max_usd": 3},
+        cost={"usd_per_cpu_hour": 360},
+        budget={"max_usd": 1},
     )
-    assert parent.data.tags["tuner.budget_reached"].startswith("max_usd $3 ($")
-    assert "stopped by its budget: max_usd $3" in stdout
-    # Ray checks the budget between steps: a little over it, never a whole trial more.
-    assert 3 <= parent.data.metrics["cost_usd"] < 12
+    assert parent.data.tags["tuner.budget_reached"].startswith("max_usd $1 ($")
+    assert "stopped by its budget: max_usd $1" in stdout
+    # Ray checks the budget between steps: a little over it, never a whole trial ($2) more.
+    assert 1 <= parent.data.metrics["cost_usd"] < 3
     assert sum(r.data.metrics["cost_usd"] for r in trials) == pytest.approx(
         parent.data.metrics["cost_usd"]
     )
@@ -130,16 +138,16 @@ def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Path) -> None:
     _, first, trials = run_sweep(
-        tmp_path, num_samples=6, config={"epochs": 60}, budget={"max_wall": "16s"}
+        tmp_path, num_samples=6, config={"epochs": 100}, budget={"max_wall": "30s"}
     )
-    assert first.data.tags["tuner.budget_reached"] == "max_wall 16s"
-    assert len(trials) < 6  # 12 s trials, 2 at a time: at most 4 start within 16 s
+    assert first.data.tags["tuner.budget_reached"] == "max_wall 30s"
+    assert len(trials) < 6  # 20 s trials, 2 at a time: the 5th cannot start before 40 s
     # A resume may find a better trial, and MLflow never changes a logged param.
     assert "best.x" in first.data.tags and "best.x" not in first.data.params
 
     again = run_cli("resume", "budgeted", cwd=tmp_path, timeout=120)
     assert again.returncode == 1
-    assert "stopped at its budget (max_wall 16s)" in again.stderr and "--budget" in again.stderr
+    assert "stopped at its budget (max_wall 30s)" in again.stderr and "--budget" in again.stderr
     for bad, says in (("{max_trials: 9}", "budget.max_trials"), ("[1]", "--budget")):
         refused = run_cli("resume", "budgeted", "--budget", bad, cwd=tmp_path, timeout=120)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr

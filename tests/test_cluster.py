@@ -73,6 +73,9 @@ TRAINABLE = textwrap.dedent(
                     {"epoch": epoch, "score": config["x"] * epoch},
                     checkpoint=tune.Checkpoint.from_directory(folder),
                 )
+            # A test that acts on running trials holds them here until it lets them go.
+            while epoch == config.get("hold_after") and not Path(config["release"]).exists():
+                time.sleep(0.1)
     """
 )
 
@@ -233,7 +236,7 @@ def sweep_status(cluster: RayCluster, project: Path, sweep: str) -> list[dict[st
 
 
 def wait_for(
-    condition: Callable[[], Any], what: str, timeout: float = 240, every: float = 0.5
+    condition: Callable[[], Any], what: str, timeout: float = 600, every: float = 0.5
 ) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -388,8 +391,10 @@ def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3(
 
 def test_a_preempted_worker_costs_at_most_an_epoch(ray_cluster: RayCluster, tmp_path: Path) -> None:
     project = tmp_path / "project"
+    # 1 s epochs: the trial on the lost node still has about 6 s to go when it is lost,
+    # however slowly a loaded machine drains and removes the node.
     write_project(project, "cluster-preempt", config={
-        "epochs": 8, "epoch_seconds": 0.5, "log_dir": str(project / "logs"),
+        "epochs": 8, "epoch_seconds": 1.0, "log_dir": str(project / "logs"),
     })  # fmt: skip
     submit(ray_cluster, project)
     # Both workers busy, each trial a few epochs in.
@@ -482,8 +487,13 @@ def test_resume_finishes_a_sweep_whose_driver_died(ray_cluster: RayCluster, tmp_
 
 def test_stop_then_resume(ray_cluster: RayCluster, tmp_path: Path) -> None:
     project = tmp_path / "project"
+    # The first trials hold after their second epoch until the test lets them go: however
+    # slowly `tuner stop` starts on a loaded machine, the sweep is still running when it
+    # lands (with 0.4 s epochs a slow CI run found the job already ended).
+    release = project / "release"
     write_project(project, "cluster-stop", config={
         "epochs": 6, "epoch_seconds": 0.4, "log_dir": str(project / "logs"),
+        "hold_after": 2, "release": str(release),
     })  # fmt: skip
     submit(ray_cluster, project)
     wait_for(
@@ -499,6 +509,7 @@ def test_stop_then_resume(ray_cluster: RayCluster, tmp_path: Path) -> None:
                if run.info.status == "KILLED"]  # fmt: skip
     assert cut_off and all(run.data.tags["tuner.killed"] == "interrupted" for run in cut_off)
 
+    release.touch()
     resumed = tuner(ray_cluster, project, "resume", "cluster-stop")
     assert resumed.returncode == 0, resumed.stderr
     final = wait_until_job_ends(ray_cluster, project, "cluster-stop")

@@ -159,7 +159,9 @@ def test_a_running_sweep_refreshes_its_plots_in_mlflow(tmp_path: Path) -> None:
         "mode": "max",
         "num_samples": 4,
         "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "config": {"epochs": 20},  # 4 s a trial, about 8 s of fit on 2 slots
+        # 12 s a trial, about 24 s of fit on 2 slots: the second wave runs long enough
+        # for a redraw to land after the first trials finish, on a loaded machine too.
+        "config": {"epochs": 60},
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
     # Redrawn every 2 s while it runs; never at its end, so what MLflow holds came live.

@@ -289,7 +289,8 @@ SOME_FAIL_AT_ONCE_CODE = """
     def fit(config):
         if config["x"] < 0.5:
             raise RuntimeError("bad setup")
-        for epoch in range(1, 6):
+        # 60 s: still running when fail fast stops the sweep, however slow the machine.
+        for epoch in range(1, 31):
             time.sleep(2)
             tune.report({"epoch": epoch, "loss": config["x"] / epoch})
 """

@@ -233,7 +233,9 @@ def test_ctrl_c_stops_the_sweep_and_resume_finishes_it(tmp_path: Path) -> None:
     runs = client.search_runs([experiment.experiment_id])
     assert {r.info.status for r in runs} == {"KILLED"}, "no run may be left RUNNING"
     cut_off = [r for r in runs if r.data.tags.get("tuner.killed") == "interrupted"]
-    assert cut_off and all(r.data.metrics["loss"] > 0 for r in cut_off)
+    # A trial started just before Ctrl-C has a run but may have no result yet.
+    losses = [r.data.metrics["loss"] for r in cut_off if "loss" in r.data.metrics]
+    assert losses and all(loss > 0 for loss in losses), "a cut-off run keeps its results"
 
     resumed = run_cli("resume", "slow", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

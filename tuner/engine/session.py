@@ -60,6 +60,20 @@ class _NoMissingResultFileLine(logging.Filter):
         return not record.getMessage().startswith("Remote file not found")
 
 
+class _NoSlowStepLine(logging.Filter):
+    """Ray Tune's "The `...` operation took 0.8 s, which may be a performance bottleneck",
+    logged for any step of its loop over 0.5 s once the driver is a minute old: the
+    driver's own bookkeeping (scheduler, searcher, tuner's callbacks) on a busy machine,
+    nothing the sweep's user can act on, and a line through the progress table. Ray's
+    threshold is read when ray.tune is imported, before tuner can set it; a user who
+    sets TUNE_WARN_THRESHOLD_S asked for the lines and gets them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "TUNE_WARN_THRESHOLD_S" in os.environ:
+            return True
+        return "which may be a performance bottleneck" not in record.getMessage()
+
+
 class _NoAuthEnabledLine(logging.Filter):
     """Ray's note on each embedded start that token auth is on, with how to turn it off:
     auth stays on and the note is no news. Its warning that auth is *off* still shows."""
@@ -93,6 +107,7 @@ def quiet_driver_output() -> None:
         ("ray.tune.analysis.experiment_analysis", _NoMissingResultsLine),
         ("ray._private.authentication.authentication_token_setup", _NoAuthEnabledLine),
         ("ray.tune.logger.logger", _NoMissingResultFileLine),
+        ("ray.tune.utils.util", _NoSlowStepLine),
     ):
         ray_logger = logging.getLogger(name)
         if not any(isinstance(f, line_filter) for f in ray_logger.filters):
