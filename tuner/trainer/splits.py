@@ -76,15 +76,15 @@ def fold_problem(arrays: Arrays, task: Task, folds: int) -> str | None:
     index_rest, _ = _holdout(arrays, task)
     if task == "regression":
         if len(index_rest) < folds:
-            return f"{folds} folds of {len(index_rest)} rows (outside the test split)"
+            return f"{folds} folds, but only {len(index_rest)} rows outside the test split"
         return None
-    classes, counts = np.unique(arrays.labels[index_rest], return_counts=True)
-    if counts.min() < folds:
-        # Stratified: every fold validates on each class, so each needs a row per fold.
-        scarce = classes[counts.argmin()].item()
+    # Stratified: every fold validates on each class, so each needs a row per fold. The
+    # labels are class indices by now: say how many rows, not which class.
+    fewest = np.unique(arrays.labels[index_rest], return_counts=True)[1].min()
+    if fewest < folds:
         return (
-            f"{folds} folds, but class {scarce!r} has {counts.min()} rows outside the "
-            "test split: each class needs one per fold"
+            f"{folds} folds, but the rarest class has {fewest} rows outside the test split: "
+            "each class needs one per fold"
         )
     return None
 
