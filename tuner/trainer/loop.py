@@ -189,7 +189,8 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
 
     A `schedule` trains in segments: where its values change, the next segment goes on
     from the last one's state with the new values, as a PBT trial goes on from a copied
-    checkpoint (tuner.trainer.resume).
+    checkpoint (tuner.trainer.resume). Under `cv_folds` a segment trains every fold in
+    lockstep and yields their combined epochs (tuner.trainer.folds).
     """
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     start = resume.epoch + 1 if resume is not None else 1
