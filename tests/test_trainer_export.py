@@ -16,8 +16,9 @@ from sklearn import datasets
 from tuner.trainer import artifacts
 from tuner.trainer.artifacts import export_model
 from tuner.trainer.checkpoint import save_state
-from tuner.trainer.data import SPLIT_SEED, TEST_FRACTION, Task
+from tuner.trainer.data import Task
 from tuner.trainer.loop import run_epochs
+from tuner.trainer.splits import SPLIT_SEED, TEST_FRACTION
 
 
 def checkpoint(tmp_path: Path, config: dict[str, Any], task: Task) -> str:

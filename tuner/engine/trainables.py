@@ -268,7 +268,7 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
     if spec.params.keys() & DATA_KNOBS:
         return  # searched data sources are checked by each trial
-    from tuner.trainer.data import DataError, DataSource, load_arrays, model_problem
+    from tuner.trainer.data import DataError, DataSource, fold_problem, load_arrays, model_problem
 
     knobs = builtin.knobs.model_validate(spec.config)
     searched = spec.params.get("model")
@@ -290,3 +290,20 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
             problem = model_problem(model, arrays.features.shape[1:])
             if problem is not None:
                 raise SpecError(None, key, problem)
+    # Each class needs a row per fold: check the most folds the sweep may train.
+    folds, folds_key = _most_folds(spec, knobs.cv_folds)
+    if folds > 1:
+        problem = fold_problem(arrays, builtin.task, folds)  # type: ignore[arg-type]
+        if problem is not None:
+            where = source.data_path or f"dataset {source.dataset!r}"
+            raise SpecError(None, folds_key, f"{where}: {problem}")
+
+
+def _most_folds(spec: SweepSpec, fixed: int) -> tuple[int, str]:
+    """The largest cv_folds a trial of `spec` may draw, and the key that sets it."""
+    searched = spec.params.get("cv_folds")
+    if isinstance(searched, IntParam):
+        return int(searched.high), "params.cv_folds"
+    if isinstance(searched, CategoricalParam | GridParam):
+        return max(int(option) for option in searched.options), "params.cv_folds"
+    return fixed, "config.cv_folds"

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tuner.trainer.checkpoint import load_state
-from tuner.trainer.data import Splits, Task, load_splits
+from tuner.trainer.data import Splits, Task, model_splits
 from tuner.trainer.knobs import KNOBS_BY_TASK, TrainerKnobs
 from tuner.trainer.loop import predict, score, to_tensors
 from tuner.trainer.losses import build_loss
@@ -64,15 +64,16 @@ def export_model(checkpoint_dir: str) -> tuple[nn.Module, Any]:
     """The trained model on raw samples, and a few raw validation rows as its MLflow
     input example."""
     restored = restore(checkpoint_dir)
-    splits = load_splits(restored.knobs, restored.task)
+    splits = model_splits(restored.knobs, restored.task)
     example = splits.val.features[:5] * splits.feature_std + splits.feature_mean
     return RawInputs(restored.model, splits).eval(), example.astype("float32")
 
 
 def test_metrics(checkpoint_dir: str) -> dict[str, float]:
-    """The trained model on the test split, which the search never saw: run once, at the end."""
+    """The trained model on the test split, which the search never saw: run once, at the end.
+    Under cv_folds the model is fold 0's, and the test split standardized as its data."""
     restored = restore(checkpoint_dir)
-    splits = load_splits(restored.knobs, restored.task)
+    splits = model_splits(restored.knobs, restored.task)
     features, labels = to_tensors(splits.test)
     outputs = predict(restored.model, features, device=torch.device("cpu"))
     return score(outputs, labels, build_loss(restored.knobs), splits, "test")

@@ -1,8 +1,13 @@
-"""Trainer state <-> a directory that Ray Tune persists as a checkpoint."""
+"""Trainer state <-> a directory that Ray Tune persists as a checkpoint.
+
+A cross-validated trial's (`cv_folds`) is fold 0's state, as any other trial's (so
+exports, fine-tuning and `tuner best` read fold 0's model), with the trial's knobs and
+early stopping, and every fold's own state in `folds`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +28,22 @@ class TrainerState:
     knobs: dict[str, Any]  # enough to rebuild the model without the sweep file
     feature_shape: list[int]
     outputs: int
+    # cv_folds: each fold's state, fold 0's too (its tensors saved once), as asdict's
+    folds: list[dict[str, Any]] | None = None
+
+
+def as_dict(state: TrainerState) -> dict[str, Any]:
+    """Shallow, unlike dataclasses.asdict: tensors shared with a fold are saved once."""
+    return {field.name: getattr(state, field.name) for field in fields(state)}
 
 
 def save_state(state: TrainerState, directory: str | Path) -> Path:
     path = Path(directory) / STATE_FILE
-    torch.save(asdict(state), path)
+    torch.save(as_dict(state), path)
     return path
 
 
 def load_state(directory: str | Path) -> TrainerState:
     # weights_only: a checkpoint is data, never code to execute.
     raw = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
-    return TrainerState(**raw)
+    return TrainerState(**raw)  # one written before `folds` existed has none

@@ -1,68 +1,48 @@
 """Data for the built-in trainers: built-in sets or the user's file, split and standardized.
 
 Numpy only (no torch), so `tuner validate` can load and check a data file before any
-trial starts. The split uses its own fixed seed: every trial sees the same validation
-set, and the test split stays unseen by the search.
+trial starts. How the rows are split (with a fixed seed, into folds too) is
+tuner.trainer.splits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 from sklearn import datasets
-from sklearn.model_selection import train_test_split
 
 from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
+from tuner.trainer.splits import (
+    SPLIT_SEED,
+    Splits,
+    Task,
+    fold_indices,
+    fold_problem,
+    fold_splits,
+    split_arrays,
+)
 
 # What the trainers, the engine and the tracking import from here; the file readers
-# and their types live in data_files.
+# and their types live in data_files, the splitting in splits.
 __all__ = [
     "Arrays",
     "DataError",
     "DataSource",
     "Splits",
     "Task",
+    "fold_indices",
+    "fold_problem",
+    "fold_splits",
     "load_arrays",
     "load_splits",
     "model_problem",
+    "model_splits",
     "split_arrays",
 ]
-
-Task = Literal["classification", "regression"]
-
-SPLIT_SEED = 20240601
-VAL_FRACTION = 0.2
-TEST_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: Arrays
-    val: Arrays
-    test: Arrays
-    feature_shape: tuple[int, ...]  # one sample: (F,), (T, F) or (C, H, W)
-    num_classes: int  # 0 for regression
-    target_mean: float = 0.0  # regression targets are standardized; metrics undo it
-    target_std: float = 1.0
-    # The training split's per-feature mean and std that standardized every split: new
-    # samples are scored after the same (x - mean) / std.
-    feature_mean: np.ndarray | None = None
-    feature_std: np.ndarray | None = None
-
-    def standardize(self, features: np.ndarray) -> np.ndarray:
-        """New raw samples as the model saw its training data."""
-        assert self.feature_mean is not None and self.feature_std is not None
-        standardized: np.ndarray = (features - self.feature_mean) / self.feature_std
-        return standardized.astype(np.float32)
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.feature_shape) == 3
 
 
 @dataclass(frozen=True)
@@ -205,64 +185,33 @@ def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:
     return None
 
 
-# --- splitting -------------------------------------------------------------------------
-
-
-def split_arrays(arrays: Arrays, task: Task) -> Splits:
-    """Train/validation/test with a fixed seed, standardized on the training split only."""
-    n = len(arrays.labels)
-    stratify = arrays.labels if task == "classification" else None
-    index_rest, index_test = train_test_split(
-        np.arange(n), test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=stratify
-    )
-    index_train, index_val = train_test_split(
-        index_rest,
-        test_size=VAL_FRACTION / (1 - TEST_FRACTION),
-        random_state=SPLIT_SEED,
-        stratify=None if stratify is None else stratify[index_rest],
-    )
-    train_features = arrays.features[index_train]
-    # Sequences: per feature over all samples and steps. A recurrent or conv1d layer reads
-    # every step with the same weights, so a value must mean the same at every step.
-    axes = (0, 1) if train_features.ndim == 3 else (0,)
-    mean = train_features.mean(axis=axes)
-    std = train_features.std(axis=axes)
-    std[std == 0] = 1.0
-    target_mean, target_std = 0.0, 1.0
-    if task == "regression":
-        target_mean = float(arrays.labels[index_train].mean())
-        target_std = float(arrays.labels[index_train].std()) or 1.0
-
-    def part(index: np.ndarray) -> Arrays:
-        features = ((arrays.features[index] - mean) / std).astype(np.float32)
-        labels = arrays.labels[index]
-        if task == "regression":
-            labels = ((labels - target_mean) / target_std).astype(np.float32)
-        return Arrays(features, labels)
-
-    return Splits(
-        train=part(index_train),
-        val=part(index_val),
-        test=part(index_test),
-        feature_shape=tuple(arrays.features.shape[1:]),
-        num_classes=int(arrays.labels.max()) + 1 if task == "classification" else 0,
-        target_mean=target_mean,
-        target_std=target_std,
-        feature_mean=mean,
-        feature_std=std,
-    )
+# --- splits, cached ---------------------------------------------------------------------
 
 
 @lru_cache(maxsize=8)
-def _cached_splits(source: DataSource, task: Task) -> Splits:
+def _cached_splits(source: DataSource, task: Task, folds: int) -> tuple[Splits, ...]:
     arrays = load_arrays(source, task)
+    where = source.data_path or f"dataset {source.dataset!r}"
     try:
-        return split_arrays(arrays, task)
+        if folds == 1:
+            return (split_arrays(arrays, task),)
+        problem = fold_problem(arrays, task, folds)
+        if problem is None:
+            return tuple(fold_splits(arrays, task, folds))
     except ValueError as exc:  # scikit-learn's stratified split: too few rows per class
-        where = source.data_path or f"dataset {source.dataset!r}"
         raise DataError("config.data_path", f"{where}: cannot split: {exc}") from None
+    raise DataError("config.cv_folds", f"{where}: {problem}")
 
 
-def load_splits(knobs: TrainerKnobs, task: Task) -> Splits:
-    """Cached per process: a reused Ray actor loads and splits its data once."""
-    return _cached_splits(DataSource.of(knobs), task)
+def load_splits(knobs: TrainerKnobs, task: Task, fold: int | None = None) -> Splits:
+    """Cached per process: a reused Ray actor loads and splits its data once.
+
+    `fold`: that fold's splits under `cv_folds` (None: the splits without folds)."""
+    if fold is None:
+        return _cached_splits(DataSource.of(knobs), task, 1)[0]
+    return _cached_splits(DataSource.of(knobs), task, knobs.cv_folds)[fold]
+
+
+def model_splits(knobs: TrainerKnobs, task: Task) -> Splits:
+    """The splits a checkpoint's `model` trained on: fold 0's under `cv_folds`."""
+    return load_splits(knobs, task, 0 if knobs.cv_folds > 1 else None)

@@ -128,6 +128,11 @@ class TrainerKnobs(BaseModel):
     patience: Annotated[int, Field(ge=0, le=10_000)] = 0
     min_delta: NonNegative = 0.0
 
+    # cross-validation: the rows outside the test split make K folds (stratified for a
+    # classifier); a trial trains a model per fold and reports the mean over folds (and
+    # each val metric's std); 1 is off
+    cv_folds: Annotated[int, Field(ge=1, le=20)] = 1
+
     # A fixed schedule of the knobs that may change mid-training: {epoch: {knob: value}},
     # each entry in effect from that epoch on (what `tuner best` prints for a PBT sweep).
     schedule: dict[Annotated[int, Field(ge=1)], dict[str, Any]] | None = None

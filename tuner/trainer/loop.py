@@ -11,8 +11,8 @@ import contextlib
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,8 @@ from tuner.trainer.augment import augment, mixup
 from tuner.trainer.checkpoint import TrainerState, load_state, save_state
 from tuner.trainer.checkpoint_policy import CheckpointPlan, without_plan
 from tuner.trainer.data import Arrays, Splits, Task, load_splits
+from tuner.trainer.epoch import EarlyStopping, Epoch
+from tuner.trainer.folds import fold_seed, run_folds
 from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs, TrainerKnobs
 from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss, l1_penalty
 from tuner.trainer.models import build_model
@@ -38,30 +40,6 @@ from tuner.trainer.transfer import (
 
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number: the trial fails with this reason."""
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when validation loss has not improved by `min_delta` for `patience` epochs."""
-
-    patience: int
-    min_delta: float
-    best: float = math.inf
-    stale_epochs: int = 0
-
-    def update(self, val_loss: float) -> bool:
-        """Record an epoch's validation loss; True when training should stop."""
-        if val_loss < self.best - self.min_delta:
-            self.best, self.stale_epochs = val_loss, 0
-        else:
-            self.stale_epochs += 1
-        return 0 < self.patience <= self.stale_epochs
-
-    def reason(self) -> str:
-        return (
-            f"early stopping: val_loss did not improve by more than {self.min_delta:g} "
-            f"for {self.patience} epochs (best {self.best:.6g})"
-        )
 
 
 def pick_device() -> torch.device:
@@ -202,19 +180,6 @@ def class_report(outputs: Tensor, labels: Tensor, prefix: str) -> dict[str, floa
     }
 
 
-@dataclass
-class Epoch:
-    """One finished epoch: its metrics, and what a checkpoint of it would hold."""
-
-    metrics: dict[str, Any]
-    number: int  # 1-based
-    stop: bool  # the trainer's own early stopping ends the trial after this epoch
-    last: bool  # no epoch follows: the trainer stopped early, or this is the last epoch
-    # Built when called, so callers that keep no checkpoints skip copying weights and
-    # optimizer state. Valid until the generator resumes: the next epoch trains on.
-    state: Callable[[], TrainerState]
-
-
 def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) -> Iterator[Epoch]:
     """Train the built-in model on `config`, yielding after every epoch.
 
@@ -224,14 +189,16 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
 
     A `schedule` trains in segments: where its values change, the next segment goes on
     from the last one's state with the new values, as a PBT trial goes on from a copied
-    checkpoint (tuner.trainer.resume).
+    checkpoint (tuner.trainer.resume). Under `cv_folds` a segment trains every fold in
+    lockstep and yields their combined epochs (tuner.trainer.folds).
     """
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     start = resume.epoch + 1 if resume is not None else 1
     changes = sorted(epoch for epoch in knobs.schedule or {} if epoch > start)
+    run = _run_segment if knobs.cv_folds == 1 else partial(run_folds, _run_segment)
     for end in [*(epoch - 1 for epoch in changes), knobs.epochs]:
         segment = {**config, "schedule": None, **knobs.at_epoch(start)}
-        for epoch in _run_segment(segment, task, resume):
+        for epoch in run(segment, task, resume):
             yield epoch
             if epoch.stop:
                 return
@@ -242,13 +209,14 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
 
 
 def _run_segment(
-    config: dict[str, Any], task: Task, resume: TrainerState | None
+    config: dict[str, Any], task: Task, resume: TrainerState | None, fold: int | None = None
 ) -> Iterator[Epoch]:
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     device = pick_device()
-    splits = load_splits(knobs, task)
+    splits = load_splits(knobs, task, fold)  # fold: one of cv_folds (tuner.trainer.folds)
     train_data, val_data = to_tensors(splits.train), to_tensors(splits.val)
-    torch.manual_seed(knobs.seed)
+    seed = fold_seed(knobs.seed, fold)
+    torch.manual_seed(seed)
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
     start_from_checkpoint(model, knobs, splits.feature_shape, resuming=resume is not None)
     optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
@@ -273,7 +241,7 @@ def _run_segment(
         started = time.perf_counter()
         lr = float(optimizer.param_groups[0]["lr"])
         # Batch order and augmentation depend on (seed, epoch): a resumed trial replays.
-        generator = torch.Generator().manual_seed(knobs.seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         train_loss = train_epoch(
             model, optimizer, train_loss_fn, train_data, knobs, generator, device,
             schedule if per_batch else None,
