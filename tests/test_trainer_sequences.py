@@ -151,7 +151,8 @@ def test_a_sequence_model_on_tabular_data_is_one_line_from_validate(tmp_path: Pa
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
         "error: sweep.yaml: config.model: 'lstm' needs sequences: an .npz whose features are "
-        "(N, T, F); this data is tabular, one sample (13,)"
+        "(N, T, F), or a .parquet whose feature columns hold lists; this data is tabular, "
+        "one sample (13,)"
     ]
 
 

@@ -181,7 +181,10 @@ def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:
     if model in TORCHVISION_BLOCKS and (len(feature_shape) != 3 or feature_shape[0] not in (1, 3)):
         return f"{model!r} reads grey or RGB images (N, 1 or 3, H, W); {this}"
     if model in SEQUENCE_MODELS and len(feature_shape) != 2:
-        return f"{model!r} needs sequences: an .npz whose features are (N, T, F); {this}"
+        return (
+            f"{model!r} needs sequences: an .npz whose features are (N, T, F), "
+            f"or a .parquet whose feature columns hold lists; {this}"
+        )
     return None
 
 

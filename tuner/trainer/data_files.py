@@ -10,6 +10,7 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def _read_bytes(location: str) -> bytes:
     return path.read_bytes()
 
 
-def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
+def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -> Arrays:
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
 
@@ -73,12 +74,51 @@ def _read_table(location: str, raw: bytes, label_column: str) -> Arrays:
         raise DataError(
             "config.data_path", f"{location}: no feature columns besides {label_column!r}"
         )
+    labels = frame[label_column].to_numpy()
+    listed = [str(c) for c in features.columns if _holds_lists(features[c])]
+    if listed:
+        return Arrays(_sequences(location, features, listed, sequences), labels)
     text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
     if text:
         raise DataError(
             "config.data_path", f"{location}: feature columns must be numeric: {', '.join(text)}"
         )
-    return Arrays(features.to_numpy(dtype=np.float32), frame[label_column].to_numpy())
+    return Arrays(features.to_numpy(dtype=np.float32), labels)
+
+
+def _holds_lists(column: Any) -> bool:
+    first = column.iloc[0] if len(column) else None
+    return isinstance(first, list | tuple | np.ndarray)
+
+
+def _sequences(location: str, features: Any, listed: list[str], sequences: bool) -> np.ndarray:
+    """Parquet sequences: one column per feature, each cell that feature's T steps,
+    stacked to (N, T, F) for the sequence models."""
+    if not sequences:
+        raise DataError(
+            "config.model",
+            f"{location}: its columns {', '.join(listed[:5])} hold lists, which are sequences: "
+            "use model gru, lstm or conv1d",
+        )
+    plain = [str(c) for c in features.columns if str(c) not in listed]
+    if plain:
+        raise DataError(
+            "config.data_path",
+            f"{location}: sequences need every feature column to hold lists (one value per "
+            f"step); these hold single values: {', '.join(plain[:5])}",
+        )
+    try:
+        columns = [np.stack(features[c].map(np.asarray).to_list()) for c in listed]
+        stacked = np.stack(columns, axis=-1).astype(np.float32)
+    except (ValueError, TypeError):
+        raise DataError(
+            "config.data_path",
+            f"{location}: every sequence must have the same number of numeric steps, in "
+            "every row and feature column",
+        ) from None
+    if stacked.ndim != 3:
+        raise DataError("config.data_path", f"{location}: a cell holds nested lists, not steps")
+    return stacked
 
 
 def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> Arrays:
@@ -112,7 +152,8 @@ def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> 
 def read_file(location: str, label_column: str, sequences: bool = False) -> Arrays:
     """A user's .csv, .parquet or .npz file, from a local path or an s3:// URI.
 
-    `sequences`: read a 3-D .npz as (N, T, F) sequences rather than (N, H, W) images."""
+    `sequences`: read a 3-D .npz as (N, T, F) sequences rather than (N, H, W) images;
+    a .parquet whose feature columns hold lists is sequences (N, T, F) only."""
     if not location.endswith(FILE_SUFFIXES):
         raise DataError(
             "config.data_path",
@@ -122,4 +163,4 @@ def read_file(location: str, label_column: str, sequences: bool = False) -> Arra
     raw = _read_bytes(location)
     if location.endswith(".npz"):
         return _read_npz(location, raw, label_column, sequences)
-    return _read_table(location, raw, label_column)
+    return _read_table(location, raw, label_column, sequences)
