@@ -136,7 +136,7 @@ def test_a_pbt_sweep_the_scheduler_cannot_run_is_one_line(
             {"kind": "pbt", "mutations": {"hidden": {"type": "int", "low": 8, "high": 64}}},
             None,
             "scheduler.mutations.hidden: 'hidden' cannot change while a trial trains (it "
-            "shapes the model, the data or the run); mutable: beta1, beta2, class_weight, cutout, "
+            "shapes the model, the data or the run); mutable: beta1, beta2, class_weights, cutout, "
             "dropout, focal_gamma, grad_clip, input_noise, l1, label_smoothing, lr, "
             "mixup_alpha, momentum, optimizer, random_flip, random_shift, weight_decay",
         ),
@@ -144,7 +144,7 @@ def test_a_pbt_sweep_the_scheduler_cannot_run_is_one_line(
             {"kind": "pbt"},
             {"hidden": {"type": "int", "low": 8, "high": 64}},
             "scheduler.mutations: none of the searched params can change while a trial "
-            "trains; list the mutations (mutable: beta1, beta2, class_weight",
+            "trains; list the mutations (mutable: beta1, beta2, class_weights",
         ),
         (
             {"kind": "pbt", "mutations": {"grad_clip": {"type": "float", "low": -1, "high": 2}}},

@@ -345,8 +345,8 @@ def test_balanced_weighting_makes_a_rare_class_mistake_cost_more() -> None:
         assert weighted > 2 * plain, loss
 
 
-def test_class_weight_balanced_trains_a_real_model() -> None:
-    config = {"dataset": "wine", "epochs": 5, "class_weight": "balanced", "lr": 0.01}
+def test_class_weights_balanced_trains_a_real_model() -> None:
+    config = {"dataset": "wine", "epochs": 5, "class_weights": "balanced", "lr": 0.01}
     epochs = list(run_epochs(config, "classification", None))
     assert len(epochs) == 5
     assert epochs[-1].metrics["val_accuracy"] > 0.8

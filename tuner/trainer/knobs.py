@@ -252,7 +252,7 @@ class ClassifierKnobs(TrainerKnobs):
     focal_gamma: Annotated[float, Field(ge=0, le=10)] = 2.0
     # balanced: each class weighs n / (k * n_class) in the training loss, as scikit-learn's
     # class_weight="balanced"; validation and test scores stay unweighted
-    class_weight: Literal["none", "balanced"] = "none"
+    class_weights: Literal["none", "balanced"] = "none"
 
     @model_validator(mode="after")
     def _loss_coherent(self) -> ClassifierKnobs:
@@ -309,6 +309,6 @@ MUTABLE_KNOBS = frozenset(
     {
         "lr", "optimizer", "momentum", "beta1", "beta2", "weight_decay", "l1", "dropout",
         "input_noise", "random_shift", "random_flip", "cutout", "mixup_alpha",
-        "label_smoothing", "focal_gamma", "class_weight", "huber_delta", "grad_clip",
+        "label_smoothing", "focal_gamma", "class_weights", "huber_delta", "grad_clip",
     }
 )  # fmt: skip

@@ -225,7 +225,7 @@ def _run_segment(
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
     loss_fn = build_loss(knobs)  # scores validation (and test) as they are
     train_loss_fn = loss_fn
-    if isinstance(knobs, ClassifierKnobs) and knobs.class_weight == "balanced":
+    if isinstance(knobs, ClassifierKnobs) and knobs.class_weights == "balanced":
         weights = balanced_class_weights(train_data[1], splits.num_classes).to(device)
         train_loss_fn = build_loss(knobs, weights)
     stopper = EarlyStopping(knobs.patience, knobs.min_delta)
