@@ -434,6 +434,14 @@ def test_a_preempted_worker_costs_at_most_an_epoch(ray_cluster: RayCluster, tmp_
         assert [epoch for epoch, _ in epochs[moved:]] == list(range(epochs[moved][0], 9))
     (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-preempt")
     assert parent.data.tags["tuner.restarted_trials"] == str(len(restarted))
+    # The training redone: the epoch in flight (1 s), and the one it ran again at most.
+    lost = {run.info.run_id: float(run.data.tags["tuner.lost_work_s"]) for run in runs}
+    for run in runs:
+        assert (0 < lost[run.info.run_id] < 4) == (run in restarted), lost
+    assert float(parent.data.tags["tuner.lost_work_s"]) == pytest.approx(
+        sum(lost.values()), abs=0.1
+    )
+    assert final["lost_work_s"] == pytest.approx(sum(lost.values()), abs=0.1)
     logs = tuner(ray_cluster, project, "logs", "cluster-preempt")
     assert "preempted" in logs.stdout
 

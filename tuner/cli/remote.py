@@ -199,6 +199,8 @@ def status(
                 )
             if counts.held:
                 line += f"; held {held_line(counts.held)} by the trials that ended"
+            if counts.lost_work_s:
+                line += f"; {counts.lost_work_s:.1f} s of training redone after restarts"
             if INTERRUPTED.lower() in counts.by_state:
                 line += f"; `tuner resume {job.sweep}` finishes it"
         elif problem:

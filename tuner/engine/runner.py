@@ -297,7 +297,7 @@ def _run_tracked(
         end_tags = {
             "tuner.failed_trials": str(failed),
             "tuner.stopped_early": str(len(early_stops)),
-            "tuner.restarted_trials": str(restarted),
+            **tracker.restart_tags(),
             # The sweep run's description in MLflow's UI.
             "mlflow.note.content": sweep_note(spec, len(results), len(early_stops), failed, best),
         }

@@ -22,6 +22,7 @@ from tuner.tracking.tags import (
     TAG_BEST_RUN,
     TAG_BEST_TRIAL,
     TAG_EXPERIMENT_PATH,
+    TAG_LOST_WORK,
     TAG_PARENT,
     TAG_RESTARTS,
     TAG_ROLE,
@@ -40,6 +41,7 @@ class ExistingRun:
     stopped_early: bool
     restarts: int
     held: Held = field(default_factory=Held)  # resource-hours its trial held before
+    lost_work_s: float = 0.0  # training it redid after restarts, before this resume
 
 
 # Runs per search_runs request: MLflow answers at most 50,000, and fewer, larger pages
@@ -86,6 +88,7 @@ def existing_trial_runs(
             stopped_early=TAG_STOPPED_EARLY in tags,
             restarts=int(tags.get(TAG_RESTARTS, "0")),
             held=held_before(run.data.metrics),
+            lost_work_s=float(tags.get(TAG_LOST_WORK, "0") or 0),
         )
     return existing
 

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS
 from tuner.tracking.runs import child_runs, find_sweep_run
-from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_SUBMISSION, TAG_TRIAL_ID
+from tuner.tracking.tags import TAG_LOST_WORK, TAG_STOPPED_EARLY, TAG_SUBMISSION, TAG_TRIAL_ID
 
 INTERRUPTED = "INTERRUPTED"
 
@@ -30,6 +30,8 @@ class TrialCounts:
     best_trial: str | None
     # cpu_hours, gpu_hours and (priced) cost_usd of the trials that ended so far
     held: dict[str, float] = field(default_factory=dict)
+    # training redone after restarts (a lost worker), summed over the trials' runs
+    lost_work_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +41,7 @@ class TrialCounts:
             "best_value": self.best_value,
             "best_trial": self.best_trial,
             "held": self.held,
+            "lost_work_s": self.lost_work_s,
         }
 
 
@@ -60,6 +63,7 @@ def trial_counts(
     children = child_runs(client, experiment_id, parent.info.run_id)
     states: Counter[str] = Counter()
     held: dict[str, float] = {}
+    lost_work = 0.0
     best: tuple[float, str] | None = None
     for run in children:
         tags = run.data.tags
@@ -72,6 +76,7 @@ def trial_counts(
         for key in (CPU_HOURS, GPU_HOURS, COST_USD):
             if key in run.data.metrics:
                 held[key] = held.get(key, 0.0) + run.data.metrics[key]
+        lost_work += _seconds(tags.get(TAG_LOST_WORK))
         value = run.data.metrics.get(metric) if metric else None
         if value is not None and value == value and (best is None or sign * value > best[0]):
             best = (sign * value, tags.get(TAG_TRIAL_ID, run.info.run_id))
@@ -82,4 +87,12 @@ def trial_counts(
         best_value=sign * best[0] if best else None,
         best_trial=best[1] if best else None,
         held=held,
+        lost_work_s=lost_work,
     )
+
+
+def _seconds(tag: str | None) -> float:
+    try:
+        return float(tag) if tag else 0.0
+    except ValueError:  # a tag someone edited: it counts for nothing
+        return 0.0

@@ -17,6 +17,7 @@ from tuner.search.pbt import Lineage
 from tuner.spec.schema import CostPrices
 from tuner.tracking.cost import CostLedger
 from tuner.tracking.datasets import DatasetFields
+from tuner.tracking.lost_work import LostWork, seconds_text
 from tuner.tracking.node_prices import NodePrices
 from tuner.tracking.results import (
     as_number,
@@ -33,6 +34,7 @@ from tuner.tracking.tags import (
     TAG_EXPLOIT,
     TAG_EXPLOITS,
     TAG_KILLED,
+    TAG_LOST_WORK,
     TAG_PARENT,
     TAG_RESTART_REASON,
     TAG_RESTARTS,
@@ -81,6 +83,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self.restarts: dict[str, int] = {}  # trial id -> restarts from a checkpoint
         self.errors: dict[str, str] = {}  # trial id -> its error's line, in order of failure
         self.cost = CostLedger()
+        self.lost_work = LostWork()  # training redone after restarts, per trial
         self._prices = prices
         # Without the sweep file's prices, each node's own (a cluster's instance table).
         self._node_prices = NodePrices() if prices is None else None
@@ -96,6 +99,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
                 self._last_logged[trial_id] = (run.last_step, math.inf)
             if run.restarts:
                 self.restarts[trial_id] = run.restarts
+            if run.lost_work_s:
+                self.lost_work.seconds[trial_id] = run.lost_work_s
             if run.stopped_early:
                 self._early_stops.add(trial_id)
             self.cost.carry_over(trial_id, run.held)
@@ -107,6 +112,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.cost.start(trial.trial_id, *_placed(trial))
+        self.lost_work.started(trial.trial_id)
         # A restored trial runs again in the run it had: reopen that run once.
         existing = self._existing.pop(trial.trial_id, None)
         if existing is not None:
@@ -166,8 +172,11 @@ class TrialTracker(Callback):  # type: ignore[misc]
         step = result_step(result)
         tune_iteration = as_number(result.get("training_iteration")) or 0.0
         last = self._last_logged.get(trial.trial_id)
-        # A trial restarted from an older checkpoint re-reports epochs: log each once.
-        if last is not None and (step, tune_iteration) <= last:
+        # A trial restarted from an older checkpoint re-reports epochs: log each once,
+        # and count their training as lost work.
+        repeated = last is not None and (step, tune_iteration) <= last
+        self.lost_work.result(trial.trial_id, result, repeated=repeated)
+        if repeated:
             return
         self._last_logged[trial.trial_id] = (step, tune_iteration)
         if isinstance(result.get("stop_reason"), str):
@@ -214,9 +223,14 @@ class TrialTracker(Callback):  # type: ignore[misc]
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         """A trial lost its worker and will restart from its last checkpoint."""
         self.cost.stop(trial.trial_id)  # held again from its restart
+        self.lost_work.worker_lost(trial.trial_id)
         restarts = self.restarts.get(trial.trial_id, 0) + 1
         self.restarts[trial.trial_id] = restarts
-        tags = {TAG_RESTARTS: str(restarts), TAG_RESTART_REASON: restart_reason(trial)}
+        tags = {
+            TAG_RESTARTS: str(restarts),
+            TAG_RESTART_REASON: restart_reason(trial),
+            TAG_LOST_WORK: seconds_text(self.lost_work.of(trial.trial_id)),
+        }
         self._writer.submit(SetTags(trial.trial_id, tags))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -226,6 +240,14 @@ class TrialTracker(Callback):  # type: ignore[misc]
         tags = self._checkpoint_tag(trial)
         tags[TAG_ERROR] = self.errors[trial.trial_id] = error_summary(trial)
         self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
+
+    def restart_tags(self) -> dict[str, str]:
+        """The sweep run's: trials that restarted after losing a worker, and the
+        training they redid."""
+        return {
+            "tuner.restarted_trials": str(len(self.restarts)),
+            TAG_LOST_WORK: seconds_text(self.lost_work.total()),
+        }
 
     def end_open_runs(self, reason: str) -> None:
         """Close the runs of trials cut off by an interrupt: KILLED, with the reason."""
@@ -241,6 +263,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
             Metric(key, value, now, step) for key, value in held.metrics(self._prices).items()
         )
         self._writer.submit(LogMetrics(trial_id, points))
+        tags = {**tags, TAG_LOST_WORK: seconds_text(self.lost_work.of(trial_id))}
         self._writer.submit(EndRun(trial_id, status, tags))
 
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
