@@ -362,36 +362,22 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
     assert "best trial" in logs.stdout
 
 
-def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3_and_outlives_a_lost_node(
+def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
     write_project(project, "cluster-pbt", scheduler={
         "kind": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5,
     }, config={
-        "epochs": 8, "epoch_seconds": 0.6, "log_dir": str(project / "logs"),
+        "epochs": 8, "epoch_seconds": 0.2, "log_dir": str(project / "logs"),
     })  # fmt: skip
     submit(ray_cluster, project)
-    # A worker is preempted while the population trains, as with ASHA.
-    wait_for(
-        lambda: sum(len(epochs) >= 2 for epochs in epochs_run(project).values()) >= 2,
-        "two trials to run two epochs",
-    )
-    victim = ray_cluster.workers.pop(0)
-    drain_with_ray(ray_cluster.cluster.address, victim.node_id)(
-        Notice(action="terminate", time=datetime.now(timezone.utc) + timedelta(minutes=2))
-    )
-    ray_cluster.cluster.remove_node(victim, allow_graceful=False)
-    ray_cluster.workers.append(add_worker(ray_cluster.cluster))
-
     final = wait_until_job_ends(ray_cluster, project, "cluster-pbt")
     assert_succeeded(ray_cluster, project, final)
     assert final["by_state"] == {"finished": 4}
     runs = trial_runs(ray_cluster.tracking_uri, "cluster-pbt")
     exploited = [run for run in runs if "tuner.exploit" in run.data.tags]
     assert exploited, "the weaker half copied a stronger trial's checkpoint from S3"
-    restarted = [run for run in runs if "tuner.restarts" in run.data.tags]
-    assert restarted and {r.data.tags["tuner.restart_reason"] for r in restarted} == {"preempted"}
     client = MlflowClient(ray_cluster.tracking_uri)
     for run in runs:
         steps = logged_steps(ray_cluster.tracking_uri, run.info.run_id)
