@@ -126,7 +126,7 @@ def check_trainable(spec: SweepSpec) -> None:
             )
     _check_knobs(spec, builtin.knobs)
     _check_mutations(spec, builtin.knobs)
-    _check_torchvision(spec)
+    _check_torchvision(spec, builtin.knobs.model_validate(spec.config))
     _check_data(spec, builtin)
 
 
@@ -246,16 +246,18 @@ def dataset_of(spec: SweepSpec) -> DatasetFields | None:
     return dataset_fields(DataSource.of(knobs), splits)
 
 
-def _check_torchvision(spec: SweepSpec) -> None:
-    """A torchvision body needs a torchvision that imports beside this torch."""
+def _sweep_models(spec: SweepSpec, configured: str) -> tuple[str, list[str]]:
+    """The models a sweep's trials may build, and the key that names them."""
     searched = spec.params.get("model")
-    named = (
-        [str(o) for o in searched.options]
-        if isinstance(searched, CategoricalParam | GridParam)
-        else []
-    )
-    key = "params.model" if named else "config.model"
-    for model in named or [str(spec.config.get("model", ""))]:
+    if isinstance(searched, CategoricalParam | GridParam):
+        return "params.model", [str(option) for option in searched.options]
+    return "config.model", [configured]
+
+
+def _check_torchvision(spec: SweepSpec, knobs: TrainerKnobs) -> None:
+    """A torchvision body needs a torchvision that imports beside this torch."""
+    key, models = _sweep_models(spec, knobs.model)
+    for model in models:
         if model in TORCHVISION_BLOCKS:
             from tuner.trainer.vision import torchvision_problem  # imports torch
 
@@ -271,11 +273,7 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     from tuner.trainer.data import DataError, DataSource, fold_problem, load_arrays, model_problem
 
     knobs = builtin.knobs.model_validate(spec.config)
-    searched = spec.params.get("model")
-    models: list[str] = [knobs.model]
-    if isinstance(searched, CategoricalParam | GridParam):
-        models = [str(option) for option in searched.options]
-    key = "params.model" if searched is not None else "config.model"
+    key, models = _sweep_models(spec, knobs.model)
     # Sequence models read a 3-D .npz as (N, T, F), the others as grey images: load it
     # each way the sweep's models will.
     for sequences in sorted({model in SEQUENCE_MODELS for model in models}):

@@ -10,9 +10,12 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 FILE_SUFFIXES = (".csv", ".parquet", ".npz")
 
@@ -35,13 +38,19 @@ class Arrays:
 # --- readers ---------------------------------------------------------------------------
 
 
+def s3_filesystem() -> pyarrow.fs.S3FileSystem:
+    """S3 as a trial reads it (data, image folders, init_from checkpoints), at the
+    endpoint `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` names, if any."""
+    import pyarrow.fs
+
+    from tuner.defaults import s3_endpoint
+
+    return pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
+
+
 def _read_bytes(location: str) -> bytes:
     if location.startswith("s3://"):
-        import pyarrow.fs
-
-        from tuner.defaults import s3_endpoint
-
-        filesystem = pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
+        filesystem = s3_filesystem()
         try:
             with filesystem.open_input_stream(location.removeprefix("s3://")) as stream:
                 return bytes(stream.readall())

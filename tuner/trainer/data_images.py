@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tuner.trainer.data_files import Arrays, DataError
+from tuner.trainer.data_files import Arrays, DataError, s3_filesystem
 
 if TYPE_CHECKING:
     import pyarrow.fs
@@ -80,10 +80,7 @@ def _filesystem(location: str) -> tuple[pyarrow.fs.FileSystem, str]:
     import pyarrow.fs
 
     if location.startswith("s3://"):
-        from tuner.defaults import s3_endpoint
-
-        root = location.removeprefix("s3://").rstrip("/")
-        return pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint()), root
+        return s3_filesystem(), location.removeprefix("s3://").rstrip("/")
     root = os.path.abspath(os.path.expanduser(location))
     return pyarrow.fs.LocalFileSystem(), root
 

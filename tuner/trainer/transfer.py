@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from tuner.trainer.checkpoint import STATE_FILE, TrainerState
+from tuner.trainer.data_files import s3_filesystem
 from tuner.trainer.knobs import ARCHITECTURE_KNOBS, TrainerKnobs
 
 FROZEN = "_tuner_frozen"  # set on a frozen batch norm: the training loop keeps it in eval
@@ -55,9 +56,7 @@ def _read(location: str) -> bytes:
     if location.startswith("s3://"):
         import pyarrow.fs
 
-        from tuner.defaults import s3_endpoint
-
-        filesystem = pyarrow.fs.S3FileSystem(endpoint_override=s3_endpoint())
+        filesystem = s3_filesystem()
         key = location.removeprefix("s3://").rstrip("/")
         if filesystem.get_file_info(key).type == pyarrow.fs.FileType.Directory:
             key = f"{key}/{STATE_FILE}"
