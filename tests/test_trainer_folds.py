@@ -15,8 +15,8 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_cli
+from tests.test_trainer_sequences import refusal, sweep
 from tuner import load_spec
-from tuner.spec import SpecError
 from tuner.tracking.tags import TAG_PARENT, TAG_ROLE
 from tuner.trainer import artifacts
 from tuner.trainer.checkpoint import TrainerState, load_state, save_state
@@ -226,27 +226,6 @@ def test_a_checkpoint_with_other_folds_is_refused(tmp_path: Path) -> None:
 # --- refusals -------------------------------------------------------------------------------
 
 
-def sweep(folder: Path, config: dict[str, Any], params: dict[str, Any] | None = None) -> Path:
-    spec = {
-        "name": "folds",
-        "trainable": "builtin:classifier",
-        "metric": "val_accuracy",
-        "mode": "max",
-        "params": params or {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "config": config,
-    }
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def refusal(path: Path) -> SpecError:
-    with pytest.raises(SpecError) as caught:
-        load_spec(path)
-    assert "\n" not in str(caught.value)
-    return caught.value
-
-
 @pytest.mark.parametrize("bad", [0, 21, 2.5, True, "three"])
 def test_a_bad_cv_folds_is_one_line(bad: Any, tmp_path: Path) -> None:
     refused = refusal(sweep(tmp_path, {"dataset": "wine", "cv_folds": bad}))
@@ -287,7 +266,7 @@ def test_more_folds_than_a_classs_rows_is_one_line_before_any_trial(tmp_path: Pa
 @pytest.mark.e2e
 def test_a_cross_validated_sweep_shows_each_epochs_mean_and_std_in_mlflow(tmp_path: Path) -> None:
     config = {"dataset": "wine", "epochs": 3, "cv_folds": 3, "hidden": 16}
-    path = sweep(tmp_path, config)
+    path = sweep(tmp_path, config, name="folds")
     spec = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**spec, "num_samples": 2, "max_concurrent_trials": 2}))
     done = run_cli("run", path.name, cwd=tmp_path, timeout=300)

@@ -124,9 +124,15 @@ def test_sequence_models_read_batches_of_sequences_whatever_their_length() -> No
 # --- one clear line when the model cannot read the data ------------------------------------
 
 
-def sweep(folder: Path, config: dict[str, Any], params: dict[str, Any] | None = None) -> Path:
+def sweep(
+    folder: Path,
+    config: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    name: str = "sequences",
+) -> Path:
+    """A built-in classifier's sweep file in `folder`, searching lr unless told."""
     spec = {
-        "name": "sequences",
+        "name": name,
         "trainable": "builtin:classifier",
         "metric": "val_accuracy",
         "mode": "max",
