@@ -30,6 +30,11 @@ class TrainerState:
     outputs: int
     # cv_folds: each fold's state, fold 0's too (its tensors saved once), as asdict's
     folds: list[dict[str, Any]] | None = None
+    # Taken between two optimizer steps of epoch `epoch + 1` (a spot notice): where that
+    # epoch stands (tuner.trainer.steps.EpochPosition), its first lr and seconds so far.
+    within_epoch: dict[str, Any] | None = None
+    # A Tune checkpoint's own id: a mid-epoch checkpoint names the one it went on from.
+    checkpoint_id: str | None = None
 
 
 def as_dict(state: TrainerState) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S
 
 # Reserved config key; the knobs never see it.
 PLAN_KEY = "_tuner_checkpoint_plan"
+# The result key of an epoch that went on from a mid-epoch checkpoint (a spot notice's):
+# the seconds of that epoch's training the checkpoint kept, which no restart lost.
+RESUMED_WITHIN_EPOCH = "resumed_within_epoch_s"
 
 
 @dataclass(frozen=True)

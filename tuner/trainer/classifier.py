@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuner.trainer.loop import train
+from tuner.trainer.tune_trial import train
 
 
 def train_classifier(config: dict[str, Any]) -> None:

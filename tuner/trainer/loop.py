@@ -1,45 +1,49 @@
 """The training loop shared by the built-in classifier and regressor.
 
-Reports every epoch with `ray.tune.report` and writes a checkpoint (model, optimizer,
-schedule, early-stopping state, RNG) when the sweep's checkpoint plan says so, so a
-restarted trial resumes after its last checkpoint exactly as if it had never stopped.
+`run_epochs` trains a config and yields after every epoch what a checkpoint of it would
+hold (model, optimizer, schedule, early-stopping state, RNG), so a restarted trial
+resumes after its last checkpoint exactly as if it had never stopped; Ray Tune's side
+(reports, the checkpoint plan, spot notices) is tuner.trainer.tune_trial.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import tempfile
 import time
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from ray import tune
 from torch import Tensor, nn
 
-from tuner.trainer.augment import augment, mixup
-from tuner.trainer.checkpoint import TrainerState, load_state, save_state
-from tuner.trainer.checkpoint_policy import CheckpointPlan, without_plan
+from tuner.trainer.checkpoint import TrainerState
+from tuner.trainer.checkpoint_policy import RESUMED_WITHIN_EPOCH
 from tuner.trainer.data import Arrays, Splits, Task, load_splits
 from tuner.trainer.epoch import EarlyStopping, Epoch
 from tuner.trainer.folds import fold_seed, run_folds
-from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs, TrainerKnobs
-from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss, l1_penalty
+from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs
+from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss
 from tuner.trainer.models import build_model
 from tuner.trainer.optim import build_optimizer, build_schedule
 from tuner.trainer.resume import resume_training
-from tuner.trainer.transfer import (
-    keep_frozen_norms_in_eval,
-    parameter_groups,
-    start_from_checkpoint,
-)
+from tuner.trainer.steps import EpochPosition, TrainingDiverged, optimizer_steps, train_epoch
+from tuner.trainer.transfer import parameter_groups, start_from_checkpoint
+
+__all__ = ["TrainingDiverged", "run_epochs", "train_epoch"]
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss stopped being a finite number: the trial fails with this reason."""
+class MidEpochCheckpoints(Protocol):
+    """Who asks for a checkpoint inside an epoch (a spot notice), and keeps it."""
+
+    def pending(self) -> bool:
+        """Checkpoint at this optimizer step? Asked after every one: must be cheap."""
+        ...
+
+    def save(self, state: TrainerState) -> None:
+        """Keep the state; training goes on from it when this returns."""
+        ...
 
 
 def pick_device() -> torch.device:
@@ -53,88 +57,6 @@ def num_outputs(splits: Splits) -> int:
 
 def to_tensors(arrays: Arrays) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(arrays.features), torch.from_numpy(arrays.labels)
-
-
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    # bfloat16 needs no loss scaling; on the CPU autocast buys nothing here.
-    if enabled and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _batches(
-    n: int, batch_size: int, accumulate: int, generator: torch.Generator
-) -> Iterator[tuple[Tensor, float, bool]]:
-    """Each batch's sample indices, its share of its optimizer step, and whether that
-    step follows it.
-
-    `accumulate` batches make one step. A batch's loss is weighted by its share of its
-    group's samples, so the step follows the mean gradient over the group: one batch of
-    `accumulate * batch_size` for plain SGD, and a short last group still steps at full
-    strength. Groups end with the epoch, so a resumed trial replays the same steps.
-    """
-    order = torch.randperm(n, generator=generator)
-    group = batch_size * accumulate
-    for start in range(0, n, batch_size):
-        index = order[start : start + batch_size]
-        group_start = start - start % group
-        group_size = min(n, group_start + group) - group_start
-        yield index, len(index) / group_size, start + len(index) == group_start + group_size
-
-
-def optimizer_steps(n: int, knobs: TrainerKnobs) -> int:
-    """Optimizer steps in an epoch of `n` training samples."""
-    return math.ceil(math.ceil(n / knobs.batch_size) / knobs.accumulate_steps)
-
-
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn,
-    data: tuple[Tensor, Tensor],
-    knobs: TrainerKnobs,
-    generator: torch.Generator,
-    device: torch.device,
-    schedule_per_step: torch.optim.lr_scheduler.LRScheduler | None = None,
-) -> float:
-    """One pass over the training data; the mean training loss (with the L1 penalty)."""
-    model.train()
-    keep_frozen_norms_in_eval(model)
-    features, labels = data
-    mix = isinstance(knobs, ClassifierKnobs) and knobs.mixup_alpha > 0
-    total = torch.zeros((), device=device)
-    optimizer.zero_grad(set_to_none=True)
-    batches = _batches(len(labels), knobs.batch_size, knobs.accumulate_steps, generator)
-    for index, share, step_after in batches:
-        x = augment(features[index], knobs, generator).to(device, non_blocking=True)
-        y = labels[index].to(device, non_blocking=True)
-        with _autocast(device, knobs.amp):
-            if mix:
-                mixed = mixup(x, y, knobs.mixup_alpha, generator)  # type: ignore[attr-defined]
-                outputs = model(mixed.features)
-                loss = mixed.weight * loss_fn(outputs, mixed.labels) + (1 - mixed.weight) * loss_fn(
-                    outputs, mixed.partner_labels
-                )
-            else:
-                loss = loss_fn(model(x), y)
-            if knobs.l1:
-                loss = loss + knobs.l1 * l1_penalty(model)
-        (loss * share if share != 1 else loss).backward()
-        if step_after:
-            if knobs.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), knobs.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if schedule_per_step is not None:
-                schedule_per_step.step()
-        # Summed on the device: one host sync per epoch, not per batch.
-        total += loss.detach().float() * len(index)
-    mean = float(total) / len(labels)
-    if not math.isfinite(mean):
-        raise TrainingDiverged(
-            f"training loss became {mean} (exploding gradients?): lower lr, or set grad_clip"
-        )
-    return mean
 
 
 @torch.no_grad()
@@ -180,7 +102,12 @@ def class_report(outputs: Tensor, labels: Tensor, prefix: str) -> dict[str, floa
     }
 
 
-def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) -> Iterator[Epoch]:
+def run_epochs(
+    config: dict[str, Any],
+    task: Task,
+    resume: TrainerState | None,
+    mid_epoch: MidEpochCheckpoints | None = None,
+) -> Iterator[Epoch]:
     """Train the built-in model on `config`, yielding after every epoch.
 
     With `resume`, training goes on from that checkpoint's next epoch exactly as if it
@@ -191,11 +118,19 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
     from the last one's state with the new values, as a PBT trial goes on from a copied
     checkpoint (tuner.trainer.resume). Under `cv_folds` a segment trains every fold in
     lockstep and yields their combined epochs (tuner.trainer.folds).
+
+    `mid_epoch` may ask for a checkpoint between optimizer steps; `resume` may be one,
+    and the epoch it was taken in goes on from there. Under `cv_folds` it is not asked:
+    the folds' epochs end together, and the caller checkpoints there.
     """
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     start = resume.epoch + 1 if resume is not None else 1
     changes = sorted(epoch for epoch in knobs.schedule or {} if epoch > start)
-    run = _run_segment if knobs.cv_folds == 1 else partial(run_folds, _run_segment)
+    run = (
+        partial(_run_segment, mid_epoch=mid_epoch)
+        if knobs.cv_folds == 1
+        else partial(run_folds, _run_segment)
+    )
     for end in [*(epoch - 1 for epoch in changes), knobs.epochs]:
         segment = {**config, "schedule": None, **knobs.at_epoch(start)}
         for epoch in run(segment, task, resume):
@@ -209,7 +144,11 @@ def run_epochs(config: dict[str, Any], task: Task, resume: TrainerState | None) 
 
 
 def _run_segment(
-    config: dict[str, Any], task: Task, resume: TrainerState | None, fold: int | None = None
+    config: dict[str, Any],
+    task: Task,
+    resume: TrainerState | None,
+    fold: int | None = None,
+    mid_epoch: MidEpochCheckpoints | None = None,
 ) -> Iterator[Epoch]:
     knobs = KNOBS_BY_TASK[task].model_validate(config)
     device = pick_device()
@@ -231,20 +170,54 @@ def _run_segment(
     stopper = EarlyStopping(knobs.patience, knobs.min_delta)
 
     first_epoch = 1
+    within: dict[str, Any] = {}  # where the first epoch starts, if inside it
     if resume is not None:
         steps_done = resume.epoch * (steps_per_epoch if per_batch else 1)
         resume_training(resume, knobs, model, optimizer, schedule, steps_done)
         stopper = EarlyStopping(**resume.stopper)
         first_epoch = resume.epoch + 1
+        within = dict(resume.within_epoch or {})
+
+    def state(epoch: int, position: dict[str, Any] | None = None) -> TrainerState:
+        return TrainerState(
+            task=task,
+            epoch=epoch,
+            model=model.state_dict(),
+            optimizer=optimizer.state_dict(),
+            schedule=schedule.state_dict(),
+            stopper=stopper.__dict__.copy(),
+            rng=torch.get_rng_state(),
+            # Every knob, so the model rebuilds without the sweep file; the unused
+            # built-in dataset name is left out when the data came from a file.
+            knobs=knobs.model_dump(exclude={"dataset"} if knobs.data_path else set()),
+            feature_shape=list(splits.feature_shape),
+            outputs=num_outputs(splits),
+            within_epoch=position,
+        )
 
     for epoch in range(first_epoch, knobs.epochs + 1):
-        started = time.perf_counter()
-        lr = float(optimizer.param_groups[0]["lr"])
+        started = time.perf_counter() - within.get("seconds", 0.0)
+        # A per-batch schedule has moved on inside the epoch: report the epoch's first lr.
+        lr = within.get("lr", float(optimizer.param_groups[0]["lr"]))
         # Batch order and augmentation depend on (seed, epoch): a resumed trial replays.
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+        def keep_position(
+            position: EpochPosition, epoch: int = epoch, lr: float = lr, started: float = started
+        ) -> None:
+            assert mid_epoch is not None
+            seconds = time.perf_counter() - started
+            mid_epoch.save(state(epoch - 1, position.as_dict() | {"lr": lr, "seconds": seconds}))
+
+        start = None
+        if within:
+            start = EpochPosition(**{k: within[k] for k in EpochPosition.__dataclass_fields__})
         train_loss = train_epoch(
             model, optimizer, train_loss_fn, train_data, knobs, generator, device,
             schedule if per_batch else None,
+            start=start,
+            wants_position=mid_epoch.pending if mid_epoch is not None else None,
+            take_position=keep_position,
         )  # fmt: skip
         if not per_batch:
             schedule.step()
@@ -267,43 +240,11 @@ def _run_segment(
         }
         if stop:
             metrics["stop_reason"] = stopper.reason()
+        if within:
+            # This epoch's training that a mid-epoch checkpoint kept: not lost work.
+            metrics[RESUMED_WITHIN_EPOCH] = within["seconds"]
+            within = {}
 
-        def state(epoch: int = epoch) -> TrainerState:
-            return TrainerState(
-                task=task,
-                epoch=epoch,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                schedule=schedule.state_dict(),
-                stopper=stopper.__dict__.copy(),
-                rng=torch.get_rng_state(),
-                # Every knob, so the model rebuilds without the sweep file; the unused
-                # built-in dataset name is left out when the data came from a file.
-                knobs=knobs.model_dump(exclude={"dataset"} if knobs.data_path else set()),
-                feature_shape=list(splits.feature_shape),
-                outputs=num_outputs(splits),
-            )
-
-        yield Epoch(metrics, epoch, stop, stop or epoch == knobs.epochs, state)
+        yield Epoch(metrics, epoch, stop, stop or epoch == knobs.epochs, partial(state, epoch))
         if stop:
             return
-
-
-def train(config: dict[str, Any], task: Task) -> None:
-    """Ray Tune trainable body for the built-in trainers: report each epoch, checkpoint
-    when the plan says so (see tuner.trainer.checkpoint_policy)."""
-    plan = CheckpointPlan.from_config(config)
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            resume = load_state(directory)
-    last_saved = time.monotonic()
-    for epoch in run_epochs(without_plan(config), task, resume):
-        if not plan.due(epoch.number, time.monotonic() - last_saved, last=epoch.last):
-            tune.report(epoch.metrics)
-            continue
-        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
-            save_state(epoch.state(), directory)
-            tune.report(epoch.metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        last_saved = time.monotonic()

@@ -1,0 +1,146 @@
+"""One pass over the training data, in optimizer steps that can stop and resume.
+
+A spot interruption notice asks a trial to checkpoint now, not at its epoch's end: the
+pass stops at the next optimizer step's boundary, hands out where it stands
+(`EpochPosition`), and a restarted trial starts the same epoch from there, drawing the
+same batches, augmentations and mixup pairs as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tuner.trainer.augment import augment, mixup
+from tuner.trainer.knobs import ClassifierKnobs, TrainerKnobs
+from tuner.trainer.losses import LossFn, l1_penalty
+from tuner.trainer.transfer import keep_frozen_norms_in_eval
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number: the trial fails with this reason."""
+
+
+@dataclass
+class EpochPosition:
+    """Where a pass stands between two optimizer steps."""
+
+    next_sample: int  # offset in the epoch's sample order of the first batch not yet trained
+    generator: Tensor  # the epoch's generator after the batches done (augment, mixup)
+    loss_sum: float  # the batches done: their summed loss, weighted by their sizes
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# After each optimizer step: does the caller want the position now? (cheap: every step)
+StepCheck = Callable[[], bool]
+# Given the position it wanted; training goes on when it returns.
+PositionSink = Callable[[EpochPosition], None]
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    # bfloat16 needs no loss scaling; on the CPU autocast buys nothing here.
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def batches(
+    order: Tensor, batch_size: int, accumulate: int, first_sample: int = 0
+) -> Iterator[tuple[Tensor, float, bool]]:
+    """Each batch's sample indices, its share of its optimizer step, and whether that
+    step follows it, from `first_sample` (a step's boundary) on.
+
+    `accumulate` batches make one step. A batch's loss is weighted by its share of its
+    group's samples, so the step follows the mean gradient over the group: one batch of
+    `accumulate * batch_size` for plain SGD, and a short last group still steps at full
+    strength. Groups end with the epoch, so a resumed trial replays the same steps.
+    """
+    n = len(order)
+    group = batch_size * accumulate
+    for start in range(first_sample, n, batch_size):
+        index = order[start : start + batch_size]
+        group_start = start - start % group
+        group_size = min(n, group_start + group) - group_start
+        yield index, len(index) / group_size, start + len(index) == group_start + group_size
+
+
+def optimizer_steps(n: int, knobs: TrainerKnobs) -> int:
+    """Optimizer steps in an epoch of `n` training samples."""
+    return math.ceil(math.ceil(n / knobs.batch_size) / knobs.accumulate_steps)
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    data: tuple[Tensor, Tensor],
+    knobs: TrainerKnobs,
+    generator: torch.Generator,
+    device: torch.device,
+    schedule_per_step: torch.optim.lr_scheduler.LRScheduler | None = None,
+    *,
+    start: EpochPosition | None = None,
+    wants_position: StepCheck | None = None,
+    take_position: PositionSink | None = None,
+) -> float:
+    """One pass over the training data; the mean training loss (with the L1 penalty).
+
+    `generator` is the epoch's, freshly seeded: its first draw orders the samples. With
+    `start` the pass goes on from that position; `wants_position` is asked after every
+    optimizer step, and when it says so `take_position` gets where the pass stands.
+    """
+    model.train()
+    keep_frozen_norms_in_eval(model)
+    features, labels = data
+    mix = isinstance(knobs, ClassifierKnobs) and knobs.mixup_alpha > 0
+    order = torch.randperm(len(labels), generator=generator)
+    total = torch.zeros((), device=device)
+    first_sample = 0
+    if start is not None:
+        generator.set_state(start.generator)
+        total += start.loss_sum
+        first_sample = start.next_sample
+    optimizer.zero_grad(set_to_none=True)
+    done = first_sample
+    steps = batches(order, knobs.batch_size, knobs.accumulate_steps, first_sample)
+    for index, share, step_after in steps:
+        done += len(index)
+        x = augment(features[index], knobs, generator).to(device, non_blocking=True)
+        y = labels[index].to(device, non_blocking=True)
+        with autocast(device, knobs.amp):
+            if mix:
+                mixed = mixup(x, y, knobs.mixup_alpha, generator)  # type: ignore[attr-defined]
+                outputs = model(mixed.features)
+                loss = mixed.weight * loss_fn(outputs, mixed.labels) + (1 - mixed.weight) * loss_fn(
+                    outputs, mixed.partner_labels
+                )
+            else:
+                loss = loss_fn(model(x), y)
+            if knobs.l1:
+                loss = loss + knobs.l1 * l1_penalty(model)
+        (loss * share if share != 1 else loss).backward()
+        # Summed on the device: one host sync per epoch, not per batch.
+        total += loss.detach().float() * len(index)
+        if step_after:
+            if knobs.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), knobs.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if schedule_per_step is not None:
+                schedule_per_step.step()
+            if wants_position is not None and take_position is not None and wants_position():
+                take_position(EpochPosition(done, generator.get_state(), float(total)))
+    mean = float(total) / len(labels)
+    if not math.isfinite(mean):
+        raise TrainingDiverged(
+            f"training loss became {mean} (exploding gradients?): lower lr, or set grad_clip"
+        )
+    return mean
