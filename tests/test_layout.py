@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "search": {"defaults", "spec"},
     "tracking": {"defaults", "spec", "search", "trainer"},
     "engine": {"defaults", "spec", "search", "tracking", "trainer"},
-    "cluster": {"defaults", "spec", "tracking", "engine"},
+    "cluster": {"defaults", "spec", "tracking", "engine", "trainer"},
     "cli": EVERYTHING | {""},  # the version lives in the public API
     # The public API (tuner/__init__.py) and `python -m tuner`.
     "": EVERYTHING,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import ray
@@ -117,3 +118,89 @@ def test_watcher_drains_its_node_on_a_spot_interruption_notice(
     # A drained node takes no new work: the task that needs it stays unscheduled.
     with pytest.raises(ray.exceptions.GetTimeoutError):
         ray.get(node_of_spot_task.remote(), timeout=5)
+
+
+@ray.remote(num_cpus=0, resources={"spot": 0.01})
+class TrialOnSpot:
+    """A trial's notice listener, on the spot worker."""
+
+    def __init__(self, trial_id: str) -> None:
+        from tuner.trainer.notices import NoticeListener
+
+        self.listener = NoticeListener(trial_id, ray.get_runtime_context().get_node_id())
+
+    def noticed(self) -> bool:
+        return self.listener.noticed()
+
+    def checkpointed(self) -> None:
+        self.listener.saved()
+
+
+def start_watcher(cluster: Cluster, worker_id: str, metadata: FakeMetadata, grace: float) -> Any:
+    return subprocess.Popen(
+        [*TUNER, "preemption-watch", "--address", cluster.address, "--node-id", worker_id,
+         "--metadata-url", metadata.url, "--poll-seconds", "0.1", "--grace-seconds", str(grace)],
+        env=cli_env({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def post_notice(metadata: FakeMetadata) -> None:
+    when = datetime.now(timezone.utc) + timedelta(minutes=2)
+    metadata.notice = {"action": "terminate", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_the_watcher_drains_once_the_nodes_trials_have_checkpointed(
+    cluster: tuple[Cluster, str], metadata: FakeMetadata
+) -> None:
+    ray_cluster, worker_id = cluster
+    trials = [TrialOnSpot.remote(f"trial-{i}") for i in range(2)]  # type: ignore[attr-defined]
+    watcher = start_watcher(ray_cluster, worker_id, metadata, grace=100)
+    try:
+        time.sleep(3)  # the watcher is up and the mailbox open; no notice yet
+        assert not any(ray.get([trial.noticed.remote() for trial in trials]))
+        # The listeners find the mailbox (they look every 10 s until one exists).
+        time.sleep(11)
+        post_notice(metadata)
+        noticed_at = time.monotonic()
+        wait_until(lambda: all(ray.get([t.noticed.remote() for t in trials])), "the notice")
+        assert time.monotonic() - noticed_at < 5, "each trial heard of it within seconds"
+        # One trial has its checkpoint, the other not yet: the node is not drained.
+        ray.get(trials[0].checkpointed.remote())
+        time.sleep(2)
+        assert watcher.poll() is None
+        assert ray.get(node_of_spot_task.remote(), timeout=60) == worker_id
+        ray.get(trials[1].checkpointed.remote())
+        stdout, stderr = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, stderr
+    assert "the node's trials have checkpointed" in stdout
+    assert f"drained node {worker_id} with reason PREEMPTION" in stdout
+
+
+def test_a_trial_that_never_checkpoints_holds_the_drain_only_for_the_grace_time(
+    cluster: tuple[Cluster, str], metadata: FakeMetadata
+) -> None:
+    ray_cluster, worker_id = cluster
+    silent = TrialOnSpot.remote("silent")  # type: ignore[attr-defined]
+    watcher = start_watcher(ray_cluster, worker_id, metadata, grace=4)
+    try:
+        time.sleep(14)  # the listener has found the mailbox
+        post_notice(metadata)
+        wait_until(lambda: ray.get(silent.noticed.remote()), "the notice")
+        stdout, stderr = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, stderr
+    assert "1 trial(s) had not checkpointed after 4 s: draining" in stdout
+    assert f"drained node {worker_id} with reason PREEMPTION" in stdout

@@ -7,6 +7,8 @@ records every trial under one parent run per sweep. The public API:
     result = run_sweep(spec, RunOptions(tracking_uri="sqlite:///mlflow.db"))
     print(result.best.value, result.best.params)
 
+and, in a trainable of your own, `tuner.should_checkpoint()` (a spot notice came).
+
 Heavy modules (Ray, torch, MLflow) load on first use of `run_sweep` / `resume_sweep`,
 so `load_spec` stays cheap. The packages, by concern (dependencies point down):
 
@@ -47,6 +49,7 @@ __all__ = [
     "parse_spec",
     "resume_sweep",
     "run_sweep",
+    "should_checkpoint",
 ]
 
 
@@ -62,6 +65,14 @@ def resume_sweep(sweep_name: str, options: RunOptions | None = None) -> SweepRes
     from tuner.engine.runner import resume_sweep as _resume_sweep
 
     return _resume_sweep(sweep_name, options)
+
+
+def should_checkpoint() -> bool:
+    """In a trainable of your own: has a spot notice asked this trial to checkpoint now?
+    See tuner.trainer.notices.should_checkpoint."""
+    from tuner.trainer.notices import should_checkpoint as _should_checkpoint
+
+    return _should_checkpoint()
 
 
 def __getattr__(name: str) -> Any:

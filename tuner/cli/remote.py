@@ -261,24 +261,45 @@ def preemption_watch(
         str, typer.Option(help="EC2 instance metadata service (IMDSv2).")
     ] = "http://169.254.169.254",
     poll_seconds: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 5.0,
+    grace_seconds: Annotated[
+        float, typer.Option(min=0, help="Most seconds to wait for the trials' checkpoints.")
+    ] = 60.0,
 ) -> None:
-    """Run on a spot worker: drain its Ray node when EC2 announces an interruption."""
+    """Run on a spot worker: when EC2 announces an interruption, have the node's trials
+    checkpoint now, then drain the node."""
     import subprocess
 
-    from tuner.cluster.preemption import MetadataService, drain_with_ray, watch
+    from tuner.cluster.preemption import (
+        MetadataService,
+        Notice,
+        TrialWarning,
+        drain_with_ray,
+        watch,
+    )
 
-    log = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+
+    def log(line: str) -> None:
+        console.print(line, markup=False)
+
+    trials = TrialWarning(address, node_id, grace_seconds)
+    drain = drain_with_ray(address, node_id)
+
+    def warn_then_drain(notice: Notice) -> None:
+        trials.warn(notice, log)
+        drain(notice)
+
     try:
         notice = watch(
             MetadataService(metadata_url),
-            drain_with_ray(address, node_id),
+            warn_then_drain,
             poll_seconds,
-            log=lambda line: log.print(line, markup=False),
+            log=log,
+            between_polls=lambda: trials.connect(log),
         )
     except subprocess.CalledProcessError as exc:
         fail(f"ray drain-node failed with exit status {exc.returncode}", EXIT_FAILED)
-    log.print(
-        f"drained node {node_id or '(this node)'} with reason PREEMPTION; "
-        f"{notice.seconds_left()} s left before EC2 acts",
-        markup=False,
+    log(
+        f"drained node {trials.node_id or node_id or '(this node)'} with reason PREEMPTION; "
+        f"{notice.seconds_left()} s left before EC2 acts"
     )
