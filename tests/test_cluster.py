@@ -8,6 +8,7 @@ they kill a worker node (a spot preemption) and the driver (a lost head process)
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from typing import Any
 
 import boto3
 import pytest
+import torch
 import yaml
 from mlflow import MlflowClient
 from moto.server import ThreadedMotoServer
@@ -35,8 +37,10 @@ from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
 
 from bench.servers import free_port, new_database, running_mlflow_server
-from tests.conftest import run_cli
+from tests.conftest import TUNER, cli_env, run_cli
+from tests.fake_imds import FakeMetadata
 from tuner.cluster.preemption import Notice, drain_with_ray
+from tuner.trainer.loop import run_epochs
 
 pytestmark = pytest.mark.e2e
 
@@ -285,8 +289,8 @@ def sweep_runs(tracking_uri: str, sweep: str) -> list[Any]:
     return list(client.search_runs([experiment.experiment_id], "tags.`tuner.role` = 'sweep'"))
 
 
-def logged_steps(tracking_uri: str, run_id: str) -> list[int]:
-    history = MlflowClient(tracking_uri).get_metric_history(run_id, "score")
+def logged_steps(tracking_uri: str, run_id: str, metric: str = "score") -> list[int]:
+    history = MlflowClient(tracking_uri).get_metric_history(run_id, metric)
     return sorted(point.step for point in history)
 
 
@@ -557,3 +561,80 @@ def test_wrong_token_and_bad_input_are_one_line_errors(
     unknown = tuner(ray_cluster, project, "logs", "no-such-sweep")
     assert unknown.returncode == 1
     assert "no sweep or job named 'no-such-sweep'" in unknown.stderr
+
+
+def test_a_spot_notice_costs_seconds_not_the_epoch_in_flight(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    victim = ray_cluster.workers[0]
+    metadata = FakeMetadata()
+    watcher = subprocess.Popen(
+        [*TUNER, "preemption-watch", "--address", ray_cluster.cluster.address,
+         "--node-id", victim.node_id, "--metadata-url", metadata.url, "--poll-seconds", "0.2"],
+        env=cli_env(ray_cluster.env()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert watcher.stdout is not None
+        # The mailbox is open before the trials start: they hear of a notice at once.
+        assert "will hear of a spot notice" in watcher.stdout.readline()
+        project = tmp_path / "project"
+        # Epochs of several seconds (about 5,000 optimizer steps), and no checkpoint
+        # before the last epoch's unless a notice asks for one.
+        knobs = {
+            "dataset": "synthetic", "synthetic_samples": 100_000, "epochs": 3,
+            "batch_size": 16, "hidden": 32, "dropout": 0.1, "seed": 3,
+        }  # fmt: skip
+        write_project(
+            project, "cluster-notice", trainable="builtin:classifier", metric="val_accuracy",
+            num_samples=2, params={"lr": {"type": "float", "low": 1e-3, "high": 3e-3}},
+            checkpoint={"every_epochs": 1, "min_interval_s": 3600}, config=knobs,
+        )  # fmt: skip
+        submit(ray_cluster, project)
+        client = MlflowClient(ray_cluster.tracking_uri)
+
+        def both_past_epoch_1() -> bool:
+            if client.get_experiment_by_name("cluster-notice") is None:
+                return False  # the driver has not started yet
+            runs = trial_runs(ray_cluster.tracking_uri, "cluster-notice")
+            return len(runs) == 2 and all(
+                client.get_metric_history(run.info.run_id, "val_accuracy") for run in runs
+            )
+
+        wait_for(both_past_epoch_1, "both trials to finish their first epoch")
+        metadata.post_notice()
+        told, _ = watcher.communicate(timeout=120)
+    finally:
+        watcher.kill()
+        metadata.server.shutdown()
+    assert watcher.returncode == 0, told
+    took = float(told.split("the node's trials have checkpointed (")[1].split(" s)")[0])
+    assert took < 5, told
+    assert f"drained node {victim.node_id} with reason PREEMPTION" in told
+    ray_cluster.workers.remove(victim)
+    ray_cluster.cluster.remove_node(victim, allow_graceful=False)  # EC2 takes it
+    ray_cluster.workers.append(add_worker(ray_cluster.cluster))
+
+    final = wait_until_job_ends(ray_cluster, project, "cluster-notice")
+    assert_succeeded(ray_cluster, project, final)
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-notice")
+    (restarted,) = [run for run in runs if "tuner.restarts" in run.data.tags]
+    assert restarted.data.tags["tuner.restart_reason"] == "preempted"
+    for run in runs:
+        assert logged_steps(ray_cluster.tracking_uri, run.info.run_id, "val_accuracy") == [1, 2, 3]
+    # It went on from inside the epoch in flight, and lost under 2 s of training.
+    (resumed,) = client.get_metric_history(restarted.info.run_id, "resumed_within_epoch_s")
+    assert resumed.step in (2, 3) and resumed.value > 0
+    assert float(restarted.data.tags["tuner.lost_work_s"]) < 2
+    # Its weights are those of a run that was never interrupted, bit for bit.
+    lr = float(restarted.data.params["lr"])
+    (straight,) = [e for e in run_epochs({**knobs, "lr": lr}, "classification", None) if e.last]
+    location = restarted.data.tags["tuner.checkpoint"].removeprefix(f"s3://{BUCKET}/")
+    body = boto3.client("s3", endpoint_url=ray_cluster.s3_endpoint).get_object(
+        Bucket=BUCKET, Key=f"{location}/state.pt"
+    )["Body"]
+    weights = torch.load(io.BytesIO(body.read()), weights_only=True)["model"]
+    for name, tensor in straight.state().model.items():
+        assert torch.equal(weights[name], tensor), name

@@ -7,6 +7,7 @@ import pytest
 
 from tuner.tracking import lost_work
 from tuner.tracking.lost_work import LostWork
+from tuner.trainer.checkpoint_policy import RESUMED_WITHIN_EPOCH
 
 
 @pytest.fixture
@@ -44,3 +45,25 @@ def test_a_slow_failure_counts_no_more_than_an_epoch(clock: list[float]) -> None
     lost.worker_lost("b")
     assert lost.of("b") == pytest.approx(1.0)
     assert lost.of("never-restarted") == 0.0
+
+
+def test_a_trial_resumed_inside_its_epoch_lost_nothing_of_it(clock: list[float]) -> None:
+    lost = LostWork()
+    lost.started("c")
+    clock[0] += 10.0
+    lost.result("c", {"time_this_iter_s": 10.0}, repeated=False)
+    # A spot notice 6 s into epoch 2: it checkpoints there, waits, and its node goes.
+    clock[0] += 40.0
+    lost.worker_lost("c")
+    assert lost.of("c") == pytest.approx(10.0)  # until the restart says otherwise
+    lost.started("c")
+    clock[0] += 4.5
+    lost.result("c", {"time_this_iter_s": 4.5, RESUMED_WITHIN_EPOCH: 6.0}, repeated=False)
+    assert lost.of("c") == 0.0
+    # A later loss without a notice counts as before.
+    clock[0] += 3.0
+    lost.worker_lost("c")
+    lost.started("c")
+    clock[0] += 10.0
+    lost.result("c", {"time_this_iter_s": 10.0}, repeated=False)
+    assert lost.of("c") == pytest.approx(3.0)

@@ -3,13 +3,10 @@ interruption: a fake IMDSv2 server on 127.0.0.1 and a real two-node Ray cluster.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,45 +15,9 @@ from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
 from tests.conftest import TUNER, cli_env
+from tests.fake_imds import FakeMetadata
 
 pytestmark = pytest.mark.ray
-
-TOKEN = "imds-session-token"
-
-
-class FakeMetadata:
-    """IMDSv2 as a spot worker sees it: a session token, then 404 until a notice exists."""
-
-    def __init__(self) -> None:
-        self.notice: dict[str, str] | None = None
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                if self.path == "/latest/api/token":
-                    self._send(200, TOKEN)
-                else:
-                    self._send(404, "")
-
-            def do_GET(self) -> None:
-                if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
-                    self._send(401, "")  # IMDSv2: no token, no answer
-                elif self.path != "/latest/meta-data/spot/instance-action" or not fake.notice:
-                    self._send(404, "")
-                else:
-                    self._send(200, json.dumps(fake.notice))
-
-            def _send(self, code: int, body: str) -> None:
-                self.send_response(code)
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture
@@ -147,11 +108,6 @@ def start_watcher(cluster: Cluster, worker_id: str, metadata: FakeMetadata, grac
     )  # fmt: skip
 
 
-def post_notice(metadata: FakeMetadata) -> None:
-    when = datetime.now(timezone.utc) + timedelta(minutes=2)
-    metadata.notice = {"action": "terminate", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
-
-
 def wait_until(condition: Any, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -170,7 +126,7 @@ def test_the_watcher_drains_once_the_nodes_trials_have_checkpointed(
         assert not any(ray.get([trial.noticed.remote() for trial in trials]))
         # The listeners find the mailbox (they look every 10 s until one exists).
         time.sleep(11)
-        post_notice(metadata)
+        metadata.post_notice()
         noticed_at = time.monotonic()
         wait_until(lambda: all(ray.get([t.noticed.remote() for t in trials])), "the notice")
         assert time.monotonic() - noticed_at < 5, "each trial heard of it within seconds"
@@ -196,7 +152,7 @@ def test_a_trial_that_never_checkpoints_holds_the_drain_only_for_the_grace_time(
     watcher = start_watcher(ray_cluster, worker_id, metadata, grace=4)
     try:
         time.sleep(14)  # the listener has found the mailbox
-        post_notice(metadata)
+        metadata.post_notice()
         wait_until(lambda: ray.get(silent.noticed.remote()), "the notice")
         stdout, stderr = watcher.communicate(timeout=60)
     finally:

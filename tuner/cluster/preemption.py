@@ -169,6 +169,7 @@ class TrialWarning:
             mailbox = open_mailbox()
             ray.get(mailbox.outstanding.remote(self.node_id), timeout=60)  # it is up
             self._mailbox = mailbox
+            log(f"trials on node {self.node_id} will hear of a spot notice")
         except Exception as exc:  # Ray not up yet: the next poll tries again
             if not self._failure_told:
                 log(f"cannot reach Ray to warn trials yet ({exc}); retrying")

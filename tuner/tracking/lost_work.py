@@ -8,6 +8,10 @@ sees: a repeated result's `time_this_iter_s`, and the time since the trial's las
 when Ray says it will restart, at most one epoch as long as its last (the rest of that
 wait is Ray noticing the loss, not training). What a driver that died itself lost is not seen: the
 repeats after `tuner resume` are counted, the epoch in flight is not.
+
+A trial that checkpointed inside its epoch on a spot notice, and then waited for its
+node to go, lost nothing of the epoch in flight: its first result after the restart
+says so (`RESUMED_WITHIN_EPOCH`), and that restart's estimate is taken back.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner.tracking.results import as_number
+from tuner.trainer.checkpoint_policy import RESUMED_WITHIN_EPOCH
 
 
 @dataclass
@@ -24,6 +29,7 @@ class LostWork:
     seconds: dict[str, float] = field(default_factory=dict)  # trial id -> lost so far
     _last_seen: dict[str, float] = field(default_factory=dict)  # monotonic clock
     _last_took: dict[str, float] = field(default_factory=dict)  # its last result's seconds
+    _in_flight: dict[str, float] = field(default_factory=dict)  # counted at its last restart
 
     def started(self, trial_id: str) -> None:
         self._last_seen[trial_id] = time.monotonic()
@@ -32,6 +38,9 @@ class LostWork:
         self._last_seen[trial_id] = time.monotonic()
         took = max(0.0, as_number(result.get("time_this_iter_s")) or 0.0)
         self._last_took[trial_id] = took
+        in_flight = self._in_flight.pop(trial_id, 0.0)
+        if RESUMED_WITHIN_EPOCH in result and in_flight:
+            self.seconds[trial_id] = max(0.0, self.seconds.get(trial_id, 0.0) - in_flight)
         if repeated:
             self.seconds[trial_id] = self.seconds.get(trial_id, 0.0) + took
 
@@ -43,6 +52,7 @@ class LostWork:
             epoch = self._last_took.get(trial_id)
             if epoch:
                 lost = min(lost, epoch)
+            self._in_flight[trial_id] = lost
             self.seconds[trial_id] = self.seconds.get(trial_id, 0.0) + lost
 
     def of(self, trial_id: str) -> float:
