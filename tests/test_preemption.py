@@ -3,10 +3,13 @@ interruption: a fake IMDSv2 server on 127.0.0.1 and a real two-node Ray cluster.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,6 +101,8 @@ class TrialOnSpot:
 
 
 def start_watcher(cluster: Cluster, worker_id: str, metadata: FakeMetadata, grace: float) -> Any:
+    """`tuner preemption-watch` for the spot worker; its first line says the trials there
+    will hear of a notice (its warnings go to stdout, Ray's noise to stderr)."""
     return subprocess.Popen(
         [*TUNER, "preemption-watch", "--address", cluster.address, "--node-id", worker_id,
          "--metadata-url", metadata.url, "--poll-seconds", "0.1", "--grace-seconds", str(grace)],
@@ -160,3 +165,43 @@ def test_a_trial_that_never_checkpoints_holds_the_drain_only_for_the_grace_time(
     assert watcher.returncode == 0, stderr
     assert "1 trial(s) had not checkpointed after 4 s: draining" in stdout
     assert f"drained node {worker_id} with reason PREEMPTION" in stdout
+
+
+def test_a_trainable_of_your_own_checkpoints_when_should_checkpoint_says_so(
+    cluster: tuple[Cluster, str], metadata: FakeMetadata, tmp_path: Path
+) -> None:
+    from ray import tune
+
+    from tests.trainables import checkpoints_on_notice
+
+    ray_cluster, worker_id = cluster
+    watcher = start_watcher(ray_cluster, worker_id, metadata, grace=100)
+    log = tmp_path / "steps.log"
+
+    def notice_at_step_5() -> None:
+        wait_until(lambda: log.exists() and "step 5" in log.read_text(), "step 5", 120)
+        metadata.post_notice()
+
+    try:
+        assert watcher.stdout is not None
+        assert "will hear of a spot notice" in watcher.stdout.readline()
+        threading.Thread(target=notice_at_step_5, daemon=True).start()
+        tuner = tune.Tuner(
+            tune.with_resources(checkpoints_on_notice, {"cpu": 1}),
+            param_space={"steps": 60, "step_seconds": 0.25, "log": str(log)},
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "runs"), verbose=0),
+        )
+        (result,) = tuner.fit()
+        told, _ = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert result.error is None
+    lines = log.read_text().splitlines()
+    (checkpointed,) = [line for line in lines if line.startswith("checkpoint")]
+    at = int(checkpointed.split()[1])
+    # Within a few steps of the notice, once; the watcher drained after it, not before.
+    assert 5 < at <= 5 + 20, lines
+    assert "the node's trials have checkpointed" in told
+    assert f"drained node {worker_id} with reason PREEMPTION" in told
+    with result.checkpoint.as_directory() as folder:
+        assert json.loads(Path(folder, "state.json").read_text()) == {"step": at}

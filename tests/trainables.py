@@ -166,3 +166,35 @@ def rugged(config: dict[str, Any]) -> None:
     tune.report(
         {"score": math.sin(40 * config["x"]) * math.cos(37 * config["y"]) + 3 * config["x"]}
     )
+
+
+def checkpoints_on_notice(config: dict[str, Any]) -> None:
+    """A trainable of your own that checkpoints when a spot notice asks (the README's
+    example): many short steps, a checkpoint only when `tuner.should_checkpoint()`."""
+    import json
+    import tempfile
+    import time
+
+    import tuner
+
+    step = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            step = json.loads(Path(folder, "state.json").read_text())["step"]
+    log = Path(config["log"])
+    while step < config["steps"]:
+        step += 1
+        time.sleep(config["step_seconds"])
+        with log.open("a") as lines:
+            lines.write(f"step {step}\n")
+        if not tuner.should_checkpoint():
+            tune.report({"step": step, "score": step})
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "state.json").write_text(json.dumps({"step": step}))
+            tune.report(
+                {"step": step, "score": step}, checkpoint=tune.Checkpoint.from_directory(folder)
+            )
+        with log.open("a") as lines:
+            lines.write(f"checkpoint {step}\n")
