@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -205,3 +206,22 @@ def test_a_trainable_of_your_own_checkpoints_when_should_checkpoint_says_so(
     assert f"drained node {worker_id} with reason PREEMPTION" in told
     with result.checkpoint.as_directory() as folder:
         assert json.loads(Path(folder, "state.json").read_text()) == {"step": at}
+
+
+def test_the_preemption_benchmark_measures_both_policies(tmp_path: Path) -> None:
+    # In its own process: it starts a cluster of its own and opts in to token auth.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.preemption", "--smoke", "--out", str(tmp_path)],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "preemption-smoke.json").read_text())
+    figures = result["epochs"]["1"]
+    assert set(figures) == {"per-epoch only", "on notice"}
+    # Per-epoch checkpoints had none yet half an epoch in: that half was trained twice.
+    assert figures["per-epoch only"]["median_lost_s"] > 0
+    assert figures["on notice"]["median_lost_s"] >= 0
+    assert (tmp_path / "preemption-smoke.md").read_text().startswith("| epoch | policy |")
