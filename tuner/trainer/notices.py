@@ -41,7 +41,9 @@ class NoticeMailbox:
     def __init__(self) -> None:
         self._deadlines: dict[str, float] = {}  # node id -> when EC2 acts (Unix time)
         self._posted: dict[str, asyncio.Event] = {}
-        self._listening: dict[str, set[str]] = {}  # node id -> trial ids
+        # Trials with a wait under way: alive, as a trial whose process died is not.
+        self._waiting: dict[str, set[str]] = {}
+        self._told: dict[str, set[str]] = {}  # node id -> trials that heard its notice
         self._saved: dict[str, set[str]] = {}
 
     def _event(self, node_id: str) -> asyncio.Event:
@@ -49,26 +51,40 @@ class NoticeMailbox:
 
     async def announce(self, node_id: str, deadline: float) -> None:
         self._deadlines[node_id] = deadline
+        told = self._told.setdefault(node_id, set())
+        told.update(self._waiting.get(node_id, set()))
         self._event(node_id).set()
 
     async def wait(self, node_id: str, trial_id: str, timeout_s: float) -> float | None:
         """The node's deadline once a notice for it arrives; None after `timeout_s`."""
-        self._listening.setdefault(node_id, set()).add(trial_id)
+        if node_id in self._deadlines:  # it came before this trial listened
+            self._told.setdefault(node_id, set()).add(trial_id)
+            return self._deadlines[node_id]
+        waiting = self._waiting.setdefault(node_id, set())
+        waiting.add(trial_id)
         try:
             await asyncio.wait_for(self._event(node_id).wait(), timeout_s)
         except asyncio.TimeoutError:
             return None
+        finally:
+            waiting.discard(trial_id)
         return self._deadlines[node_id]
 
     async def saved(self, node_id: str, trial_id: str) -> None:
         self._saved.setdefault(node_id, set()).add(trial_id)
 
     async def leave(self, node_id: str, trial_id: str) -> None:
-        self._listening.get(node_id, set()).discard(trial_id)
+        self._told.get(node_id, set()).discard(trial_id)
 
     async def outstanding(self, node_id: str) -> list[str]:
-        """The trials on the node that listen and have not checkpointed since its notice."""
-        return sorted(self._listening.get(node_id, set()) - self._saved.get(node_id, set()))
+        """The trials that heard the node's notice, are alive and have not checkpointed.
+
+        Only trials waiting when the notice came (or asking after it) count. One whose
+        process ended without leaving (a trainable of your own never leaves) stops
+        counting once its last wait runs out (at most LONG_POLL_S), instead of holding
+        every later drain on the node for the whole grace time.
+        """
+        return sorted(self._told.get(node_id, set()) - self._saved.get(node_id, set()))
 
 
 def open_mailbox() -> Any:
