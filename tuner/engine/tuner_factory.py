@@ -15,6 +15,7 @@ from ray.tune.search import Searcher
 from tuner.engine.budget import BudgetStop
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
+from tuner.engine.lost_workers import recover_trials_on_lost_workers
 from tuner.engine.population import lineage_of
 from tuner.engine.trainables import resolve_trainable
 from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
@@ -90,6 +91,7 @@ def build_tuner(
     start: StartingPoints = NOTHING,
 ) -> tune.Tuner:
     """`spec` is the sweep without its secrets (those are in `withheld`)."""
+    recover_trials_on_lost_workers()
     regret = RegretStop.shared(experiment.uri).watch(spec.stop_when)
     search_alg = build_search_algorithm(spec, early_stops, start, regret)
     user_trainable = resolve_trainable(spec.trainable)
@@ -163,6 +165,7 @@ def restore_tuner(
     """The experiment's Tuner as Ray Tune saved it: unfinished and errored trials resume
     from their latest checkpoints, finished ones stay finished, the searcher keeps its
     history."""
+    recover_trials_on_lost_workers()
     RegretStop.shared(experiment.uri).watch(spec.stop_when)  # the restored searcher asks it
     tuner = tune.Tuner.restore(
         experiment.path,

@@ -1,0 +1,68 @@
+"""A trial handed a reused worker that has died restarts instead of failing.
+
+On a cluster that worker died with its node (tuner/engine/lost_workers.py); here the
+worker dies while Ray Tune hands it to the next trial, which is the same moment for
+Ray Tune: a `reset` task on a dead worker, with the trial still PENDING.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from ray import tune
+
+from tuner.engine.lost_workers import recover_trials_on_lost_workers
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+class DiesWhenReused(tune.Trainable):  # type: ignore[misc]
+    """Reports once; its worker process dies when Ray Tune hands it to another trial."""
+
+    def step(self) -> dict[str, Any]:
+        return {"score": self.config["x"], "done": True}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        Path(checkpoint_dir, "x").write_text(str(self.config["x"]))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        pass
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        os._exit(1)  # the node went, taking this idle worker with it
+
+
+@pytest.fixture(scope="module")
+def one_cpu_ray() -> Iterator[None]:
+    ray.init(address="local", num_cpus=1, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def test_the_seam_fits_this_ray() -> None:
+    # A Ray whose controller changed would silently keep failing these trials.
+    assert recover_trials_on_lost_workers()
+    assert recover_trials_on_lost_workers()  # once per process, however often asked
+
+
+def test_a_trial_given_a_dead_reused_worker_restarts(one_cpu_ray: None, tmp_path: Path) -> None:
+    recover_trials_on_lost_workers()
+    results = tune.Tuner(
+        DiesWhenReused,
+        param_space={"x": tune.grid_search([1, 2])},
+        tune_config=tune.TuneConfig(reuse_actors=True),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    ).fit()
+    # The second trial was handed the first one's worker, which died: it restarted on
+    # a new worker and finished, as a trial that loses its worker mid-run does.
+    assert results.num_errors == 0
+    assert sorted(result.metrics["score"] for result in results) == [1, 2]
