@@ -103,3 +103,13 @@ def test_run_refuses_a_trial_whose_workers_outgrow_this_machine(
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {path}: {key}: each trial asks for {said}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]
+
+
+def test_validate_refuses_cv_folds_with_several_workers(tmp_path: Path) -> None:
+    path = tmp_path / "folds.yaml"
+    path.write_text(yaml.safe_dump(sweep({"workers": 2}, config={"cv_folds": 3})))
+    result = run_cli("validate", str(path), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {path}: config.cv_folds: cv_folds > 1 does not run")
