@@ -115,21 +115,28 @@ def quiet_driver_output() -> None:
 
 
 def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
-    """An embedded Ray would wait forever for a trial bigger than this machine: refuse it."""
+    """An embedded Ray would wait forever for a trial bigger than this machine: refuse it.
+
+    A multi-worker trial needs all its workers at once (workers x each one's share); the
+    Ray Train driver that coordinates them takes no CPU or GPU of its own."""
     cpus = num_cpus or os.cpu_count() or 1
     wanted = spec.resources_per_trial
-    if wanted.gpu > 0 and wanted.gpu > _gpu_count():
+    workers = wanted.workers
+    each = f"{workers} workers x " if workers > 1 else ""
+    what = "each trial asks for"
+    gpus = wanted.gpu * workers
+    if gpus > 0 and gpus > _gpu_count():
         raise SpecError(
             None,
             "resources_per_trial.gpu",
-            f"each trial asks for {wanted.gpu:g} GPU but this machine has {_gpu_count()}; "
+            f"{what} {each}{wanted.gpu:g} GPU but this machine has {_gpu_count()}; "
             "use gpu: 0 here, or run on a cluster with --address",
         )
-    if wanted.cpu > cpus:
+    if wanted.cpu * workers > cpus:
         raise SpecError(
             None,
-            "resources_per_trial.cpu",
-            f"each trial asks for {wanted.cpu:g} CPUs but this machine has {cpus}",
+            "resources_per_trial.workers" if workers > 1 else "resources_per_trial.cpu",
+            f"{what} {each}{wanted.cpu:g} CPUs but this machine has {cpus}",
         )
 
 

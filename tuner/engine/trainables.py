@@ -127,6 +127,9 @@ def check_trainable(spec: SweepSpec) -> None:
     _check_knobs(spec, builtin.knobs)
     _check_mutations(spec, builtin.knobs)
     _check_torchvision(spec, builtin.knobs.model_validate(spec.config))
+    folds, folds_key = _most_folds(spec, builtin.knobs.model_validate(spec.config).cv_folds)
+    if spec.resources_per_trial.distributed and folds > 1:
+        raise SpecError(None, folds_key, "cv_folds > 1 does not run with several workers yet")
     _check_data(spec, builtin)
 
 

@@ -11,7 +11,8 @@ from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.loader import parse_spec, read_spec, with_budget
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param, Scalar
 from tuner.spec.pbt import Pb2Scheduler, PbtScheduler
-from tuner.spec.schema import CheckpointPolicy, Resources, SweepSpec
+from tuner.spec.resources import Resources
+from tuner.spec.schema import CheckpointPolicy, SweepSpec
 from tuner.spec.searchers import (
     AshaScheduler,
     FifoScheduler,

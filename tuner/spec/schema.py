@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeGuard
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.budget import Budget
@@ -16,6 +16,7 @@ from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.pbt import check_pbt
+from tuner.spec.resources import Resources, check_workers
 from tuner.spec.searchers import (
     SINGLE_OBJECTIVE_SAMPLERS,
     Count,
@@ -32,28 +33,6 @@ from tuner.spec.strict import Strict
 
 # The most trials a sweep may ask for: Ray Tune holds every trial in the driver.
 MAX_TRIALS = 100_000
-# Ray counts resources in units of 1/10,000: a smaller fraction is 0, never scheduled.
-RESOURCE_UNIT = 0.0001
-
-
-class Resources(Strict):
-    cpu: Annotated[float, Field(gt=0)] = 1
-    # Fractional GPUs pack small trials on one device; they do not isolate memory.
-    gpu: Annotated[float, Field(ge=0)] = 0
-
-    @field_validator("cpu", "gpu")
-    @classmethod
-    def _in_ray_units(cls, amount: float) -> float:
-        if amount and (amount < RESOURCE_UNIT or abs(round(amount, 4) - amount) > 1e-12):
-            raise ValueError(f"Ray counts resources in steps of {RESOURCE_UNIT}; got {amount!r}")
-        return amount
-
-    @field_validator("gpu")
-    @classmethod
-    def _whole_gpus_above_one(cls, gpu: float) -> float:
-        if gpu > 1 and not float(gpu).is_integer():
-            raise ValueError(f"more than one GPU must be a whole number (got {gpu})")
-        return gpu
 
 
 class CheckpointPolicy(Strict):
@@ -140,6 +119,7 @@ class SweepSpec(Strict):
         self._first_trials_fit()
         check_pbt(self)
         check_stop_when(self)
+        check_workers(self.resources_per_trial, self.trainable, self.scheduler.kind)
         if self.register_as is not None and not self.trainable.startswith("builtin:"):
             raise KeyedProblem(
                 "register",

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tuner.trainer.checkpoint import TrainerState
 from tuner.trainer.checkpoint_policy import RESUMED_WITHIN_EPOCH
 from tuner.trainer.data import Arrays, Splits, Task, load_splits
+from tuner.trainer.distributed import ALONE, Shard
 from tuner.trainer.epoch import EarlyStopping, Epoch
 from tuner.trainer.folds import fold_seed, run_folds
 from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs
@@ -107,6 +108,7 @@ def run_epochs(
     task: Task,
     resume: TrainerState | None,
     mid_epoch: MidEpochCheckpoints | None = None,
+    shard: Shard = ALONE,
 ) -> Iterator[Epoch]:
     """Train the built-in model on `config`, yielding after every epoch.
 
@@ -122,12 +124,16 @@ def run_epochs(
     `mid_epoch` may ask for a checkpoint between optimizer steps; `resume` may be one,
     and the epoch it was taken in goes on from there. Under `cv_folds` it is not asked:
     the folds' epochs end together, and the caller checkpoints there.
+
+    `shard`: this process is one of a multi-worker trial's (tuner.trainer.distributed).
     """
     knobs = KNOBS_BY_TASK[task].model_validate(config)
+    if not shard.alone and knobs.cv_folds > 1:
+        raise ValueError("cv_folds > 1 does not run with several workers yet; use workers: 1")
     start = resume.epoch + 1 if resume is not None else 1
     changes = sorted(epoch for epoch in knobs.schedule or {} if epoch > start)
     run = (
-        partial(_run_segment, mid_epoch=mid_epoch)
+        partial(_run_segment, mid_epoch=mid_epoch, shard=shard)
         if knobs.cv_folds == 1
         else partial(run_folds, _run_segment)
     )
@@ -149,15 +155,17 @@ def _run_segment(
     resume: TrainerState | None,
     fold: int | None = None,
     mid_epoch: MidEpochCheckpoints | None = None,
+    shard: Shard = ALONE,
 ) -> Iterator[Epoch]:
     knobs = KNOBS_BY_TASK[task].model_validate(config)
-    device = pick_device()
+    device = torch.device(shard.device) if shard.device else pick_device()
     splits = load_splits(knobs, task, fold)  # fold: one of cv_folds (tuner.trainer.folds)
     train_data, val_data = to_tensors(splits.train), to_tensors(splits.val)
     seed = fold_seed(knobs.seed, fold)
     torch.manual_seed(seed)
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
     start_from_checkpoint(model, knobs, splits.feature_shape, resuming=resume is not None)
+    trained = shard.wrap(model)  # `model` itself is what checkpoints hold
     optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())
     steps_per_epoch = optimizer_steps(len(train_data[1]), knobs)
@@ -213,16 +221,18 @@ def _run_segment(
         if within:
             start = EpochPosition(**{k: within[k] for k in EpochPosition.__dataclass_fields__})
         train_loss = train_epoch(
-            model, optimizer, train_loss_fn, train_data, knobs, generator, device,
+            trained, optimizer, train_loss_fn, train_data, knobs, generator, device,
             schedule if per_batch else None,
             start=start,
             wants_position=mid_epoch.pending if mid_epoch is not None else None,
             take_position=keep_position,
+            shard=shard,
         )  # fmt: skip
         if not per_batch:
             schedule.step()
         predict_started = time.perf_counter()
-        outputs = predict(model, val_data[0], device)  # .cpu() waits for a GPU to finish
+        # Each worker predicts its part; all parts make the whole split's outputs.
+        outputs = shard.gather(predict(model, shard.part(val_data[0]), device))  # .cpu() syncs
         inference_s = time.perf_counter() - predict_started
         val = score(outputs, val_data[1], loss_fn, splits, "val")
         stop = stopper.update(val["val_loss"])

@@ -18,6 +18,8 @@ class Builtin:
     task: str
     # What it reports every epoch: a sweep's metric must be one of them.
     metrics: tuple[str, ...]
+    # What each Ray Train worker of a multi-worker trial runs ("module:function").
+    worker_function: str = ""
 
 
 BUILTINS: dict[str, Builtin] = {
@@ -34,6 +36,7 @@ BUILTINS: dict[str, Builtin] = {
             "num_params",
             "inference_ms",
         ),
+        "tuner.trainer.classifier:train_classifier_worker",
     ),
     "builtin:regressor": Builtin(
         "tuner.trainer.regressor:train_regressor",
@@ -49,5 +52,6 @@ BUILTINS: dict[str, Builtin] = {
             "num_params",
             "inference_ms",
         ),
+        "tuner.trainer.regressor:train_regressor_worker",
     ),
 }

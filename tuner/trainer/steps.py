@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from tuner.trainer.augment import augment, mixup
+from tuner.trainer.distributed import ALONE, Shard
 from tuner.trainer.knobs import ClassifierKnobs, TrainerKnobs
 from tuner.trainer.losses import LossFn, l1_penalty
 from tuner.trainer.transfer import keep_frozen_norms_in_eval
@@ -90,12 +91,15 @@ def train_epoch(
     start: EpochPosition | None = None,
     wants_position: StepCheck | None = None,
     take_position: PositionSink | None = None,
+    shard: Shard = ALONE,
 ) -> float:
     """One pass over the training data; the mean training loss (with the L1 penalty).
 
     `generator` is the epoch's, freshly seeded: its first draw orders the samples. With
     `start` the pass goes on from that position; `wants_position` is asked after every
     optimizer step, and when it says so `take_position` gets where the pass stands.
+    Under a `shard` of several workers `model` is DDP-wrapped and this worker trains its
+    part of every batch (tuner.trainer.distributed); the loss returned is all workers'.
     """
     model.train()
     keep_frozen_norms_in_eval(model)
@@ -111,8 +115,13 @@ def train_epoch(
     optimizer.zero_grad(set_to_none=True)
     done = first_sample
     steps = batches(order, knobs.batch_size, knobs.accumulate_steps, first_sample)
-    for index, share, step_after in steps:
-        done += len(index)
+    for batch, share, step_after in steps:
+        done += len(batch)
+        index = shard.part(batch)
+        # DDP averages over workers: weight this part by its share of the batch, times
+        # the workers, and the average is the whole batch's mean gradient.
+        if not shard.alone:
+            share = share * len(index) / len(batch) * shard.world
         x = augment(features[index], knobs, generator).to(device, non_blocking=True)
         y = labels[index].to(device, non_blocking=True)
         with autocast(device, knobs.amp):
@@ -122,6 +131,10 @@ def train_epoch(
                 loss = mixed.weight * loss_fn(outputs, mixed.labels) + (1 - mixed.weight) * loss_fn(
                     outputs, mixed.partner_labels
                 )
+            elif len(index) == 0:
+                # A short last batch left this worker nothing; DDP still needs its
+                # backward pass: a zero loss through every parameter.
+                loss = model(x).sum() * 0.0
             else:
                 loss = loss_fn(model(x), y)
             if knobs.l1:
@@ -138,7 +151,7 @@ def train_epoch(
                 schedule_per_step.step()
             if wants_position is not None and take_position is not None and wants_position():
                 take_position(EpochPosition(done, generator.get_state(), float(total)))
-    mean = float(total) / len(labels)
+    mean = float(shard.total(total)) / len(labels)
     if not math.isfinite(mean):
         raise TrainingDiverged(
             f"training loss became {mean} (exploding gradients?): lower lr, or set grad_clip"

@@ -1,0 +1,169 @@
+"""Multi-worker trials: each Tune trial runs Ray Train's `TorchTrainer`, Ray's "Tune +
+Train" way (Ray Train V2, the default in Ray 2.60).
+
+The Tune trial is a small driver. It asks Ray for no CPU or GPU (one byte of memory:
+Ray schedules nothing on an empty request), so a trial of 2 workers x 1 CPU fits on 2
+cores; Train's controller takes 0 CPUs too and makes its own placement group for the
+workers, PACK or SPREAD. Because Tune then reserves nothing for the workers, tuner caps
+the trials running at once at the whole sets of workers the cluster holds.
+
+What the workers report (`ray.train.report`, rank 0's result with its checkpoint) comes
+back to the driver through a queue and goes on to Ray Tune as `tune.report`, the
+checkpoint copied into the trial's storage: MLflow, ASHA, Optuna, resume and the best
+model see a multi-worker trial as any other. (Ray's own `TuneReportCallback` relays the
+metrics only, leaving Tune without checkpoints.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from tuner.spec import Resources, SweepSpec
+from tuner.trainer.registry import BUILTINS
+
+# Ray Train's controller polls its workers' reports this often (its default: 2 s, a
+# lag of up to 2 s per epoch before Tune, MLflow and ASHA see it).
+REPORT_POLL_S = "0.2"
+
+Trainable = Callable[[dict[str, Any]], None]
+
+
+def trial_resources(resources: Resources) -> dict[str, float]:
+    """What Ray Tune reserves for one trial: the workers' share when it is one process,
+    nothing but a byte of memory for a multi-worker trial's driver."""
+    if not resources.distributed:
+        return {"cpu": resources.cpu, "gpu": resources.gpu}
+    return {"cpu": 0, "gpu": 0, "memory": 1}
+
+
+def concurrent_trials(spec: SweepSpec, cluster: dict[str, float]) -> int | None:
+    """The sweep's max_concurrent_trials; with several workers, at most the whole sets
+    of workers the cluster's CPUs and GPUs hold (at least one: a trial bigger than the
+    cluster is refused before this)."""
+    given = spec.max_concurrent_trials
+    wanted = spec.resources_per_trial
+    if not wanted.distributed:
+        return given
+    fits = [cluster.get("CPU", 0) // (wanted.workers * wanted.cpu)]
+    if wanted.gpu:
+        fits.append(cluster.get("GPU", 0) // (wanted.workers * wanted.gpu))
+    sets = max(1, int(min(fits)))
+    return sets if given is None else min(given, sets)
+
+
+def worker_function(ref: str) -> Trainable:
+    """The per-worker body of built-in `ref` (imported here: it needs torch)."""
+    import importlib
+
+    module, _, name = BUILTINS[ref].worker_function.partition(":")
+    function: Trainable = getattr(importlib.import_module(module), name)
+    return function
+
+
+def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainable:
+    """The Tune trial body of a multi-worker trial: `worker` on `resources.workers`
+    Ray Train workers, their reports relayed to Tune. Named `name` (Ray names trials
+    after their function)."""
+
+    def trial(config: dict[str, Any]) -> None:
+        from ray import train, tune
+        from ray.train.torch import TorchConfig, TorchTrainer
+        from ray.train.v2._internal.constants import is_v2_enabled
+        from ray.util.queue import Queue
+
+        if not is_v2_enabled():
+            raise RuntimeError(
+                "multi-worker trials need Ray Train V2: unset RAY_TRAIN_V2_ENABLED (or set 1)"
+            )
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_POLL_S)
+        relay: Any = Queue(actor_options={"num_cpus": 0})
+        per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
+        storage = _trial_storage()
+        trainer = TorchTrainer(
+            worker,
+            train_loop_config={"config": config, "checkpoint": tune.get_checkpoint()},
+            # Ray Train picks gloo on CPUs and NCCL on GPUs; said here, not left implicit.
+            torch_config=TorchConfig(backend="nccl" if resources.gpu else "gloo"),
+            scaling_config=train.ScalingConfig(
+                num_workers=resources.workers,
+                use_gpu=resources.gpu > 0,
+                resources_per_worker=per_worker,
+                placement_strategy=resources.placement.upper(),
+            ),
+            run_config=train.RunConfig(
+                # A fresh name per start: Train would otherwise resume its own run, and
+                # Tune's checkpoint (given above) is the one a restarted trial goes on from.
+                name=f"train-{uuid.uuid4().hex[:12]}",
+                storage_path=storage[1],
+                storage_filesystem=storage[0],
+                callbacks=[_relay_callback(relay)],
+            ),
+        )
+        failed: list[BaseException] = []
+
+        def fit() -> None:
+            try:
+                trainer.fit()
+            except BaseException as exc:  # re-raised in the trial's own thread below
+                failed.append(exc)
+            finally:
+                relay.put(None)
+
+        thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
+        thread.start()
+        try:
+            while (item := relay.get()) is not None:
+                metrics, checkpoint = item
+                if checkpoint is None:
+                    tune.report(metrics)
+                else:
+                    copy = tune.Checkpoint(checkpoint.path, checkpoint.filesystem)
+                    tune.report(metrics, checkpoint=copy)
+            thread.join()
+        finally:
+            relay.shutdown()
+            _remove(storage)
+        if failed:
+            raise failed[0]
+
+    trial.__name__ = trial.__qualname__ = name
+    return trial
+
+
+def _relay_callback(relay: Any) -> Any:
+    """A Train callback (in Train's controller) that hands rank 0's result and the
+    checkpoint Train persisted to the driver."""
+    from ray.train import UserCallback
+
+    class RelayToTune(UserCallback):  # type: ignore[misc]
+        def after_report(self, run_context: Any, metrics: list[Any], checkpoint: Any) -> None:
+            relay.put((dict(metrics[0]), checkpoint))
+
+    return RelayToTune()
+
+
+def _trial_storage() -> tuple[Any, str]:
+    """(filesystem, path) where the Train run keeps its checkpoints until Tune copied
+    them: beside the trial's own, so every node of a cluster reaches it."""
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    storage = session.storage if session is not None else None
+    if storage is None:  # not inside a Tune trial: Train's own default
+        import pyarrow.fs
+
+        return pyarrow.fs.LocalFileSystem(), os.path.expanduser("~/ray_results")
+    return storage.storage_filesystem, f"{storage.trial_fs_path}/train-runs"
+
+
+def _remove(storage: tuple[Any, str]) -> None:
+    """Tune holds its copies of the checkpoints: the Train runs' folder goes."""
+    filesystem, path = storage
+    if path.endswith("/train-runs"):
+        with contextlib.suppress(FileNotFoundError, OSError):
+            filesystem.delete_dir(path)
