@@ -366,7 +366,7 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
     assert "best trial" in logs.stdout
 
 
-def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3(
+def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3_and_outlives_a_lost_node(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
@@ -374,14 +374,36 @@ def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3(
         "kind": "pbt", "perturbation_interval": 2, "quantile_fraction": 0.5,
     }, config={
         "epochs": 8, "epoch_seconds": 0.2, "log_dir": str(project / "logs"),
+        # Trials wait after epoch 3 (no perturbation point) until the node is gone:
+        # PBT pauses trials at every exploit, so both workers must be seen busy.
+        "hold_after": 3, "release": str(project / "release"),
     })  # fmt: skip
     submit(ray_cluster, project)
+
+    # A worker is preempted while the population trains, as with ASHA.
+    def held_on() -> list[str]:  # the nodes of the trials waiting after epoch 3
+        return [ran[-1][1] for ran in epochs_run(project).values() if ran[-1][0] == 3]
+
+    node_id = wait_for(lambda: len(held_on()) == 2 and held_on()[0], "both workers to hold one")
+    victim = next(worker for worker in ray_cluster.workers if worker.node_id == node_id)
+    ray_cluster.workers.remove(victim)
+    drain_with_ray(ray_cluster.cluster.address, victim.node_id)(
+        Notice(action="terminate", time=datetime.now(timezone.utc) + timedelta(minutes=2))
+    )
+    ray_cluster.cluster.remove_node(victim, allow_graceful=False)
+    ray_cluster.workers.append(add_worker(ray_cluster.cluster))
+    (project / "release").touch()
+
     final = wait_until_job_ends(ray_cluster, project, "cluster-pbt")
     assert_succeeded(ray_cluster, project, final)
-    assert final["by_state"] == {"finished": 4}
     runs = trial_runs(ray_cluster.tracking_uri, "cluster-pbt")
+    # A trial handed an idle worker of the lost node restarts too (it used to fail).
+    errors = [run.data.tags["tuner.error"] for run in runs if "tuner.error" in run.data.tags]
+    assert final["by_state"] == {"finished": 4}, errors
     exploited = [run for run in runs if "tuner.exploit" in run.data.tags]
     assert exploited, "the weaker half copied a stronger trial's checkpoint from S3"
+    restarted = [run for run in runs if "tuner.restarts" in run.data.tags]
+    assert restarted and {r.data.tags["tuner.restart_reason"] for r in restarted} == {"preempted"}
     client = MlflowClient(ray_cluster.tracking_uri)
     for run in runs:
         steps = logged_steps(ray_cluster.tracking_uri, run.info.run_id)
