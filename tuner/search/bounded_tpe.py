@@ -21,6 +21,7 @@ exactly as TPESampler does.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Container, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -48,10 +49,12 @@ class BoundedTPESampler(TPESampler):
             raise ValueError(f"history must be >= {MIN_HISTORY} (got {history})")
         super().__init__(**kwargs)
         self._history = history
-        # The best of the trials that left the window, and which trials were weighed
-        # for it: a trial leaves once, whatever order trials finish in.
+        # The best of the trials older than the window, the number up to which trials
+        # were weighed for it, and those that were still running then (weighed once
+        # they finish): each trial is weighed once, whatever order trials finish in.
         self._good_before: list[FrozenTrial] = []
-        self._weighed: set[int] = set()
+        self._weighed_to = -1
+        self._behind: set[int] = set()
 
     def _sample(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -62,24 +65,44 @@ class BoundedTPESampler(TPESampler):
 
     def bounded(self, study: Study, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
         """What TPE sees of `trials` (the study's, in trial-number order): the running
-        ones, the latest `history` finished ones, and the best that came before them."""
-        finished = [t for t in trials if t.state != TrialState.RUNNING]
-        if len(finished) <= self._history:
-            return list(trials)
-        latest = finished[-self._history :]
-        older = finished[: -self._history]
-        left = [t for t in older if t.number not in self._weighed]
+        ones, the latest `history` finished ones, and the best that came before them.
+        Reads the window and the trials new since the last call, never the whole list."""
+        latest: list[FrozenTrial] = []
+        running: list[FrozenTrial] = []
+        index = len(trials)
+        while index > 0 and len(latest) < self._history:
+            index -= 1
+            (running if trials[index].state == TrialState.RUNNING else latest).append(trials[index])
+        if len(latest) < self._history:
+            return list(trials)  # the whole study fits: TPE as Optuna's
+        first = trials[index].number  # the window's oldest trial
+        passed = trials[_position(trials, self._weighed_to + 1, index) : index]
+        left = [t for t in passed if t.state != TrialState.RUNNING]
+        self._behind.update(t.number for t in passed if t.state == TrialState.RUNNING)
+        self._weighed_to = max(self._weighed_to, first - 1)
+        for number in sorted(self._behind):
+            at = _position(trials, number, index)
+            if at == index or trials[at].number != number:  # failed: not TPE's to see
+                self._behind.discard(number)
+            elif trials[at].state == TrialState.RUNNING:
+                running.append(trials[at])
+            else:
+                left.append(trials[at])
+                self._behind.discard(number)
         if left:
-            self._weighed.update(t.number for t in left)
             # TPE's own split ranks them, with its own rules for pruned and infeasible
             # trials; a total order, so the best of (best so far + new) is the best of all.
             self._good_before = _split_trials(study, self._good_before + left, GOOD_TRIALS)[0]
-        kept = _numbers(self._good_before, latest)
-        return [t for t in trials if t.state == TrialState.RUNNING or t.number in kept]
+        return sorted([*self._good_before, *latest, *running], key=_number)
 
 
-def _numbers(*groups: Sequence[FrozenTrial]) -> Container[int]:
-    return {t.number for group in groups for t in group}
+def _number(trial: FrozenTrial) -> int:
+    return trial.number
+
+
+def _position(trials: Sequence[FrozenTrial], number: int, end: int) -> int:
+    """Where trial `number` is (or would be) in trials[:end], in number order."""
+    return bisect.bisect_left(trials, number, 0, end, key=_number)
 
 
 class _Windowed:
