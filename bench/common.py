@@ -34,6 +34,8 @@ def ray_for(times: dict[str, float], key: str) -> Iterator[None]:
         return
     with timed(times, key):
         ray.init(
+            # "local": always a Ray of its own, never a cluster this machine runs already.
+            address="local",
             num_cpus=SLOTS,
             include_dashboard=False,
             log_to_driver=False,

@@ -23,6 +23,7 @@ from bench import (
     search_multiobjective,
     stop_when,
     stores,
+    tpe,
     tracking,
 )
 from bench.common import SHARED_RAY_ENV
@@ -64,6 +65,18 @@ def test_scale_benchmark_reports_rate_overhead_and_memory(tmp_path: Path) -> Non
     for system in ("tuner", "ray tune (reuse_actors)"):
         assert result["wall_s"][system] > 0
         assert result["driver_rss"][system]["end_mb"] > 0
+        # Memory through the sweep, so that growth that stops shows as such.
+        points = result["driver_rss"][system]["at"]
+        assert [point["share"] for point in points] == [0.25, 0.5, 0.75, 1.0]
+        assert points[-1]["trials"] == 20 and all(point["rss_mb"] > 0 for point in points)
+        assert result["driver_cpu_s"][system] > 0
+
+
+def test_tpe_benchmark_times_both_samplers(tmp_path: Path) -> None:
+    result = json.loads(tpe.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert set(result["ms_per_suggestion"]) == {"tpe (optuna's own)", "tpe, history: 1000"}
+    for by_trials in result["ms_per_suggestion"].values():
+        assert set(by_trials) == {"100", "300"} and all(v > 0 for v in by_trials.values())
 
 
 def test_stores_benchmark_runs_a_short_and_a_long_sweep_through_a_server(tmp_path: Path) -> None:

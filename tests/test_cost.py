@@ -29,6 +29,16 @@ def test_a_trial_holds_its_resources_from_start_to_end_restarts_included() -> No
     assert hours(ledger.total(now=7200)) == (3.0, 0.5)  # b counted while it runs
 
 
+def test_ended_trials_stay_in_the_total_only() -> None:
+    ledger = CostLedger()
+    for number in range(1000):  # a long sweep: each ended trial is summed, not kept
+        ledger.start(f"t{number}", cpus=1, gpus=0, now=0)
+        assert hours(ledger.end(f"t{number}", now=36)) == (0.01, 0.0)
+    ledger.start("running", cpus=2, gpus=1, now=0)
+    assert hours(ledger.total(now=3600)) == pytest.approx((12.0, 1.0))
+    assert hours(ledger.held("t0")) == (0.0, 0.0)  # forgotten, counted in the total
+
+
 def test_a_resumed_trial_adds_to_what_its_run_recorded() -> None:
     ledger = CostLedger()
     ledger.carry_over("a", Held(0.5, 0.0))

@@ -229,6 +229,9 @@ def test_the_first_trials_failing_alike_trip_fail_fast() -> None:
     assert same_failures([None, "E", "E"], 2) is None, "a trial that ended well came first"
     assert same_failures(["E", "E"], 3) is None
     assert FailFast("never", None).tripped is None
+    for number in range(1000):  # later trials never change the rule: none are kept
+        fail_fast.record(f"later-{number}", None)
+    assert fail_fast.tripped == "E: bug" and len(fail_fast._ends) == 2
     spec = {**BASE_SPEC, **X_PARAM}
     with pytest.raises(SpecError, match="fail_fast_after"):
         parse_spec({**spec, "fail_fast_after": 0})

@@ -1,22 +1,30 @@
 """A long sweep's plots refreshed in its MLflow run while it runs, so that a user
 following a cluster sweep in MLflow sees how the search goes without running anything.
 
-Every `TUNER_PLOTS_EVERY_S` seconds (default 600; 0 never) a driver thread reads the
-sweep back from MLflow and logs its report under `plots/`, as `tuner report --log`
-does. Trials keep running meanwhile; a report that cannot be drawn yet (no trial has
-finished) is skipped quietly and tried again at the next interval.
+Every `TUNER_PLOTS_EVERY_S` seconds (default 600; 0 never), or less often when drawing
+takes long (a long sweep), a driver thread reads the sweep back from MLflow and logs
+its report under `plots/`, as `tuner report --log` does. Trials keep running meanwhile;
+a report that cannot be drawn yet (no trial has finished) is skipped quietly and tried
+again at the next interval.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from types import TracebackType
 
 from tuner.tracking.plots_in_mlflow import seconds_setting
 
 PLOTS_EVERY_ENV = "TUNER_PLOTS_EVERY_S"
 PLOTS_EVERY_S = 600.0
+# A draw reads every trial back from MLflow (a request each) and plots in this process,
+# holding the GIL from Tune's loop: at 2,800 trials one stalled a sweep of null trials
+# for ~40 s (bench.scale --trials 10000, on a loaded machine). Waiting at least 19 times
+# as long as the last draw took keeps drawing under 5% of the driver's time however
+# long the sweep grows, as Ray paces its experiment snapshots.
+WAIT_PER_DRAW_S = 19.0
 logger = logging.getLogger(__name__)
 
 
@@ -56,10 +64,12 @@ class LivePlots:
         from tuner.tracking.plots_in_mlflow import log_plots
 
         tracking_uri, experiment_id, parent_run_id = self._ids
-        while not self._stop.wait(self._every_s):
+        wait = self._every_s
+        while not self._stop.wait(wait):
+            started = time.monotonic()
             try:
                 log_plots(MlflowClient(tracking_uri), experiment_id, parent_run_id)
+                self.drawn += 1
             except Exception as exc:  # nothing to draw yet, or MLflow busy: next time
                 logger.debug("plots not refreshed: %s", exc)
-                continue
-            self.drawn += 1
+            wait = max(self._every_s, WAIT_PER_DRAW_S * (time.monotonic() - started))

@@ -86,6 +86,7 @@ def build_search_algorithm(
                 searcher.sampler,
                 searcher.seed,
                 conditional=is_conditional(spec.params),
+                history=searcher.history,
             ),
             # Named after the sweep: the default "optuna" would merge sweeps in a shared store.
             study_name=spec.name,

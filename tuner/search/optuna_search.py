@@ -17,6 +17,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from tuner.search.asha import TIME_ATTR
+from tuner.search.bounded_tpe import BoundedTPESampler
 from tuner.search.early_stops import EarlyStops
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints, seed_study
@@ -99,14 +100,21 @@ SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
 
 
 def build_sampler(
-    name: OptunaSampler, seed: int | None, *, conditional: bool = False
+    name: OptunaSampler,
+    seed: int | None,
+    *,
+    conditional: bool = False,
+    history: int | None = None,
 ) -> optuna.samplers.BaseSampler:
+    """`history`: TPE models the best trials and the latest `history` (bounded_tpe.py)."""
     if name == "tpe" and conditional:
-        return conditional_tpe(seed)
+        return conditional_tpe(seed, history)
+    if name == "tpe" and history is not None:
+        return BoundedTPESampler(history, seed=seed, constant_liar=True)
     return SAMPLERS[name](seed)
 
 
-def conditional_tpe(seed: int | None) -> optuna.samplers.TPESampler:
+def conditional_tpe(seed: int | None, history: int | None = None) -> optuna.samplers.TPESampler:
     """TPE that models the params a trial sampled together, per branch of the space.
 
     Independent TPE fits each param on every trial that sampled it, across branches;
@@ -118,9 +126,7 @@ def conditional_tpe(seed: int | None) -> optuna.samplers.TPESampler:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            constant_liar=True,
-            multivariate=True,
-            group=True,
-        )
+        options: dict[str, Any] = {"constant_liar": True, "multivariate": True, "group": True}
+        if history is None:
+            return optuna.samplers.TPESampler(seed=seed, **options)
+        return BoundedTPESampler(history, seed=seed, **options)

@@ -104,6 +104,9 @@ class FailFast(Stopper):  # type: ignore[misc]
 
     def record(self, trial_id: str, error: str | None) -> None:
         """A trial ended: with `error` (its line), or None when it did not fail."""
+        # The rule reads the first `after` ends only: a long sweep keeps no more.
+        if self.after is None or len(self._ends) >= self.after:
+            return
         if trial_id not in self._seen:
             self._seen.add(trial_id)
             self._ends.append(error)

@@ -170,6 +170,10 @@ class SweepSpec(Strict):
                 f"{sampler} takes neither several objectives nor constraints ({what} given); "
                 "use tpe, gp, nsga2, nsga3 or random",
             )
+        if getattr(self.searcher, "history", None) is not None and self.is_multi_objective:
+            # Multi-objective TPE's good set is 10% of every trial, without a cap: a
+            # window would change it.
+            raise KeyedProblem("searcher.history", "bounds single-objective TPE only")
 
     @property
     def objective_list(self) -> list[Objective]:

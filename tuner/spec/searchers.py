@@ -30,6 +30,9 @@ class RandomSearcher(Strict):
 
 
 OptunaSampler = Literal["tpe", "gp", "cmaes", "random", "nsga2", "nsga3"]
+# TPE's good set is its best 10% of trials, at most 25: from 250 on, the same best 25
+# whatever the window (tuner/search/bounded_tpe.py, where the sampler lives).
+MIN_TPE_HISTORY = 250
 # Optuna's CMA-ES optimizes one objective and takes no constraints.
 SINGLE_OBJECTIVE_SAMPLERS = frozenset({"cmaes"})
 
@@ -41,6 +44,19 @@ class OptunaSearcher(Strict):
     # A database URL (sqlite:///optuna.db, postgresql://...) that keeps the study, named
     # after the sweep, for optuna-dashboard and later runs; None keeps it in memory.
     storage: Annotated[str, Field(min_length=1)] | None = None
+    # TPE models the best 25 trials and the latest `history` finished ones, so that its
+    # time per suggestion stops growing with the study; None models every trial
+    # (Optuna's own TPE). An explicit choice: it changes what TPE learns from.
+    history: Annotated[StrictInt, Field(ge=MIN_TPE_HISTORY)] | None = None
+
+    @model_validator(mode="after")
+    def _history_is_tpe(self) -> OptunaSearcher:
+        if self.history is not None and self.sampler != "tpe":
+            raise KeyedProblem(
+                "searcher.history",
+                f"bounds TPE's history only; sampler {self.sampler} reads no window",
+            )
+        return self
 
     @field_validator("storage")
     @classmethod

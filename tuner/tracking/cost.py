@@ -76,6 +76,9 @@ class CostLedger:
 
     def __init__(self) -> None:
         self._held: dict[str, Held] = {}
+        # Trials that ended, summed: a long sweep keeps no entry per ended trial, and
+        # total() (which a budget reads every step) does not grow with the sweep.
+        self._ended = Held()
         # started, cpus, gpus, and the node's price once a result says where it runs
         self._running: dict[str, Segment] = {}
 
@@ -105,12 +108,19 @@ class CostLedger:
             self._held[trial_id] = self.held(trial_id) + _segment(running, now)
         return self.held(trial_id)
 
+    def end(self, trial_id: str, now: float | None = None) -> Held:
+        """The trial ended for good: its hours, now counted in the total only."""
+        held = self.stop(trial_id, now)
+        self._held.pop(trial_id, None)
+        self._ended += held
+        return held
+
     def held(self, trial_id: str) -> Held:
         return self._held.get(trial_id, Held())
 
     def total(self, now: float | None = None) -> Held:
         """Every trial's hours, the running ones' up to `now`."""
-        total = Held()
+        total = self._ended
         for held in self._held.values():
             total += held
         for running in self._running.values():

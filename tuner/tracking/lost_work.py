@@ -55,6 +55,11 @@ class LostWork:
             self._in_flight[trial_id] = lost
             self.seconds[trial_id] = self.seconds.get(trial_id, 0.0) + lost
 
+    def ended(self, trial_id: str) -> None:
+        """The trial ended for good: only what it lost stays (in `seconds`, if any)."""
+        for clock in (self._last_seen, self._last_took, self._in_flight):
+            clock.pop(trial_id, None)
+
     def of(self, trial_id: str) -> float:
         return self.seconds.get(trial_id, 0.0)
 

@@ -256,8 +256,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
 
     def _end(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         self._open.discard(trial_id)
-        held = self.cost.stop(trial_id)
-        step = self._last_logged.get(trial_id, (0, 0.0))[0]
+        held = self.cost.end(trial_id)
+        step = self._last_logged.pop(trial_id, (0, 0.0))[0]
         now = int(time.time() * 1000)
         points = tuple(
             Metric(key, value, now, step) for key, value in held.metrics(self._prices).items()
@@ -265,6 +265,11 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._writer.submit(LogMetrics(trial_id, points))
         tags = {**tags, TAG_LOST_WORK: seconds_text(self.lost_work.of(trial_id))}
         self._writer.submit(EndRun(trial_id, status, tags))
+        # An ended trial gets no more results: what only its results needed goes, so a
+        # long sweep keeps per trial only its run id, and its error or restarts if any.
+        self.lost_work.ended(trial_id)
+        self._stop_reasons.pop(trial_id, None)
+        self._exploits_tagged.pop(trial_id, None)
 
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
         checkpoint = trial.checkpoint
