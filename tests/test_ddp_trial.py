@@ -38,7 +38,7 @@ def sweep(tmp_path: Path) -> tuple[Any, MlflowClient]:
             "mode": "max",
             "searcher": {"kind": "grid"},
             "resources_per_trial": {"workers": 2, "cpu": 1, "gpu": 0},
-            # A checkpoint after every epoch: epoch 1's weights are kept.
+            # A checkpoint after every epoch (the sweep keeps the last: epoch 2's weights).
             "checkpoint": {"every_epochs": 1, "min_interval_s": 0},
             "params": {"lr": {"type": "grid", "values": [LR]}},
             "config": CONFIG,
