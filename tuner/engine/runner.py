@@ -44,8 +44,8 @@ from tuner.engine.storage import resolve_storage
 from tuner.engine.trainables import dataset_of, resolve_trainable, with_absolute_paths
 from tuner.engine.tuner_factory import (
     build_tuner,
+    fitting,
     fresh_actors_note,
-    ray_file_loggers_off,
     restore_tuner,
 )
 from tuner.engine.warm_start import starting_points
@@ -238,7 +238,7 @@ def _run_tracked(
         for line in notes:
             options.say(line)
         live_plots = LivePlots(options.tracking_uri, sweep.experiment_id, sweep.run_id)
-        with restored_signal_handlers(), ray_file_loggers_off(), live_plots, phases.phase("fit"):
+        with restored_signal_handlers(), fitting(), live_plots, phases.phase("fit"):
             results = tuner.fit()
         # Ray saved its last state: what a resume may trust (finished, failed or stopped).
         sweep.set_tags({TAG_STATE_DIGEST: state_digest(experiment)})

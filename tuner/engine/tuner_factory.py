@@ -23,8 +23,10 @@ from tuner.engine.multi_worker import (
     worker_function,
 )
 from tuner.engine.population import lineage_of
+from tuner.engine.registry_memo import trainables_remembered
 from tuner.engine.trainables import resolve_trainable
 from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
+from tuner.engine.unread_histories import result_histories_unread
 from tuner.engine.user_code import reuses_actors, saves_checkpoints, user_class, user_function
 from tuner.search.builders import (
     build_scheduler,
@@ -58,6 +60,15 @@ def ray_file_loggers_off() -> Iterator[None]:
 
 
 _NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+
+
+@contextmanager
+def fitting() -> Iterator[None]:
+    """What a sweep's fit() runs within: Ray's per-result file loggers off, the trainable
+    looked up once (registry_memo), no trial's result file read back at the end
+    (unread_histories). Each is the driver's time per trial, bounded as sweeps grow."""
+    with ray_file_loggers_off(), trainables_remembered(), result_histories_unread():
+        yield
 
 
 def trainable_with_resources(spec: SweepSpec, withheld: dict[str, Any]) -> Any:
@@ -192,12 +203,13 @@ def restore_tuner(
     history."""
     recover_trials_on_lost_workers()
     RegretStop.shared(experiment.uri).watch(spec.stop_when)  # the restored searcher asks it
-    tuner = tune.Tuner.restore(
-        experiment.path,
-        trainable_with_resources(spec, withheld),
-        resume_errored=True,
-        storage_filesystem=experiment.storage.filesystem,
-    )
+    with result_histories_unread():  # Ray reads the sweep back as it restores
+        tuner = tune.Tuner.restore(
+            experiment.path,
+            trainable_with_resources(spec, withheld),
+            resume_errored=True,
+            storage_filesystem=experiment.storage.filesystem,
+        )
     # Ray restores the callbacks it pickled at the start, without their tracking thread
     # and terminal, and has no public way to pass new ones: hand it this driver's.
     local = tuner._local_tuner

@@ -15,6 +15,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.schedulers.async_hyperband import _Bracket
 
 from tuner.search.early_stops import EarlyStops
+from tuner.search.fifo_order import InOrder
 from tuner.search.pareto import Point, promoted_by_rank
 from tuner.search.promotion import promotion_cutoff
 
@@ -40,9 +41,9 @@ class TopFractionBracket(_Bracket):  # type: ignore[misc]
         return promotion_cutoff(recorded.values(), self.rf)
 
 
-class RecordingASHAScheduler(ASHAScheduler):  # type: ignore[misc]
+class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
     """ASHA with top-fraction brackets, recording its early stops (a STOP at max_t is a
-    normal end, not one)."""
+    normal end, not one), choosing the next trial without a scan of all (InOrder)."""
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import optuna
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 
 from tuner.search.asha import TIME_ATTR, ParetoASHAScheduler, RecordingASHAScheduler
@@ -11,6 +11,7 @@ from tuner.search.capped import CappedVariantGenerator
 from tuner.search.conditional import ConditionalSpace, ConditionalVariants
 from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
+from tuner.search.fifo_order import InOrderFIFOScheduler
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
 from tuner.search.pbt import Lineage, build_pbt
 from tuner.search.persistent_study import StudyStorage
@@ -101,7 +102,7 @@ def build_scheduler(
     """`lineage`: where a PBT sweep records its exploits (with its mutations)."""
     scheduler = spec.scheduler
     if isinstance(scheduler, FifoScheduler):
-        return FIFOScheduler()
+        return InOrderFIFOScheduler()
     if isinstance(scheduler, PbtScheduler):
         assert lineage is not None, "a PBT sweep records its lineage"
         return build_pbt(spec, lineage, TIME_ATTR)
