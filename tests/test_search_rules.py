@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import pickle
-from types import SimpleNamespace
 
 import optuna
 import pytest
+from ray.tune.experiment import Trial
 
 from tuner.search.asha import RecordingASHAScheduler
 from tuner.search.early_stops import EarlyStops
@@ -82,7 +82,7 @@ def test_asha_promotes_the_top_third_of_a_rung_counting_the_trial_itself() -> No
     asha.set_search_properties(metric="loss", mode="min")
 
     def reach_first_rung(trial_id: str, loss: float) -> str:
-        trial = SimpleNamespace(trial_id=trial_id)
+        trial = Trial("null", stub=True, trial_id=trial_id)
         asha.on_trial_add(None, trial)
         decision: str = asha.on_trial_result(None, trial, {"training_iteration": 1, "loss": loss})
         return decision
