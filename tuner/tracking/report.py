@@ -27,6 +27,12 @@ import optuna
 
 from tuner.search.promotion import rung_epochs
 from tuner.spec import AshaScheduler
+from tuner.tracking.big_sweeps import (
+    LEGEND_ENTRIES,
+    KnownImportances,
+    curves_drawn,
+    judged_on_sample,
+)
 from tuner.tracking.study import SweepStudy
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,7 @@ class Report:
     plots: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # plot -> why it is not drawn
     importances: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # plot -> what it shows of a big sweep
 
     @property
     def html(self) -> Path:
@@ -57,16 +64,22 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
     report = Report(folder)
     study = sweep.study
     finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
-    judged = _importance_study(sweep)
+    every = _importance_study(sweep)
+    judged = judged_on_sample(every)
+    if judged is not every:
+        report.notes["param_importances"] = (
+            f"judged on {len(judged.trials)} of {len(every.trials)} trials, chosen at random"
+        )
     report.importances = _importances(judged)
+    known = KnownImportances(report.importances)
     ranked = sorted(report.importances, key=report.importances.__getitem__, reverse=True)
     from optuna.visualization import matplotlib as plots
 
     drawings: dict[str, Callable[[], Any]] = {
         "optimization_history": lambda: plots.plot_optimization_history(study),
-        "learning_curves": lambda: _learning_curves(sweep, plots),
+        "learning_curves": lambda: _learning_curves(sweep, plots, report.notes),
         "parallel_coordinate": lambda: plots.plot_parallel_coordinate(study),
-        "param_importances": lambda: plots.plot_param_importances(judged, evaluator=_evaluator()),
+        "param_importances": lambda: plots.plot_param_importances(judged, evaluator=known),
         "contour": lambda: plots.plot_contour(judged, params=ranked[:2]),
     }
     front = sweep.front
@@ -150,8 +163,14 @@ def _evaluator() -> optuna.importance.BaseImportanceEvaluator:
     return optuna.importance.FanovaImportanceEvaluator(seed=0)
 
 
-def _learning_curves(sweep: SweepStudy, plots: Any) -> Any:
-    axes = plots.plot_intermediate_values(sweep.study)
+def _learning_curves(sweep: SweepStudy, plots: Any, notes: dict[str, str]) -> Any:
+    drawn, which = curves_drawn(sweep.study)
+    axes = plots.plot_intermediate_values(drawn)
+    if len(axes.get_lines()) > LEGEND_ENTRIES and axes.get_legend() is not None:
+        axes.get_legend().remove()  # past a few trials, a list of names no one reads
+    if which:
+        axes.set_title(f"{axes.get_title()} ({which})")
+        notes["learning_curves"] = which
     scheduler = sweep.spec.scheduler
     if isinstance(scheduler, AshaScheduler):
         rungs = rung_epochs(scheduler.grace_period, scheduler.max_t, scheduler.reduction_factor)
@@ -193,8 +212,9 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     )
     figures = "".join(
         f"<figure><img alt='{name}' src='data:image/png;base64,"
-        f"{base64.b64encode(path.read_bytes()).decode()}'><figcaption>{name}</figcaption>"
-        "</figure>"
+        f"{base64.b64encode(path.read_bytes()).decode()}'><figcaption>{name}"
+        f"{html.escape(': ' + report.notes[name]) if name in report.notes else ''}"
+        "</figcaption></figure>"
         for name, path in report.plots.items()
     )
     skipped = "".join(
@@ -213,11 +233,15 @@ img{{max-width:100%}}</style></head><body>
 {html.escape(spec.scheduler.kind)}. MLflow sweep run {html.escape(sweep.parent.info.run_id)}.</p>
 <h2>Best trials</h2><table><tr><th>trial</th><th>{html.escape(spec.metric)}</th>{header}</tr>
 {table}</table>
-<h2>Parameter importances</h2><table>{importances}</table>
+<h2>Parameter importances</h2>{_note(report, "param_importances")}<table>{importances}</table>
 <h2>Plots</h2>{figures}
 {f"<h2>Not drawn</h2><ul>{skipped}</ul>" if skipped else ""}
 </body></html>
 """
+
+
+def _note(report: Report, plot: str) -> str:
+    return f"<p>{html.escape(report.notes[plot].capitalize())}.</p>" if plot in report.notes else ""
 
 
 def _shown(value: Any) -> str:

@@ -14,6 +14,7 @@ from tuner.spec import SweepSpec
 from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS, Held
 from tuner.tracking.datasets import DatasetFields, dataset_input
 from tuner.tracking.first_use import experiment_id_for, sqlite_database, store_opened_alone
+from tuner.tracking.histories import metric_histories
 from tuner.tracking.results import (
     param_value,
 )
@@ -73,14 +74,14 @@ def existing_trial_runs(
 ) -> dict[str, ExistingRun]:
     """The sweep's child runs by trial id, with the last step each logged."""
     existing = {}
-    for run in child_runs(client, experiment_id, parent_run_id):
+    trials = [run for run in child_runs(client, experiment_id, parent_run_id)
+              if TAG_TRIAL_ID in run.data.tags]  # fmt: skip
+    # Finished runs too: Ray restores a trial as its last experiment snapshot saw it,
+    # and a trial that finished after that snapshot runs (and reports) again.
+    histories = metric_histories(client, [run.info.run_id for run in trials], metric)
+    for run in trials:
         tags = run.data.tags
-        if TAG_TRIAL_ID not in tags:
-            continue
-        # Finished runs too: Ray restores a trial as its last experiment snapshot saw it,
-        # and a trial that finished after that snapshot runs (and reports) again.
-        history = client.get_metric_history(run.info.run_id, metric)
-        last_step = max((point.step for point in history), default=None)
+        last_step = max(histories[run.info.run_id], default=None)
         existing[tags[TAG_TRIAL_ID]] = ExistingRun(
             run_id=run.info.run_id,
             last_step=last_step,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,11 +21,10 @@ from tuner.search.distributions import optuna_space
 from tuner.spec import SweepSpec, parse_spec
 from tuner.spec.objectives import feasible
 from tuner.tracking.best import SweepNotFound, latest_sweep_run
+from tuner.tracking.histories import metric_histories
 from tuner.tracking.runs import child_runs
 from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_TRIAL_ID
 
-# Metric histories are one request per trial: a few at a time to a tracking server.
-HISTORY_REQUESTS_IN_FLIGHT = 8
 STATES = {
     "FINISHED": optuna.trial.TrialState.COMPLETE,
     "FAILED": optuna.trial.TrialState.FAIL,
@@ -54,8 +52,8 @@ def sweep_of_run(client: MlflowClient, experiment_id: str, parent: Run) -> Sweep
     """The sweep whose parent run is `parent`, as an in-memory Optuna study."""
     spec = _sweep_file(client, parent)
     runs = child_runs(client, experiment_id, parent.info.run_id)
-    with ThreadPoolExecutor(HISTORY_REQUESTS_IN_FLIGHT) as pool:
-        histories = list(pool.map(lambda run: _history(client, run, spec.metric), runs))
+    by_run = metric_histories(client, [run.info.run_id for run in runs], spec.metric)
+    histories = [by_run[run.info.run_id] for run in runs]
     direction = (
         optuna.study.StudyDirection.MAXIMIZE
         if spec.mode == "max"
@@ -123,10 +121,6 @@ def _sweep_file(client: MlflowClient, parent: Run) -> SweepSpec:
         if not files:
             raise SweepNotFound(f"sweep run {parent.info.run_id} has no sweep file (spec/)")
         return parse_spec(yaml.safe_load(files[0].read_text()), files[0].name)
-
-
-def _history(client: MlflowClient, run: Run, metric: str) -> dict[int, float]:
-    return {point.step: point.value for point in client.get_metric_history(run.info.run_id, metric)}
 
 
 def _started(pair: tuple[Run, dict[int, float]]) -> int:

@@ -1,0 +1,85 @@
+"""What the report draws of a sweep of thousands of trials (tuner/tracking/big_sweeps.py):
+importances judged on a seeded sample that still names the param that matters, learning
+curves of the best trials and a sample of the rest, and the plot of importances handed
+the values already judged."""
+
+from __future__ import annotations
+
+import random
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tuner.tracking.big_sweeps import (
+    IMPORTANCE_TRIALS,
+    KnownImportances,
+    curves_drawn,
+    judged_on_sample,
+)
+
+SPACE = {
+    "x": optuna.distributions.FloatDistribution(0, 1),
+    "noise": optuna.distributions.FloatDistribution(0, 1),
+}
+
+
+def sweep(trials: int, direction: str = "maximize") -> optuna.Study:
+    """`trials` finished trials whose value is x plus a little noise, a few failed."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = random.Random(1)
+    study = optuna.create_study(direction=direction)
+    for number in range(trials):
+        x, noise = rng.random(), rng.random()
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.FAIL if number % 50 == 7 else TrialState.COMPLETE,
+                value=None if number % 50 == 7 else x + noise / 20,
+                params={"x": x, "noise": noise},
+                distributions=SPACE,
+                intermediate_values={1: x / 2, 2: x},
+            )
+        )
+    return study
+
+
+def test_a_small_sweep_is_judged_and_drawn_whole() -> None:
+    study = sweep(120)
+    assert judged_on_sample(study) is study
+    drawn, which = curves_drawn(study)
+    assert drawn is study and which == ""
+
+
+def test_importances_of_a_big_sweep_come_from_a_seeded_sample_that_names_what_matters() -> None:
+    study = sweep(1300)
+    judged = judged_on_sample(study)
+    assert len(judged.trials) == IMPORTANCE_TRIALS
+    assert all(trial.state == TrialState.COMPLETE for trial in judged.trials)
+    again = judged_on_sample(study)  # the same report every time it is drawn
+    assert [t.params for t in again.trials] == [t.params for t in judged.trials]
+    importances = optuna.importance.get_param_importances(
+        judged, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+    )
+    assert max(importances, key=importances.__getitem__) == "x"
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_learning_curves_of_a_big_sweep_show_its_best_trials(direction: str) -> None:
+    study = sweep(1300, direction)
+    drawn, which = curves_drawn(study, best=100)
+    assert len(drawn.trials) == 200
+    assert which == "200 of 1300 trials: the best 100 and others at random"
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    best = sorted(t.value for t in finished)
+    best = best[-100:] if direction == "maximize" else best[:100]
+    assert set(best) <= {t.value for t in drawn.trials}
+
+
+def test_the_plot_of_importances_shows_the_values_judged_once() -> None:
+    study = sweep(60)
+    known = KnownImportances({"x": 0.9, "noise": 0.1})
+    assert optuna.importance.get_param_importances(study, evaluator=known) == {
+        "x": 0.9,
+        "noise": 0.1,
+    }
+    assert known.evaluate(study, params=["noise"]) == {"noise": 0.1}
