@@ -1,6 +1,7 @@
 """What the driver leaves out of a sweep's fit() holds on real Ray: the trainable is
-looked up once (tuner/engine/registry_memo.py), and no trial's result file is read back
-at the end (tuner/engine/unread_histories.py)."""
+looked up once (tuner/engine/registry_memo.py), no trial's result file is read back at
+the end (tuner/engine/unread_histories.py), and on this machine's own Ray no trial
+makes a placement group (tuner/engine/fixed_resources.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 from ray import tune
 from ray.experimental.internal_kv import _internal_kv_del
 from ray.tune import registry
 
+from tuner.engine.fixed_resources import placement_groups_off
 from tuner.engine.registry_memo import trainables_remembered
-from tuner.engine.tuner_factory import fitting
+from tuner.engine.unread_histories import result_histories_unread
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -54,18 +57,60 @@ def test_registering_again_drops_what_was_remembered(ray_session: None) -> None:
     assert not {"get", "contains", "register", "unregister"} & set(vars(registry._global_registry))
 
 
-def test_a_fit_within_reads_no_result_file_back(ray_session: None, tmp_path: Path) -> None:
-    def fit() -> tune.ResultGrid:
-        return tune.Tuner(
-            reports,
-            param_space={"x": tune.grid_search([1.0, 2.0])},
-            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
-        ).fit()
+def three_reports(storage: Path, concurrency: int = 2) -> tune.ResultGrid:
+    return tune.Tuner(
+        reports,
+        param_space={"x": tune.grid_search([1.0, 2.0, 3.0])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(storage_path=str(storage), verbose=0),
+    ).fit()
 
-    with fitting():
-        results = fit()
-    assert sorted(result.metrics["score"] for result in results) == [3.0, 4.0]
+
+def test_a_fit_within_reads_no_result_file_back(ray_session: None, tmp_path: Path) -> None:
+    with result_histories_unread():
+        results = three_reports(tmp_path)
+    assert sorted(result.metrics["score"] for result in results) == [3.0, 4.0, 5.0]
     assert all(result.metrics_dataframe is None for result in results)
     assert all(result.error is None and result.path for result in results)
     # Outside it Ray's own behaviour is back: every trial's history read from its file.
-    assert all(len(result.metrics_dataframe) == 3 for result in fit())
+    assert all(len(result.metrics_dataframe) == 3 for result in three_reports(tmp_path))
+
+
+def placement_groups() -> int:
+    return len(ray.util.placement_group_table())
+
+
+def test_trials_on_this_machines_ray_make_no_placement_group(
+    ray_session: None, tmp_path: Path
+) -> None:
+    before = placement_groups()
+    with placement_groups_off():
+        results = three_reports(tmp_path)
+    assert sorted(result.metrics["score"] for result in results) == [3.0, 4.0, 5.0]
+    assert placement_groups() == before
+    three_reports(tmp_path)  # Ray's own way: one placement group a trial
+    assert placement_groups() == before + 3
+
+
+def test_trials_without_placement_groups_still_share_the_machine(
+    ray_session: None, tmp_path: Path
+) -> None:
+    """Two CPUs, one trial a CPU: never more than two trials run at once, even when
+    Ray Tune may start all of them."""
+    with placement_groups_off():
+        results = tune.Tuner(
+            holds_a_cpu,
+            param_space={"x": tune.grid_search([1, 2, 3, 4])},
+            run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
+        ).fit()
+    spans = sorted((r.metrics["start"], r.metrics["end"]) for r in results)
+    most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
+    assert len(spans) == 4 and most == 2
+
+
+def holds_a_cpu(config: dict[str, Any]) -> None:
+    import time
+
+    start = time.time()
+    time.sleep(1.5)
+    tune.report({"start": start, "end": time.time()})

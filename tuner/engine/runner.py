@@ -238,7 +238,8 @@ def _run_tracked(
         for line in notes:
             options.say(line)
         live_plots = LivePlots(options.tracking_uri, sweep.experiment_id, sweep.run_id)
-        with restored_signal_handlers(), fitting(), live_plots, phases.phase("fit"):
+        trims = fitting(spec, on_cluster=options.address is not None)
+        with restored_signal_handlers(), trims, live_plots, phases.phase("fit"):
             results = tuner.fit()
         # Ray saved its last state: what a resume may trust (finished, failed or stopped).
         sweep.set_tags({TAG_STATE_DIGEST: state_digest(experiment)})

@@ -15,6 +15,7 @@ from ray.tune.search import Searcher
 from tuner.engine.budget import BudgetStop
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
+from tuner.engine.fixed_resources import placement_groups_off
 from tuner.engine.lost_workers import recover_trials_on_lost_workers
 from tuner.engine.multi_worker import (
     concurrent_trials,
@@ -63,11 +64,18 @@ _NO_AUTO_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 
 
 @contextmanager
-def fitting() -> Iterator[None]:
+def fitting(spec: SweepSpec, *, on_cluster: bool) -> Iterator[None]:
     """What a sweep's fit() runs within: Ray's per-result file loggers off, the trainable
     looked up once (registry_memo), no trial's result file read back at the end
-    (unread_histories). Each is the driver's time per trial, bounded as sweeps grow."""
-    with ray_file_loggers_off(), trainables_remembered(), result_histories_unread():
+    (unread_histories), and on this machine's own Ray no placement group per trial
+    (fixed_resources). Each is the driver's time per trial, bounded as sweeps grow."""
+    fixed = not on_cluster and not spec.resources_per_trial.distributed
+    with (
+        ray_file_loggers_off(),
+        trainables_remembered(),
+        result_histories_unread(),
+        placement_groups_off(fixed),
+    ):
         yield
 
 
