@@ -17,6 +17,7 @@ from bench import (
     overhead,
     pbt,
     rates,
+    readback,
     scale,
     search,
     search_conditional,
@@ -86,6 +87,16 @@ def test_stores_benchmark_runs_a_short_and_a_long_sweep_through_a_server(tmp_pat
     assert figures["wall_s"]["short"] > 0 and figures["wall_s"]["long"] > 0
     assert figures["driver_cpu_s_long"] > 0
     assert (tmp_path / "stores-smoke.md").read_text().startswith("| tracking store |")
+
+
+def test_readback_benchmark_reads_a_sweep_back_through_a_server(tmp_path: Path) -> None:
+    result = json.loads(readback.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    figures = result["figures"]
+    assert figures["store"] == "mlflow server on SQLite" and figures["trials"] == 30
+    assert figures["status_counted"] == 30
+    assert figures["best_is_true_best"] is True
+    assert min(figures[key] for key in ("best_s", "report_s", "status_read_s")) > 0
+    assert (tmp_path / "readback-smoke.md").read_text().startswith("| store |")
 
 
 def test_gpu_benchmark_runs_its_cpu_parts_without_a_gpu(tmp_path: Path) -> None:
