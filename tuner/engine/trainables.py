@@ -100,6 +100,24 @@ def _check_shape(ref: str, fn: Any) -> None:
         ) from None
 
 
+def _check_per_worker(spec: SweepSpec, fn: Any) -> None:
+    """With several workers a trainable is a plain function that Ray Train runs on every
+    worker: a class has no per-worker form, and Train does not drive a generator."""
+    workers = spec.resources_per_trial.workers
+    if isinstance(fn, type):
+        kind = "a tune.Trainable class"
+    elif inspect.isgeneratorfunction(fn):
+        kind = "a generator function"
+    else:
+        return
+    raise SpecError(
+        None,
+        "resources_per_trial.workers",
+        f"{workers} workers run a function of the config on every worker; "
+        f"{spec.trainable!r} is {kind} (see docs/own-trainable.md#several-workers)",
+    )
+
+
 def _arguments(signature: inspect.Signature) -> str:
     names = list(signature.parameters)
     return f"({', '.join(names)})" if names else "no arguments"
@@ -110,7 +128,9 @@ def check_trainable(spec: SweepSpec) -> None:
     builtin = BUILTINS.get(spec.trainable)
     if builtin is None:
         _import_path(spec.trainable)  # unknown builtin names fail here
-        resolve_trainable(spec.trainable)
+        fn = resolve_trainable(spec.trainable)
+        if spec.resources_per_trial.distributed:
+            _check_per_worker(spec, fn)
         return
     # Built-ins are checked against their knob schema without importing torch.
     named = [("metric", spec.metric)] if spec.objectives is None else []

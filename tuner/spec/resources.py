@@ -57,18 +57,11 @@ class Resources(Strict):
         return self.workers > 1
 
 
-def check_workers(resources: Resources, trainable: str, scheduler: str) -> None:
-    """What a multi-worker trial can run so far: the built-in trainers, no PBT."""
+def check_workers(resources: Resources, scheduler: str) -> None:
+    """What a multi-worker trial can run so far: any function trainable (a built-in, or a
+    user's per-worker function; tuner.engine.trainables checks its shape), no PBT."""
     workers = resources.workers
-    if workers == 1:
-        return
-    if not trainable.startswith("builtin:"):
-        raise KeyedProblem(
-            "resources_per_trial.workers",
-            f"{workers} workers need a built-in trainer for now; "
-            "user per-worker training functions are not supported yet",
-        )
-    if scheduler in ("pbt", "pb2"):
+    if workers > 1 and scheduler in ("pbt", "pb2"):
         raise KeyedProblem(
             "resources_per_trial.workers",
             f"{workers} workers do not run under scheduler {scheduler} yet; use fifo or asha",
