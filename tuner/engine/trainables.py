@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from tuner.engine.worker_checks import check_per_worker_function, check_sync_batch_norm
 from tuner.spec import (
     CategoricalParam,
     FloatParam,
@@ -100,24 +101,6 @@ def _check_shape(ref: str, fn: Any) -> None:
         ) from None
 
 
-def _check_per_worker(spec: SweepSpec, fn: Any) -> None:
-    """With several workers a trainable is a plain function that Ray Train runs on every
-    worker: a class has no per-worker form, and Train does not drive a generator."""
-    workers = spec.resources_per_trial.workers
-    if isinstance(fn, type):
-        kind = "a tune.Trainable class"
-    elif inspect.isgeneratorfunction(fn):
-        kind = "a generator function"
-    else:
-        return
-    raise SpecError(
-        None,
-        "resources_per_trial.workers",
-        f"{workers} workers run a function of the config on every worker; "
-        f"{spec.trainable!r} is {kind} (see docs/own-trainable.md#several-workers)",
-    )
-
-
 def _arguments(signature: inspect.Signature) -> str:
     names = list(signature.parameters)
     return f"({', '.join(names)})" if names else "no arguments"
@@ -128,9 +111,7 @@ def check_trainable(spec: SweepSpec) -> None:
     builtin = BUILTINS.get(spec.trainable)
     if builtin is None:
         _import_path(spec.trainable)  # unknown builtin names fail here
-        fn = resolve_trainable(spec.trainable)
-        if spec.resources_per_trial.distributed:
-            _check_per_worker(spec, fn)
+        check_per_worker_function(spec, resolve_trainable(spec.trainable))
         return
     # Built-ins are checked against their knob schema without importing torch.
     named = [("metric", spec.metric)] if spec.objectives is None else []
@@ -150,6 +131,7 @@ def check_trainable(spec: SweepSpec) -> None:
     folds, folds_key = _most_folds(spec, builtin.knobs.model_validate(spec.config).cv_folds)
     if spec.resources_per_trial.distributed and folds > 1:
         raise SpecError(None, folds_key, "cv_folds > 1 does not run with several workers yet")
+    check_sync_batch_norm(spec, builtin.knobs.model_validate(spec.config).sync_batch_norm)
     _check_data(spec, builtin)
 
 
