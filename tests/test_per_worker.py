@@ -1,6 +1,7 @@
 """A user's per-worker training function (tests/per_worker.py) on 2 workers x 1 CPU, run
 by the `tuner` command as a user runs it: one MLflow child run per trial with each epoch
-once, the function saw a world of 2, and `tuner best` reads the sweep back."""
+once, the function saw a world of 2, `tuner best` reads the sweep back, and what
+`tuner status` shows of a submitted sweep counts the trials' workers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_cli
+from tuner.defaults import SUBMISSION_ID_ENV
+from tuner.tracking.status import trial_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +33,8 @@ SPEC = {
 
 def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
-    out = run_cli("run", "sweep.yaml", cwd=tmp_path)
+    # As on a cluster, where `tuner submit` gives the driver its job's id.
+    out = run_cli("run", "sweep.yaml", cwd=tmp_path, env={SUBMISSION_ID_ENV: "raysubmit_ddp"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 trials: 2 finished" in out.stdout
 
@@ -46,6 +50,8 @@ def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Pat
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert steps == list(range(1, EPOCHS + 1)), f"{key}: each epoch once"
         assert run.data.metrics["world_size"] == 2
+        assert run.data.tags["tuner.workers"] == "2 workers x 1 CPU"
+        assert run.data.metrics["cpu_hours"] > 0, "the workers' CPUs, not the driver's none"
         losses = [m.value for m in client.get_metric_history(run.info.run_id, "loss")]
         assert losses[-1] < losses[0], "the workers trained the model together"
 
@@ -56,3 +62,11 @@ def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Pat
     assert report["run_id"] == winner.info.run_id
     # Rank 0's checkpoint, as the function wrote it.
     assert Path(report["checkpoint"], "state.pt").is_file()
+
+    # What `tuner status` reads from MLflow for the job (its line adds "each trial ...").
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    counts = trial_counts(uri, "per-worker", "raysubmit_ddp", job_ended=True)
+    assert counts is not None
+    assert counts.workers == {"2 workers x 1 CPU": 2}
+    assert counts.workers_line() == "each trial 2 workers x 1 CPU"
+    assert counts.as_dict()["workers"] == {"2 workers x 1 CPU": 2}

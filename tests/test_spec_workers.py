@@ -135,3 +135,20 @@ def test_validate_refuses_cv_folds_with_several_workers(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {path}: config.cv_folds: cv_folds > 1 does not run")
+
+
+@pytest.mark.parametrize(
+    ("resources", "words"),
+    [
+        ({"workers": 2, "cpu": 1}, "2 workers x 1 CPU"),
+        (
+            {"workers": 4, "cpu": 8, "gpu": 1, "placement": "spread"},
+            "4 workers x 8 CPUs, 1 GPU (spread)",
+        ),
+        ({"workers": 2, "cpu": 0.5, "gpu": 2}, "2 workers x 0.5 CPUs, 2 GPUs"),
+        ({"cpu": 1}, "1 worker x 1 CPU"),
+    ],
+)
+def test_a_trials_workers_in_words(resources: dict[str, Any], words: str) -> None:
+    """What `tuner status` shows and the trials' runs are tagged with (tuner.workers)."""
+    assert parse_spec(sweep(resources)).resources_per_trial.described() == words

@@ -51,6 +51,15 @@ class Resources(Strict):
             )
         return self
 
+    def described(self) -> str:
+        """A trial's workers in words, as `tuner status` shows them: "2 workers x 1 CPU",
+        "4 workers x 8 CPUs, 1 GPU (spread)"."""
+        each = f"{self.cpu:g} CPU{'' if self.cpu == 1 else 's'}"
+        if self.gpu:
+            each += f", {self.gpu:g} GPU{'' if self.gpu == 1 else 's'}"
+        workers = f"{self.workers} worker{'' if self.workers == 1 else 's'}"
+        return f"{workers} x {each}" + (" (spread)" if self.placement == "spread" else "")
+
     @property
     def distributed(self) -> bool:
         """Whether a trial runs as several data-parallel workers (Ray Train)."""
