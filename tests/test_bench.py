@@ -12,6 +12,8 @@ import pytest
 
 from bench import (
     checkpoints,
+    ddp,
+    ddp_split,
     digits,
     gpu,
     overhead,
@@ -237,3 +239,25 @@ def test_stop_when_benchmark_reports_where_each_threshold_stops(tmp_path: Path) 
         for seed in figures["per_seed"]:
             # A seed stops no earlier than min_trials, or not at all.
             assert seed["stopped_at"] is None or 20 <= seed["stopped_at"] <= 25
+
+
+def test_ddp_benchmark_times_one_worker_against_two(tmp_path: Path) -> None:
+    result = json.loads(ddp.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    settings = result["settings"]
+    assert set(settings) == {"1 x 1 CPU", "2 x 1 CPU"}
+    for workers, name in ((1, "1 x 1 CPU"), (2, "2 x 1 CPU")):
+        figures = settings[name]
+        assert len(figures["epoch_time_s"]) == result["workload"]["epochs"]
+        assert figures["samples_per_s"] > 0
+        # One torch thread per worker's CPU: Ray sets OMP_NUM_THREADS from it.
+        assert figures["torch_threads"] == [1] * workers
+    assert result["speedup"] > 0 and len(result["loadavg_before"]) == 3
+    assert (tmp_path / "ddp-smoke.md").read_text().startswith("| workers | epoch s |")
+
+
+def test_ddp_split_benchmark_parts_a_step(tmp_path: Path) -> None:
+    result = json.loads(ddp_split.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    assert result["one_process_step_ms"] > 0
+    parts = result["two_workers"]
+    assert {"compute_ms", "allreduce_ms", "ddp_step_ms_bucket_25"} <= set(parts)
+    assert all(ms > 0 for ms in parts.values())

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli
+from tuner.engine.trainables import check_trainable
 from tuner.spec import SpecError, parse_spec
 
 
@@ -62,10 +63,31 @@ def test_placement_is_pack_or_spread() -> None:
     assert key == "resources_per_trial.placement" and "pack" in text and "spread" in text
 
 
-def test_several_workers_need_a_builtin_trainer_for_now() -> None:
-    raw = {**sweep({"workers": 2}), "trainable": "tests.trainables:report_twice"}
-    key, text = problem(raw)
-    assert key == "resources_per_trial.workers" and "built-in trainer" in text
+def test_a_user_function_runs_on_several_workers() -> None:
+    raw = {**sweep({"workers": 2}), "trainable": "tests.per_worker:fit", "metric": "loss"}
+    raw["params"] = {"lr": {"type": "float", "low": 0.001, "high": 0.1}}
+    check_trainable(parse_spec(raw))  # no refusal
+
+
+GENERATOR = "def fit(config):\n    yield {'loss': 1.0}\n"
+
+
+def test_several_workers_refuse_a_class_or_a_generator_in_one_line(tmp_path: Path) -> None:
+    raw = {**sweep({"workers": 2}), "trainable": "tests.trainables:SecretsReceived"}
+    with pytest.raises(SpecError) as caught:
+        check_trainable(parse_spec(raw))
+    assert caught.value.key == "resources_per_trial.workers"
+    assert "a tune.Trainable class" in caught.value.problem
+
+    (tmp_path / "gen.py").write_text(GENERATOR)
+    path = tmp_path / "gen.yaml"
+    path.write_text(yaml.safe_dump({**sweep({"workers": 2}), "trainable": "gen:fit"}))
+    result = run_cli("validate", str(path), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {path}: resources_per_trial.workers: 2 workers run")
+    assert "'gen:fit' is a generator function" in lines[0]
 
 
 def test_several_workers_do_not_run_under_pbt_yet() -> None:
@@ -113,3 +135,20 @@ def test_validate_refuses_cv_folds_with_several_workers(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {path}: config.cv_folds: cv_folds > 1 does not run")
+
+
+@pytest.mark.parametrize(
+    ("resources", "words"),
+    [
+        ({"workers": 2, "cpu": 1}, "2 workers x 1 CPU"),
+        (
+            {"workers": 4, "cpu": 8, "gpu": 1, "placement": "spread"},
+            "4 workers x 8 CPUs, 1 GPU (spread)",
+        ),
+        ({"workers": 2, "cpu": 0.5, "gpu": 2}, "2 workers x 0.5 CPUs, 2 GPUs"),
+        ({"cpu": 1}, "1 worker x 1 CPU"),
+    ],
+)
+def test_a_trials_workers_in_words(resources: dict[str, Any], words: str) -> None:
+    """What `tuner status` shows and the trials' runs are tagged with (tuner.workers)."""
+    assert parse_spec(sweep(resources)).resources_per_trial.described() == words

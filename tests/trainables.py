@@ -198,3 +198,49 @@ def checkpoints_on_notice(config: dict[str, Any]) -> None:
             )
         with log.open("a") as lines:
             lines.write(f"checkpoint {step}\n")
+
+
+PAUSE_KEYS = ("pause_after_epoch", "pause_marker")
+# The epoch's checkpoint reaches Tune a moment after the workers' report (Train persists
+# it, its controller relays it, the trial copies it into its storage): over 1 s on the
+# loaded 2-core machine. The marker waits that long, so a signal after it lands after it.
+LAG_S = 5.0
+
+
+def classifier_pausing_once(config: dict[str, Any]) -> None:
+    """A per-worker function: the built-in classifier's worker, checkpointing every epoch,
+    that waits after reporting epoch `pause_after_epoch` (0: never) until killed, rank 0
+    having touched `pause_marker`; once the marker exists it runs straight through.
+
+    A signal sent after the marker lands after that epoch's checkpoint: the resumed trial
+    goes on from there (`ray.train.get_checkpoint()`), rank 0 writing the epoch it
+    resumed from to `<pause_marker>.resumed`."""
+    import time
+
+    import ray.train
+
+    from tuner.trainer.classifier import train_classifier_worker
+    from tuner.trainer.ddp_trial import restored
+
+    marker = Path(config["pause_marker"])
+    pause_epoch = int(config["pause_after_epoch"]) if not marker.exists() else 0
+    knobs = {key: value for key, value in config.items() if key not in PAUSE_KEYS}
+    knobs[PLAN_KEY] = CheckpointPlan(every_epochs=1, min_interval_s=0).as_config()
+    real_report = ray.train.report
+
+    def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        real_report(metrics, checkpoint=checkpoint)
+        if metrics["epoch"] == pause_epoch:
+            time.sleep(LAG_S)
+            if ray.train.get_context().get_world_rank() == 0:
+                marker.write_text(f"paused after epoch {pause_epoch}")
+            time.sleep(600)
+
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None and ray.train.get_context().get_world_rank() == 0:
+        Path(f"{marker}.resumed").write_text(str(restored(checkpoint).epoch))
+    ray.train.report = report  # the worker calls ray.train.report through the module
+    try:
+        train_classifier_worker({"config": knobs, "checkpoint": checkpoint})
+    finally:
+        ray.train.report = real_report

@@ -193,6 +193,8 @@ def status(
         if counts:
             states = ", ".join(f"{n} {state}" for state, n in counts.by_state.items())
             line += f"; {counts.total} trials ({states})"
+            if counts.workers:
+                line += f"; {counts.workers_line()}"
             if counts.best_value is not None:
                 line += (
                     f"; best {counts.metric} = {counts.best_value:.6g} (trial {counts.best_trial})"

@@ -65,6 +65,34 @@ def worker_function(ref: str) -> Trainable:
     return function
 
 
+def user_worker(fn: Trainable) -> Trainable:
+    """A user's per-worker training function as each Ray Train worker runs it: called
+    with the trial's config, as a one-process trainable is; `ray.train.get_checkpoint()`
+    returns the trial's checkpoint to resume from."""
+
+    def worker(loop_config: dict[str, Any]) -> None:
+        checkpoint = loop_config.get("checkpoint")
+        if checkpoint is not None:
+            _resume_from(checkpoint)
+        fn(loop_config["config"])
+
+    return worker
+
+
+def _resume_from(checkpoint: Any) -> None:
+    """Hand Tune's checkpoint to `ray.train.get_checkpoint()` in this worker.
+
+    Each start of a trial is a fresh Train run (see data_parallel), so Train itself has
+    no checkpoint to give; its public resume argument is deprecated in Train V2, and the
+    train loop config would make users look in two places. The worker's context holds
+    what `get_checkpoint()` returns: set it before the user's function starts."""
+    from ray.train.v2._internal.execution.context import get_train_context
+
+    context = get_train_context()
+    if context.checkpoint is None:
+        context.checkpoint = checkpoint
+
+
 def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainable:
     """The Tune trial body of a multi-worker trial: `worker` on `resources.workers`
     Ray Train workers, their reports relayed to Tune. Named `name` (Ray names trials

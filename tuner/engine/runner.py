@@ -206,7 +206,7 @@ def _run_tracked(
     lineage = lineage_of(spec, experiment.uri)
     tracker = TrialTracker(
         writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost,
-        dataset=dataset, lineage=lineage,
+        dataset=dataset, lineage=lineage, resources=spec.resources_per_trial,
     )  # fmt: skip
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from tuner.engine.worker_checks import check_per_worker_function, check_sync_batch_norm
 from tuner.spec import (
     CategoricalParam,
     FloatParam,
@@ -110,7 +111,7 @@ def check_trainable(spec: SweepSpec) -> None:
     builtin = BUILTINS.get(spec.trainable)
     if builtin is None:
         _import_path(spec.trainable)  # unknown builtin names fail here
-        resolve_trainable(spec.trainable)
+        check_per_worker_function(spec, resolve_trainable(spec.trainable))
         return
     # Built-ins are checked against their knob schema without importing torch.
     named = [("metric", spec.metric)] if spec.objectives is None else []
@@ -130,6 +131,7 @@ def check_trainable(spec: SweepSpec) -> None:
     folds, folds_key = _most_folds(spec, builtin.knobs.model_validate(spec.config).cv_folds)
     if spec.resources_per_trial.distributed and folds > 1:
         raise SpecError(None, folds_key, "cv_folds > 1 does not run with several workers yet")
+    check_sync_batch_norm(spec, builtin.knobs.model_validate(spec.config).sync_batch_norm)
     _check_data(spec, builtin)
 
 

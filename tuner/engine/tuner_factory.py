@@ -21,6 +21,7 @@ from tuner.engine.multi_worker import (
     concurrent_trials,
     data_parallel,
     trial_resources,
+    user_worker,
     worker_function,
 )
 from tuner.engine.population import lineage_of
@@ -84,8 +85,9 @@ def trainable_with_resources(spec: SweepSpec, withheld: dict[str, Any]) -> Any:
     (secrets), which the trials get back in their own process."""
     resources = trial_resources(spec.resources_per_trial)
     trainable: Any = resolve_trainable(spec.trainable)
-    if spec.resources_per_trial.distributed:  # the schema let only built-ins through
-        worker = worker_function(spec.trainable)
+    if spec.resources_per_trial.distributed:  # a function (check_trainable said so)
+        builtin = spec.trainable.startswith("builtin:")
+        worker = worker_function(spec.trainable) if builtin else user_worker(trainable)
         trainable = data_parallel(worker, spec.resources_per_trial, trainable.__name__)
     trial_config = TrialConfig.needed(spec.config, withheld)
     no_credentials_in_runtime_env()

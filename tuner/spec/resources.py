@@ -51,24 +51,26 @@ class Resources(Strict):
             )
         return self
 
+    def described(self) -> str:
+        """A trial's workers in words, as `tuner status` shows them: "2 workers x 1 CPU",
+        "4 workers x 8 CPUs, 1 GPU (spread)"."""
+        each = f"{self.cpu:g} CPU{'' if self.cpu == 1 else 's'}"
+        if self.gpu:
+            each += f", {self.gpu:g} GPU{'' if self.gpu == 1 else 's'}"
+        workers = f"{self.workers} worker{'' if self.workers == 1 else 's'}"
+        return f"{workers} x {each}" + (" (spread)" if self.placement == "spread" else "")
+
     @property
     def distributed(self) -> bool:
         """Whether a trial runs as several data-parallel workers (Ray Train)."""
         return self.workers > 1
 
 
-def check_workers(resources: Resources, trainable: str, scheduler: str) -> None:
-    """What a multi-worker trial can run so far: the built-in trainers, no PBT."""
+def check_workers(resources: Resources, scheduler: str) -> None:
+    """What a multi-worker trial can run so far: any function trainable (a built-in, or a
+    user's per-worker function; tuner.engine.trainables checks its shape), no PBT."""
     workers = resources.workers
-    if workers == 1:
-        return
-    if not trainable.startswith("builtin:"):
-        raise KeyedProblem(
-            "resources_per_trial.workers",
-            f"{workers} workers need a built-in trainer for now; "
-            "user per-worker training functions are not supported yet",
-        )
-    if scheduler in ("pbt", "pb2"):
+    if workers > 1 and scheduler in ("pbt", "pb2"):
         raise KeyedProblem(
             "resources_per_trial.workers",
             f"{workers} workers do not run under scheduler {scheduler} yet; use fifo or asha",

@@ -119,7 +119,7 @@ class SweepSpec(Strict):
         self._first_trials_fit()
         check_pbt(self)
         check_stop_when(self)
-        check_workers(self.resources_per_trial, self.trainable, self.scheduler.kind)
+        check_workers(self.resources_per_trial, self.scheduler.kind)
         if self.register_as is not None and not self.trainable.startswith("builtin:"):
             raise KeyedProblem(
                 "register",

@@ -14,7 +14,13 @@ from mlflow import MlflowClient
 
 from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS
 from tuner.tracking.runs import child_runs, find_sweep_run
-from tuner.tracking.tags import TAG_LOST_WORK, TAG_STOPPED_EARLY, TAG_SUBMISSION, TAG_TRIAL_ID
+from tuner.tracking.tags import (
+    TAG_LOST_WORK,
+    TAG_STOPPED_EARLY,
+    TAG_SUBMISSION,
+    TAG_TRIAL_ID,
+    TAG_WORKERS,
+)
 
 INTERRUPTED = "INTERRUPTED"
 
@@ -32,6 +38,14 @@ class TrialCounts:
     held: dict[str, float] = field(default_factory=dict)
     # training redone after restarts (a lost worker), summed over the trials' runs
     lost_work_s: float = 0.0
+    # multi-worker trials: how many trials ran on each set of workers ("2 workers x 1 CPU")
+    workers: dict[str, int] = field(default_factory=dict)
+
+    def workers_line(self) -> str:
+        """The trials' workers as `tuner status` prints them; "" for one-process trials."""
+        if len(self.workers) == 1:
+            return f"each trial {next(iter(self.workers))}"
+        return ", ".join(f"{n} trials of {each}" for each, n in sorted(self.workers.items()))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +56,7 @@ class TrialCounts:
             "best_trial": self.best_trial,
             "held": self.held,
             "lost_work_s": self.lost_work_s,
+            "workers": self.workers,
         }
 
 
@@ -62,6 +77,7 @@ def trial_counts(
     sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
     children = child_runs(client, experiment_id, parent.info.run_id)
     states: Counter[str] = Counter()
+    workers: Counter[str] = Counter()
     held: dict[str, float] = {}
     lost_work = 0.0
     best: tuple[float, str] | None = None
@@ -73,6 +89,8 @@ def trial_counts(
         elif status == "RUNNING" and job_ended:
             status = INTERRUPTED
         states[status.lower()] += 1
+        if TAG_WORKERS in tags:
+            workers[tags[TAG_WORKERS]] += 1
         for key in (CPU_HOURS, GPU_HOURS, COST_USD):
             if key in run.data.metrics:
                 held[key] = held.get(key, 0.0) + run.data.metrics[key]
@@ -88,6 +106,7 @@ def trial_counts(
         best_trial=best[1] if best else None,
         held=held,
         lost_work_s=lost_work,
+        workers=dict(workers),
     )
 
 

@@ -15,6 +15,8 @@ TAG_BEST_TRIAL = "tuner.best_trial_id"
 TAG_EXPERIMENT_PATH = "tuner.experiment_path"  # where Ray Tune keeps the sweep's state
 TAG_SUBMISSION = "tuner.submission_id"  # the Ray job that drives the sweep, if any
 TAG_RESTARTS = "tuner.restarts"  # times a trial restarted from its checkpoint
+# A multi-worker trial's workers, in words ("2 workers x 1 CPU"); `tuner status` shows it.
+TAG_WORKERS = "tuner.workers"
 # Seconds of training redone after restarts: a trial's, and on the sweep run the total.
 TAG_LOST_WORK = "tuner.lost_work_s"
 TAG_RESTART_REASON = "tuner.restart_reason"  # "preempted", "node lost" or "error"

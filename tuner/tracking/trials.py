@@ -14,6 +14,7 @@ from ray.tune import Callback
 
 from tuner.search.early_stops import EarlyStops
 from tuner.search.pbt import Lineage
+from tuner.spec import Resources
 from tuner.spec.schema import CostPrices
 from tuner.tracking.cost import CostLedger
 from tuner.tracking.datasets import DatasetFields
@@ -43,6 +44,7 @@ from tuner.tracking.tags import (
     TAG_STOPPED_AT,
     TAG_STOPPED_EARLY,
     TAG_TRIAL_ID,
+    TAG_WORKERS,
 )
 from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, ReopenRun, SetTags, TrackingWriter
 
@@ -60,8 +62,12 @@ class TrialTracker(Callback):  # type: ignore[misc]
         prices: CostPrices | None = None,
         dataset: DatasetFields | None = None,
         lineage: Lineage | None = None,
+        resources: Resources | None = None,
     ) -> None:
         self._writer = writer
+        # A multi-worker trial's Tune placement holds none of its workers' CPUs and GPUs
+        # (tuner.engine.multi_worker): its run is tagged with them, its cost counts them.
+        self._workers = resources if resources is not None and resources.distributed else None
         # A PBT sweep's: each result logs the values it trained with (hp.<name>), each
         # exploit is tagged on the trial's run.
         self._lineage = lineage
@@ -111,7 +117,13 @@ class TrialTracker(Callback):  # type: ignore[misc]
         return {**self.__dict__, "_writer": None}
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self.cost.start(trial.trial_id, *_placed(trial))
+        held = _placed(trial)
+        if self._workers is not None:
+            held = (
+                self._workers.workers * self._workers.cpu,
+                self._workers.workers * self._workers.gpu,
+            )
+        self.cost.start(trial.trial_id, *held)
         self.lost_work.started(trial.trial_id)
         # A restored trial runs again in the run it had: reopen that run once.
         existing = self._existing.pop(trial.trial_id, None)
@@ -137,6 +149,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
             TAG_ROLE: "trial",
             TAG_TRIAL_ID: trial.trial_id,
         }
+        if self._workers is not None:
+            tags[TAG_WORKERS] = self._workers.described()
         name = run_name(trial.trial_id, params)
         self._writer.submit(CreateRun(trial.trial_id, name, params, tags, self._dataset))
 

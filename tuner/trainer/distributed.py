@@ -52,6 +52,17 @@ class Shard:
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
+    def synced(self, model: nn.Module) -> nn.Module:
+        """`model` with its batch norm layers computing their statistics over the whole
+        global batch, all workers' parts together: one process's forward pass. Alone,
+        `model` as it is (its batch norm already sees the whole batch)."""
+        if self.alone:
+            return model
+        # Parameters and buffers move over as they are: the state dict keeps its keys,
+        # so checkpoints load into a model with plain batch norm.
+        synced: nn.Module = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return synced
+
     def total(self, value: Tensor) -> Tensor:
         """`value` summed over the workers."""
         if not self.alone:

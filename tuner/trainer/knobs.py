@@ -96,6 +96,10 @@ class TrainerKnobs(BaseModel):
     activation: Activation = "relu"
     init: Init = "default"
     batch_norm: bool = False
+    # several GPU workers: batch norm over the global batch (SyncBatchNorm) rather than
+    # each worker's part; one process already sees the whole batch, and a model without
+    # batch norm has nothing to sync: both train as without it
+    sync_batch_norm: bool = False
     dropout: Fraction = 0.0
     channels: Annotated[int, Field(ge=1, le=1024)] = 16  # cnn, conv1d: first block; doubles
     kernel_size: Literal[3, 5, 7] = 3  # cnn, conv1d

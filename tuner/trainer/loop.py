@@ -165,6 +165,8 @@ def _run_segment(
     torch.manual_seed(seed)
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
     start_from_checkpoint(model, knobs, splits.feature_shape, resuming=resume is not None)
+    if knobs.sync_batch_norm:
+        model = shard.synced(model)
     trained = shard.wrap(model)  # `model` itself is what checkpoints hold
     optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())

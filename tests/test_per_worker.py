@@ -1,0 +1,72 @@
+"""A user's per-worker training function (tests/per_worker.py) on 2 workers x 1 CPU, run
+by the `tuner` command as a user runs it: one MLflow child run per trial with each epoch
+once, the function saw a world of 2, `tuner best` reads the sweep back, and what
+`tuner status` shows of a submitted sweep counts the trials' workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tests.conftest import run_cli
+from tuner.defaults import SUBMISSION_ID_ENV
+from tuner.tracking.status import trial_counts
+
+pytestmark = pytest.mark.e2e
+
+EPOCHS = 3
+SPEC = {
+    "name": "per-worker",
+    "trainable": "tests.per_worker:fit",
+    "metric": "loss",
+    "mode": "min",
+    "searcher": {"kind": "grid"},
+    "resources_per_trial": {"workers": 2, "cpu": 1},
+    "params": {"lr": {"type": "grid", "values": [0.01, 0.05]}},
+    "config": {"epochs": EPOCHS, "batch_size": 64},
+}
+
+
+def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
+    # As on a cluster, where `tuner submit` gives the driver its job's id.
+    out = run_cli("run", "sweep.yaml", cwd=tmp_path, env={SUBMISSION_ID_ENV: "raysubmit_ddp"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "2 trials: 2 finished" in out.stdout
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("per-worker")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert len(trials) == 2, "one child run per trial, not per worker"
+    for run in trials:
+        assert run.info.status == "FINISHED"
+        for key in ("loss", "world_size"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert steps == list(range(1, EPOCHS + 1)), f"{key}: each epoch once"
+        assert run.data.metrics["world_size"] == 2
+        assert run.data.tags["tuner.workers"] == "2 workers x 1 CPU"
+        assert run.data.metrics["cpu_hours"] > 0, "the workers' CPUs, not the driver's none"
+        losses = [m.value for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert losses[-1] < losses[0], "the workers trained the model together"
+
+    best = run_cli("best", "per-worker", "--json", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    report = json.loads(best.stdout)
+    winner = min(trials, key=lambda r: r.data.metrics["loss"])
+    assert report["run_id"] == winner.info.run_id
+    # Rank 0's checkpoint, as the function wrote it.
+    assert Path(report["checkpoint"], "state.pt").is_file()
+
+    # What `tuner status` reads from MLflow for the job (its line adds "each trial ...").
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    counts = trial_counts(uri, "per-worker", "raysubmit_ddp", job_ended=True)
+    assert counts is not None
+    assert counts.workers == {"2 workers x 1 CPU": 2}
+    assert counts.workers_line() == "each trial 2 workers x 1 CPU"
+    assert counts.as_dict()["workers"] == {"2 workers x 1 CPU": 2}
