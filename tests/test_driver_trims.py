@@ -14,7 +14,7 @@ from ray import tune
 from ray.experimental.internal_kv import _internal_kv_del
 from ray.tune import registry
 
-from tuner.engine.fixed_resources import placement_groups_off
+from tuner.engine.fixed_resources import placement_groups_off, ray_started_here
 from tuner.engine.registry_memo import trainables_remembered
 from tuner.engine.unread_histories import result_histories_unread
 
@@ -83,6 +83,7 @@ def placement_groups() -> int:
 def test_trials_on_this_machines_ray_make_no_placement_group(
     ray_session: None, tmp_path: Path
 ) -> None:
+    assert ray_started_here()  # the module's Ray runs in this process, as `tuner run`'s does
     before = placement_groups()
     with placement_groups_off():
         results = three_reports(tmp_path)

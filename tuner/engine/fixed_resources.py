@@ -12,8 +12,10 @@ node whose resources never change. There Ray Tune's `FixedResourceManager` (Ray'
 for Tune runs nested in a fixed budget) counts the machine's resources in the driver
 instead: the same trials fit at once, and no request leaves the process.
 
-Only single-process trials: a multi-worker trial's Ray Train workers make placement
-groups of their own, and on a cluster every trial keeps Ray's placement groups.
+Only single-process trials on a Ray this process started: a multi-worker trial's Ray
+Train workers make placement groups of their own, and a Ray that was joined (a cluster,
+perhaps autoscaling from a head with no CPUs) keeps Ray's placement groups for every
+trial, whether `--address` named it or the caller's own `ray.init` did.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+import ray
 from ray.air.execution import FixedResourceManager
 from ray.tune.execution import tune_controller
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT = "PlacementGroupResourceManager"  # the name Ray Tune's controller builds
+
+
+def ray_started_here() -> bool:
+    """Whether this process started the Ray it is connected to (an embedded Ray: one
+    node, whose resources never change) rather than joining a running one."""
+    node = getattr(ray._private.worker, "_global_node", None)  # Ray keeps it private
+    return ray.is_initialized() and bool(getattr(node, "head", False))
 
 
 @contextlib.contextmanager

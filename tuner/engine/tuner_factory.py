@@ -15,7 +15,7 @@ from ray.tune.search import Searcher
 from tuner.engine.budget import BudgetStop
 from tuner.engine.checkpoints import trial_space
 from tuner.engine.experiments import Experiment
-from tuner.engine.fixed_resources import placement_groups_off
+from tuner.engine.fixed_resources import placement_groups_off, ray_started_here
 from tuner.engine.lost_workers import recover_trials_on_lost_workers
 from tuner.engine.multi_worker import (
     concurrent_trials,
@@ -70,7 +70,7 @@ def fitting(spec: SweepSpec, *, on_cluster: bool) -> Iterator[None]:
     looked up once (registry_memo), no trial's result file read back at the end
     (unread_histories), and on this machine's own Ray no placement group per trial
     (fixed_resources). Each is the driver's time per trial, bounded as sweeps grow."""
-    fixed = not on_cluster and not spec.resources_per_trial.distributed
+    fixed = not on_cluster and not spec.resources_per_trial.distributed and ray_started_here()
     with (
         ray_file_loggers_off(),
         trainables_remembered(),
