@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, write
-from bench.servers import postgres_missing, running_postgres
-from bench.stores import null_sweep, server_on
+from bench.servers import postgres_missing
+from bench.stores import STORES, null_sweep
 
 NAME = "bench-readback"
 SUBMISSION = "bench-readback-submission"
@@ -71,14 +71,15 @@ def true_best(uri: str) -> float:
             return best
 
 
-def measure(trials: int, postgres: bool) -> dict[str, Any]:
+def measure(trials: int, store: str) -> dict[str, Any]:
     from tuner.defaults import SUBMISSION_ID_ENV
 
     startup: dict[str, float] = {}
     with (
-        server_on(running_postgres if postgres else _no_backend) as uri,
+        STORES[store]() as uri,
         tempfile.TemporaryDirectory(prefix="bench-readback-") as folder,
     ):
+        assert uri is not None, "readback measures a tracking server"
         with ray_for(startup, "ray"):
             os.environ[SUBMISSION_ID_ENV] = SUBMISSION  # what `tuner status` finds it by
             try:
@@ -104,7 +105,7 @@ def measure(trials: int, postgres: bool) -> dict[str, Any]:
         truth = true_best(uri)
     return {
         "trials": trials,
-        "store": "mlflow server on PostgreSQL" if postgres else "mlflow server on SQLite",
+        "store": store,
         "sweep_wall_s": wall,
         "overhead_slot_s_per_trial": wall * SLOTS / trials,
         "end_of_sweep_s": ended - _last_trial_ended(result, ended),
@@ -124,12 +125,6 @@ def _last_trial_ended(result: Any, otherwise: float) -> float:
     spans = {span.name: span for span in result.phases.spans}
     last = spans.get("last trial ended")
     return otherwise if last is None else float(result.phases.origin + last.start)
-
-
-def _no_backend() -> Any:
-    from contextlib import nullcontext
-
-    return nullcontext(None)
 
 
 def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -154,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     trials = 30 if args.smoke else args.trials
     postgres = not args.smoke and not postgres_missing()
-    result = {"machine": machine(), "slots": SLOTS, "figures": measure(trials, postgres)}
+    store = "mlflow server on PostgreSQL" if postgres else "mlflow server on SQLite"
+    result = {"machine": machine(), "slots": SLOTS, "figures": measure(trials, store)}
     name = "readback-smoke" if args.smoke else f"readback-n{trials}"
     return write(name, result, table(result), args.out)
 
