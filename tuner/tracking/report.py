@@ -80,7 +80,7 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
         "learning_curves": lambda: _learning_curves(sweep, plots, report.notes),
         "parallel_coordinate": lambda: plots.plot_parallel_coordinate(study),
         "param_importances": lambda: plots.plot_param_importances(judged, evaluator=known),
-        "contour": lambda: plots.plot_contour(judged, params=ranked[:2]),
+        "contour": lambda: plots.plot_contour(every, params=ranked[:2]),
     }
     front = sweep.front
     if front is not None:
