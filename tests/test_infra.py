@@ -243,6 +243,7 @@ def render_user_data(role: str) -> str:
         "mlflow_permission": "READ" if head else "",
         "mlflow_credentials": CREDENTIALS.read_text() if head else "",
         "tls_cert_secret": "", "tls_key_secret": "", "tls_server_name": "",
+        "gpu_sharing": "none" if head else "mps",
     }  # fmt: skip
     rendered = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
     assert "${" not in re.sub(r"TUNER_SCRIPT.*?TUNER_SCRIPT", "", rendered, flags=re.S)
@@ -786,3 +787,123 @@ def test_client_ingress_and_addresses_evaluate_as_documented(tmp_path: Path) -> 
     assert both == {"ingress": {"jobs_api": 8443, "mlflow": 5443},
                     "ray_address": "https://tuner.example.com:8443",
                     "mlflow_uri": "https://tuner.example.com:5443"}  # fmt: skip
+
+
+def boot_worker(tmp_path: Path, gpu_sharing: str | None, gpu: bool = True) -> dict[str, Any]:
+    """bootstrap-worker.sh run for real against the real install-common.sh, with stand-ins
+    for what needs a cloud instance (pip, SSM, IMDS), for systemctl and for NVIDIA's tools
+    (nvidia-smi -L fails where the node has no GPU): the units it writes, in the order it
+    starts them."""
+    bin_dir, units, log = tmp_path / "bin", tmp_path / "units", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    units.mkdir()
+    tools = {"systemctl": "", "nvidia-cuda-mps-control": "",
+             "nvidia-smi": "" if gpu else "exit 9"}  # fmt: skip
+    for name, body in tools.items():
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >>"$CALLS"\n{body}\n')
+        (bin_dir / name).chmod(0o755)
+    common = tmp_path / "install-common.sh"
+    common.write_text(
+        (INFRA / "scripts" / "install-common.sh").read_text()
+        + "install_tuner() { :; }\nfetch_ray_token() { :; }\n"
+        + "private_ip() { echo 10.0.2.20; }\nprice_labels() { echo tuner.io/market=spot; }\n"
+    )
+    script = (INFRA / "scripts" / "bootstrap-worker.sh").read_text()
+    assert ". /opt/tuner/install-common.sh\n" in script
+    (tmp_path / "boot.sh").write_text(
+        script.replace(". /opt/tuner/install-common.sh\n", f". {common}\n")
+    )
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log), "UNIT_DIR": str(units),
+           "HEAD_IP": "10.0.1.10", "AWS_REGION": "us-east-1"}  # fmt: skip
+    if gpu_sharing is not None:
+        env["GPU_SHARING"] = gpu_sharing
+    out = subprocess.run(["bash", str(tmp_path / "boot.sh")], env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    calls = log.read_text().splitlines() if log.exists() else []
+    written = {str(p.relative_to(units)): p.read_text() for p in units.rglob("*") if p.is_file()}
+    started = [c.split()[-1] for c in calls if c.startswith("systemctl enable --now")]
+    return {"rc": out.returncode, "stderr": out.stderr, "calls": calls, "units": written,
+            "started": started}  # fmt: skip
+
+
+MPS_ENV = ("Environment=CUDA_MPS_PIPE_DIRECTORY=/run/nvidia-mps",
+           "Environment=CUDA_MPS_LOG_DIRECTORY=/var/log/nvidia-mps")  # fmt: skip
+
+
+@pytest.mark.parametrize("gpu_sharing", ["mps", None], ids=["mps", "default"])
+def test_worker_starts_the_mps_daemon_before_ray(tmp_path: Path, gpu_sharing: str | None) -> None:
+    boot = boot_worker(tmp_path, gpu_sharing)
+    assert boot["rc"] == 0, boot["stderr"]
+    assert boot["started"] == ["nvidia-mps.service", "ray-worker.service",
+                               "tuner-preemption-watch.service"]  # fmt: skip
+    assert "nvidia-smi -L" in boot["calls"], "MPS only where an NVIDIA GPU answers"
+    mps = boot["units"]["nvidia-mps.service"].splitlines()
+    bin_dir = tmp_path / "bin"
+    assert "Type=forking" in mps and "User=ray" in mps, "the daemon's user is Ray's"
+    assert f"ExecStart={bin_dir}/nvidia-cuda-mps-control -d" in mps
+    # EXCLUSIVE_PROCESS as root ("+") at every start, DEFAULT again once it stops.
+    assert f"ExecStartPre=+{bin_dir}/nvidia-smi -c EXCLUSIVE_PROCESS" in mps
+    assert f"ExecStopPost=+{bin_dir}/nvidia-smi -c DEFAULT" in mps
+    assert "RuntimeDirectory=nvidia-mps" in mps and "LogsDirectory=nvidia-mps" in mps
+    assert all(line in mps for line in MPS_ENV)
+    # Ray's unit (through its drop-in) requires the daemon, starts after it and gets the
+    # same pipe directory, which its worker processes inherit.
+    ray = boot["units"]["ray-worker.service"] + boot["units"]["ray-worker.service.d/mps.conf"]
+    lines = ray.splitlines()
+    assert "Requires=nvidia-mps.service" in lines and "After=nvidia-mps.service" in lines
+    assert all(line in lines for line in MPS_ENV)
+    assert "User=ray" in lines
+
+
+@pytest.mark.parametrize(("gpu_sharing", "gpu"), [("none", True), ("mps", False)],
+                         ids=["none", "no-gpu"])  # fmt: skip
+def test_worker_runs_ray_without_mps_when_off_or_without_a_gpu(
+    tmp_path: Path, gpu_sharing: str, gpu: bool
+) -> None:
+    boot = boot_worker(tmp_path, gpu_sharing, gpu=gpu)
+    assert boot["rc"] == 0, boot["stderr"]
+    assert boot["started"] == ["ray-worker.service", "tuner-preemption-watch.service"]
+    assert set(boot["units"]) == {"ray-worker.service", "tuner-preemption-watch.service"}
+    assert "CUDA_MPS" not in boot["units"]["ray-worker.service"]
+    assert not any(call.startswith("nvidia-cuda-mps-control") for call in boot["calls"])
+    assert not any(" -c " in call for call in boot["calls"]), "compute mode left alone"
+
+
+def test_worker_refuses_an_unknown_gpu_sharing(tmp_path: Path) -> None:
+    boot = boot_worker(tmp_path, "mig")
+    assert boot["rc"] != 0 and "gpu_sharing must be mps or none" in boot["stderr"]
+    assert boot["started"] == [], "no Ray on a node whose boot went wrong"
+
+
+def test_gpu_sharing_is_a_variable_passed_to_the_workers(terraform: dict[str, Any]) -> None:
+    variables = {name: body for block in terraform["variable"] for name, body in block.items()}
+    sharing = variables["gpu_sharing"]
+    assert sharing["default"] == "mps" and sharing["type"] == "string"
+    validation = only(sharing["validation"])
+    assert validation["condition"] == '${contains(["mps", "none"], var.gpu_sharing)}'
+    [(_, template)] = resources(terraform, "aws_launch_template")
+    assert "gpu_sharing = var.gpu_sharing" in template["user_data"]
+    [(_, head)] = resources(terraform, "aws_instance")
+    assert 'gpu_sharing = "none"' in head["user_data_base64"], "the head runs no trials"
+    assert "export GPU_SHARING='mps'" in render_user_data("worker")
+
+
+def test_gpu_sharing_plans_only_mps_or_none(tmp_path: Path) -> None:
+    assert terraform_plan(tmp_path, "-var", "gpu_sharing=none").returncode == 0
+    refused = terraform_plan(tmp_path, "-var", "gpu_sharing=mig")
+    assert refused.returncode != 0 and "gpu_sharing: mps or none" in refused.stderr
+
+
+def test_ray_cluster_file_starts_ray_workers_through_mps() -> None:
+    config = yaml.safe_load((INFRA / "ray" / "aws-spot.yaml").read_text())
+    mounted = config["file_mounts"]["/tmp/tuner/install-common.sh"]
+    assert mounted == "infra/scripts/install-common.sh"
+    [setup] = [c for c in config["worker_setup_commands"] if "share_gpu" in c]
+    assert setup.startswith("sudo GPU_SHARING=mps bash -c")
+    assert 'share_gpu "$GPU_SHARING" ubuntu' in setup, "the daemon's user is the one of Ray"
+    [start] = [c for c in config["worker_start_ray_commands"] if "ray start" in c]
+    common = (INFRA / "scripts" / "install-common.sh").read_text()
+    for name, variable in (("PIPE", "MPS_PIPE_DIR"), ("LOG", "MPS_LOG_DIR")):
+        [folder] = re.findall(rf"^readonly {variable}=(\S+)$", common, flags=re.M)
+        assert f"CUDA_MPS_{name}_DIRECTORY={folder}" in start
+    assert start.index("CUDA_MPS_PIPE_DIRECTORY") < start.index("ray start")

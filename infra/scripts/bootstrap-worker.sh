@@ -2,7 +2,8 @@
 # GPU worker on spot capacity: joins the head with `ray start`, and runs the preemption
 # watcher, which polls IMDSv2 for a spot interruption notice and drains this Ray node
 # with reason PREEMPTION, so its trials restart from their checkpoints elsewhere without
-# counting as failures.
+# counting as failures. With GPU_SHARING=mps (the default) on a node with an NVIDIA GPU,
+# NVIDIA's MPS control daemon starts before Ray, and Ray's processes connect to it.
 set -euo pipefail
 # shellcheck source=install-common.sh
 . /opt/tuner/install-common.sh
@@ -12,6 +13,21 @@ install_tuner
 fetch_ray_token
 ip=$(private_ip)
 labels=$(price_labels)
+
+# Ray's worker processes inherit the raylet's environment: with the pipe directory, their
+# CUDA contexts go through the daemon. Ray's unit requires the daemon, and starts after it.
+if share_gpu "${GPU_SHARING:-mps}" ray; then
+  install -d "$UNIT_DIR/ray-worker.service.d"
+  cat >"$UNIT_DIR/ray-worker.service.d/mps.conf" <<UNIT
+[Unit]
+Requires=nvidia-mps.service
+After=nvidia-mps.service
+
+[Service]
+Environment=CUDA_MPS_PIPE_DIRECTORY=${MPS_PIPE_DIR}
+Environment=CUDA_MPS_LOG_DIRECTORY=${MPS_LOG_DIR}
+UNIT
+fi
 
 write_unit ray-worker <<UNIT
 [Unit]

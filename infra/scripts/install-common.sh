@@ -23,6 +23,13 @@ readonly RAY_PORT_FLAGS=(
   --disable-usage-stats
 )
 
+# Where systemd units go (a test points it elsewhere).
+readonly UNIT_DIR=${UNIT_DIR:-/etc/systemd/system}
+# CUDA MPS: fixed directories of the control daemon's pipes and logs. Its clients (Ray's
+# worker processes) find the daemon through the same CUDA_MPS_PIPE_DIRECTORY.
+readonly MPS_PIPE_DIR=/run/nvidia-mps
+readonly MPS_LOG_DIR=/var/log/nvidia-mps
+
 # TUNER_EXTRA: one more requirement (the head's: mlflow[auth], MLflow's auth app).
 install_tuner() {
   : "${TUNER_PACKAGE:?TUNER_PACKAGE is not set}"
@@ -77,9 +84,64 @@ price_labels() {
   printf 'tuner.io/instance-type=%s,tuner.io/market=%s' "$type" "$market"
 }
 
+# share_gpu MODE USER: with MODE "mps" on a node with an NVIDIA GPU, run NVIDIA's MPS
+# control daemon (as USER, the user of every CUDA process of the node's trials) as the
+# service nvidia-mps; the caller gives Ray's unit its environment. Packed trials
+# (resources_per_trial gpu: 0.25) then run their kernels side by side instead of
+# time-slicing one CUDA context after another. Returns 1 where MPS stays off: MODE
+# "none", no GPU, or no nvidia-cuda-mps-control.
+share_gpu() {
+  local mode=$1 user=$2 smi control
+  case "$mode" in
+    mps | none) ;;
+    *)
+      echo "gpu_sharing must be mps or none, not '$mode'" >&2
+      exit 1
+      ;;
+  esac
+  [ "$mode" = mps ] || return 1
+  if ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "gpu_sharing=mps: no NVIDIA GPU here (nvidia-smi -L failed); MPS stays off" >&2
+    return 1
+  fi
+  smi=$(command -v nvidia-smi)
+  if ! control=$(command -v nvidia-cuda-mps-control); then
+    echo "gpu_sharing=mps: nvidia-cuda-mps-control not found; MPS stays off" >&2
+    return 1
+  fi
+  # EXCLUSIVE_PROCESS, as NVIDIA's MPS documentation recommends: only one process (the
+  # MPS server) may hold a context on the GPU, so every CUDA process goes through the
+  # daemon. A process that misses it (no CUDA_MPS_PIPE_DIRECTORY, another user) fails at
+  # once ("busy or unavailable") instead of silently time-slicing beside the MPS clients.
+  # "+" runs it as root whatever User= says; it is set again at every start (the mode does
+  # not survive a reboot), and stopping the daemon gives the GPU back in DEFAULT mode.
+  # RuntimeDirectory and LogsDirectory make MPS_PIPE_DIR and MPS_LOG_DIR, owned by USER.
+  write_unit nvidia-mps <<UNIT
+[Unit]
+Description=NVIDIA CUDA MPS control daemon (packed trials share the GPU)
+Before=ray-worker.service
+
+[Service]
+Type=forking
+User=${user}
+RuntimeDirectory=${MPS_PIPE_DIR#/run/}
+LogsDirectory=${MPS_LOG_DIR#/var/log/}
+Environment=CUDA_MPS_PIPE_DIRECTORY=${MPS_PIPE_DIR}
+Environment=CUDA_MPS_LOG_DIRECTORY=${MPS_LOG_DIR}
+ExecStartPre=+${smi} -c EXCLUSIVE_PROCESS
+ExecStart=${control} -d
+ExecStop=/bin/sh -c 'echo quit | ${control}'
+ExecStopPost=+${smi} -c DEFAULT
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
 # write_unit NAME: the unit file comes on standard input.
 write_unit() {
-  cat >"/etc/systemd/system/$1.service"
+  cat >"$UNIT_DIR/$1.service"
   systemctl daemon-reload
   systemctl enable --now "$1.service"
 }

@@ -34,6 +34,7 @@ resource "aws_instance" "head" {
     token_param   = aws_ssm_parameter.ray_token.name
     bucket        = aws_s3_bucket.sweeps.bucket
     head_ip       = ""
+    gpu_sharing   = "none" # the head runs no trials
     kms_key       = aws_kms_key.cluster.arn
     # Parameter names only: the head makes and reads the passwords through its role.
     mlflow_admin_param  = aws_ssm_parameter.mlflow_password["admin"].name

@@ -138,6 +138,17 @@ variable "spot_allocation_strategy" {
   }
 }
 
+variable "gpu_sharing" {
+  description = "How packed trials (resources_per_trial gpu: 0.25) share a GPU worker's GPU: mps (the default) runs NVIDIA's CUDA MPS control daemon before Ray on every worker with an NVIDIA GPU, in EXCLUSIVE_PROCESS compute mode, so their kernels run concurrently; none leaves the GPU in its default mode, where their CUDA contexts take turns (time-slicing). See infra/README.md, \"Sharing a GPU between trials\"."
+  type        = string
+  default     = "mps"
+
+  validation {
+    condition     = contains(["mps", "none"], var.gpu_sharing)
+    error_message = "gpu_sharing: mps or none."
+  }
+}
+
 variable "bucket_name" {
   description = "Name of the S3 bucket for Ray Tune checkpoints and MLflow artifacts (globally unique)."
   type        = string

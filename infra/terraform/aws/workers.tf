@@ -42,6 +42,7 @@ resource "aws_launch_template" "worker" {
     token_param   = aws_ssm_parameter.ray_token.name
     bucket        = aws_s3_bucket.sweeps.bucket
     head_ip       = aws_instance.head.private_ip
+    gpu_sharing   = var.gpu_sharing
     # The head's MLflow settings: workers never talk to MLflow.
     kms_key             = ""
     mlflow_admin_param  = ""
