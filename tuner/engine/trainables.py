@@ -251,7 +251,7 @@ def dataset_of(spec: SweepSpec) -> DatasetFields | None:
     return dataset_fields(DataSource.of(knobs), splits)
 
 
-def _sweep_models(spec: SweepSpec, configured: str) -> tuple[str, list[str]]:
+def sweep_models(spec: SweepSpec, configured: str) -> tuple[str, list[str]]:
     """The models a sweep's trials may build, and the key that names them."""
     searched = spec.params.get("model")
     if isinstance(searched, CategoricalParam | GridParam):
@@ -261,7 +261,7 @@ def _sweep_models(spec: SweepSpec, configured: str) -> tuple[str, list[str]]:
 
 def _check_torchvision(spec: SweepSpec, knobs: TrainerKnobs) -> None:
     """A torchvision body needs a torchvision that imports beside this torch."""
-    key, models = _sweep_models(spec, knobs.model)
+    key, models = sweep_models(spec, knobs.model)
     for model in models:
         if model in TORCHVISION_BLOCKS:
             from tuner.trainer.vision import torchvision_problem  # imports torch
@@ -278,7 +278,7 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     from tuner.trainer.data import DataError, DataSource, fold_problem, load_arrays, model_problem
 
     knobs = builtin.knobs.model_validate(spec.config)
-    key, models = _sweep_models(spec, knobs.model)
+    key, models = sweep_models(spec, knobs.model)
     # Sequence models read a 3-D .npz as (N, T, F), the others as grey images: load it
     # each way the sweep's models will.
     for sequences in sorted({model in SEQUENCE_MODELS for model in models}):

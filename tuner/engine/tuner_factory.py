@@ -26,6 +26,7 @@ from tuner.engine.multi_worker import (
 )
 from tuner.engine.population import lineage_of
 from tuner.engine.registry_memo import trainables_remembered
+from tuner.engine.shared_data import SharedData
 from tuner.engine.trainables import resolve_trainable
 from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
 from tuner.engine.unread_histories import result_histories_unread
@@ -85,10 +86,15 @@ def trainable_with_resources(spec: SweepSpec, withheld: dict[str, Any]) -> Any:
     (secrets), which the trials get back in their own process."""
     resources = trial_resources(spec.resources_per_trial)
     trainable: Any = resolve_trainable(spec.trainable)
+    shared = SharedData.of(spec)  # a built-in trainer's data: loaded once, here
     if spec.resources_per_trial.distributed:  # a function (check_trainable said so)
         builtin = spec.trainable.startswith("builtin:")
         worker = worker_function(spec.trainable) if builtin else user_worker(trainable)
+        if shared is not None:
+            worker = shared.around(worker)
         trainable = data_parallel(worker, spec.resources_per_trial, trainable.__name__)
+    elif shared is not None:
+        trainable = shared.around(trainable)
     trial_config = TrialConfig.needed(spec.config, withheld)
     no_credentials_in_runtime_env()
     # Results are checked for the metric and made plain numbers in the worker.

@@ -34,6 +34,7 @@ __all__ = [
     "DataSource",
     "Splits",
     "Task",
+    "adopt_splits",
     "fold_indices",
     "fold_problem",
     "fold_splits",
@@ -206,13 +207,37 @@ def _cached_splits(source: DataSource, task: Task, folds: int) -> tuple[Splits, 
     raise DataError("config.cv_folds", f"{where}: {problem}")
 
 
+# Splits this process was handed, loaded elsewhere (the sweep's driver, once per sweep:
+# tuner.engine.shared_data): keyed like _cached_splits, looked up before it.
+_ADOPTED: dict[tuple[DataSource, Task, int], tuple[Splits, ...]] = {}
+
+
+def adopt_splits(source: DataSource, task: Task, folds: int, splits: tuple[Splits, ...]) -> None:
+    """Use `splits` wherever this process would load `source` split into `folds`."""
+    _ADOPTED[(source, task, folds)] = splits
+
+
+def adopted(source: DataSource, task: Task, folds: int) -> bool:
+    return (source, task, folds) in _ADOPTED
+
+
+def _splits(source: DataSource, task: Task, folds: int) -> tuple[Splits, ...]:
+    return _ADOPTED.get((source, task, folds)) or _cached_splits(source, task, folds)
+
+
 def load_splits(knobs: TrainerKnobs, task: Task, fold: int | None = None) -> Splits:
-    """Cached per process: a reused Ray actor loads and splits its data once.
+    """Handed over by the sweep (adopt_splits), else loaded and cached per process: a
+    reused Ray actor loads and splits its data once.
 
     `fold`: that fold's splits under `cv_folds` (None: the splits without folds)."""
     if fold is None:
-        return _cached_splits(DataSource.of(knobs), task, 1)[0]
-    return _cached_splits(DataSource.of(knobs), task, knobs.cv_folds)[fold]
+        return _splits(DataSource.of(knobs), task, 1)[0]
+    return _splits(DataSource.of(knobs), task, knobs.cv_folds)[fold]
+
+
+def sweep_splits(source: DataSource, task: Task, folds: int) -> tuple[Splits, ...]:
+    """What a sweep's driver loads once and hands to every trial (folds=1: no folds)."""
+    return _cached_splits(source, task, folds)
 
 
 def model_splits(knobs: TrainerKnobs, task: Task) -> Splits:
