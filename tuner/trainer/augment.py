@@ -1,7 +1,9 @@
 """Training-batch augmentation: shift, flip, cutout and input noise; mixup of pairs.
 
 Applied to training batches only, never to validation or test data. Every draw comes
-from the generator passed in, so a resumed trial replays the same augmentations.
+from the generator passed in (a CPU one), so a resumed trial replays the same
+augmentations; the draws are small and move to the batch's device, where the images
+are changed (tuner.trainer.device_data).
 """
 
 from __future__ import annotations
@@ -19,20 +21,25 @@ def random_shift(images: Tensor, max_pixels: int, generator: torch.Generator) ->
     """Shift each image by up to `max_pixels` in x and y, filling with zeros."""
     if max_pixels == 0:
         return images
-    n, _, height, width = images.shape
+    n, channels, height, width = images.shape
+    device = images.device
     padded = torch.nn.functional.pad(images, (max_pixels,) * 4)
-    offsets = torch.randint(0, 2 * max_pixels + 1, (n, 2), generator=generator)
-    return torch.stack(
-        [
-            padded[i, :, dy : dy + height, dx : dx + width]
-            for i, (dy, dx) in enumerate(offsets.tolist())
-        ]
-    )
+    offsets = torch.randint(0, 2 * max_pixels + 1, (n, 2), generator=generator).to(device)
+    # One gather for the batch (not a slice per image: a kernel launch each on a GPU):
+    # image i is the window of `padded` at rows dy_i.., columns dx_i..
+    rows = offsets[:, 0, None] + torch.arange(height, device=device)  # (n, H)
+    cols = offsets[:, 1, None] + torch.arange(width, device=device)  # (n, W)
+    return padded[
+        torch.arange(n, device=device)[:, None, None, None],
+        torch.arange(channels, device=device)[None, :, None, None],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
+    ]
 
 
 def random_flip(images: Tensor, generator: torch.Generator) -> Tensor:
     """Mirror each image left-right with probability 1/2."""
-    flip = torch.rand(len(images), generator=generator) < 0.5
+    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
@@ -41,10 +48,11 @@ def cutout(images: Tensor, size: int, generator: torch.Generator) -> Tensor:
     if size == 0:
         return images
     n, _, height, width = images.shape
-    centers_y = torch.randint(0, height, (n,), generator=generator)
-    centers_x = torch.randint(0, width, (n,), generator=generator)
-    rows = torch.arange(height)[None, :, None]
-    cols = torch.arange(width)[None, None, :]
+    device = images.device
+    centers_y = torch.randint(0, height, (n,), generator=generator).to(device)
+    centers_x = torch.randint(0, width, (n,), generator=generator).to(device)
+    rows = torch.arange(height, device=device)[None, :, None]
+    cols = torch.arange(width, device=device)[None, None, :]
     top, left = (centers_y - size // 2)[:, None, None], (centers_x - size // 2)[:, None, None]
     inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
     return images.masked_fill(inside[:, None], 0.0)

@@ -127,6 +127,9 @@ class TrainerKnobs(BaseModel):
     # optimization hygiene
     grad_clip: NonNegative = 0.0  # max global gradient norm; 0 is off
     amp: bool = True  # autocast to bfloat16 on a GPU; no effect on the CPU
+    # the training and validation data held on the trial's GPU from its start, batches
+    # and augmentations drawn there (tuner.trainer.device_data); auto: when they fit
+    data_on_device: bool | Literal["auto"] = "auto"
 
     # early stopping on validation loss; 0 patience is off
     patience: Annotated[int, Field(ge=0, le=10_000)] = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from functools import partial
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 from tuner.trainer.checkpoint import TrainerState
 from tuner.trainer.checkpoint_policy import RESUMED_WITHIN_EPOCH
 from tuner.trainer.data import Arrays, Splits, Task, load_splits
+from tuner.trainer.device_data import placed
 from tuner.trainer.distributed import ALONE, Shard
 from tuner.trainer.epoch import EarlyStopping, Epoch
 from tuner.trainer.folds import fold_seed, run_folds
@@ -57,7 +59,11 @@ def num_outputs(splits: Splits) -> int:
 
 
 def to_tensors(arrays: Arrays) -> tuple[Tensor, Tensor]:
-    return torch.from_numpy(arrays.features), torch.from_numpy(arrays.labels)
+    """The arrays as tensors, sharing their memory. The sweep's shared data comes from
+    Ray's object store read-only; training never writes to its data in place."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arrays.features), torch.from_numpy(arrays.labels)
 
 
 @torch.no_grad()
@@ -161,6 +167,7 @@ def _run_segment(
     device = torch.device(shard.device) if shard.device else pick_device()
     splits = load_splits(knobs, task, fold)  # fold: one of cv_folds (tuner.trainer.folds)
     train_data, val_data = to_tensors(splits.train), to_tensors(splits.val)
+    train_data, val_features = placed(train_data, val_data[0], knobs, device)
     seed = fold_seed(knobs.seed, fold)
     torch.manual_seed(seed)
     model = build_model(splits.feature_shape, num_outputs(splits), knobs).to(device)
@@ -234,7 +241,7 @@ def _run_segment(
             schedule.step()
         predict_started = time.perf_counter()
         # Each worker predicts its part; all parts make the whole split's outputs.
-        outputs = shard.gather(predict(model, shard.part(val_data[0]), device))  # .cpu() syncs
+        outputs = shard.gather(predict(model, shard.part(val_features), device))  # .cpu() syncs
         inference_s = time.perf_counter() - predict_started
         val = score(outputs, val_data[1], loss_fn, splits, "val")
         stop = stopper.update(val["val_loss"])

@@ -105,7 +105,8 @@ def train_epoch(
     keep_frozen_norms_in_eval(model)
     features, labels = data
     mix = isinstance(knobs, ClassifierKnobs) and knobs.mixup_alpha > 0
-    order = torch.randperm(len(labels), generator=generator)
+    # Drawn on the CPU, as every random draw here: the same batches wherever the data is.
+    order = torch.randperm(len(labels), generator=generator).to(labels.device)
     total = torch.zeros((), device=device)
     first_sample = 0
     if start is not None:
