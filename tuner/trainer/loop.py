@@ -26,6 +26,7 @@ from tuner.trainer.device_data import placed
 from tuner.trainer.distributed import ALONE, Shard
 from tuner.trainer.epoch import EarlyStopping, Epoch
 from tuner.trainer.folds import fold_seed, run_folds
+from tuner.trainer.gpu import GpuOutOfMemory, epoch_gpu_figures
 from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs
 from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss
 from tuner.trainer.models import build_model
@@ -143,16 +144,19 @@ def run_epochs(
         if knobs.cv_folds == 1
         else partial(run_folds, _run_segment)
     )
-    for end in [*(epoch - 1 for epoch in changes), knobs.epochs]:
-        segment = {**config, "schedule": None, **knobs.at_epoch(start)}
-        for epoch in run(segment, task, resume):
-            yield epoch
-            if epoch.stop:
-                return
-            if epoch.number == end:
-                resume = epoch.state()  # its tensors stay as they are: this segment ends
-                break
-        start = end + 1
+    try:
+        for end in [*(epoch - 1 for epoch in changes), knobs.epochs]:
+            segment = {**config, "schedule": None, **knobs.at_epoch(start)}
+            for epoch in run(segment, task, resume):
+                yield epoch
+                if epoch.stop:
+                    return
+                if epoch.number == end:
+                    resume = epoch.state()  # its tensors stay as they are: this segment ends
+                    break
+            start = end + 1
+    except torch.cuda.OutOfMemoryError as exc:
+        raise GpuOutOfMemory.of(exc) from None
 
 
 def _run_segment(
@@ -185,6 +189,7 @@ def _run_segment(
         weights = balanced_class_weights(train_data[1], splits.num_classes).to(device)
         train_loss_fn = build_loss(knobs, weights)
     stopper = EarlyStopping(knobs.patience, knobs.min_delta)
+    gpu = epoch_gpu_figures(device)
 
     first_epoch = 1
     within: dict[str, Any] = {}  # where the first epoch starts, if inside it
@@ -218,6 +223,7 @@ def _run_segment(
         lr = within.get("lr", float(optimizer.param_groups[0]["lr"]))
         # Batch order and augmentation depend on (seed, epoch): a resumed trial replays.
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        gpu.started()
 
         def keep_position(
             position: EpochPosition, epoch: int = epoch, lr: float = lr, started: float = started
@@ -256,6 +262,7 @@ def _run_segment(
             # What a model costs to keep and to run: objectives to trade accuracy for.
             "num_params": num_params,
             "inference_ms": 1000 * inference_s / max(1, len(val_data[1])),
+            **gpu.figures(),  # on a GPU: its peak memory and utilization (tuner.trainer.gpu)
         }
         if stop:
             metrics["stop_reason"] = stopper.reason()

@@ -1,0 +1,50 @@
+"""A trial's GPU figures and its out-of-memory failure, on a machine without a GPU: what
+the CPU path reports, and the one line a trial that runs out of GPU memory fails with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from tuner.trainer import loop
+from tuner.trainer.gpu import GpuOutOfMemory, NoGpuFigures, epoch_gpu_figures, mean_utilization
+from tuner.trainer.loop import run_epochs
+
+TORCH_SAYS = (
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB "
+    "of which 1.06 GiB is free. Process 4242 has 78.12 GiB memory in use. Of the allocated "
+    "memory 75.50 GiB is allocated by PyTorch, and 1.12 GiB is reserved but unallocated."
+)
+TINY = {"dataset": "wine", "hidden": 8, "epochs": 2}
+
+
+def test_the_cpu_reports_no_gpu_figures() -> None:
+    figures = epoch_gpu_figures(torch.device("cpu"))
+    assert isinstance(figures, NoGpuFigures)
+    epoch = next(run_epochs(TINY, "classification", None))
+    assert not [name for name in epoch.metrics if name.startswith("gpu_")]
+
+
+def test_utilization_is_the_mean_of_the_epochs_samples() -> None:
+    assert mean_utilization([30, 50, 100]) == 60
+    assert mean_utilization([]) is None
+
+
+def test_out_of_memory_says_how_much_and_what_to_do() -> None:
+    said = str(GpuOutOfMemory.of(torch.cuda.OutOfMemoryError(TORCH_SAYS)))
+    assert said.startswith("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total")
+    assert "1.06 GiB is free" in said
+    assert "lower batch_size" in said and "resources_per_trial.gpu" in said
+    assert "\n" not in said
+
+
+def test_a_trial_out_of_gpu_memory_fails_with_that_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here to fill: the epoch raises what torch raises when one is full.
+    def full(*args: Any, **kwargs: Any) -> float:
+        raise torch.cuda.OutOfMemoryError(TORCH_SAYS)
+
+    monkeypatch.setattr(loop, "train_epoch", full)
+    with pytest.raises(GpuOutOfMemory, match="Trials sharing a GPU share its memory"):
+        next(run_epochs(TINY, "classification", None))
