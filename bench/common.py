@@ -24,7 +24,7 @@ SHARED_RAY_ENV = "BENCH_SHARED_RAY"
 
 
 @contextmanager
-def ray_for(times: dict[str, float], key: str) -> Iterator[None]:
+def ray_for(times: dict[str, float], key: str, num_cpus: int = SLOTS) -> Iterator[None]:
     """A fresh Ray for one system's run; its start-up goes into times[key], apart."""
     import ray
 
@@ -36,7 +36,7 @@ def ray_for(times: dict[str, float], key: str) -> Iterator[None]:
         ray.init(
             # "local": always a Ray of its own, never a cluster this machine runs already.
             address="local",
-            num_cpus=SLOTS,
+            num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=False,
             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},

@@ -12,21 +12,33 @@ where `nvidia-ml-py` is installed); and, from the sweep's phase clock, the time 
 start to the first trial's first result and from the last trial's end to the summary.
 Without a GPU the GPU figures are skipped, said so in the output, and the CPU parts
 (the phase clock of a tiny sweep) still run: the test suite runs that as its smoke mode.
+
+Also (bench.gpu_epochs): the epoch's time with the data on the device against copied
+per batch, at batch 128 and 1024; a fresh process's time to its first epoch with and
+without the trial's warm-up; and one whole `tuner run --profile` at `gpu: 0.25`, timed
+as a whole process, for the time from the command to the first result (the first GPU
+epoch's end) and from the last trial's end to the summary. Each part's figures are
+written as soon as they are taken: a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
+import re
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, machine, ray_for, timed, write
+from bench.common import REPO, RESULTS, SLOTS, machine, ray_for, timed, write
+from bench.gpu_epochs import fresh_first_epoch, placement
 
 SHARES = (1.0, 0.5, 0.25, 0.125)
 WORKLOAD = {
@@ -109,8 +121,10 @@ def measure(trials: int, share: float, workload: dict[str, Any]) -> dict[str, An
     samples: list[float] = []
     phases = Phases()
     phases.mark("command started")
+    # Every core: trials packed 8 to a GPU take a CPU each.
+    cpus = (os.cpu_count() or SLOTS) if share else SLOTS
     with (
-        ray_for(startup, "ray"),
+        ray_for(startup, "ray", num_cpus=cpus),
         tempfile.TemporaryDirectory(prefix="bench-gpu-") as folder,
         gpu_utilization(samples),
         timed(wall, "sweep"),
@@ -124,31 +138,83 @@ def measure(trials: int, share: float, workload: dict[str, Any]) -> dict[str, An
                 phases=phases,
             ),
         )
-    table_ = phases.table()
-    moments = {name: float(at) for name, at, _ in table_}
-    ends = [float(at) + float(took) for _, at, took in table_ if took]
     return {
         "share": share,
-        "start_to_first_result_s": moments["first result"] - moments["command started"],
-        "last_trial_to_end_s": max(ends) - moments["last trial ended"],
+        **_phase_figures(phases.table()),
         "wall_s": wall["sweep"],
         "ray_startup_s": startup["ray"],
         "trials_per_hour": trials * 3600 / wall["sweep"],
         "gpu_utilization_mean": sum(samples) / len(samples) if samples else None,
+    }
+
+
+def _phase_figures(table_: Sequence[tuple[str, Any, Any]]) -> dict[str, Any]:
+    moments = {name: float(at) for name, at, _ in table_}
+    ends = [float(at) + float(took) for _, at, took in table_ if took]
+    return {
+        "start_to_first_result_s": moments["first result"] - moments["command started"],
+        "last_trial_to_end_s": max(ends) - moments["last trial ended"],
         "phases": [{"phase": name, "at_s": at, "took_s": took} for name, at, took in table_],
     }
 
 
-def run(trials: int, shares: Sequence[float], workload: dict[str, Any]) -> dict[str, Any]:
+def whole_command(trials: int, share: float, workload: dict[str, Any]) -> dict[str, Any]:
+    """One `tuner run --profile` as a user runs it, timed as a whole process."""
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="bench-gpu-cli-") as folder:
+        sweep_file = Path(folder) / "sweep.yaml"
+        sweep_file.write_text(yaml.safe_dump(sweep(trials, share, workload)))
+        environment = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        started = time.perf_counter()
+        finished = subprocess.run(
+            [
+                sys.executable, "-m", "tuner.cli", "run", str(sweep_file), "--profile",
+                "--tracking-uri", f"sqlite:///{folder}/mlflow.db", "--storage", f"{folder}/runs",
+            ],
+            cwd=REPO, env=environment, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+    if finished.returncode != 0:
+        return {"share": share, "failed": finished.stderr[-2000:]}
+    return {"share": share, "process_wall_s": wall, **_phase_figures(_profile(finished.stderr))}
+
+
+def _profile(stderr: str) -> list[tuple[str, str, str]]:
+    """The phase table that --profile prints: name, at s, took s."""
+    rows = []
+    for line in stderr.splitlines():
+        match = re.match(r"^(\S.*?)\s+(\d+\.\d+)\s+(\d+\.\d+|)\s*$", line)
+        if match:
+            rows.append((match[1], match[2], match[3]))
+    return rows
+
+
+def run(
+    trials: int,
+    shares: Sequence[float],
+    workload: dict[str, Any],
+    save: Callable[[dict[str, Any]], object],
+) -> dict[str, Any]:
     started = time.perf_counter()
     gpus = gpu_count()
-    result: dict[str, Any] = {"machine": machine(), "gpus": gpus, "trials": trials}
-    if gpus == 0:
-        result["skipped"] = "no CUDA GPU here: the GPU figures need one; CPU phases only"
-        result["runs"] = [measure(trials, 0.0, workload)]
+    result: dict[str, Any] = {"machine": machine(), "gpus": gpus, "trials": trials, "runs": []}
+    if gpus:
+        import torch
+
+        result["gpu"] = torch.cuda.get_device_name(0)
     else:
-        result["runs"] = [measure(trials, share, workload) for share in shares]
-    result["benchmark_s"] = time.perf_counter() - started
+        result["skipped"] = "no CUDA GPU here: the GPU figures need one; CPU phases only"
+    result["placement"] = placement(workload, (workload["batch_size"], 1024))
+    save(result)
+    result["fresh_first_epoch_s"] = fresh_first_epoch(workload)
+    save(result)
+    result["whole_command"] = whole_command(trials, 0.25 if gpus else 0.0, workload)
+    save(result)
+    for share in shares if gpus else (0.0,):
+        result["runs"].append(measure(trials, share, workload))
+        result["benchmark_s"] = time.perf_counter() - started
+        save(result)
     return result
 
 
@@ -170,6 +236,28 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{run_['ray_startup_s']:.1f}",
             )
         )
+    command = result.get("whole_command", {})
+    if "process_wall_s" in command:
+        rows.append(
+            (
+                f"`tuner run` at {command['share']:g}, whole process",
+                f"{command['process_wall_s']:.1f}", "", "",
+                f"{command['start_to_first_result_s']:.1f}",
+                f"{command['last_trial_to_end_s']:.1f}", "",
+            )
+        )  # fmt: skip
+    for row in result.get("placement", []):
+        where = "on the device" if row["data_on_device"] else "copied per batch"
+        rows.append(
+            (f"epoch at batch {row['batch_size']}, data {where}", f"{row['epoch_s']:.3f}",
+             "", "", f"first epoch {row['first_epoch_s']:.2f}", "", "")
+        )  # fmt: skip
+    fresh = result.get("fresh_first_epoch_s")
+    if fresh:
+        rows.append(
+            ("fresh process to first epoch's end, cold / warmed up",
+             f"{fresh['cold']:.1f} / {fresh['warm']:.1f}", "", "", "", "", "")
+        )  # fmt: skip
     return rows
 
 
@@ -181,10 +269,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     workload = SMOKE_WORKLOAD if args.smoke else WORKLOAD
     trials = 2 if args.smoke else args.trials
-    result = run(trials, SHARES[:1] if args.smoke else SHARES, workload)
+    name = "gpu-smoke" if args.smoke else "gpu"
+    result = run(
+        trials,
+        SHARES[:1] if args.smoke else SHARES,
+        workload,
+        lambda partial: write(name, partial, table(partial), args.out),
+    )
     if "skipped" in result:
         print(f"bench.gpu: {result['skipped']}")
-    return write("gpu-smoke" if args.smoke else "gpu", result, table(result), args.out)
+    return write(name, result, table(result), args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,75 @@
+"""The GPU bench's in-process parts: an epoch with the data on the device against one
+that copies every batch, and a fresh process's time to its first epoch with and
+without the trial's warm-up (tuner.trainer.warm_up). No Ray, no tracking: the
+trainer's loop alone, as plain Optuna would drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench.common import REPO
+
+
+def epoch_seconds(config: dict[str, Any], epochs: int = 3) -> list[float]:
+    from tuner.trainer.loop import run_epochs
+
+    run = run_epochs({**config, "epochs": epochs}, "classification", None)
+    return [float(epoch.metrics["epoch_time_s"]) for epoch in run]
+
+
+def placement(workload: dict[str, Any], batch_sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Per batch size: the epoch's time with the data copied per batch, and on the device.
+    The first epoch is apart (CUDA and cuBLAS start in it); the steady one is the
+    median of the others."""
+    rows = []
+    for batch_size in batch_sizes:
+        for on_device in (False, True):
+            times = epoch_seconds(
+                {**workload, "batch_size": batch_size, "data_on_device": on_device}
+            )
+            rows.append(
+                {
+                    "batch_size": batch_size,
+                    "data_on_device": on_device,
+                    "first_epoch_s": times[0],
+                    "epoch_s": statistics.median(times[1:]),
+                }
+            )
+    return rows
+
+
+# A fresh process: imports, (warm-up), data, model, one epoch; prints its wall time.
+_FRESH = """
+import json, sys, time
+started = time.perf_counter()
+from tuner.trainer.loop import run_epochs
+if sys.argv[1] == "warm":
+    from tuner.trainer.warm_up import warm_up
+    warm_up()
+next(run_epochs(json.loads(sys.argv[2]), "classification", None))
+print(time.perf_counter() - started)
+"""
+
+
+def fresh_first_epoch(workload: dict[str, Any], repeats: int = 2) -> dict[str, float]:
+    """Seconds from a fresh process's start to its first epoch's end, cold and warmed
+    up, the better of `repeats` each, interleaved."""
+    best: dict[str, float] = {}
+    config = json.dumps({**workload, "epochs": 1})
+    for _ in range(repeats):
+        for mode in ("cold", "warm"):
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", _FRESH, mode, config], cwd=REPO, check=True,
+                capture_output=True,
+            )  # fmt: skip
+            took = time.perf_counter() - started
+            best[mode] = min(best.get(mode, took), took)
+    return best
