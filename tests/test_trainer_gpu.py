@@ -67,3 +67,13 @@ def test_the_warm_up_imports_dynamo_beside_the_trial_and_starts_no_cuda_on_the_c
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.strip()
     assert said == "['tuner-warm-dynamo'] True"
+
+
+@pytest.mark.slow  # compiling takes ~20 s on 2 cores
+def test_a_compiled_model_trains_as_the_plain_one() -> None:
+    config = {"dataset": "digits", "epochs": 2}
+    plain = [e.metrics for e in run_epochs(config, "classification", None)]
+    compiled = [e.metrics for e in run_epochs({**config, "compile": True}, "classification", None)]
+    for mine, theirs in zip(compiled, plain, strict=True):
+        assert mine["val_accuracy"] == pytest.approx(theirs["val_accuracy"], abs=0.01)
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-3)

@@ -130,6 +130,8 @@ class TrainerKnobs(BaseModel):
     # the training and validation data held on the trial's GPU from its start, batches
     # and augmentations drawn there (tuner.trainer.device_data); auto: when they fit
     data_on_device: bool | Literal["auto"] = "auto"
+    # torch.compile the model: slower first epoch (compiling), faster epochs after
+    compile: bool = False
 
     # early stopping on validation loss; 0 patience is off
     patience: Annotated[int, Field(ge=0, le=10_000)] = 0

@@ -179,6 +179,9 @@ def _run_segment(
     if knobs.sync_batch_norm:
         model = shard.synced(model)
     trained = shard.wrap(model)  # `model` itself is what checkpoints hold
+    if knobs.compile:
+        # Compiled once per trial (in its first step); it shares `model`'s parameters.
+        trained = torch.compile(trained)  # type: ignore[assignment]
     optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())
     steps_per_epoch = optimizer_steps(len(train_data[1]), knobs)
