@@ -247,9 +247,11 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
             )
         )  # fmt: skip
     for row in result.get("placement", []):
-        where = "on the device" if row["data_on_device"] else "copied per batch"
+        places = {True: "on the device", False: "copied per batch"}
+        where = places.get(row["data_on_device"], "auto")
+        compiled = ", compiled" if row.get("compile") else ""
         rows.append(
-            (f"epoch at batch {row['batch_size']}, data {where}", f"{row['epoch_s']:.3f}",
+            (f"epoch at batch {row['batch_size']}, data {where}{compiled}", f"{row['epoch_s']:.3f}",
              "", "", f"first epoch {row['first_epoch_s']:.2f}", "", "")
         )  # fmt: skip
     fresh = result.get("fresh_first_epoch_s")

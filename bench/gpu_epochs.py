@@ -26,23 +26,25 @@ def epoch_seconds(config: dict[str, Any], epochs: int = 3) -> list[float]:
 
 def placement(workload: dict[str, Any], batch_sizes: Sequence[int]) -> list[dict[str, Any]]:
     """Per batch size: the epoch's time with the data copied per batch, and on the device.
-    The first epoch is apart (CUDA and cuBLAS start in it); the steady one is the
-    median of the others."""
+        The first epoch is apart (CUDA and cuBLAS start in it); the steady one is the
+        median of the others. Last, `compile: true` at the workload's batch size (its first
+    epoch compiles)."""
     rows = []
     for batch_size in batch_sizes:
         for on_device in (False, True):
-            times = epoch_seconds(
-                {**workload, "batch_size": batch_size, "data_on_device": on_device}
-            )
-            rows.append(
-                {
-                    "batch_size": batch_size,
-                    "data_on_device": on_device,
-                    "first_epoch_s": times[0],
-                    "epoch_s": statistics.median(times[1:]),
-                }
-            )
+            rows.append(_timed({**workload, "batch_size": batch_size, "data_on_device": on_device}))
+    rows.append({**_timed({**workload, "compile": True}), "compile": True})
     return rows
+
+
+def _timed(config: dict[str, Any]) -> dict[str, Any]:
+    times = epoch_seconds(config)
+    return {
+        "batch_size": config["batch_size"],
+        "data_on_device": config.get("data_on_device", "auto"),
+        "first_epoch_s": times[0],
+        "epoch_s": statistics.median(times[1:]),
+    }
 
 
 # A fresh process: imports, (warm-up), data, model, one epoch; prints its wall time.
