@@ -38,7 +38,7 @@ def ray_for(times: dict[str, float], key: str, num_cpus: int = SLOTS) -> Iterato
             address="local",
             num_cpus=num_cpus,
             include_dashboard=False,
-            log_to_driver=False,
+            log_to_driver=bool(os.environ.get("BENCH_RAY_LOGS")),  # to see why a run hangs
             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
         )
     try:

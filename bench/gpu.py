@@ -40,6 +40,7 @@ from typing import Any
 from bench.common import REPO, RESULTS, SLOTS, machine, ray_for, timed, write
 from bench.gpu_epochs import fresh_first_epoch, placement
 
+PARTS = ("epochs", "command", "shares")
 SHARES = (1.0, 0.25, 0.125, 0.5)  # the 1 vs 4 per GPU comparison first
 WORKLOAD = {
     "dataset": "synthetic",
@@ -195,6 +196,7 @@ def run(
     shares: Sequence[float],
     workload: dict[str, Any],
     save: Callable[[dict[str, Any]], object],
+    parts: Sequence[str] = PARTS,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     gpus = gpu_count()
@@ -205,13 +207,15 @@ def run(
         result["gpu"] = torch.cuda.get_device_name(0)
     else:
         result["skipped"] = "no CUDA GPU here: the GPU figures need one; CPU phases only"
-    result["placement"] = placement(workload, (workload["batch_size"], 1024))
-    save(result)
-    result["fresh_first_epoch_s"] = fresh_first_epoch(workload)
-    save(result)
-    result["whole_command"] = whole_command(trials, 0.25 if gpus else 0.0, workload)
-    save(result)
-    for share in shares if gpus else (0.0,):
+    if "epochs" in parts:
+        result["placement"] = placement(workload, (workload["batch_size"], 1024))
+        save(result)
+        result["fresh_first_epoch_s"] = fresh_first_epoch(workload)
+        save(result)
+    if "command" in parts:
+        result["whole_command"] = whole_command(trials, 0.25 if gpus else 0.0, workload)
+        save(result)
+    for share in (shares if gpus else (0.0,)) if "shares" in parts else ():
         result["runs"].append(measure(trials, share, workload))
         result["benchmark_s"] = time.perf_counter() - started
         save(result)
@@ -268,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--smoke", action="store_true", help="2 tiny trials")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"which to measure, of {','.join(PARTS)}"
+    )
     args = parser.parse_args(argv)
     workload = SMOKE_WORKLOAD if args.smoke else WORKLOAD
     trials = 2 if args.smoke else args.trials
@@ -277,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         SHARES[:1] if args.smoke else SHARES,
         workload,
         lambda partial: write(name, partial, table(partial), args.out),
+        args.parts.split(","),
     )
     if "skipped" in result:
         print(f"bench.gpu: {result['skipped']}")
