@@ -3,14 +3,11 @@ the CPU path reports, and the one line a trial that runs out of GPU memory fails
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 import torch
 
-from tests.conftest import REPO
 from tuner.trainer import loop
 from tuner.trainer.gpu import GpuOutOfMemory, NoGpuFigures, epoch_gpu_figures, mean_utilization
 from tuner.trainer.loop import run_epochs
@@ -51,22 +48,6 @@ def test_a_trial_out_of_gpu_memory_fails_with_that_line(monkeypatch: pytest.Monk
     monkeypatch.setattr(loop, "train_epoch", full)
     with pytest.raises(GpuOutOfMemory, match="Trials sharing a GPU share its memory"):
         next(run_epochs(TINY, "classification", None))
-
-
-def test_the_warm_up_imports_dynamo_beside_the_trial_and_starts_no_cuda_on_the_cpu() -> None:
-    # A fresh interpreter: this one imported torch._dynamo long ago.
-    script = (
-        "import sys, threading\n"
-        "from tuner.trainer.warm_up import warm_up\n"
-        "warm_up(); warm_up()\n"
-        "started = [t for t in threading.enumerate() if t.name.startswith('tuner-warm')]\n"
-        "[t.join() for t in started]\n"
-        "print(sorted(t.name for t in started), 'torch._dynamo' in sys.modules)\n"
-    )
-    said = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout.strip()
-    assert said == "['tuner-warm-dynamo'] True"
 
 
 @pytest.mark.slow  # compiling takes ~20 s on 2 cores

@@ -22,7 +22,6 @@ from tuner.trainer.data import Task
 from tuner.trainer.loop import run_epochs
 from tuner.trainer.notice_checkpoint import load_mid_epoch, save_mid_epoch
 from tuner.trainer.notices import NoticeListener, listen, stop_listening
-from tuner.trainer.warm_up import warm_up
 
 
 class NoticeCheckpoints:
@@ -60,7 +59,6 @@ def restored() -> tuple[TrainerState | None, str | None]:
 
 def train(config: dict[str, Any], task: Task) -> None:
     """Ray Tune trainable body for the built-in trainers."""
-    warm_up()
     plan = CheckpointPlan.from_config(config)
     resume, went_on_from = restored()
     notices = NoticeCheckpoints(listen(tune.get_context().get_trial_id()), went_on_from)
