@@ -97,22 +97,30 @@ class Exported:
 
 
 def export_best(
-    spec: SweepSpec, sweep: SweepRun, best: BestTrial, checkpoint: tune.Checkpoint
+    spec: SweepSpec,
+    sweep: SweepRun,
+    best: BestTrial,
+    checkpoint: tune.Checkpoint,
+    phases: Phases | None = None,
 ) -> Exported:
     """Log the best trial's model to its run and as a logged model; score it once on the
-    test split; register it where the sweep file says."""
+    test split; register it where the sweep file says. Each step is a phase of `phases`."""
     assert best.run_id is not None, "a best trial with a run"
+    phases = phases or Phases()
     with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
-        checkpoint.to_directory(directory)
-        model_id = log_best_model(
-            sweep.client,
-            best.run_id,
-            spec.trainable,
-            directory,
-            experiment_id=sweep.experiment_id,
-            params=best.params,
-        )
-        test_metrics = best_test_metrics(spec.trainable, directory)
+        with phases.phase("  checkpoint fetched"):
+            checkpoint.to_directory(directory)
+        with phases.phase("  model logged"):
+            model_id = log_best_model(
+                sweep.client,
+                best.run_id,
+                spec.trainable,
+                directory,
+                experiment_id=sweep.experiment_id,
+                params=best.params,
+            )
+        with phases.phase("  test score"):
+            test_metrics = best_test_metrics(spec.trainable, directory)
     # Linked to the model once: a second point of a reported metric would add a step to
     # the trial's learning curve.
     sweep.record_test(test_metrics, best.run_id, model_id)

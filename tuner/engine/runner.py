@@ -292,7 +292,7 @@ def _run_tracked(
         exported = Exported({}, None)
         if best.run_id is not None and winner.checkpoint is not None:
             with phases.phase("best model export"):
-                exported = export_best(spec, sweep, best, winner.checkpoint)
+                exported = export_best(spec, sweep, best, winner.checkpoint, phases)
         front = record_front_of(spec, results, early_stops, sweep, writer)
         restarted = len(tracker.restarts)
         end_tags = {
