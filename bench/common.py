@@ -39,12 +39,20 @@ def ray_for(times: dict[str, float], key: str, num_cpus: int = SLOTS) -> Iterato
             num_cpus=num_cpus,
             include_dashboard=False,
             log_to_driver=bool(os.environ.get("BENCH_RAY_LOGS")),  # to see why a run hangs
-            runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+            # The workers import the benchmark's trainables from the checkout, and
+            # everything else from where this process does (a GPU machine installs
+            # the project's dependencies on PYTHONPATH).
+            runtime_env={"env_vars": {"PYTHONPATH": python_path()}},
         )
     try:
         yield
     finally:
         ray.shutdown()
+
+
+def python_path() -> str:
+    """The checkout first, then this process's own PYTHONPATH."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 
 def machine() -> dict[str, Any]:

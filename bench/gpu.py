@@ -14,8 +14,8 @@ Without a GPU the GPU figures are skipped, said so in the output, and the CPU pa
 (the phase clock of a tiny sweep) still run: the test suite runs that as its smoke mode.
 
 Also (bench.gpu_epochs): the epoch's time with the data on the device against copied
-per batch, at batch 128 and 1024; a fresh process's time to its first epoch with and
-without the trial's warm-up; and one whole `tuner run --profile` at `gpu: 0.25`, timed
+per batch, at batch 128 and 1024; a compiled model's epoch; a fresh
+process's time to its first epoch; and one whole `tuner run --profile` at `gpu: 0.25`, timed
 as a whole process, for the time from the command to the first result (the first GPU
 epoch's end) and from the last trial's end to the summary. Each part's figures are
 written as soon as they are taken: a run cut short keeps what it measured.
@@ -154,7 +154,9 @@ def _phase_figures(table_: Sequence[tuple[str, Any, Any]]) -> dict[str, Any]:
     ends = [float(at) + float(took) for _, at, took in table_ if took]
     return {
         "start_to_first_result_s": moments["first result"] - moments["command started"],
-        "last_trial_to_end_s": max(ends) - moments["last trial ended"],
+        # To the summary where one is printed (the command's), else to the last phase's end.
+        "last_trial_to_end_s": moments.get("summary printed", max(ends))
+        - moments["last trial ended"],
         "phases": [{"phase": name, "at_s": at, "took_s": took} for name, at, took in table_],
     }
 
@@ -185,7 +187,7 @@ def _profile(stderr: str) -> list[tuple[str, str, str]]:
     """The phase table that --profile prints: name, at s, took s."""
     rows = []
     for line in stderr.splitlines():
-        match = re.match(r"^(\S.*?)\s+(\d+\.\d+)\s+(\d+\.\d+|)\s*$", line)
+        match = re.match(r"^(\s*\S.*?)\s+(\d+\.\d+)\s+(\d+\.\d+|)\s*$", line)
         if match:
             rows.append((match[1], match[2], match[3]))
     return rows
@@ -260,10 +262,7 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
         )  # fmt: skip
     fresh = result.get("fresh_first_epoch_s")
     if fresh:
-        rows.append(
-            ("fresh process to first epoch's end, cold / warmed up",
-             f"{fresh['cold']:.1f} / {fresh['warm']:.1f}", "", "", "", "", "")
-        )  # fmt: skip
+        rows.append(("fresh process to first epoch's end", f"{fresh:.1f}", "", "", "", "", ""))
     return rows
 
 

@@ -1,6 +1,6 @@
 """The GPU bench's in-process parts: an epoch with the data on the device against one
-that copies every batch, and a fresh process's time to its first epoch with and
-without the trial's warm-up (tuner.trainer.warm_up). No Ray, no tracking: the
+that copies every batch, and a fresh process's time to its first epoch (imports,
+data, CUDA's start, the first optimizer's torch._dynamo import). No Ray, no tracking: the
 trainer's loop alone, as plain Optuna would drive it.
 """
 
@@ -47,31 +47,22 @@ def _timed(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# A fresh process: imports, (warm-up), data, model, one epoch; prints its wall time.
+# A fresh process: imports, data, model, one epoch.
 _FRESH = """
-import json, sys, time
-started = time.perf_counter()
+import json, sys
 from tuner.trainer.loop import run_epochs
-if sys.argv[1] == "warm":
-    from tuner.trainer.warm_up import warm_up
-    warm_up()
-next(run_epochs(json.loads(sys.argv[2]), "classification", None))
-print(time.perf_counter() - started)
+next(run_epochs(json.loads(sys.argv[1]), "classification", None))
 """
 
 
-def fresh_first_epoch(workload: dict[str, Any], repeats: int = 2) -> dict[str, float]:
-    """Seconds from a fresh process's start to its first epoch's end, cold and warmed
-    up, the better of `repeats` each, interleaved."""
-    best: dict[str, float] = {}
+def fresh_first_epoch(workload: dict[str, Any], repeats: int = 2) -> float:
+    """Seconds from a fresh process's start to its first epoch's end, the best of
+    `repeats` (what a trial in a new worker process pays before its first result,
+    less Ray's part)."""
     config = json.dumps({**workload, "epochs": 1})
+    best = float("inf")
     for _ in range(repeats):
-        for mode in ("cold", "warm"):
-            started = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", _FRESH, mode, config], cwd=REPO, check=True,
-                capture_output=True,
-            )  # fmt: skip
-            took = time.perf_counter() - started
-            best[mode] = min(best.get(mode, took), took)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _FRESH, config], cwd=REPO, check=True)
+        best = min(best, time.perf_counter() - started)
     return best
