@@ -3,14 +3,17 @@ the CPU path reports, and the one line a trial that runs out of GPU memory fails
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 import torch
 
+from tests.conftest import REPO
 from tuner.trainer import loop
 from tuner.trainer.gpu import GpuOutOfMemory, NoGpuFigures, epoch_gpu_figures, mean_utilization
-from tuner.trainer.loop import run_epochs
+from tuner.trainer.loop import class_report, run_epochs
 
 TORCH_SAYS = (
     "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB "
@@ -58,3 +61,29 @@ def test_a_compiled_model_trains_as_the_plain_one() -> None:
     for mine, theirs in zip(compiled, plain, strict=True):
         assert mine["val_accuracy"] == pytest.approx(theirs["val_accuracy"], abs=0.01)
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_class_report_is_scikit_learns_macro_average(seed: int) -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    generator = torch.Generator().manual_seed(seed)
+    classes = 2 + seed
+    labels = torch.randint(0, classes, (60,), generator=generator)
+    outputs = torch.randn(60, classes + 1, generator=generator)  # may predict an unseen class
+    ours = class_report(outputs, labels, "val")
+    theirs = precision_recall_fscore_support(
+        labels.numpy(), outputs.argmax(dim=1).numpy(), average="macro", zero_division=0
+    )
+    assert [ours["val_precision"], ours["val_recall"], ours["val_f1"]] == pytest.approx(
+        list(theirs[:3])
+    )
+
+
+def test_a_trial_process_imports_no_scikit_learn() -> None:
+    # A trial that takes the sweep's data splits nothing: scikit-learn costs ~0.8 s.
+    script = "import sys, tuner.trainer.tune_trial; print('sklearn' in sys.modules)"
+    said = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.strip()
+    assert said == "False"

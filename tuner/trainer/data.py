@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from sklearn import datasets
 
 from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
@@ -79,6 +78,9 @@ class DataSource:
 
 
 def _builtin(name: str, task: Task, source: DataSource) -> Arrays:
+    # Imported here: a trial that takes the sweep's data never loads any (~0.8 s).
+    from sklearn import datasets
+
     if name == "synthetic":
         return _synthetic(task, source)
     if name == "digits":
@@ -97,6 +99,8 @@ def _builtin(name: str, task: Task, source: DataSource) -> Arrays:
 
 def _synthetic(task: Task, knobs: DataSource) -> Arrays:
     """A seeded synthetic set whose size and difficulty are knobs (for scale tests)."""
+    from sklearn import datasets
+
     difficulty = knobs.synthetic_difficulty
     informative = max(2, knobs.synthetic_features // 2)
     if task == "classification":

@@ -8,12 +8,17 @@ stays unseen by the search.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from tuner.trainer.data_files import Arrays
+
+if TYPE_CHECKING:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+# scikit-learn is imported where rows are split, not with this module: a trial that
+# takes the sweep's splits (tuner.engine.shared_data) never needs it (~0.8 s a process).
 
 Task = Literal["classification", "regression"]
 
@@ -49,6 +54,8 @@ class Splits:
 
 def _holdout(arrays: Arrays, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """The rows the search may see, and the test rows it never does (fixed seed)."""
+    from sklearn.model_selection import train_test_split
+
     stratify = arrays.labels if task == "classification" else None
     rest, test = train_test_split(
         np.arange(len(arrays.labels)),
@@ -61,6 +68,8 @@ def _holdout(arrays: Arrays, task: Task) -> tuple[np.ndarray, np.ndarray]:
 
 def split_arrays(arrays: Arrays, task: Task) -> Splits:
     """Train/validation/test with a fixed seed, standardized on the training split only."""
+    from sklearn.model_selection import train_test_split
+
     index_rest, index_test = _holdout(arrays, task)
     index_train, index_val = train_test_split(
         index_rest,
@@ -93,6 +102,8 @@ def fold_indices(arrays: Arrays, task: Task, folds: int) -> list[tuple[np.ndarra
     """Cross-validation over the rows outside the test split: (training rows, validation
     rows) of each fold, as row numbers of `arrays`. Stratified for classification;
     shuffled with the split's fixed seed, so every trial sees the same folds."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     index_rest, _ = _holdout(arrays, task)
     if task == "classification":
         splitter: KFold | StratifiedKFold = StratifiedKFold(
