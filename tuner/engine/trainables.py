@@ -275,27 +275,36 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
     if spec.params.keys() & DATA_KNOBS:
         return  # searched data sources are checked by each trial
-    from tuner.trainer.data import DataError, DataSource, fold_problem, load_arrays, model_problem
+    from tuner.trainer.data import (
+        DataError,
+        DataSource,
+        fold_problem,
+        load_arrays,
+        model_problem,
+        sweep_splits,
+    )
 
     knobs = builtin.knobs.model_validate(spec.config)
     key, models = sweep_models(spec, knobs.model)
     # Sequence models read a 3-D .npz as (N, T, F), the others as grey images: load it
-    # each way the sweep's models will.
+    # each way the sweep's models will. Split as the trials will train on it, and kept:
+    # the sweep hands these very splits to its trials (tuner.engine.shared_data).
     for sequences in sorted({model in SEQUENCE_MODELS for model in models}):
         source = dataclasses.replace(DataSource.of(knobs), sequences=sequences)
         try:
-            arrays = load_arrays(source, builtin.task)  # type: ignore[arg-type]
+            (splits,) = sweep_splits(source, builtin.task, 1)  # type: ignore[arg-type]
         except DataError as exc:
             raise SpecError(None, exc.key, exc.problem) from None
         for model in models:
             if (model in SEQUENCE_MODELS) != sequences:
                 continue
-            problem = model_problem(model, arrays.features.shape[1:])
+            problem = model_problem(model, splits.feature_shape)
             if problem is not None:
                 raise SpecError(None, key, problem)
     # Each class needs a row per fold: check the most folds the sweep may train.
     folds, folds_key = _most_folds(spec, knobs.cv_folds)
     if folds > 1:
+        arrays = load_arrays(source, builtin.task)  # type: ignore[arg-type]
         problem = fold_problem(arrays, builtin.task, folds)  # type: ignore[arg-type]
         if problem is not None:
             where = source.data_path or f"dataset {source.dataset!r}"
