@@ -14,10 +14,12 @@ Without a GPU the GPU figures are skipped, said so in the output, and the CPU pa
 (the phase clock of a tiny sweep) still run: the test suite runs that as its smoke mode.
 
 Also (bench.gpu_epochs): the epoch's time with the data on the device against copied
-per batch, at batch 128 and 1024; a compiled model's epoch; a fresh
-process's time to its first epoch; and one whole `tuner run --profile` at `gpu: 0.25`, timed
-as a whole process, for the time from the command to the first result (the first GPU
-epoch's end) and from the last trial's end to the summary. Each part's figures are
+per batch, at batch 128 and 1024; a compiled model's epoch; an epoch on
+data taken from Ray's object store, as trials take the sweep's, against data the
+process loaded; a fresh process's time to its first epoch; and one whole
+`tuner run --profile` at `gpu: 0.25`, timed as a whole process, for the time from
+the command to the first result (the first GPU epoch's end) and from the last trial's
+end to the summary. Each part's figures are
 written as soon as they are taken: a run cut short keeps what it measured.
 """
 
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, RESULTS, SLOTS, machine, ray_for, timed, write
-from bench.gpu_epochs import fresh_first_epoch, placement
+from bench.gpu_epochs import fresh_first_epoch, placement, shared_against_loaded
 
 PARTS = ("epochs", "command", "shares")
 SHARES = (1.0, 0.25, 0.125, 0.5)  # the 1 vs 4 per GPU comparison first
@@ -214,6 +216,8 @@ def run(
         save(result)
         result["fresh_first_epoch_s"] = fresh_first_epoch(workload)
         save(result)
+        result["shared_data"] = shared_against_loaded(workload)
+        save(result)
     if "command" in parts:
         result["whole_command"] = whole_command(trials, 0.25 if gpus else 0.0, workload)
         save(result)
@@ -259,6 +263,12 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.append(
             (f"epoch at batch {row['batch_size']}, data {where}{compiled}", f"{row['epoch_s']:.3f}",
              "", "", f"first epoch {row['first_epoch_s']:.2f}", "", "")
+        )  # fmt: skip
+    shared = result.get("shared_data")
+    if shared:
+        rows.append(
+            ("epoch, data loaded in the process / taken from the sweep (object store)",
+             f"{shared['loaded_epoch_s']:.3f} / {shared['shared_epoch_s']:.3f}", "", "", "", "", "")
         )  # fmt: skip
     fresh = result.get("fresh_first_epoch_s")
     if fresh:

@@ -66,3 +66,41 @@ def fresh_first_epoch(workload: dict[str, Any], repeats: int = 2) -> float:
         subprocess.run([sys.executable, "-c", _FRESH, config], cwd=REPO, check=True)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+def shared_against_loaded(workload: dict[str, Any], rounds: int = 3) -> dict[str, float]:
+    """The steady epoch's time (the median of epochs 2 and 3, the best of `rounds`) with
+    the splits this process loaded, and with the same splits as a trial takes them from
+    the sweep: out of Ray's object store, read-only, without a copy."""
+    import ray
+
+    from tuner.engine.shared_data import SharedData
+    from tuner.spec import parse_spec
+
+    config = {**workload, "dataset": "synthetic"}
+    loaded = min(statistics.median(epoch_seconds(config)[1:]) for _ in range(rounds))
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        spec = {
+            "name": "bench-shared", "trainable": "builtin:classifier",
+            "metric": "val_accuracy", "mode": "max", "config": config,
+            "params": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}},
+        }  # fmt: skip
+        shared = SharedData.of(parse_spec(spec))
+        assert shared is not None
+        _forget_own_splits()
+        shared.take()
+        from_store = min(statistics.median(epoch_seconds(config)[1:]) for _ in range(rounds))
+    finally:
+        _forget_own_splits()
+        if started_here:
+            ray.shutdown()
+    return {"loaded_epoch_s": loaded, "shared_epoch_s": from_store}
+
+
+def _forget_own_splits() -> None:
+    from tuner.trainer import data
+
+    data._ADOPTED.clear()
