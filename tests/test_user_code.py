@@ -328,3 +328,14 @@ def test_an_existing_experiment_keeps_its_artifact_location(tmp_path: Path) -> N
     assert client.get_experiment_by_name("old").artifact_location == elsewhere  # type: ignore[union-attr]
     new = client.get_experiment_by_name("new")
     assert new is not None and new.artifact_location == (tmp_path / "mlartifacts" / "new").as_uri()
+
+
+def test_silent_trainables_are_told_the_call_their_kind_reports_with() -> None:
+    from tuner.engine.user_code import WORKER_REPORT, MetricNotReported, _checked_output
+
+    with pytest.raises(MetricNotReported, match=r"call ray\.tune\.report\(\{'loss': value\}\)"):
+        _checked_output(None, "loss", reported=False)
+    # A multi-worker trial's per-worker function reports through Ray Train.
+    said = r"call ray\.train\.report\(\{'loss': value\}\) on every worker once per epoch"
+    with pytest.raises(MetricNotReported, match=said):
+        _checked_output(None, "loss", reported=False, report_call=WORKER_REPORT)

@@ -30,7 +30,14 @@ from tuner.engine.shared_data import SharedData
 from tuner.engine.trainables import resolve_trainable
 from tuner.engine.trial_config import TrialConfig, no_credentials_in_runtime_env
 from tuner.engine.unread_histories import result_histories_unread
-from tuner.engine.user_code import reuses_actors, saves_checkpoints, user_class, user_function
+from tuner.engine.user_code import (
+    TUNE_REPORT,
+    WORKER_REPORT,
+    reuses_actors,
+    saves_checkpoints,
+    user_class,
+    user_function,
+)
 from tuner.search.builders import (
     build_scheduler,
     build_search_algorithm,
@@ -101,7 +108,8 @@ def trainable_with_resources(spec: SweepSpec, withheld: dict[str, Any]) -> Any:
     if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
         trainable = user_class(trainable, spec.metric, trial_config)
     elif not isinstance(trainable, type):
-        trainable = user_function(trainable, spec.metric, trial_config)
+        reports = WORKER_REPORT if spec.resources_per_trial.distributed else TUNE_REPORT
+        trainable = user_function(trainable, spec.metric, trial_config, reports)
     return tune.with_resources(trainable, resources)
 
 

@@ -59,6 +59,11 @@ def reported_keys(metrics: dict[str, Any], prefix: str = "") -> list[str]:
     return keys
 
 
+# How user code reports, as the error that it did not says it.
+TUNE_REPORT = "ray.tune.report({{{metric}: value}})"
+WORKER_REPORT = "ray.train.report({{{metric}: value}}) on every worker"
+
+
 def check_metric(metrics: dict[str, Any], metric: str) -> None:
     """Raise MetricNotReported when `metrics` has no `metric`, naming what it has."""
     keys = reported_keys(metrics)
@@ -83,12 +88,17 @@ def _session() -> Any:
 
 
 def user_function(
-    fn: UserFunction, metric: str, trial_config: TrialConfig | None = None
+    fn: UserFunction,
+    metric: str,
+    trial_config: TrialConfig | None = None,
+    report_call: str = TUNE_REPORT,
 ) -> UserFunction:
     """`fn` run with each `tune.report` it makes checked for `metric` and turned into
     plain numbers first. What `fn` returns Ray reports too (a dict, or a number as
     Ray's "_metric"): it is held to the same rule. `trial_config` puts the sweep's
-    secrets back into the config `fn` receives."""
+    secrets back into the config `fn` receives. `report_call`: what the user's code
+    calls to report, named when it reported nothing (a multi-worker trial's workers
+    call WORKER_REPORT)."""
     if inspect.isgeneratorfunction(fn) and trial_config is None:
         return fn  # Ray drives a generator itself; a plain wrapper would hide that it is one
     if inspect.isgeneratorfunction(fn):
@@ -120,7 +130,7 @@ def user_function(
             output = fn(config)
         finally:
             session.report = report
-        return _checked_output(output, metric, reported=reported)
+        return _checked_output(output, metric, reported=reported, report_call=report_call)
 
     return trainable
 
@@ -133,7 +143,9 @@ def _generator_with_config(fn: UserFunction, trial_config: TrialConfig | None) -
     return trainable
 
 
-def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
+def _checked_output(
+    output: Any, metric: str, *, reported: bool, report_call: str = TUNE_REPORT
+) -> Any:
     if isinstance(output, dict) and output:
         check_metric(output, metric)
         return plain_numbers(output)
@@ -141,12 +153,12 @@ def _checked_output(output: Any, metric: str, *, reported: bool) -> Any:
         raise MetricNotReported(
             f"the trainable returned a {type(output).__name__} instead of reporting the "
             "sweep's metric: "
-            f"call ray.tune.report({{{metric!r}: value}}) once per epoch"
+            f"call {report_call.format(metric=repr(metric))} once per epoch"
         )
     if not reported:
         raise MetricNotReported(
-            f"the trainable reported no result: call ray.tune.report({{{metric!r}: value}}) "
-            "once per epoch"
+            "the trainable reported no result: "
+            f"call {report_call.format(metric=repr(metric))} once per epoch"
         )
     return output
 
