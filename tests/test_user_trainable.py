@@ -106,12 +106,22 @@ def assert_phase_table(stderr: str) -> None:
     lines = stderr[stderr.index("phase ") :].splitlines()[1:]
     rows = {line[:30].strip(): line[30:].split() for line in lines if line.strip()}
     assert set(PHASES_IN_ORDER) <= set(rows) <= {*PHASES_IN_ORDER, "mlflow parent run",
-        "trainable import", "fit", "best model export"}  # fmt: skip
+        "trainable import", "fit", "best model export", *EXPORT_STEPS}  # fmt: skip
     at = [float(rows[name][0]) for name in PHASES_IN_ORDER]
     assert at == sorted(at), list(zip(PHASES_IN_ORDER, at, strict=True))
     fit_at, fit_took = (float(value) for value in rows["fit"])
     assert fit_at <= float(rows["first trial started"][0])
     assert fit_at + fit_took >= float(rows["last trial ended"][0])
+    # The export's steps, indented under it, fall within it (to the printed 0.01 s).
+    if "best model export" in rows:
+        export_at, export_took = (float(value) for value in rows["best model export"])
+        for step in EXPORT_STEPS:
+            step_at, step_took = (float(value) for value in rows[step])
+            assert export_at - 0.01 <= step_at
+            assert step_at + step_took <= export_at + export_took + 0.02
+
+
+EXPORT_STEPS = ("checkpoint fetched", "model logged", "test score")
 
 
 FAILING_CODE = textwrap.dedent(
