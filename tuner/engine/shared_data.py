@@ -14,22 +14,20 @@ data_path, synthetic_samples...) gives each trial its own, loaded in its process
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import ray
 
-from tuner.engine.trainables import DATA_KNOBS, sweep_models
-from tuner.spec import CategoricalParam, GridParam, IntParam, SweepSpec
-from tuner.trainer.knobs import SEQUENCE_MODELS
+from tuner.engine.trainables import DATA_KNOBS, data_sources, fold_counts, sweep_models
+from tuner.spec import SweepSpec
 from tuner.trainer.registry import BUILTINS
 
 if TYPE_CHECKING:  # tuner.trainer.data imports scikit-learn: only when data is shared
     from tuner.trainer.data import DataSource, Splits, Task
 
-# A searched cv_folds range wider than this is left to the trials (each value is a copy).
+# More cv_folds values than this a sweep may draw are left to the trials to split.
 _MOST_FOLD_COUNTS = 8
 
 DataKey = tuple["DataSource", "Task", int]
@@ -49,20 +47,17 @@ class SharedData:
         builtin = BUILTINS.get(spec.trainable)
         if builtin is None or spec.params.keys() & DATA_KNOBS:
             return None
-        from tuner.trainer.data import DataSource
-
         task: Task = builtin.task  # type: ignore[assignment]
         knobs = builtin.knobs.model_validate(spec.config)
         _, models = sweep_models(spec, knobs.model)
-        # Sequence models read a 3-D .npz as (N, T, F), the others as images: a copy each.
-        sources = {
-            dataclasses.replace(DataSource.of(knobs), sequences=model in SEQUENCE_MODELS)
-            for model in models
-        }
+        counts, _ = fold_counts(spec, knobs.cv_folds)
+        # 1 (no folds) always: the test score and the model a checkpoint holds use it.
+        # Each fold count is a copy of the data: too many are left to the trials.
+        folds = {1, *counts} if len(counts) <= _MOST_FOLD_COUNTS else {1}
         loaded = {
-            (source, task, folds): _loaded(source, task, folds)
-            for source in sources
-            for folds in _fold_counts(spec, knobs.cv_folds)
+            (source, task, count): _loaded(source, task, count)
+            for source in data_sources(knobs, models)  # a copy per way it is read
+            for count in folds
         }
         return cls({key: splits for key, splits in loaded.items() if splits is not None})
 
@@ -97,15 +92,3 @@ def _loaded(source: DataSource, task: Task, folds: int) -> tuple[Splits, ...] | 
         return sweep_splits(source, task, folds)
     except DataError:
         return None  # a trial drawing these folds fails with the reason, as before
-
-
-def _fold_counts(spec: SweepSpec, fixed: int) -> set[int]:
-    """The cv_folds values a trial may train with; 1 (no folds) always: the test score
-    and the model a checkpoint holds use it."""
-    searched = spec.params.get("cv_folds")
-    if isinstance(searched, CategoricalParam | GridParam):
-        return {1, *(int(option) for option in searched.options)}
-    if isinstance(searched, IntParam):
-        low, high = int(searched.low), int(searched.high)
-        return {1, *range(low, high + 1)} if high - low < _MOST_FOLD_COUNTS else {1}
-    return {1, fixed}

@@ -36,6 +36,7 @@ from tuner.trainer.registry import BUILTINS, Builtin
 
 if TYPE_CHECKING:
     from tuner.tracking.datasets import DatasetFields
+    from tuner.trainer.data import DataSource
 
 Trainable = Callable[[dict[str, Any]], None]
 
@@ -128,8 +129,8 @@ def check_trainable(spec: SweepSpec) -> None:
     _check_knobs(spec, builtin.knobs)
     _check_mutations(spec, builtin.knobs)
     _check_torchvision(spec, builtin.knobs.model_validate(spec.config))
-    folds, folds_key = _most_folds(spec, builtin.knobs.model_validate(spec.config).cv_folds)
-    if spec.resources_per_trial.distributed and folds > 1:
+    counts, folds_key = fold_counts(spec, builtin.knobs.model_validate(spec.config).cv_folds)
+    if spec.resources_per_trial.distributed and max(counts) > 1:
         raise SpecError(None, folds_key, "cv_folds > 1 does not run with several workers yet")
     check_sync_batch_norm(spec, builtin.knobs.model_validate(spec.config).sync_batch_norm)
     _check_data(spec, builtin)
@@ -275,34 +276,24 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
     """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
     if spec.params.keys() & DATA_KNOBS:
         return  # searched data sources are checked by each trial
-    from tuner.trainer.data import (
-        DataError,
-        DataSource,
-        fold_problem,
-        load_arrays,
-        model_problem,
-        sweep_splits,
-    )
+    from tuner.trainer.data import DataError, fold_problem, load_arrays, model_problem, sweep_splits
 
     knobs = builtin.knobs.model_validate(spec.config)
     key, models = sweep_models(spec, knobs.model)
-    # Sequence models read a 3-D .npz as (N, T, F), the others as grey images: load it
-    # each way the sweep's models will. Split as the trials will train on it, and kept:
-    # the sweep hands these very splits to its trials (tuner.engine.shared_data).
-    for sequences in sorted({model in SEQUENCE_MODELS for model in models}):
-        source = dataclasses.replace(DataSource.of(knobs), sequences=sequences)
+    # Split as the trials will train on it, and kept: the sweep hands these very splits
+    # to its trials (tuner.engine.shared_data).
+    for source, readers in data_sources(knobs, models).items():
         try:
             (splits,) = sweep_splits(source, builtin.task, 1)  # type: ignore[arg-type]
         except DataError as exc:
             raise SpecError(None, exc.key, exc.problem) from None
-        for model in models:
-            if (model in SEQUENCE_MODELS) != sequences:
-                continue
+        for model in readers:
             problem = model_problem(model, splits.feature_shape)
             if problem is not None:
                 raise SpecError(None, key, problem)
     # Each class needs a row per fold: check the most folds the sweep may train.
-    folds, folds_key = _most_folds(spec, knobs.cv_folds)
+    counts, folds_key = fold_counts(spec, knobs.cv_folds)
+    folds = max(counts)
     if folds > 1:
         arrays = load_arrays(source, builtin.task)  # type: ignore[arg-type]
         problem = fold_problem(arrays, builtin.task, folds)  # type: ignore[arg-type]
@@ -311,11 +302,24 @@ def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
             raise SpecError(None, folds_key, f"{where}: {problem}")
 
 
-def _most_folds(spec: SweepSpec, fixed: int) -> tuple[int, str]:
-    """The largest cv_folds a trial of `spec` may draw, and the key that sets it."""
+def data_sources(knobs: TrainerKnobs, models: list[str]) -> dict[DataSource, list[str]]:
+    """The data sources a sweep's `models` read, each with the models that read it.
+    Sequence models read a 3-D .npz as (N, T, F), the others as grey images: the data
+    is loaded each way the sweep's models will (the images' way first)."""
+    from tuner.trainer.data import DataSource
+
+    readers: dict[DataSource, list[str]] = {}
+    for model in models:
+        source = dataclasses.replace(DataSource.of(knobs), sequences=model in SEQUENCE_MODELS)
+        readers.setdefault(source, []).append(model)
+    return dict(sorted(readers.items(), key=lambda item: item[0].sequences))
+
+
+def fold_counts(spec: SweepSpec, fixed: int) -> tuple[list[int], str]:
+    """The cv_folds values a trial of `spec` may draw, and the key that sets them."""
     searched = spec.params.get("cv_folds")
     if isinstance(searched, IntParam):
-        return int(searched.high), "params.cv_folds"
+        return list(range(int(searched.low), int(searched.high) + 1)), "params.cv_folds"
     if isinstance(searched, CategoricalParam | GridParam):
-        return max(int(option) for option in searched.options), "params.cv_folds"
-    return fixed, "config.cv_folds"
+        return [int(option) for option in searched.options], "params.cv_folds"
+    return [fixed], "config.cv_folds"
