@@ -26,7 +26,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, write
+from bench.common import (
+    REPO,
+    RESULTS,
+    SLOTS,
+    machine,
+    python_path,
+    ray_for,
+    rss_mb,
+    run_tuner,
+    write,
+)
 from bench.servers import postgres_missing
 from bench.stores import STORES, null_sweep
 
@@ -49,7 +59,7 @@ def command_s(args: list[str], cwd: Path) -> tuple[float, str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO)}
+    return {**os.environ, "PYTHONPATH": python_path()}
 
 
 def true_best(uri: str) -> float:

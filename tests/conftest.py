@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import python_path
 from bench.servers import (
     free_port,
     new_database,
@@ -44,7 +45,7 @@ def ray_session() -> Iterator[None]:
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+        runtime_env={"env_vars": {"PYTHONPATH": python_path()}},
     )
     yield
     ray.shutdown()
@@ -128,7 +129,7 @@ def s3_endpoint() -> Iterator[str]:
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a user's shell: tuner importable, no tracking URI inherited."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra or {})}
+    env = {**os.environ, "PYTHONPATH": python_path(), **(extra or {})}
     env.pop("MLFLOW_TRACKING_URI", None)  # MLflow exports it from set_tracking_uri()
     return env
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
-from tests.conftest import REPO
+from bench.common import python_path
 from tuner.engine.runner import RunOptions, run_sweep
 from tuner.spec import parse_spec
 from tuner.tracking.cost import CostLedger, Held
@@ -66,7 +66,7 @@ def labelled_ray() -> Iterator[None]:
         include_dashboard=False,
         log_to_driver=False,
         labels=SPOT_M6I,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}},
+        runtime_env={"env_vars": {"PYTHONPATH": python_path()}},
     )
     yield
     ray.shutdown()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tests.conftest import REPO
+from bench.common import python_path
 from tests.data_loads import LOADS_FILE
 from tuner.engine.runner import RunOptions, run_sweep
 from tuner.engine.shared_data import SharedData
@@ -31,7 +31,7 @@ def loads_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         include_dashboard=False,
         log_to_driver=False,
         runtime_env={
-            "env_vars": {"PYTHONPATH": str(REPO), LOADS_FILE: str(loads)},
+            "env_vars": {"PYTHONPATH": python_path(), LOADS_FILE: str(loads)},
             "worker_process_setup_hook": "tests.data_loads.count_loads",
         },
     )
