@@ -244,3 +244,15 @@ def classifier_pausing_once(config: dict[str, Any]) -> None:
         train_classifier_worker({"config": knobs, "checkpoint": checkpoint})
     finally:
         ray.train.report = real_report
+
+
+def scored_or_failing(config: dict[str, Any]) -> None:
+    """Reports `score` = x x epoch, each epoch `epoch_s` seconds long; a negative x fails
+    before its first report."""
+    import time
+
+    if config["x"] < 0:
+        raise RuntimeError("injected failure")
+    for epoch in range(1, config.get("epochs", 3) + 1):
+        time.sleep(config.get("epoch_s", 0.0))
+        tune.report({"epoch": epoch, "score": config["x"] * epoch})

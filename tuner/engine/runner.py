@@ -207,6 +207,7 @@ def _run_tracked(
     tracker = TrialTracker(
         writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost,
         dataset=dataset, lineage=lineage, resources=spec.resources_per_trial,
+        objective=(spec.metric, spec.mode),
     )  # fmt: skip
     interrupts = InterruptWatch()
     progress = ProgressTable(spec, early_stops, options.console)

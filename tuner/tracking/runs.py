@@ -29,7 +29,9 @@ from tuner.tracking.tags import (
     TAG_ROLE,
     TAG_STOPPED_EARLY,
     TAG_TRIAL_ID,
+    TAG_WORKERS,
 )
+from tuner.tracking.tally import RUNNING, TrialRecord, state_of
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class ExistingRun:
     restarts: int
     held: Held = field(default_factory=Held)  # resource-hours its trial held before
     lost_work_s: float = 0.0  # training it redid after restarts, before this resume
+    # What the sweep's counts (tuner.tracking.tally) take from it until it runs again.
+    record: TrialRecord = field(default_factory=lambda: TrialRecord(RUNNING))
 
 
 # Runs per search_runs request: MLflow answers at most 50,000, and fewer, larger pages
@@ -90,8 +94,20 @@ def existing_trial_runs(
             restarts=int(tags.get(TAG_RESTARTS, "0")),
             held=held_before(run.data.metrics),
             lost_work_s=float(tags.get(TAG_LOST_WORK, "0") or 0),
+            record=_record(run, metric),
         )
     return existing
+
+
+def _record(run: Run, metric: str) -> TrialRecord:
+    tags, metrics = run.data.tags, run.data.metrics
+    return TrialRecord(
+        state_of(run.info.status, stopped_early=TAG_STOPPED_EARLY in tags),
+        value=metrics.get(metric),
+        held={key: metrics[key] for key in (CPU_HOURS, GPU_HOURS, COST_USD) if key in metrics},
+        lost_work_s=float(tags.get(TAG_LOST_WORK, "0") or 0),
+        workers=tags.get(TAG_WORKERS),
+    )
 
 
 def held_before(metrics: dict[str, float]) -> Held:

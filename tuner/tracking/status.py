@@ -1,16 +1,21 @@
 """A submitted sweep's trials as its MLflow runs record them: counts by state, best so far.
 
 `tuner status` shows these beside the job's state; they come from the tracking store,
-not from Ray, so they stay true after the driver or the cluster is gone.
+not from Ray, so they stay true after the driver or the cluster is gone. A live sweep's
+driver keeps them on the sweep's run (tuner.tracking.tally), as it does once more when
+the sweep ends: one run to read, however many trials. Only a sweep whose driver died
+before that is counted from its trials' runs, every one paged in.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS
 from tuner.tracking.runs import child_runs, find_sweep_run
@@ -21,6 +26,7 @@ from tuner.tracking.tags import (
     TAG_TRIAL_ID,
     TAG_WORKERS,
 )
+from tuner.tracking.tally import TAG_TRIALS
 
 INTERRUPTED = "INTERRUPTED"
 
@@ -74,6 +80,21 @@ def trial_counts(
         return None
     experiment_id, parent = found
     metric = parent.data.tags.get("tuner.metric")
+    tally = _tally(parent.data.tags.get(TAG_TRIALS))
+    # A live driver's counts are at most a few seconds old; a dead one's may miss its
+    # last trials' ends, and it left RUNNING runs that count as interrupted.
+    if tally is not None and (tally.get("final") or not job_ended):
+        counts = _from_tally(tally, metric)
+        if counts is not None:
+            return counts
+    return counts_from_runs(client, experiment_id, parent, job_ended=job_ended)
+
+
+def counts_from_runs(
+    client: MlflowClient, experiment_id: str, parent: Run, *, job_ended: bool
+) -> TrialCounts:
+    """The counts from every trial's run, paged in: what the driver's tally stands for."""
+    metric = parent.data.tags.get("tuner.metric")
     sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
     children = child_runs(client, experiment_id, parent.info.run_id)
     states: Counter[str] = Counter()
@@ -108,6 +129,30 @@ def trial_counts(
         lost_work_s=lost_work,
         workers=dict(workers),
     )
+
+
+def _tally(tag: str | None) -> dict[str, Any] | None:
+    try:
+        tally = json.loads(tag) if tag else None
+    except ValueError:  # a tag someone edited: count the runs instead
+        return None
+    return tally if isinstance(tally, dict) else None
+
+
+def _from_tally(tally: dict[str, Any], metric: str | None) -> TrialCounts | None:
+    try:
+        return TrialCounts(
+            total=int(tally["trials"]),
+            by_state={str(state): int(n) for state, n in tally["by_state"].items()},
+            metric=metric,
+            best_value=tally["best_value"],
+            best_trial=tally["best_trial"],
+            held={str(key): float(hours) for key, hours in tally["held"].items()},
+            lost_work_s=float(tally["lost_work_s"]),
+            workers={str(each): int(n) for each, n in tally["workers"].items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def _seconds(tag: str | None) -> float:

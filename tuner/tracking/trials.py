@@ -46,6 +46,7 @@ from tuner.tracking.tags import (
     TAG_TRIAL_ID,
     TAG_WORKERS,
 )
+from tuner.tracking.tally import SWEEP_RUN, SweepTally, state_of
 from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, ReopenRun, SetTags, TrackingWriter
 
 
@@ -63,8 +64,13 @@ class TrialTracker(Callback):  # type: ignore[misc]
         dataset: DatasetFields | None = None,
         lineage: Lineage | None = None,
         resources: Resources | None = None,
+        objective: tuple[str, str] | None = None,
     ) -> None:
         self._writer = writer
+        # (metric, mode): keep the counts `tuner status` reads from the sweep's run
+        # (tuner.tracking.tally), written through the writer like a trial's tags.
+        self._tally = SweepTally(*objective) if objective is not None else None
+        writer.adopt(SWEEP_RUN, parent_run_id)
         # A multi-worker trial's Tune placement holds none of its workers' CPUs and GPUs
         # (tuner.engine.multi_worker): its run is tagged with them, its cost counts them.
         self._workers = resources if resources is not None and resources.distributed else None
@@ -110,6 +116,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
             if run.stopped_early:
                 self._early_stops.add(trial_id)
             self.cost.carry_over(trial_id, run.held)
+            if self._tally is not None:
+                self._tally.seed(trial_id, run.record)
+        if self._tally is not None:  # replaces the last driver's counts, final or not
+            self._writer.submit(SetTags(SWEEP_RUN, self._tally.tag()))
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks into the experiment for restore; a restore brings its
@@ -130,6 +140,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
         if existing is not None:
             self._writer.submit(ReopenRun(trial.trial_id, existing.stale_tags))
             self._open.add(trial.trial_id)
+            if self._tally is not None:
+                self._tally.running(trial.trial_id)
             self._backfill(trial)
             return
         self._create_run(trial)
@@ -153,6 +165,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
             tags[TAG_WORKERS] = self._workers.described()
         name = run_name(trial.trial_id, params)
         self._writer.submit(CreateRun(trial.trial_id, name, params, tags, self._dataset))
+        if self._tally is not None:
+            self._tally.running(trial.trial_id, tags.get(TAG_WORKERS))
 
     def _backfill(self, trial: Any) -> None:
         """Log the results a lost driver received but had not written yet.
@@ -204,6 +218,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
             points |= self._lineage.hp_points(config if isinstance(config, dict) else trial.config)
             self._tag_exploits(trial.trial_id)
         metrics = tuple(Metric(key, value, timestamp, step) for key, value in points.items())
+        if self._tally is not None and self._tally.metric in points:
+            self._tally.value(trial.trial_id, points[self._tally.metric])
         if metrics:
             self._writer.submit(LogMetrics(trial.trial_id, metrics))
 
@@ -246,6 +262,8 @@ class TrialTracker(Callback):  # type: ignore[misc]
             TAG_LOST_WORK: seconds_text(self.lost_work.of(trial.trial_id)),
         }
         self._writer.submit(SetTags(trial.trial_id, tags))
+        if self._tally is not None:
+            self._tally.lost_work(trial.trial_id, self.lost_work.of(trial.trial_id))
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         # A trial that failed to start (its worker could not be made or reused) has a
@@ -267,6 +285,12 @@ class TrialTracker(Callback):  # type: ignore[misc]
         """Close the runs of trials cut off by an interrupt: KILLED, with the reason."""
         for trial_id in list(self._open):
             self._end(trial_id, RunStatus.to_string(RunStatus.KILLED), {TAG_KILLED: reason})
+        if self._tally is not None:  # every run has ended: the counts are final
+            self._writer.submit(SetTags(SWEEP_RUN, self._tally.tag(final=True)))
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self._tally is not None and self._tally.due():
+            self._writer.submit(SetTags(SWEEP_RUN, self._tally.tag()))
 
     def _end(self, trial_id: str, status: str, tags: dict[str, str]) -> None:
         self._open.discard(trial_id)
@@ -279,6 +303,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._writer.submit(LogMetrics(trial_id, points))
         tags = {**tags, TAG_LOST_WORK: seconds_text(self.lost_work.of(trial_id))}
         self._writer.submit(EndRun(trial_id, status, tags))
+        if self._tally is not None:
+            held_now = {point.key: point.value for point in points}
+            state = state_of(status, stopped_early=TAG_STOPPED_EARLY in tags)
+            self._tally.ended(trial_id, state, held_now, self.lost_work.of(trial_id))
         # An ended trial gets no more results: what only its results needed goes, so a
         # long sweep keeps per trial only its run id, and its error or restarts if any.
         self.lost_work.ended(trial_id)
