@@ -256,3 +256,10 @@ def scored_or_failing(config: dict[str, Any]) -> None:
     for epoch in range(1, config.get("epochs", 3) + 1):
         time.sleep(config.get("epoch_s", 0.0))
         tune.report({"epoch": epoch, "score": config["x"] * epoch})
+
+
+def reports_pid(config: dict[str, Any]) -> None:
+    """Reports the process it ran in (`worker_pid`), and `score` = x."""
+    import os
+
+    tune.report({"epoch": 1, "score": config["x"], "worker_pid": os.getpid()})

@@ -12,10 +12,12 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import ray
 from ray._private import ray_constants
 
+from tuner.engine.prestarted_workers import inherited_environment
 from tuner.spec import SpecError, SweepSpec
 
 REACHABLE_TIMEOUT_S = 5.0
@@ -26,7 +28,8 @@ class RayUnavailable(RuntimeError):
 
 
 def quiet_worker_logs() -> None:
-    """Runs in every Ray worker: keep per-checkpoint INFO lines out of the user's terminal."""
+    """Keep per-checkpoint INFO lines out of the user's terminal: a cluster job's
+    workers run it as their setup hook, an embedded sweep's trials as they start."""
     for name in ("ray.train", "ray.tune"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -257,6 +260,14 @@ def _loopback_only(embedded: bool) -> Iterator[None]:
             os.environ[_CLUSTER_MODE_ENV] = previous_env
 
 
+def _job_runtime_env(pythonpath: str) -> dict[str, Any]:
+    """A cluster's workers, on other machines, get the driver's import path from the job."""
+    return {
+        "env_vars": {"PYTHONPATH": pythonpath},
+        "worker_process_setup_hook": "tuner.engine.session.quiet_worker_logs",
+    }
+
+
 def start_or_join(address: str | None, num_cpus: int | None) -> bool:
     """Start or join Ray unless the caller already did; return whether we started it."""
     if ray.is_initialized():
@@ -270,6 +281,7 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
         with (
             _few_connect_retries(joining=address is not None),
             _loopback_only(embedded=address is None),
+            inherited_environment(pythonpath if address is None else None),
         ):
             ray.init(
                 # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
@@ -278,10 +290,7 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
                 num_cpus=None if address else num_cpus,
                 include_dashboard=False if address is None else None,
                 logging_level=logging.WARNING,
-                runtime_env={
-                    "env_vars": {"PYTHONPATH": pythonpath},
-                    "worker_process_setup_hook": "tuner.engine.session.quiet_worker_logs",
-                },
+                runtime_env=None if address is None else _job_runtime_env(pythonpath),
             )
     except ConnectionError as exc:
         hint = ""

@@ -25,6 +25,7 @@ from tuner.engine.multi_worker import (
     worker_function,
 )
 from tuner.engine.population import lineage_of
+from tuner.engine.prestarted_workers import trial_actors_on_prestarted_workers
 from tuner.engine.registry_memo import trainables_remembered
 from tuner.engine.shared_data import SharedData
 from tuner.engine.trainables import resolve_trainable
@@ -78,7 +79,8 @@ def fitting(spec: SweepSpec, *, on_cluster: bool) -> Iterator[None]:
     """What a sweep's fit() runs within: Ray's per-result file loggers off, the trainable
     looked up once (registry_memo), no trial's result file read back at the end
     (unread_histories), and on this machine's own Ray no placement group per trial
-    (fixed_resources). Each is the driver's time per trial, bounded as sweeps grow.
+    (fixed_resources). Each is the driver's time per trial, bounded as sweeps grow. On
+    it, the first trials start on the workers Ray started with it (prestarted_workers).
     Beside it, what logging the best model at the end imports (tracking.models)."""
     fixed = not on_cluster and not spec.resources_per_trial.distributed and ray_started_here()
     import_model_logging(spec.trainable)
@@ -87,6 +89,7 @@ def fitting(spec: SweepSpec, *, on_cluster: bool) -> Iterator[None]:
         trainables_remembered(),
         result_histories_unread(),
         placement_groups_off(fixed),
+        trial_actors_on_prestarted_workers(),
     ):
         yield
 

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from tuner.engine.session import quiet_worker_logs
 from tuner.engine.trial_config import TrialConfig
 from tuner.tracking.results import as_number
 
@@ -106,6 +107,7 @@ def user_function(
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
+        quiet_worker_logs()
         if trial_config is not None:
             config = trial_config(config)
         session = _session()
@@ -171,6 +173,7 @@ def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = N
 
     class Checked(cls):  # type: ignore[misc,valid-type]
         def setup(self, config: dict[str, Any]) -> Any:
+            quiet_worker_logs()
             return super().setup(trial_config(config) if trial_config else config)
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
