@@ -17,6 +17,8 @@ metrics only, leaving Tune without checkpoints.)
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import threading
 import uuid
@@ -93,6 +95,24 @@ def _resume_from(checkpoint: Any) -> None:
         context.checkpoint = checkpoint
 
 
+def _quiet(worker: Trainable) -> Trainable:
+    """`worker` without Ray Train's line per report on each worker ("Reporting training
+    result N: ..."): it logs them on a logger named after its file, which the
+    LoggingConfig's level does not reach."""
+
+    @functools.wraps(worker)
+    def quiet_worker(config: dict[str, Any]) -> None:
+        try:
+            from ray.train.v2._internal.execution import context
+        except ImportError:  # another Ray layout: its lines stay
+            pass
+        else:
+            logging.getLogger(context.__file__).setLevel(logging.WARNING)
+        worker(config)
+
+    return quiet_worker
+
+
 def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainable:
     """The Tune trial body of a multi-worker trial: `worker` on `resources.workers`
     Ray Train workers, their reports relayed to Tune. Named `name` (Ray names trials
@@ -102,6 +122,7 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
         from ray import train, tune
         from ray.train.torch import TorchConfig, TorchTrainer
         from ray.train.v2._internal.constants import is_v2_enabled
+        from ray.train.v2.api.config import LoggingConfig
         from ray.util.queue import Queue
 
         if not is_v2_enabled():
@@ -113,7 +134,7 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
         per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
         storage = _trial_storage()
         trainer = TorchTrainer(
-            worker,
+            _quiet(worker),
             train_loop_config={"config": config, "checkpoint": tune.get_checkpoint()},
             # Ray Train picks gloo on CPUs and NCCL on GPUs; said here, not left implicit.
             torch_config=TorchConfig(backend="nccl" if resources.gpu else "gloo"),
@@ -123,13 +144,17 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
                 resources_per_worker=per_worker,
                 placement_strategy=resources.placement.upper(),
             ),
-            run_config=train.RunConfig(
+            # Train V2's RunConfig at run time; Ray's annotations still name V1's.
+            run_config=train.RunConfig(  # type: ignore[call-arg]
                 # A fresh name per start: Train would otherwise resume its own run, and
                 # Tune's checkpoint (given above) is the one a restarted trial goes on from.
                 name=f"train-{uuid.uuid4().hex[:12]}",
                 storage_path=storage[1],
                 storage_filesystem=storage[0],
                 callbacks=[_relay_callback(relay)],
+                # Its INFO lines (each report, each checkpoint, the worker group) are
+                # noise in the user's terminal: tuner's own lines say what happened.
+                logging_config=LoggingConfig(log_level="WARNING"),
             ),
         )
         failed: list[BaseException] = []
