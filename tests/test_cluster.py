@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from ray._private import ray_constants
 from ray._raylet import AuthenticationTokenLoader, Config
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
+from ray.util.state import list_placement_groups
 
 from bench.servers import free_port, new_database, running_mlflow_server
 from tests.conftest import TUNER, cli_env, run_cli
@@ -660,3 +662,158 @@ def test_a_spot_notice_costs_seconds_not_the_epoch_in_flight(
     weights = torch.load(io.BytesIO(body.read()), weights_only=True)["model"]
     for name, tensor in straight.state().model.items():
         assert torch.equal(weights[name], tensor), name
+
+
+SPREAD_EPOCHS = 4
+
+
+def placements(project: Path) -> dict[float, list[dict[str, Any]]]:
+    """Each trial's epochs, keyed by its searched x, as its rank 0 logged them: the epoch,
+    the checkpoint's epoch it went on from, and each worker's Ray node id by rank."""
+    log = project / "logs" / "placements.jsonl"
+    if not log.exists():
+        return {}
+    text = log.read_text()
+    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]  # mid-write
+    by_trial: dict[float, list[dict[str, Any]]] = {}
+    for line in lines:
+        entry = json.loads(line)
+        by_trial.setdefault(entry["x"], []).append(entry)
+    return by_trial
+
+
+def run_of(tracking_uri: str, sweep: str, x: float) -> Any | None:
+    """The trial run that searched this x (MLflow logs a float param as its repr)."""
+    if MlflowClient(tracking_uri).get_experiment_by_name(sweep) is None:
+        return None  # the driver has not started yet
+    found = [
+        run
+        for run in trial_runs(tracking_uri, sweep)
+        if "x" in run.data.params and float(run.data.params["x"]) == x
+    ]
+    return found[0] if found else None
+
+
+def held_after_checkpoint(cluster: RayCluster, project: Path, sweep: str) -> dict[str, Any] | None:
+    """The epoch-2 placement of the trial whose workers hold after epoch 2, once MLflow
+    shows that epoch: Tune has then taken its checkpoint, so a restart goes on from it."""
+    for epochs in placements(project).values():
+        if epochs[-1]["epoch"] == 2:
+            run = run_of(cluster.tracking_uri, sweep, epochs[-1]["x"])
+            if run is not None and logged_steps(cluster.tracking_uri, run.info.run_id) == [1, 2]:
+                return epochs[-1]
+    return None
+
+
+def worker_groups(cluster: RayCluster) -> list[list[str]]:
+    """The nodes of each live placement group of two 1-CPU bundles (a 2-worker trial's
+    Train workers), bundle by bundle: Ray's own record of where it put the workers."""
+    groups = list_placement_groups(
+        address=cluster.jobs_url, filters=[("state", "=", "CREATED")], detail=True
+    )
+    return [
+        [bundle["node_id"] for bundle in group.bundles]
+        for group in groups
+        if group.bundles
+        and len(group.bundles) == 2
+        and all(bundle.get("unit_resources") == {"CPU": 1.0} for bundle in group.bundles)
+    ]
+
+
+def lose_worker_node(cluster: RayCluster, node_id: str) -> None:
+    """A worker node dies without a word (no drain: a crashed instance), and the
+    autoscaling group brings a new one; the module's later tests keep two workers."""
+    victim = next(worker for worker in cluster.workers if worker.node_id == node_id)
+    cluster.workers.remove(victim)
+    cluster.cluster.remove_node(victim, allow_graceful=False)
+    cluster.workers.append(add_worker(cluster.cluster))
+
+
+def test_two_worker_trials_spread_one_worker_per_node_and_go_on_from_a_checkpoint_when_one_dies(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    release = project / "release"
+    # The workers hold after epoch 2 until the node is gone: the kill lands mid-trial
+    # however slowly a loaded machine starts Ray Train's workers.
+    write_project(
+        project, "cluster-spread", trainable="spread_workers:fit", num_samples=3,
+        searcher={"kind": "optuna", "sampler": "tpe", "seed": 0},
+        scheduler={"kind": "asha", "max_t": SPREAD_EPOCHS, "grace_period": 1,
+                   "reduction_factor": 2},
+        resources_per_trial={"workers": 2, "cpu": 1, "placement": "spread"},
+        config={"epochs": SPREAD_EPOCHS, "epoch_seconds": 0.5,
+                "log_dir": str(project / "logs"), "hold_after": 2, "release": str(release)},
+    )  # fmt: skip
+    # The user's per-worker function lives in their project folder, shipped with the job.
+    shutil.copy(Path(__file__).with_name("spread_workers.py"), project / "spread_workers.py")
+    worker_nodes = {worker.node_id for worker in ray_cluster.workers}
+    submit(ray_cluster, project)
+    try:
+        held = wait_for(
+            lambda: held_after_checkpoint(ray_cluster, project, "cluster-spread"),
+            "a trial to checkpoint epoch 2 and hold",
+        )
+        # Ray placed the trial's one set of workers one per node, as they found.
+        (group,) = worker_groups(ray_cluster)
+        assert sorted(group) == sorted(held["nodes"])
+        victim = held["nodes"][1]  # rank 1's node: each node holds one of the workers
+        lose_worker_node(ray_cluster, victim)
+        worker_nodes.add(ray_cluster.workers[-1].node_id)
+    finally:
+        release.touch()  # a failed wait must not leave the job holding the cluster
+
+    final = wait_until_job_ends(ray_cluster, project, "cluster-spread")
+    assert_succeeded(ray_cluster, project, final)
+    runs = trial_runs(ray_cluster.tracking_uri, "cluster-spread")
+    assert len(runs) == 3
+    assert final["workers"] == {"2 workers x 1 CPU (spread)": 3}
+
+    # Ray put each trial's two workers on two different worker nodes, every epoch, and
+    # the trial itself says so in MLflow.
+    ran = placements(project)
+    assert len(ran) == 3
+    for epochs in ran.values():
+        for epoch in epochs:
+            assert len(set(epoch["nodes"])) == 2, epoch
+            assert set(epoch["nodes"]) <= worker_nodes, epoch
+
+    # The trial that lost a node restarted (not FAILED) on the survivor and the new node,
+    # from its epoch-2 checkpoint: it ran no epoch twice.
+    (restarted,) = [run for run in runs if "tuner.restarts" in run.data.tags]
+    assert float(restarted.data.params["x"]) == held["x"]
+    assert restarted.info.status == "FINISHED"
+    assert restarted.data.tags["tuner.restarts"] == "1"
+    epochs = ran[held["x"]]
+    assert [(e["epoch"], e["resumed_from"]) for e in epochs] == [(1, 0), (2, 0), (3, 2), (4, 2)]
+    assert victim in epochs[1]["nodes"] and victim not in epochs[2]["nodes"]
+    client = MlflowClient(ray_cluster.tracking_uri)
+    resumed = client.get_metric_history(restarted.info.run_id, "resumed_from_epoch")
+    assert [(point.step, point.value) for point in sorted(resumed, key=lambda p: p.step)] == [
+        (1, 0), (2, 0), (3, 2), (4, 2)
+    ]  # fmt: skip
+
+    # TPE chose the trials, ASHA stopped or finished each; MLflow has every epoch once.
+    # Seed 0's first draws (x = 0.549, 0.715, 0.603, one trial at a time) make ASHA stop
+    # the third at epoch 1, behind the second.
+    assert final["by_state"] == {"finished": 2, "stopped_early": 1}, final["by_state"]
+    (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-spread")
+    assert parent.data.tags["tuner.searcher"] == "optuna:tpe"
+    assert parent.data.tags["tuner.scheduler"] == "asha"
+    assert parent.data.tags["tuner.restarted_trials"] == "1"
+    for run in runs:
+        steps = logged_steps(ray_cluster.tracking_uri, run.info.run_id)
+        if run.info.status == "KILLED":
+            assert run.data.tags["tuner.stopped_early"] == "asha"
+            assert steps == list(range(1, int(run.data.tags["tuner.stopped_at_epoch"]) + 1))
+            assert len(steps) < SPREAD_EPOCHS
+        else:
+            assert run.info.status == "FINISHED"
+            assert steps == list(range(1, SPREAD_EPOCHS + 1))
+        for metric in ("nodes", "resumed_from_epoch"):
+            assert logged_steps(ray_cluster.tracking_uri, run.info.run_id, metric) == steps
+        nodes = client.get_metric_history(run.info.run_id, "nodes")
+        assert {point.value for point in nodes} == {2}
+    # Last, so that every check above has run: the user is told the node was lost.
+    reason = restarted.data.tags["tuner.restart_reason"]
+    assert reason == "node lost", f"a lost node reads as the trial's own {reason!r}"

@@ -66,3 +66,21 @@ def test_a_trial_given_a_dead_reused_worker_restarts(one_cpu_ray: None, tmp_path
     # a new worker and finished, as a trial that loses its worker mid-run does.
     assert results.num_errors == 0
     assert sorted(result.metrics["score"] for result in results) == [1, 2]
+
+
+def test_a_lost_worker_is_found_behind_a_multi_worker_trials_error() -> None:
+    """A 2-worker trial's driver raises Ray Train's WorkerGroupError; the dead worker's
+    error is inside it, by rank, as a failed health check. The restart is "node lost"."""
+    from ray.exceptions import ActorDiedError
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+    from ray.train.v2.api.exceptions import WorkerGroupError
+
+    from tuner.tracking.results import lost_worker
+
+    died = ActorDiedError()
+    lost = WorkerGroupError("worker 1 failed", {1: WorkerHealthCheckFailedError("dead", died)})
+    assert lost_worker(lost) is died
+    assert lost_worker(died) is died
+    crashed = WorkerGroupError("worker 0 failed", {0: ValueError("the user's bug")})
+    assert lost_worker(crashed) is None
+    assert lost_worker(RuntimeError("plain")) is None

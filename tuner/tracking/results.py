@@ -72,11 +72,32 @@ def restart_reason(trial: Any) -> str:
             error = cloudpickle.load(file)
     except Exception:  # no readable error: say what we know
         return "error"
+    lost = lost_worker(error)
+    if lost is None:
+        return "error"
+    return "preempted" if lost.preempted else "node lost"
+
+
+def lost_worker(error: BaseException, depth: int = 0) -> RayActorError | None:
+    """The death of a worker behind `error`, if one caused it.
+
+    A one-process trial's is the error itself. A multi-worker trial's driver raises Ray
+    Train's WorkerGroupError, which keeps each failed worker's error by rank
+    (`worker_failures`), a lost one wrapped as a failed health check
+    (`health_check_failure`); a task's error wraps its cause."""
     if isinstance(error, RayTaskError):
         error = error.as_instanceof_cause()
     if isinstance(error, RayActorError):
-        return "preempted" if error.preempted else "node lost"
-    return "error"
+        return error
+    if depth >= 4:  # wrappers go a few levels deep; a cycle must not loop
+        return None
+    failures = getattr(error, "worker_failures", None)
+    inner = list(failures.values()) if isinstance(failures, dict) else []
+    inner += [getattr(error, "health_check_failure", None), error.__cause__]
+    for cause in inner:
+        if isinstance(cause, BaseException) and (found := lost_worker(cause, depth + 1)):
+            return found
+    return None
 
 
 def error_summary(trial: Any) -> str:
