@@ -28,6 +28,8 @@ from typing import Any
 from tuner.spec import Resources, SweepSpec
 from tuner.trainer.registry import BUILTINS
 
+logger = logging.getLogger(__name__)
+
 # Ray Train's controller polls its workers' reports this often (its default: 2 s, a
 # lag of up to 2 s per epoch before Tune, MLflow and ASHA see it).
 REPORT_POLL_S = "0.2"
@@ -165,13 +167,16 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
             except BaseException as exc:  # re-raised in the trial's own thread below
                 failed.append(exc)
             finally:
-                relay.put(None)
+                # Gone only when the trial left without waiting for this run to end.
+                with contextlib.suppress(Exception):
+                    relay.put(None)
 
         thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
         thread.start()
+        controller = None
         try:
             while (item := relay.get()) is not None:
-                metrics, checkpoint = item
+                metrics, checkpoint, controller = item
                 if checkpoint is None:
                     tune.report(metrics)
                 else:
@@ -179,6 +184,11 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
                     tune.report(metrics, checkpoint=copy)
             thread.join()
         finally:
+            # Tune stopping the trial (ASHA, a budget) leaves from a report while the
+            # Train run goes on: stop it before its queue and storage go, or its workers
+            # and controller fail on them, loudly, until the process ends.
+            if thread.is_alive() and controller is not None:
+                _abort(controller, thread)
             relay.shutdown()
             _remove(storage)
         if failed:
@@ -191,13 +201,32 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
 def _relay_callback(relay: Any) -> Any:
     """A Train callback (in Train's controller) that hands rank 0's result and the
     checkpoint Train persisted to the driver."""
+    import ray
     from ray.train import UserCallback
 
     class RelayToTune(UserCallback):  # type: ignore[misc]
         def after_report(self, run_context: Any, metrics: list[Any], checkpoint: Any) -> None:
-            relay.put((dict(metrics[0]), checkpoint))
+            # With the controller itself (this actor), which the trial stops if Tune
+            # stops it first.
+            controller = ray.get_runtime_context().current_actor
+            relay.put((dict(metrics[0]), checkpoint, controller))
 
     return RelayToTune()
+
+
+# How long a stopped trial waits for its Train run to wind down before it goes anyway.
+ABORT_TIMEOUT_S = 30.0
+
+
+def _abort(controller: Any, fitting: threading.Thread) -> None:
+    """Ask Ray Train's controller to end its run, and wait for `fitting` to return."""
+    import ray
+
+    try:
+        ray.get(controller.abort.remote(), timeout=ABORT_TIMEOUT_S)
+    except Exception:
+        logger.debug("could not abort the Train run", exc_info=True)
+    fitting.join(timeout=ABORT_TIMEOUT_S)
 
 
 def _trial_storage() -> tuple[Any, str]:
