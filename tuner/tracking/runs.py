@@ -94,20 +94,28 @@ def existing_trial_runs(
             restarts=int(tags.get(TAG_RESTARTS, "0")),
             held=held_before(run.data.metrics),
             lost_work_s=float(tags.get(TAG_LOST_WORK, "0") or 0),
-            record=_record(run, metric),
+            record=trial_record(run, metric),
         )
     return existing
 
 
-def _record(run: Run, metric: str) -> TrialRecord:
+def trial_record(run: Run, metric: str | None) -> TrialRecord:
+    """What the sweep's counts (tuner.tracking.tally) take from a trial's run."""
     tags, metrics = run.data.tags, run.data.metrics
     return TrialRecord(
         state_of(run.info.status, stopped_early=TAG_STOPPED_EARLY in tags),
-        value=metrics.get(metric),
+        value=metrics.get(metric) if metric else None,
         held={key: metrics[key] for key in (CPU_HOURS, GPU_HOURS, COST_USD) if key in metrics},
-        lost_work_s=float(tags.get(TAG_LOST_WORK, "0") or 0),
+        lost_work_s=_seconds(tags.get(TAG_LOST_WORK)),
         workers=tags.get(TAG_WORKERS),
     )
+
+
+def _seconds(tag: str | None) -> float:
+    try:
+        return float(tag) if tag else 0.0
+    except ValueError:  # a tag someone edited: it counts for nothing
+        return 0.0
 
 
 def held_before(metrics: dict[str, float]) -> Held:

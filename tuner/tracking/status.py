@@ -10,23 +10,18 @@ before that is counted from its trials' runs, every one paged in.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from tuner.tracking.cost import COST_USD, CPU_HOURS, GPU_HOURS
-from tuner.tracking.runs import child_runs, find_sweep_run
+from tuner.tracking.runs import child_runs, find_sweep_run, trial_record
 from tuner.tracking.tags import (
-    TAG_LOST_WORK,
-    TAG_STOPPED_EARLY,
     TAG_SUBMISSION,
     TAG_TRIAL_ID,
-    TAG_WORKERS,
 )
-from tuner.tracking.tally import TAG_TRIALS
+from tuner.tracking.tally import RUNNING, TAG_TRIALS, SweepTally
 
 INTERRUPTED = "INTERRUPTED"
 
@@ -93,42 +88,16 @@ def trial_counts(
 def counts_from_runs(
     client: MlflowClient, experiment_id: str, parent: Run, *, job_ended: bool
 ) -> TrialCounts:
-    """The counts from every trial's run, paged in: what the driver's tally stands for."""
+    """The counts from every trial's run, paged in: what the driver's tally stands for,
+    counted by the same rules (a run still RUNNING after its job ended: interrupted)."""
     metric = parent.data.tags.get("tuner.metric")
-    sign = -1.0 if parent.data.tags.get("tuner.mode") == "min" else 1.0
-    children = child_runs(client, experiment_id, parent.info.run_id)
-    states: Counter[str] = Counter()
-    workers: Counter[str] = Counter()
-    held: dict[str, float] = {}
-    lost_work = 0.0
-    best: tuple[float, str] | None = None
-    for run in children:
-        tags = run.data.tags
-        status = run.info.status
-        if status == "KILLED" and TAG_STOPPED_EARLY in tags:
-            status = "STOPPED_EARLY"
-        elif status == "RUNNING" and job_ended:
-            status = INTERRUPTED
-        states[status.lower()] += 1
-        if TAG_WORKERS in tags:
-            workers[tags[TAG_WORKERS]] += 1
-        for key in (CPU_HOURS, GPU_HOURS, COST_USD):
-            if key in run.data.metrics:
-                held[key] = held.get(key, 0.0) + run.data.metrics[key]
-        lost_work += _seconds(tags.get(TAG_LOST_WORK))
-        value = run.data.metrics.get(metric) if metric else None
-        if value is not None and value == value and (best is None or sign * value > best[0]):
-            best = (sign * value, tags.get(TAG_TRIAL_ID, run.info.run_id))
-    return TrialCounts(
-        total=len(children),
-        by_state=dict(sorted(states.items())),
-        metric=metric,
-        best_value=sign * best[0] if best else None,
-        best_trial=best[1] if best else None,
-        held=held,
-        lost_work_s=lost_work,
-        workers=dict(workers),
-    )
+    tally = SweepTally(metric or "", parent.data.tags.get("tuner.mode", "max"))
+    for run in child_runs(client, experiment_id, parent.info.run_id):
+        record = trial_record(run, metric)
+        if record.state == RUNNING and job_ended:
+            record.state = INTERRUPTED.lower()
+        tally.seed(run.data.tags.get(TAG_TRIAL_ID, run.info.run_id), record)
+    return _counts(tally.summary(), metric)
 
 
 def _tally(tag: str | None) -> dict[str, Any] | None:
@@ -141,22 +110,20 @@ def _tally(tag: str | None) -> dict[str, Any] | None:
 
 def _from_tally(tally: dict[str, Any], metric: str | None) -> TrialCounts | None:
     try:
-        return TrialCounts(
-            total=int(tally["trials"]),
-            by_state={str(state): int(n) for state, n in tally["by_state"].items()},
-            metric=metric,
-            best_value=tally["best_value"],
-            best_trial=tally["best_trial"],
-            held={str(key): float(hours) for key, hours in tally["held"].items()},
-            lost_work_s=float(tally["lost_work_s"]),
-            workers={str(each): int(n) for each, n in tally["workers"].items()},
-        )
-    except (KeyError, TypeError, ValueError, AttributeError):
+        return _counts(tally, metric)
+    except (KeyError, TypeError, ValueError, AttributeError):  # an edited tag
         return None
 
 
-def _seconds(tag: str | None) -> float:
-    try:
-        return float(tag) if tag else 0.0
-    except ValueError:  # a tag someone edited: it counts for nothing
-        return 0.0
+def _counts(summary: dict[str, Any], metric: str | None) -> TrialCounts:
+    """`SweepTally.summary()`'s counts, as written to the sweep's run or just made."""
+    return TrialCounts(
+        total=int(summary["trials"]),
+        by_state={str(state): int(n) for state, n in summary["by_state"].items()},
+        metric=metric,
+        best_value=summary["best_value"],
+        best_trial=summary["best_trial"],
+        held={str(key): float(hours) for key, hours in summary["held"].items()},
+        lost_work_s=float(summary["lost_work_s"]),
+        workers={str(each): int(n) for each, n in summary["workers"].items()},
+    )
