@@ -50,6 +50,28 @@ def median_ms(step: Callable[[], None], steps: int) -> float:
     return 1000 * statistics.median(took)
 
 
+def compute_and_allreduce(model: Any, x: Any, y: Any, steps: int) -> dict[str, float]:
+    import torch.distributed as dist
+    from torch import nn
+
+    loss_fn = nn.CrossEntropyLoss()
+    ddp = nn.parallel.DistributedDataParallel(model)
+
+    def compute() -> None:
+        with ddp.no_sync():
+            loss_fn(ddp(x), y).backward()
+
+    figures = {"compute_ms": median_ms(compute, steps)}
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+
+    def allreduce() -> None:
+        for grad in grads:
+            dist.all_reduce(grad)
+
+    figures["allreduce_ms"] = median_ms(allreduce, steps)
+    return figures
+
+
 def worker(rank: int, workload: dict[str, Any], steps: int, port: int, out: str) -> None:
     import torch
     import torch.distributed as dist
@@ -60,28 +82,23 @@ def worker(rank: int, workload: dict[str, Any], steps: int, port: int, out: str)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     model, x, y = model_and_batch(workload, workload["batch_size"] // 2)
     loss_fn = nn.CrossEntropyLoss()
-    figures: dict[str, float] = {}
-    ddp = nn.parallel.DistributedDataParallel(model)
-
-    def compute() -> None:
-        with ddp.no_sync():
-            loss_fn(ddp(x), y).backward()
-
-    figures["compute_ms"] = median_ms(compute, steps)
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-
-    def allreduce() -> None:
-        for grad in grads:
-            dist.all_reduce(grad)
-
-    figures["allreduce_ms"] = median_ms(allreduce, steps)
+    figures = compute_and_allreduce(model, x, y, steps)  # its DDP wrapper is freed on return
     for bucket in BUCKETS_MB:
-        wrapped = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=bucket)
+        # A fresh copy each time: a second DDP wrapper on the same parameters would leave
+        # the first one's reducer hooks on them.
+        fresh, _, _ = model_and_batch(workload, 0)
+        wrapped = nn.parallel.DistributedDataParallel(fresh, bucket_cap_mb=bucket)
         figures[f"ddp_step_ms_bucket_{bucket}"] = median_ms(
             lambda w=wrapped: loss_fn(w(x), y).backward(), steps
         )
+        del wrapped
     if rank == 0:
         Path(out).write_text(repr(figures))
+    # Both ranks reach here before either tears gloo down, and no DDP reducer outlives the
+    # group: a rank that destroyed its group while its peer still held the connection, or
+    # a reducer freed after the group at exit, aborted the process once in CI (SIGABRT,
+    # "terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
