@@ -1,5 +1,6 @@
-"""An embedded sweep's first trials run in the workers Ray starts with `ray.init`,
-rather than waiting for new processes while those sit idle."""
+"""An embedded Ray starts with only what a sweep uses, and a sweep's first trials run in
+the workers Ray starts with `ray.init`, rather than waiting for new processes while those
+sit idle."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import io
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 import ray
 from mlflow import MlflowClient
+from ray._private import node, ray_constants, services
 from rich.console import Console
 
 from tuner.engine.prestarted_workers import TUNE_ACTOR_ENV, runtime_env_vars
 from tuner.engine.runner import RunOptions, run_sweep
+from tuner.engine.session import start_or_join
 from tuner.spec import parse_spec
 
 
@@ -69,3 +73,25 @@ def test_the_first_trials_run_in_the_workers_ray_started_with(tmp_path: Path) ->
         int(log.stem.rsplit("-", 1)[1]) for log in logs[0].glob("worker-*-ffffffff-*.out")
     }
     assert pids <= prestarted, f"trials ran in {pids}; Ray prestarted {prestarted}"
+
+
+@pytest.mark.ray
+def test_an_embedded_ray_starts_without_a_dashboard_head_or_autoscaler_and_runs_work() -> None:
+    rays_own = (node.Node.start_api_server, node.Node.start_monitor, services.get_node)
+    assert start_or_join(None, 1)
+    try:
+        processes = ray._private.worker._global_node.all_processes
+        assert ray_constants.PROCESS_TYPE_RAYLET in processes
+        assert ray_constants.PROCESS_TYPE_DASHBOARD not in processes
+        assert ray_constants.PROCESS_TYPE_MONITOR not in processes
+        commands = [
+            " ".join(child.cmdline())
+            for child in psutil.Process().children(recursive=True)
+            if child.is_running()
+        ]
+        assert not [c for c in commands if "dashboard/dashboard.py" in c], commands
+        assert not [c for c in commands if "autoscaler/_private/monitor.py" in c], commands
+        assert ray.get(ray.remote(lambda: 6 * 7).remote()) == 42
+    finally:
+        ray.shutdown()
+    assert (node.Node.start_api_server, node.Node.start_monitor, services.get_node) == rays_own

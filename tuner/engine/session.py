@@ -17,6 +17,7 @@ from typing import Any
 import ray
 from ray._private import ray_constants
 
+from tuner.engine.lean_ray import lean_embedded_start
 from tuner.engine.prestarted_workers import inherited_environment
 from tuner.spec import SpecError, SweepSpec
 
@@ -282,6 +283,7 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
             _few_connect_retries(joining=address is not None),
             _loopback_only(embedded=address is None),
             inherited_environment(pythonpath if address is None else None),
+            lean_embedded_start(embedded=address is None),
         ):
             ray.init(
                 # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
