@@ -15,6 +15,7 @@ from bench import (
     ddp,
     ddp_split,
     digits,
+    endtoend,
     gpu,
     overhead,
     pbt,
@@ -261,3 +262,16 @@ def test_ddp_split_benchmark_parts_a_step(tmp_path: Path) -> None:
     parts = result["two_workers"]
     assert {"compute_ms", "allreduce_ms", "ddp_step_ms_bucket_25"} <= set(parts)
     assert all(ms > 0 for ms in parts.values())
+
+
+def test_endtoend_benchmark_times_tuner_run_against_the_plain_optuna_script(
+    tmp_path: Path,
+) -> None:
+    result = json.loads(endtoend.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    (workload,) = result["workloads"]
+    assert set(workload["wall_s"]) == {"optuna (serial script)", "tuner run"}
+    assert all(len(times) == 1 and times[0] > 0 for times in workload["wall_s"].values())
+    # The tuner command's own account of where its time went was read from its output.
+    (phases,) = workload["tuner_phases_at_s"]
+    assert 0 < phases["first result"] <= phases["last trial ended"] <= phases["summary printed"]
+    assert "tuner / optuna" in (tmp_path / "endtoend-smoke.md").read_text()

@@ -1,0 +1,166 @@
+"""Whole commands, as a user times them: `tuner run` on a sweep file against the plain
+Optuna script a user would write to run the same trainer epochs one after another.
+
+    python -m bench.endtoend                    # 12 configurations x 100 and x 10 epochs
+    python -m bench.endtoend --epochs 100 --rounds 5
+    python -m bench.endtoend --smoke            # 2 x 2, one round: checks that it works
+
+Each system is a fresh process and its wall time is the command's whole (interpreter,
+imports, Ray's start and shutdown, MLflow's writes, the summary). Both train the built-in
+classifier on digits through the same `run_epochs`: the same configurations (a grid of
+learning rates), every epoch, no early stopping. tuner runs with 2 slots, MLflow on, the
+default checkpoint policy, in a folder whose SQLite store a first, untimed sweep created
+(creating it, once per folder, is reported apart); the script keeps no checkpoints and
+tracks nothing. The systems take turns, round by round; medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.common import RESULTS, SLOTS, machine, python_path, write
+from bench.workload import learning_rates
+
+PLAIN_OPTUNA = """\
+import sys
+
+import optuna
+
+from tuner.trainer.loop import run_epochs
+
+epochs, lrs = int(sys.argv[1]), [float(lr) for lr in sys.argv[2].split(",")]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(direction="maximize")
+for lr in lrs:
+    study.enqueue_trial({"lr": lr})
+
+
+def objective(trial):
+    config = {"epochs": epochs, "lr": trial.suggest_float("lr", 1e-5, 1.0, log=True)}
+    accuracy = 0.0
+    for epoch in run_epochs(config, "classification", None):
+        accuracy = float(epoch.metrics["val_accuracy"])
+        trial.report(accuracy, epoch.number)
+    return accuracy
+
+
+study.optimize(objective, n_trials=len(lrs))
+print(f"best val_accuracy {study.best_value:.4f}")
+"""
+
+# The phases `tuner run --profile` prints that the table quotes, as seconds since the
+# process started.
+PHASES = ("first result", "last trial ended", "summary printed")
+
+
+def sweep_file(lrs: list[float], epochs: int) -> dict[str, Any]:
+    return {
+        "name": "bench-endtoend",
+        "trainable": "builtin:classifier",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "searcher": {"kind": "grid"},
+        "max_concurrent_trials": SLOTS,
+        "params": {"lr": {"type": "grid", "values": lrs}},
+        "config": {"epochs": epochs},
+    }
+
+
+def timed_command(command: list[str], folder: Path) -> tuple[float, str]:
+    env = {**os.environ, "PYTHONPATH": python_path()}
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[:4]} exited {done.returncode}: {done.stderr[-2000:]}")
+    return took, done.stdout + done.stderr  # --profile's table is on stderr
+
+
+def phases_from(profile: str) -> dict[str, float]:
+    """The `at s` column of `--profile`'s table for the phases the table quotes."""
+    found = {}
+    for phase in PHASES:
+        line = re.search(rf"^{re.escape(phase)}\s+([0-9.]+)", profile, re.MULTILINE)
+        if line:
+            found[phase] = float(line.group(1))
+    return found
+
+
+def run(trials: int, epochs: int, rounds: int) -> dict[str, Any]:
+    lrs = learning_rates(trials)
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch:
+        folder = Path(scratch)
+        (folder / "plain_optuna.py").write_text(PLAIN_OPTUNA)
+        (folder / "sweep.yaml").write_text(yaml.safe_dump(sweep_file(lrs, epochs)))
+        (folder / "first.yaml").write_text(yaml.safe_dump(sweep_file(lrs[:1], 1)))
+        plain = [sys.executable, "plain_optuna.py", str(epochs), ",".join(map(str, lrs))]
+        tuner = [sys.executable, "-m", "tuner.cli", "run", "sweep.yaml", "--profile"]
+        store_created, _ = timed_command([*tuner[:4], "first.yaml"], folder)
+        wall: dict[str, list[float]] = {"optuna (serial script)": [], "tuner run": []}
+        phases: list[dict[str, float]] = []
+        for _ in range(rounds):
+            wall["optuna (serial script)"].append(timed_command(plain, folder)[0])
+            took, printed = timed_command(tuner, folder)
+            wall["tuner run"].append(took)
+            phases.append(phases_from(printed))
+    return {
+        "machine": machine(),
+        "trials": trials,
+        "epochs": epochs,
+        "slots": SLOTS,
+        "rounds": rounds,
+        "wall_s": wall,
+        "tuner_phases_at_s": phases,
+        "first_sweep_in_folder_s": store_created,
+        "loadavg_after": list(os.getloadavg()),
+    }
+
+
+def table(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [
+        ("workload", "optuna script s", "tuner run s", "tuner / optuna", "first result at s")
+    ]
+    for result in results:
+        plain, tuner = (statistics.median(w) for w in result["wall_s"].values())
+        first = [p["first result"] for p in result["tuner_phases_at_s"] if "first result" in p]
+        rows.append(
+            (
+                f"{result['trials']} x {result['epochs']} epochs",
+                f"{plain:.1f}",
+                f"{tuner:.1f}",
+                f"{tuner / plain:.2f}",
+                f"{statistics.median(first):.1f}" if first else "",
+            )
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, nargs="+", default=[100, 10])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="2 x 2 epochs, one round")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.trials, args.epochs, args.rounds = 2, [2], 1
+    results = [run(args.trials, epochs, args.rounds) for epochs in args.epochs]
+    name = "endtoend-smoke" if args.smoke else f"endtoend-n{args.trials}"
+    return write(name, {"workloads": results}, table(results), args.out)
+
+
+if __name__ == "__main__":
+    main()
