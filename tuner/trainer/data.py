@@ -7,8 +7,11 @@ tuner.trainer.splits.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -78,15 +81,15 @@ class DataSource:
 
 
 def _builtin(name: str, task: Task, source: DataSource) -> Arrays:
-    # Imported here: a trial that takes the sweep's data never loads any (~0.8 s).
-    from sklearn import datasets
-
     if name == "synthetic":
         return _synthetic(task, source)
     if name == "digits":
-        bunch = datasets.load_digits()
+        images, target = _digits()
         # 8x8 grey images: keep their shape so a CNN can see it.
-        return Arrays(bunch.images.astype(np.float32)[:, None], bunch.target.astype(np.int64))
+        return Arrays(images.astype(np.float32)[:, None], target.astype(np.int64))
+    # Imported here: a trial that takes the sweep's data never loads any (~1 s).
+    from sklearn import datasets
+
     loaders = {
         "wine": datasets.load_wine,
         "breast_cancer": datasets.load_breast_cancer,
@@ -95,6 +98,22 @@ def _builtin(name: str, task: Task, source: DataSource) -> Arrays:
     bunch = loaders[name]()
     labels = bunch.target.astype(np.int64 if task == "classification" else np.float32)
     return Arrays(np.asarray(bunch.data, dtype=np.float32), labels)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits, read from the file it ships the way `load_digits` reads it,
+    without importing scikit-learn: that import was a second of every sweep's start."""
+    package = importlib.util.find_spec("sklearn")
+    folders = package.submodule_search_locations if package else None
+    shipped = Path(next(iter(folders)), "datasets", "data", "digits.csv.gz") if folders else None
+    if shipped is None or not shipped.is_file():  # laid out otherwise: ask scikit-learn
+        from sklearn import datasets
+
+        bunch = datasets.load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(shipped, mode="rt", encoding="utf-8") as rows:
+        data = np.loadtxt(rows, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
 
 
 def _synthetic(task: Task, knobs: DataSource) -> Arrays:

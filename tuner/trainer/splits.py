@@ -1,8 +1,8 @@
 """Splitting the built-in trainers' data: train/validation/test, or cross-validation folds.
 
-Numpy and scikit-learn only. The split has its own fixed seed: every trial sees the same
-validation set (or the same folds), and the test split, the same with folds or without,
-stays unseen by the search.
+Numpy only, and scikit-learn for cross-validation folds. The split has its own fixed
+seed: every trial sees the same validation set (or the same folds), and the test split,
+the same with folds or without, stays unseen by the search.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from tuner.trainer.data_files import Arrays
+from tuner.trainer.shuffle_split import train_test_split
 
 if TYPE_CHECKING:
     from sklearn.model_selection import KFold, StratifiedKFold
 
-# scikit-learn is imported where rows are split, not with this module: a trial that
-# takes the sweep's splits (tuner.engine.shared_data) never needs it (~0.8 s a process).
+# scikit-learn is imported where folds are made, not with this module: a sweep without
+# folds never imports it (~1 s a process; the train/validation/test split is
+# tuner.trainer.shuffle_split, scikit-learn's steps in numpy).
 
 Task = Literal["classification", "regression"]
 
@@ -54,28 +56,21 @@ class Splits:
 
 def _holdout(arrays: Arrays, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """The rows the search may see, and the test rows it never does (fixed seed)."""
-    from sklearn.model_selection import train_test_split
-
     stratify = arrays.labels if task == "classification" else None
     rest, test = train_test_split(
-        np.arange(len(arrays.labels)),
-        test_size=TEST_FRACTION,
-        random_state=SPLIT_SEED,
-        stratify=stratify,
+        np.arange(len(arrays.labels)), TEST_FRACTION, SPLIT_SEED, stratify
     )
     return rest, test
 
 
 def split_arrays(arrays: Arrays, task: Task) -> Splits:
     """Train/validation/test with a fixed seed, standardized on the training split only."""
-    from sklearn.model_selection import train_test_split
-
     index_rest, index_test = _holdout(arrays, task)
     index_train, index_val = train_test_split(
         index_rest,
-        test_size=VAL_FRACTION / (1 - TEST_FRACTION),
-        random_state=SPLIT_SEED,
-        stratify=arrays.labels[index_rest] if task == "classification" else None,
+        VAL_FRACTION / (1 - TEST_FRACTION),
+        SPLIT_SEED,
+        arrays.labels[index_rest] if task == "classification" else None,
     )
     return _standardized(arrays, task, index_train, index_val, index_test)
 
