@@ -13,8 +13,9 @@ from tuner.search.distributions import optuna_space
 from tuner.search.early_stops import EarlyStops
 from tuner.search.fifo_order import InOrderFIFOScheduler
 from tuner.search.optuna_search import PruningOptunaSearch, build_sampler
-from tuner.search.pbt import Lineage, build_pbt
+from tuner.search.pbt import Lineage
 from tuner.search.persistent_study import StudyStorage
+from tuner.search.population_schedulers import build_pbt
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import (

@@ -16,11 +16,9 @@ from typing import Any, ClassVar
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
-from ray.tune.schedulers.pb2 import PB2
 
-from tuner.search.space import tune_domain
-from tuner.spec import CategoricalParam, FloatParam, IntParam, SweepSpec
-from tuner.spec.pbt import Mutation, Pb2Scheduler, PbtScheduler
+from tuner.spec import CategoricalParam, IntParam
+from tuner.spec.pbt import Mutation
 
 
 @dataclass(frozen=True)
@@ -173,48 +171,3 @@ class RecordedPBT(PopulationBasedTraining):  # type: ignore[misc]
         donor_epoch = int(self._trial_state[trial_to_clone].last_train_time)
         super()._exploit(tune_controller, trial, trial_to_clone)
         self.lineage.exploit(trial.trial_id, trial_to_clone.trial_id, donor_epoch, trial.config)
-
-
-class RecordedPB2(RecordedPBT, PB2):  # type: ignore[misc]
-    """Ray's PB2 (its GP bandit picks the new values), recorded and kept in range as PBT."""
-
-
-def build_pbt(spec: SweepSpec, lineage: Lineage, time_attr: str) -> RecordedPBT:
-    scheduler = spec.scheduler
-    assert isinstance(scheduler, PbtScheduler)
-    stop_at = spec.stop.get("training_iteration")
-    last_iteration = LastIteration(
-        None if stop_at is None else int(stop_at), spec.trainable.startswith("builtin:")
-    )
-
-    def domain(mutation: Mutation) -> Any:
-        # A list shifts to a neighbouring choice; a domain is scaled or resampled.
-        if isinstance(mutation, CategoricalParam):
-            return list(mutation.choices)
-        assert isinstance(mutation, FloatParam | IntParam)
-        return tune_domain(mutation)
-
-    if isinstance(scheduler, Pb2Scheduler):
-        return RecordedPB2(
-            lineage,
-            last_iteration,
-            time_attr=time_attr,
-            perturbation_interval=scheduler.perturbation_interval,
-            quantile_fraction=scheduler.quantile_fraction,
-            hyperparam_bounds={
-                name: [mutation.low, mutation.high]
-                for name, mutation in lineage.mutations.items()
-                if isinstance(mutation, FloatParam | IntParam)
-            },
-        )
-    return RecordedPBT(
-        lineage,
-        last_iteration,
-        time_attr=time_attr,
-        perturbation_interval=scheduler.perturbation_interval,
-        quantile_fraction=scheduler.quantile_fraction,
-        resample_probability=scheduler.resample_probability,
-        hyperparam_mutations={
-            name: domain(mutation) for name, mutation in lineage.mutations.items()
-        },
-    )

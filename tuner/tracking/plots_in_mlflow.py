@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow import MlflowClient
-
-from tuner.tracking.report import write_report
-from tuner.tracking.study import sweep_of_run
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 PLOTS_ARTIFACT = "plots"
 # Sweeps whose fit took this long draw their plots when they end (a few seconds more).
@@ -34,6 +33,11 @@ def seconds_setting(name: str, default: float) -> float:
 
 def log_plots(client: MlflowClient, experiment_id: str, parent_run_id: str) -> tuple[int, str]:
     """Draw the sweep's report and log it to its parent run; (plots drawn, where)."""
+    # Imported here: a sweep's driver imports this module for its settings, and the
+    # report's modules bring scikit-learn (Optuna's fANOVA), a second of its start.
+    from tuner.tracking.report import write_report
+    from tuner.tracking.study import sweep_of_run
+
     parent = client.get_run(parent_run_id)
     sweep = sweep_of_run(client, experiment_id, parent)
     with tempfile.TemporaryDirectory(prefix="tuner-plots-") as folder:
