@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
+from tuner.engine.moments import TrialMoments
 from tuner.engine.phases import Phases, process_start_time
 
 COLLECTED = time.time()  # when pytest imported this module, before any test ran
@@ -38,3 +41,32 @@ def test_a_phase_that_raises_is_still_recorded() -> None:
     except RuntimeError:
         pass
     assert [row[0] for row in phases.table()] == ["ray start"]
+
+
+def test_the_first_result_marks_its_moment_and_calls_its_hook_once() -> None:
+    phases = Phases()
+    calls: list[str] = []
+    moments = TrialMoments(phases, at_first_result=lambda: calls.append("imports"))
+    for _ in range(3):
+        moments.on_trial_result(iteration=1, trials=[], trial=None, result={})
+    assert calls == ["imports"]
+    assert [name for name, *_ in phases.table()].count("first result") == 1
+    # Ray pickles callbacks into the experiment: the hook stays with this process.
+    assert moments.__getstate__()["_at_first_result"] is None
+
+
+def test_a_sweeps_driver_hands_ray_a_builtin_trainer_without_importing_torch() -> None:
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from tuner.engine.trainables import resolve_trainable\n"
+            "resolve_trainable('builtin:classifier'); resolve_trainable('builtin:regressor')\n"
+            "print('torch' in sys.modules, 'sklearn' in sys.modules)\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert imported.stdout.split() == ["False", "False"]

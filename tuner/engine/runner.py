@@ -34,14 +34,15 @@ from tuner.engine.outcome import (
 )
 from tuner.engine.phases import Phases
 from tuner.engine.population import lineage_of, schedule_tags
+from tuner.engine.preflight import preflight
 from tuner.engine.pretrained import prepare_init_from
 from tuner.engine.reopen import reopen_sweep
-from tuner.engine.session import check_local_resources, quiet_driver_output, start_or_join
+from tuner.engine.session import quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
 from tuner.engine.state_digest import TAG_STATE_DIGEST, state_digest
 from tuner.engine.storage import resolve_storage
-from tuner.engine.trainables import dataset_of, resolve_trainable, with_absolute_paths
+from tuner.engine.trainables import dataset_of, with_absolute_paths
 from tuner.engine.tuner_factory import (
     build_tuner,
     fitting,
@@ -54,15 +55,14 @@ from tuner.search.stops import FailFast
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import StartingPoints
 from tuner.spec import SweepSpec, with_budget
-from tuner.spec.secrets import check_environment, secrets_back
-from tuner.tracking.access import check_tracking_reachable
+from tuner.spec.secrets import secrets_back
+from tuner.tracking.models import import_model_logging
 from tuner.tracking.progress import ProgressTable
 from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter, requests_in_flight
-from tuner.trainer.registry import BUILTINS
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,10 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     # From here on the sweep is the one tuner may write down; the secrets travel apart.
     spec, withheld = spec.without_secrets()
     with phases.phase("preflight"):
-        _preflight(spec, options, withheld)
+        preflight(
+            spec, withheld, address=options.address, num_cpus=options.num_cpus,
+            tracking_uri=options.tracking_uri,
+        )  # fmt: skip
         spec = prepare_init_from(spec, options.tracking_uri, storage)
         start = starting_points(spec, options.tracking_uri, options.say)
     sweep, started_ray = start_sweep(
@@ -140,7 +143,10 @@ def resume_sweep(
     from_file = sweep_file.without_secrets()[1] if sweep_file is not None else None
     withheld = secrets_back(spec.name, spec.config, from_file)
     with phases.phase("preflight"):
-        _preflight(spec, options, withheld)
+        preflight(
+            spec, withheld, address=options.address, num_cpus=options.num_cpus,
+            tracking_uri=options.tracking_uri,
+        )  # fmt: skip
     plots: EndPlots | None = None
     if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
         raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
@@ -172,19 +178,6 @@ def _shut_down(started_ray: bool, phases: Phases) -> None:
             ray.shutdown()
 
 
-def _preflight(spec: SweepSpec, options: RunOptions, withheld: dict[str, Any]) -> None:
-    """Every check that can fail in seconds, before Ray starts or MLflow gets a run."""
-    if options.address is None:  # embedded trials read ${env:NAME} from this process
-        check_environment({**spec.config, **withheld})
-    if spec.trainable not in BUILTINS:
-        # User code's import errors surface before anything starts (`tuner run` imported
-        # it already to check it); a built-in is imported while Ray starts.
-        resolve_trainable(spec.trainable)
-    if options.address is None and not ray.is_initialized():
-        check_local_resources(spec, options.num_cpus)
-    check_tracking_reachable(options.tracking_uri)
-
-
 def _run_tracked(
     spec: SweepSpec,
     options: RunOptions,
@@ -214,7 +207,10 @@ def _run_tracked(
     fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)
     budget = BudgetStop.shared(experiment.uri)
     budget.watch(spec.budget, spec.cost, tracker.cost)
-    callbacks = [tracker, progress, interrupts, TrialMoments(phases), FailFastWatch(fail_fast)]
+    # What logging the best model imports, once the trials have started theirs: before,
+    # on few cores, it slowed their start by as much as it took (tracking.models).
+    moments = TrialMoments(phases, at_first_result=lambda: import_model_logging(spec.trainable))
+    callbacks = [tracker, progress, interrupts, moments, FailFastWatch(fail_fast)]
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
         if os.environ.get(SUBMISSION_ID_ENV):

@@ -49,7 +49,6 @@ from tuner.search.stops import FailFast, build_stoppers, combined
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints
 from tuner.spec import SweepSpec
-from tuner.tracking.models import import_model_logging
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +79,8 @@ def fitting(spec: SweepSpec, *, on_cluster: bool) -> Iterator[None]:
     looked up once (registry_memo), no trial's result file read back at the end
     (unread_histories), and on this machine's own Ray no placement group per trial
     (fixed_resources). Each is the driver's time per trial, bounded as sweeps grow. On
-    it, the first trials start on the workers Ray started with it (prestarted_workers).
-    Beside it, what logging the best model at the end imports (tracking.models)."""
+    it, the first trials start on the workers Ray started with it (prestarted_workers)."""
     fixed = not on_cluster and not spec.resources_per_trial.distributed and ray_started_here()
-    import_model_logging(spec.trainable)
     with (
         ray_file_loggers_off(),
         trainables_remembered(),
