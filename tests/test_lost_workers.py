@@ -84,3 +84,40 @@ def test_a_lost_worker_is_found_behind_a_multi_worker_trials_error() -> None:
     crashed = WorkerGroupError("worker 0 failed", {0: ValueError("the user's bug")})
     assert lost_worker(crashed) is None
     assert lost_worker(RuntimeError("plain")) is None
+
+
+@pytest.mark.parametrize(("preempted", "counted"), [(True, 0), (False, 1)])
+def test_a_multi_worker_trial_on_a_preempted_node_is_not_counted_a_failure(
+    one_cpu_ray: None, tmp_path: Path, preempted: bool, counted: int
+) -> None:
+    """Ray Tune leaves a preempted worker's death out of max_failures only when the
+    trial's error is that death: a multi-worker trial raises it, not Train's error."""
+    from ray.exceptions import RayActorError, RayTaskError
+    from ray.train._internal.storage import StorageContext
+    from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
+    from ray.train.v2.api.exceptions import WorkerGroupError
+    from ray.tune.experiment import Trial
+
+    from tuner.engine.multi_worker import _as_tune_counts_it
+
+    died = RayActorError(preempted=preempted)
+    lost = WorkerGroupError("worker 1 failed", {1: WorkerHealthCheckFailedError("dead", died)})
+    raised = _as_tune_counts_it(lost)
+    assert raised is died and raised.__cause__ is lost
+
+    def trial_in(folder: str) -> Trial:
+        storage = StorageContext(str(tmp_path), "sweep", trial_dir_name=folder)
+        trial = Trial("multi_worker_trial", stub=True, storage=storage)
+        trial.init_local_path()  # where Tune writes the error down
+        return trial
+
+    trial = trial_in("lost")
+    # What Ray hands Tune for an error the trial's function raised.
+    trial.handle_error(RayTaskError("trial", "Traceback ...", raised))
+    assert trial.run_metadata.num_failures == counted
+
+    crashed = WorkerGroupError("worker 0 failed", {0: ValueError("the user's bug")})
+    assert _as_tune_counts_it(crashed) is crashed
+    trial = trial_in("crashed")
+    trial.handle_error(RayTaskError("trial", "Traceback ...", crashed))
+    assert trial.run_metadata.num_failures == 1

@@ -192,10 +192,24 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
             relay.shutdown()
             _remove(storage)
         if failed:
-            raise failed[0]
+            raise _as_tune_counts_it(failed[0])
 
     trial.__name__ = trial.__qualname__ = name
     return trial
+
+
+def _as_tune_counts_it(error: BaseException) -> BaseException:
+    """What the trial raises for its Train run's failure: the death of a worker behind
+    it, when one caused it. Ray Tune leaves a preempted worker's death (a drained spot
+    node) out of `max_failures` only when the trial's error is that death itself; a
+    multi-worker trial's is Ray Train's error around it, and counted every time."""
+    from tuner.tracking.results import lost_worker
+
+    death = lost_worker(error)
+    if death is None:
+        return error
+    death.__cause__ = error  # the Train run's own account stays in the traceback
+    return death
 
 
 def _relay_callback(relay: Any) -> Any:
