@@ -66,6 +66,10 @@ class LivePlots:
         tracking_uri, experiment_id, parent_run_id = self._ids
         wait = self._every_s
         while not self._stop.wait(wait):
+            # Once, and not timed as a draw: the report's modules (matplotlib, Optuna's
+            # fANOVA and scikit-learn) take seconds to import on a busy machine.
+            import tuner.tracking.report  # noqa: F401
+
             started = time.monotonic()
             try:
                 log_plots(MlflowClient(tracking_uri), experiment_id, parent_run_id)
