@@ -78,8 +78,14 @@ def sweep_file(lrs: list[float], epochs: int) -> dict[str, Any]:
     }
 
 
+# Where tuner would track and store from the environment (an MLflow set elsewhere in
+# this process exports its URI): each system keeps to its own folder instead.
+SCRUBBED_ENV = ("MLFLOW_TRACKING_URI", "TUNER_STORAGE", "RAY_ADDRESS")
+
+
 def timed_command(command: list[str], folder: Path) -> tuple[float, str]:
-    env = {**os.environ, "PYTHONPATH": python_path()}
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env["PYTHONPATH"] = python_path()
     started = time.perf_counter()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
