@@ -224,3 +224,16 @@ def test_run_refuses_trials_bigger_than_this_machine(tmp_path: Path) -> None:
     expected = f"error: {path}: resources_per_trial.gpu: each trial asks for 64 GPU"
     assert lines[0].startswith(expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]
+
+
+def test_a_part_of_tuner_imports_without_the_engine() -> None:
+    """Every trial process imports `tuner` first, for its trainer: the package's own
+    module leaves the engine (Ray Tune's storage, pyarrow) to those who call it."""
+    code = (
+        "import sys; import tuner.trainer.knobs, tuner.trainer.notices; "
+        "print(sorted(m for m in sys.modules if m.startswith('tuner.engine')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -24,9 +24,9 @@ so `load_spec` stays cheap. The packages, by concern (dependencies point down):
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.engine.loading import load_spec
 from tuner.spec import SpecError, SweepSpec, parse_spec
 
 if TYPE_CHECKING:
@@ -51,6 +51,15 @@ __all__ = [
     "run_sweep",
     "should_checkpoint",
 ]
+
+
+def load_spec(path: str | Path, *, check_trainable: bool = True) -> SweepSpec:
+    """Read and validate a sweep file; every failure is a one-line SpecError naming it.
+    See tuner.engine.loading: imported on first use, since every process that imports
+    a part of tuner (each trial's among them) runs this module first."""
+    from tuner.engine.loading import load_spec as _load_spec
+
+    return _load_spec(path, check_trainable=check_trainable)
 
 
 def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult:
