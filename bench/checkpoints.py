@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from bench.common import RESULTS, SLOTS, machine, ray_for, run_tuner, timed, write
+from bench.plain_optuna import optimize
 from bench.servers import running_s3
 from bench.workload import learning_rates
 
@@ -49,26 +48,6 @@ def sweep(lrs: list[float], epochs: int, checkpoint: dict[str, Any]) -> dict[str
     }
 
 
-def plain_optuna(lrs: list[float], epochs: int) -> None:
-    """The 20-line script a user compares with: the same trainer, one trial after another."""
-    from tuner.trainer.loop import run_epochs
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize")
-    for lr in lrs:
-        study.enqueue_trial({"lr": lr})
-
-    def objective(trial: optuna.Trial) -> float:
-        config = {"epochs": epochs, "lr": trial.suggest_float("lr", 1e-5, 1.0, log=True)}
-        accuracy = 0.0
-        for epoch in run_epochs(config, "classification", None):
-            accuracy = float(epoch.metrics["val_accuracy"])
-            trial.report(accuracy, epoch.number)
-        return accuracy
-
-    study.optimize(objective, n_trials=len(lrs))
-
-
 S3_BUCKET = "bench-sweeps"
 
 
@@ -76,9 +55,9 @@ def run(trials: int, epochs: int, s3: bool = False) -> dict[str, Any]:
     lrs = learning_rates(trials)
     wall: dict[str, float] = {}
     startup: dict[str, float] = {}
-    plain_optuna(lrs[:1], 1)  # warm-up: data load, torch's first calls
+    optimize(lrs[:1], 1)  # warm-up: data load, torch's first calls
     with timed(wall, "optuna (serial), no checkpoints"):
-        plain_optuna(lrs, epochs)
+        optimize(lrs, epochs)
     for name, policy in POLICIES.items():
         with (
             ray_for(startup, name),

@@ -30,57 +30,22 @@ from typing import Any
 
 import yaml
 
+from bench import checkpoints, plain_optuna
 from bench.common import RESULTS, SLOTS, machine, python_path, write
 from bench.workload import learning_rates
-
-PLAIN_OPTUNA = """\
-import sys
-
-import optuna
-
-from tuner.trainer.loop import run_epochs
-
-epochs, lrs = int(sys.argv[1]), [float(lr) for lr in sys.argv[2].split(",")]
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-study = optuna.create_study(direction="maximize")
-for lr in lrs:
-    study.enqueue_trial({"lr": lr})
-
-
-def objective(trial):
-    config = {"epochs": epochs, "lr": trial.suggest_float("lr", 1e-5, 1.0, log=True)}
-    accuracy = 0.0
-    for epoch in run_epochs(config, "classification", None):
-        accuracy = float(epoch.metrics["val_accuracy"])
-        trial.report(accuracy, epoch.number)
-    return accuracy
-
-
-study.optimize(objective, n_trials=len(lrs))
-print(f"best val_accuracy {study.best_value:.4f}")
-"""
 
 # The phases `tuner run --profile` prints that the table quotes, as seconds since the
 # process started.
 PHASES = ("first result", "last trial ended", "summary printed")
 
-
-def sweep_file(lrs: list[float], epochs: int) -> dict[str, Any]:
-    return {
-        "name": "bench-endtoend",
-        "trainable": "builtin:classifier",
-        "metric": "val_accuracy",
-        "mode": "max",
-        "searcher": {"kind": "grid"},
-        "max_concurrent_trials": SLOTS,
-        "params": {"lr": {"type": "grid", "values": lrs}},
-        "config": {"epochs": epochs},
-    }
-
-
 # Where tuner would track and store from the environment (an MLflow set elsewhere in
 # this process exports its URI): each system keeps to its own folder instead.
 SCRUBBED_ENV = ("MLFLOW_TRACKING_URI", "TUNER_STORAGE", "RAY_ADDRESS")
+
+
+def sweep_file(lrs: list[float], epochs: int) -> dict[str, Any]:
+    """bench.checkpoints' sweep with its default checkpoint policy, named apart."""
+    return {**checkpoints.sweep(lrs, epochs, {}), "name": "bench-endtoend"}
 
 
 def timed_command(command: list[str], folder: Path) -> tuple[float, str]:
@@ -108,10 +73,10 @@ def run(trials: int, epochs: int, rounds: int) -> dict[str, Any]:
     lrs = learning_rates(trials)
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch:
         folder = Path(scratch)
-        (folder / "plain_optuna.py").write_text(PLAIN_OPTUNA)
         (folder / "sweep.yaml").write_text(yaml.safe_dump(sweep_file(lrs, epochs)))
         (folder / "first.yaml").write_text(yaml.safe_dump(sweep_file(lrs[:1], 1)))
-        plain = [sys.executable, "plain_optuna.py", str(epochs), ",".join(map(str, lrs))]
+        script = plain_optuna.__file__
+        plain = [sys.executable, script, str(epochs), ",".join(map(str, lrs))]
         tuner = [sys.executable, "-m", "tuner.cli", "run", "sweep.yaml", "--profile"]
         store_created, _ = timed_command([*tuner[:4], "first.yaml"], folder)
         wall: dict[str, list[float]] = {"optuna (serial script)": [], "tuner run": []}
