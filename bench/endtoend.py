@@ -1,17 +1,18 @@
 """Whole commands, as a user times them: `tuner run` on a sweep file against the plain
-Optuna script a user would write to run the same trainer epochs one after another.
+Optuna script a user would write to run the same trainer epochs one after another, and
+the stock Ray Tune script that runs them 2 at a time.
 
     python -m bench.endtoend                    # 12 configurations x 100 and x 10 epochs
     python -m bench.endtoend --epochs 100 --rounds 5
     python -m bench.endtoend --smoke            # 2 x 2, one round: checks that it works
 
 Each system is a fresh process and its wall time is the command's whole (interpreter,
-imports, Ray's start and shutdown, MLflow's writes, the summary). Both train the built-in
+imports, Ray's start and shutdown, MLflow's writes, the summary). All train the built-in
 classifier on digits through the same `run_epochs`: the same configurations (a grid of
 learning rates), every epoch, no early stopping. tuner runs with 2 slots, MLflow on, the
 default checkpoint policy, in a folder whose SQLite store a first, untimed sweep created
-(creating it, once per folder, is reported apart); the script keeps no checkpoints and
-tracks nothing. The systems take turns, round by round; medians.
+(creating it, once per folder, is reported apart); the scripts keep no checkpoints and
+track nothing. The systems take turns, round by round; medians.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from bench import checkpoints, plain_optuna
+from bench import checkpoints, plain_optuna, plain_raytune
 from bench.common import RESULTS, SLOTS, machine, python_path, write
 from bench.workload import learning_rates
 
@@ -75,14 +76,20 @@ def run(trials: int, epochs: int, rounds: int) -> dict[str, Any]:
         folder = Path(scratch)
         (folder / "sweep.yaml").write_text(yaml.safe_dump(sweep_file(lrs, epochs)))
         (folder / "first.yaml").write_text(yaml.safe_dump(sweep_file(lrs[:1], 1)))
-        script = plain_optuna.__file__
-        plain = [sys.executable, script, str(epochs), ",".join(map(str, lrs))]
+        grid = ",".join(map(str, lrs))
+        plain = [sys.executable, plain_optuna.__file__, str(epochs), grid]
+        ray_tune = [sys.executable, plain_raytune.__file__, str(epochs), grid, str(folder / "rt")]
         tuner = [sys.executable, "-m", "tuner.cli", "run", "sweep.yaml", "--profile"]
         store_created, _ = timed_command([*tuner[:4], "first.yaml"], folder)
-        wall: dict[str, list[float]] = {"optuna (serial script)": [], "tuner run": []}
+        wall: dict[str, list[float]] = {
+            "optuna (serial script)": [],
+            "ray tune (script)": [],
+            "tuner run": [],
+        }
         phases: list[dict[str, float]] = []
         for _ in range(rounds):
             wall["optuna (serial script)"].append(timed_command(plain, folder)[0])
+            wall["ray tune (script)"].append(timed_command(ray_tune, folder)[0])
             took, printed = timed_command(tuner, folder)
             wall["tuner run"].append(took)
             phases.append(phases_from(printed))
@@ -101,17 +108,30 @@ def run(trials: int, epochs: int, rounds: int) -> dict[str, Any]:
 
 def table(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [
-        ("workload", "optuna script s", "tuner run s", "tuner / optuna", "first result at s")
+        (
+            "workload",
+            "optuna script s",
+            "ray tune script s",
+            "tuner run s",
+            "tuner / optuna",
+            "tuner / ray tune",
+            "first result at s",
+        )
     ]
     for result in results:
-        plain, tuner = (statistics.median(w) for w in result["wall_s"].values())
+        walls = {system: statistics.median(w) for system, w in result["wall_s"].items()}
+        plain, tuner = walls["optuna (serial script)"], walls["tuner run"]
+        # Results written before the Ray Tune script was timed have no such column.
+        ray_tune = walls.get("ray tune (script)")
         first = [p["first result"] for p in result["tuner_phases_at_s"] if "first result" in p]
         rows.append(
             (
                 f"{result['trials']} x {result['epochs']} epochs",
                 f"{plain:.1f}",
+                f"{ray_tune:.1f}" if ray_tune else "",
                 f"{tuner:.1f}",
                 f"{tuner / plain:.2f}",
+                f"{tuner / ray_tune:.2f}" if ray_tune else "",
                 f"{statistics.median(first):.1f}" if first else "",
             )
         )

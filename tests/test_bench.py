@@ -264,14 +264,15 @@ def test_ddp_split_benchmark_parts_a_step(tmp_path: Path) -> None:
     assert all(ms > 0 for ms in parts.values())
 
 
-def test_endtoend_benchmark_times_tuner_run_against_the_plain_optuna_script(
+def test_endtoend_benchmark_times_tuner_run_against_the_optuna_and_ray_tune_scripts(
     tmp_path: Path,
 ) -> None:
     result = json.loads(endtoend.main(["--smoke", "--out", str(tmp_path)]).read_text())
     (workload,) = result["workloads"]
-    assert set(workload["wall_s"]) == {"optuna (serial script)", "tuner run"}
+    assert set(workload["wall_s"]) == {"optuna (serial script)", "ray tune (script)", "tuner run"}
     assert all(len(times) == 1 and times[0] > 0 for times in workload["wall_s"].values())
     # The tuner command's own account of where its time went was read from its output.
     (phases,) = workload["tuner_phases_at_s"]
     assert 0 < phases["first result"] <= phases["last trial ended"] <= phases["summary printed"]
-    assert "tuner / optuna" in (tmp_path / "endtoend-smoke.md").read_text()
+    table = (tmp_path / "endtoend-smoke.md").read_text()
+    assert "tuner / optuna" in table and "tuner / ray tune" in table
