@@ -20,6 +20,7 @@ from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
+from tuner.engine.finished_trials import CompactFinishedTrials
 from tuner.engine.front import best_result, record_front_of
 from tuner.engine.live_plots import LivePlots
 from tuner.engine.moments import TrialMoments
@@ -210,7 +211,9 @@ def _run_tracked(
     # What logging the best model imports, once the trials have started theirs: before,
     # on few cores, it slowed their start by as much as it took (tracking.models).
     moments = TrialMoments(phases, at_first_result=lambda: import_model_logging(spec.trainable))
-    callbacks = [tracker, progress, interrupts, moments, FailFastWatch(fail_fast)]
+    callbacks = [
+        tracker, progress, interrupts, moments, FailFastWatch(fail_fast), CompactFinishedTrials(),
+    ]  # fmt: skip
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
         if os.environ.get(SUBMISSION_ID_ENV):
