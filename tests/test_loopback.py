@@ -32,9 +32,10 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def test_an_embedded_ray_listens_on_loopback_only() -> None:
+@pytest.mark.parametrize("state_api", [False, True], ids=["lean", "with-state-api"])
+def test_an_embedded_ray_listens_on_loopback_only(state_api: bool) -> None:
     assert not ray.is_initialized()
-    assert start_or_join(None, num_cpus=1)
+    assert start_or_join(None, num_cpus=1, state_api=state_api)
     try:
 
         @ray.remote
@@ -48,5 +49,11 @@ def test_an_embedded_ray_listens_on_loopback_only() -> None:
         names = {name for _, name in addresses}
         assert "gcs_server" in names and "raylet" in names, addresses
         assert [entry for entry in addresses if not is_loopback(entry[0])] == []
+        if state_api:
+            # What Ray Train's placement-group cleaner asks of a multi-worker trial's
+            # run: the State API answers, from the dashboard, on loopback too.
+            from ray.util.state import list_actors
+
+            assert isinstance(list_actors(limit=5, timeout=10), list)
     finally:
         ray.shutdown()

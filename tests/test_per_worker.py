@@ -37,8 +37,15 @@ def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Pat
     out = run_cli("run", "sweep.yaml", cwd=tmp_path, env={SUBMISSION_ID_ENV: "raysubmit_ddp"})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 trials: 2 finished" in out.stdout
-    # Ray Train's INFO lines per report and checkpoint stay out of the user's terminal.
-    for noise in ("Reporting training result", "Checkpoint successfully created"):
+    # Ray Train's INFO lines per report and checkpoint stay out of the user's terminal,
+    # and its run ends without a traceback from a placement-group cleaner that could not
+    # ask Ray's State API (the embedded Ray serves it for multi-worker sweeps).
+    for noise in (
+        "Reporting training result",
+        "Checkpoint successfully created",
+        "Failed to stop PlacementGroupCleaner",
+        "Traceback",
+    ):
         assert noise not in out.stdout + out.stderr, noise
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")

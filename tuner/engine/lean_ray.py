@@ -12,7 +12,9 @@ never reaches, and it waits for one of them:
 Ray treats a dashboard that failed to start as a node without a dashboard, so a node
 that never starts one is a state Ray already handles. The state API and the Jobs API,
 which need the dashboard, are for clusters, and a cluster keeps them: joining one goes
-through none of this.
+through none of this. A sweep with multi-worker trials starts its embedded Ray with
+the dashboard instead (tuner.engine.session.needs_state_api): Ray Train asks the
+state API during each of its runs.
 
 Then `ray.init` asks the GCS for the raylet's registration through a call that, when the
 raylet has not registered yet, sleeps a whole second before asking again (Ray's

@@ -38,7 +38,7 @@ from tuner.engine.population import lineage_of, schedule_tags
 from tuner.engine.preflight import preflight
 from tuner.engine.pretrained import prepare_init_from
 from tuner.engine.reopen import reopen_sweep
-from tuner.engine.session import quiet_driver_output, start_or_join
+from tuner.engine.session import needs_state_api, quiet_driver_output, start_or_join
 from tuner.engine.signals import InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
 from tuner.engine.state_digest import TAG_STATE_DIGEST, state_digest
@@ -152,7 +152,9 @@ def resume_sweep(
     if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
         raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
     with phases.phase("ray start"):
-        started_ray = start_or_join(options.address, options.num_cpus)
+        started_ray = start_or_join(
+            options.address, options.num_cpus, state_api=needs_state_api(spec)
+        )
     try:
         sweep, note = reopen_sweep(
             spec, experiment, options.tracking_uri, extended=options.budget is not None

@@ -269,8 +269,20 @@ def _job_runtime_env(pythonpath: str) -> dict[str, Any]:
     }
 
 
-def start_or_join(address: str | None, num_cpus: int | None) -> bool:
-    """Start or join Ray unless the caller already did; return whether we started it."""
+def needs_state_api(spec: SweepSpec) -> bool:
+    """Whether the sweep's trials run Ray Train, which asks Ray's State API (below)."""
+    return spec.resources_per_trial.distributed
+
+
+def start_or_join(address: str | None, num_cpus: int | None, *, state_api: bool = False) -> bool:
+    """Start or join Ray unless the caller already did; return whether we started it.
+
+    `state_api`: an embedded Ray serves Ray's State API (its dashboard, on loopback).
+    Ray Train's run of a multi-worker trial asks it whether the run's controller lives
+    (its detached PlacementGroupCleaner, which frees the workers' placement group when
+    the controller dies unannounced); without it each ask waits out a 10 s timeout,
+    and the run's end waits 12 s and prints a traceback. It costs about 3 s of start
+    and 1 s of shutdown, so only sweeps with such trials pay it."""
     if ray.is_initialized():
         return False
     if address is not None:
@@ -283,14 +295,14 @@ def start_or_join(address: str | None, num_cpus: int | None) -> bool:
             _few_connect_retries(joining=address is not None),
             _loopback_only(embedded=address is None),
             inherited_environment(pythonpath if address is None else None),
-            lean_embedded_start(embedded=address is None),
+            lean_embedded_start(embedded=address is None and not state_api),
         ):
             ray.init(
                 # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
                 # Jobs API URL of a cluster, say) must not be joined by accident.
                 address=address or "local",
                 num_cpus=None if address else num_cpus,
-                include_dashboard=False if address is None else None,
+                include_dashboard=state_api if address is None else None,
                 logging_level=logging.WARNING,
                 runtime_env=None if address is None else _job_runtime_env(pythonpath),
             )

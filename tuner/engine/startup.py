@@ -19,7 +19,7 @@ import ray
 from mlflow.entities import RunStatus
 
 from tuner.engine.phases import Phases
-from tuner.engine.session import start_or_join
+from tuner.engine.session import needs_state_api, start_or_join
 from tuner.engine.trainables import resolve_trainable
 from tuner.spec import SweepSpec
 from tuner.tracking.runs import SweepRun
@@ -42,7 +42,7 @@ def start_sweep(
     """
     if address is not None or ray.is_initialized():
         with phases.phase("ray start"):
-            started_ray = start_or_join(address, num_cpus)
+            started_ray = start_or_join(address, num_cpus, state_api=needs_state_api(spec))
         try:
             with phases.phase("trainable import"):
                 resolve_trainable(spec.trainable)
@@ -69,7 +69,7 @@ def start_sweep(
         )
         try:
             with phases.phase("ray start"):
-                start_or_join(None, num_cpus)
+                start_or_join(None, num_cpus, state_api=needs_state_api(spec))
         except BaseException as exc:
             _end_failed(opening, f"Ray did not start: {type(exc).__name__}: {exc}")
             raise
