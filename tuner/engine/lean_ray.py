@@ -12,9 +12,9 @@ never reaches, and it waits for one of them:
 Ray treats a dashboard that failed to start as a node without a dashboard, so a node
 that never starts one is a state Ray already handles. The state API and the Jobs API,
 which need the dashboard, are for clusters, and a cluster keeps them: joining one goes
-through none of this. A sweep with multi-worker trials starts its embedded Ray with
-the dashboard instead (tuner.engine.session.needs_state_api): Ray Train asks the
-state API during each of its runs.
+through none of this. A sweep with multi-worker trials keeps the dashboard head
+(tuner.engine.session.needs_state_api): Ray Train asks the state API during each of
+its runs. It still goes without the monitor and waits for the registration as above.
 
 Then `ray.init` asks the GCS for the raylet's registration through a call that, when the
 raylet has not registered yet, sleeps a whole second before asking again (Ray's
@@ -84,18 +84,20 @@ def _await_registration(gcs_address: str, node_id: str) -> None:
 
 
 @contextmanager
-def lean_embedded_start(embedded: bool) -> Iterator[None]:
-    """Around `ray.init`: an embedded Ray starts without the dashboard head and the
-    autoscaler monitor, and is known to be up as soon as its raylet registers. Ray's
-    own functions are back in place afterwards; a joined cluster goes through none of it."""
+def lean_embedded_start(embedded: bool, *, dashboard: bool = False) -> Iterator[None]:
+    """Around `ray.init`: an embedded Ray starts without the dashboard head (unless
+    `dashboard`) and the autoscaler monitor, and is known to be up as soon as its
+    raylet registers. Ray's own functions are back in place afterwards; a joined
+    cluster goes through none of it."""
     if not embedded:
         yield
         return
     replaced: list[tuple[Any, str, Any]] = [
-        (ray_node.Node, "start_api_server", _without("dashboard head")),
         (ray_node.Node, "start_monitor", _without("autoscaler monitor")),
         (services, "get_node", _registration_awaited(services.get_node)),
     ]
+    if not dashboard:
+        replaced.append((ray_node.Node, "start_api_server", _without("dashboard head")))
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in replaced]
     for owner, name, replacement in replaced:
         setattr(owner, name, replacement)

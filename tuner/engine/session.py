@@ -295,7 +295,7 @@ def start_or_join(address: str | None, num_cpus: int | None, *, state_api: bool 
             _few_connect_retries(joining=address is not None),
             _loopback_only(embedded=address is None),
             inherited_environment(pythonpath if address is None else None),
-            lean_embedded_start(embedded=address is None and not state_api),
+            lean_embedded_start(embedded=address is None, dashboard=state_api),
         ):
             ray.init(
                 # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the
