@@ -102,7 +102,7 @@ def test_a_multi_worker_trial_on_a_preempted_node_is_not_counted_a_failure(
 
     died = RayActorError(preempted=preempted)
     lost = WorkerGroupError("worker 1 failed", {1: WorkerHealthCheckFailedError("dead", died)})
-    raised = _as_tune_counts_it(lost)
+    raised = _as_tune_counts_it(lost, set())
     assert raised is died and raised.__cause__ is lost
 
     def trial_in(folder: str) -> Trial:
@@ -117,7 +117,7 @@ def test_a_multi_worker_trial_on_a_preempted_node_is_not_counted_a_failure(
     assert trial.run_metadata.num_failures == counted
 
     crashed = WorkerGroupError("worker 0 failed", {0: ValueError("the user's bug")})
-    assert _as_tune_counts_it(crashed) is crashed
+    assert _as_tune_counts_it(crashed, {"a-node-that-lives"}) is crashed
     trial = trial_in("crashed")
     trial.handle_error(RayTaskError("trial", "Traceback ...", crashed))
     assert trial.run_metadata.num_failures == 1

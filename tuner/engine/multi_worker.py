@@ -23,7 +23,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from tuner.spec import Resources, SweepSpec
 from tuner.trainer.registry import BUILTINS
@@ -97,13 +97,22 @@ def _resume_from(checkpoint: Any) -> None:
         context.checkpoint = checkpoint
 
 
-def _quiet(worker: Trainable) -> Trainable:
+class WorkerPlaced(NamedTuple):
+    """A worker's word to its trial: the Ray node it runs on (see lost_peers)."""
+
+    node_id: str
+
+
+def _quiet(worker: Trainable, relay: Any) -> Trainable:
     """`worker` without Ray Train's line per report on each worker ("Reporting training
     result N: ..."): it logs them on a logger named after its file, which the
-    LoggingConfig's level does not reach."""
+    LoggingConfig's level does not reach. It first tells the trial its node."""
 
     @functools.wraps(worker)
     def quiet_worker(config: dict[str, Any]) -> None:
+        import ray
+
+        relay.put(WorkerPlaced(ray.get_runtime_context().get_node_id()))
         try:
             from ray.train.v2._internal.execution import context
         except ImportError:  # another Ray layout: its lines stay
@@ -136,7 +145,7 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
         per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
         storage = _trial_storage()
         trainer = TorchTrainer(
-            _quiet(worker),
+            _quiet(worker, relay),
             train_loop_config={"config": config, "checkpoint": tune.get_checkpoint()},
             # Ray Train picks gloo on CPUs and NCCL on GPUs; said here, not left implicit.
             torch_config=TorchConfig(backend="nccl" if resources.gpu else "gloo"),
@@ -174,8 +183,12 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
         thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
         thread.start()
         controller = None
+        worker_nodes: set[str] = set()
         try:
             while (item := relay.get()) is not None:
+                if isinstance(item, WorkerPlaced):
+                    worker_nodes.add(item.node_id)
+                    continue
                 metrics, checkpoint, controller = item
                 if checkpoint is None:
                     tune.report(metrics)
@@ -192,20 +205,27 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
             relay.shutdown()
             _remove(storage)
         if failed:
-            raise _as_tune_counts_it(failed[0])
+            raise _as_tune_counts_it(failed[0], worker_nodes)
 
     trial.__name__ = trial.__qualname__ = name
     return trial
 
 
-def _as_tune_counts_it(error: BaseException) -> BaseException:
+def _as_tune_counts_it(error: BaseException, worker_nodes: set[str]) -> BaseException:
     """What the trial raises for its Train run's failure: the death of a worker behind
     it, when one caused it. Ray Tune leaves a preempted worker's death (a drained spot
     node) out of `max_failures` only when the trial's error is that death itself; a
-    multi-worker trial's is Ray Train's error around it, and counted every time."""
+    multi-worker trial's is Ray Train's error around it, and counted every time. When
+    only a survivor's account came (its peer gone), the cluster says whether the peer's
+    node died."""
+    import ray
+
+    from tuner.engine.lost_peers import lost_peer_symptom, wait_for_node_death
     from tuner.tracking.results import lost_worker
 
     death = lost_worker(error)
+    if death is None and worker_nodes and lost_peer_symptom(error):
+        death = wait_for_node_death(worker_nodes, ray.nodes)
     if death is None:
         return error
     death.__cause__ = error  # the Train run's own account stays in the traceback
