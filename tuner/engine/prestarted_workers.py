@@ -30,6 +30,12 @@ import ray
 # What Ray Tune puts in every trial actor's runtime env, whatever the environment says.
 TUNE_ACTOR_ENV = {"PL_DISABLE_FORK": "1"}
 
+# Ray Train's watcher for drains of its workers' nodes, an actor (a process) started
+# with each multi-worker trial's run: an embedded Ray's one machine has no spot nodes
+# to watch, and Ray logged an error line for each watcher it started ("has constructor
+# arguments in the object store and max_restarts > 0"). A cluster keeps it.
+EMBEDDED_ONLY_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
 # The environment this process's embedded Ray started with, which its workers inherit,
 # and that Ray's session name; None when Ray was joined, or started by someone else.
 _inherited: tuple[dict[str, str], str] | None = None
@@ -51,7 +57,8 @@ def inherited_environment(pythonpath: str | None) -> Iterator[None]:
         yield
         return
     wanted = {"PYTHONPATH": pythonpath}
-    wanted |= {name: os.environ.get(name, value) for name, value in TUNE_ACTOR_ENV.items()}
+    defaults = TUNE_ACTOR_ENV | EMBEDDED_ONLY_ENV
+    wanted |= {name: os.environ.get(name, value) for name, value in defaults.items()}
     previous = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:
