@@ -6,6 +6,8 @@ the values already judged."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -13,9 +15,9 @@ from optuna.trial import TrialState
 
 from tuner.tracking.big_sweeps import (
     IMPORTANCE_TRIALS,
-    KnownImportances,
     curves_drawn,
     judged_on_sample,
+    known_importances,
 )
 
 SPACE = {
@@ -77,9 +79,23 @@ def test_learning_curves_of_a_big_sweep_show_its_best_trials(direction: str) -> 
 
 def test_the_plot_of_importances_shows_the_values_judged_once() -> None:
     study = sweep(60)
-    known = KnownImportances({"x": 0.9, "noise": 0.1})
+    known = known_importances({"x": 0.9, "noise": 0.1})
     assert optuna.importance.get_param_importances(study, evaluator=known) == {
         "x": 0.9,
         "noise": 0.1,
     }
     assert known.evaluate(study, params=["noise"]) == {"noise": 0.1}
+
+
+def test_reading_a_sweep_back_needs_neither_ray_nor_scikit_learn() -> None:
+    """`tuner report` imports scikit-learn (fANOVA's forests, about 2 s) in a thread
+    while it reads the sweep back, and Ray not at all: both only slowed the command."""
+    probe = (
+        "import sys; import tuner.tracking.report, tuner.tracking.study; "
+        "from tuner.tracking.big_sweeps import prefetch_importances; "
+        "print(sorted({'ray', 'sklearn'} & set(sys.modules))); "
+        "prefetch_importances().join(timeout=120); "
+        "print(sorted({'ray', 'sklearn', 'optuna.importance'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "['optuna.importance', 'sklearn']"]

@@ -142,7 +142,7 @@ def test_names_mlflow_refuses_are_refused_at_validate(extra: dict[str, Any], key
 
 
 def test_reserved_result_keys_cover_what_ray_and_the_tracking_fill_in() -> None:
-    assert set(AUTO_RESULT_KEYS) | results._NOT_METRICS == RESERVED_RESULT_KEYS
+    assert set(AUTO_RESULT_KEYS) | results._not_metrics() == RESERVED_RESULT_KEYS
 
 
 @pytest.mark.parametrize("metric", ["epoch", "training_iteration", "done", "time_total_s"])

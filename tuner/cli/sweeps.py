@@ -297,6 +297,9 @@ def report(
 ) -> None:
     """Plots and a self-contained report.html of a sweep, finished or running, from MLflow."""
     name = sweep_name(name_or_spec)
+    from tuner.tracking.big_sweeps import prefetch_importances
+
+    prefetch_importances()  # while the sweep is read back
     from tuner.tracking.report import write_report
     from tuner.tracking.study import read_sweep
 

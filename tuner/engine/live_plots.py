@@ -68,6 +68,8 @@ class LivePlots:
         while not self._stop.wait(wait):
             # Once, and not timed as a draw: the report's modules (matplotlib, Optuna's
             # fANOVA and scikit-learn) take seconds to import on a busy machine.
+            import optuna.importance  # noqa: F401
+
             import tuner.tracking.report  # noqa: F401
 
             started = time.monotonic()

@@ -15,8 +15,12 @@ The other plots (history, parallel coordinates, contour) take about a second eac
 
 from __future__ import annotations
 
+import functools
+import importlib
 import random
+import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -61,19 +65,41 @@ def _study_of(study: optuna.Study, trials: Sequence[FrozenTrial]) -> optuna.Stud
     return chosen
 
 
-class KnownImportances(optuna.importance.BaseImportanceEvaluator):  # type: ignore[misc]
-    """Importances already judged, handed to Optuna's plot so that it does not fit its
-    forests a second time."""
+def known_importances(importances: dict[str, float]) -> Any:
+    """An Optuna importance evaluator that hands back importances already judged, for
+    Optuna's plot, so that it does not fit its forests a second time. Made here, not at
+    import: `optuna.importance` imports scikit-learn (2 s), which a report can import
+    while it waits on the tracking server (`prefetch_importances`)."""
+    return _known_importances_class()(importances)
 
-    def __init__(self, importances: dict[str, float]) -> None:
-        self._importances = importances
 
-    def evaluate(
-        self,
-        study: optuna.Study,
-        params: list[str] | None = None,
-        *,
-        target: Callable[[FrozenTrial], float] | None = None,
-    ) -> dict[str, float]:
-        names = params if params is not None else list(self._importances)
-        return {name: self._importances[name] for name in names if name in self._importances}
+@functools.cache
+def _known_importances_class() -> type:
+    from optuna.importance import BaseImportanceEvaluator
+
+    class KnownImportances(BaseImportanceEvaluator):  # type: ignore[misc]
+        def __init__(self, importances: dict[str, float]) -> None:
+            self._importances = importances
+
+        def evaluate(
+            self,
+            study: optuna.Study,
+            params: list[str] | None = None,
+            *,
+            target: Callable[[FrozenTrial], float] | None = None,
+        ) -> dict[str, float]:
+            names = params if params is not None else list(self._importances)
+            return {name: self._importances[name] for name in names if name in self._importances}
+
+    return KnownImportances
+
+
+def prefetch_importances() -> threading.Thread:
+    """Import Optuna's importance evaluators (scikit-learn's forests, 2 s) in a thread,
+    to overlap with reading the sweep back: that read waits on the tracking server. A
+    later import in the main thread waits for this one, as Python's import lock has it."""
+    thread = threading.Thread(
+        target=importlib.import_module, args=("optuna.importance",), daemon=True
+    )
+    thread.start()
+    return thread

@@ -29,9 +29,9 @@ from tuner.search.promotion import rung_epochs
 from tuner.spec import AshaScheduler
 from tuner.tracking.big_sweeps import (
     LEGEND_ENTRIES,
-    KnownImportances,
     curves_drawn,
     judged_on_sample,
+    known_importances,
 )
 from tuner.tracking.study import SweepStudy
 
@@ -71,7 +71,7 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
             f"judged on {len(judged.trials)} of {len(every.trials)} trials, chosen at random"
         )
     report.importances = _importances(judged)
-    known = KnownImportances(report.importances)
+    known = known_importances(report.importances)
     ranked = sorted(report.importances, key=report.importances.__getitem__, reverse=True)
     from optuna.visualization import matplotlib as plots
 

@@ -5,20 +5,29 @@ A result's points and step, a param's logged text, why a trial restarted or fail
 
 from __future__ import annotations
 
+import functools
 import logging
 import numbers
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
-from ray.exceptions import RayActorError, RayTaskError
-from ray.tune.result import AUTO_RESULT_KEYS
+
+if TYPE_CHECKING:
+    from ray.exceptions import RayActorError
 
 logger = logging.getLogger(__name__)
 
-# Ray's bookkeeping keys are not the user's metrics; "epoch" is the step, not a metric.
-_NOT_METRICS = frozenset(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag"}
+
+@functools.cache
+def _not_metrics() -> frozenset[str]:
+    """Ray's bookkeeping keys, not the user's metrics; "epoch" is the step, not a
+    metric. Asked of Ray on first use: the commands that read a sweep back import this
+    module, and need no Ray (0.7 s of imports)."""
+    from ray.tune.result import AUTO_RESULT_KEYS
+
+    return frozenset(AUTO_RESULT_KEYS) | {"epoch", "done", "trial_id", "experiment_tag"}
 
 
 def as_number(value: Any) -> float | None:
@@ -43,8 +52,9 @@ def as_number(value: Any) -> float | None:
 def metric_points(result: dict[str, Any]) -> dict[str, float]:
     """The user's numeric metrics in a Tune result."""
     points = {}
+    not_metrics = _not_metrics()
     for key, value in result.items():
-        number = None if key in _NOT_METRICS else as_number(value)
+        number = None if key in not_metrics else as_number(value)
         if number is not None:
             points[key] = number
     return points
@@ -85,6 +95,8 @@ def lost_worker(error: BaseException, depth: int = 0) -> RayActorError | None:
     Train's WorkerGroupError, which keeps each failed worker's error by rank
     (`worker_failures`), a lost one wrapped as a failed health check
     (`health_check_failure`); a task's error wraps its cause."""
+    from ray.exceptions import RayActorError, RayTaskError
+
     if isinstance(error, RayTaskError):
         error = error.as_instanceof_cause()
     if isinstance(error, RayActorError):
