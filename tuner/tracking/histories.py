@@ -37,17 +37,13 @@ def metric_histories(
     """Every run's `metric` by step (an empty history for a run that logged none)."""
     histories: dict[str, History] = {run_id: {} for run_id in run_ids}
     left = list(run_ids)
-    bulk, size = _bulk_reader(_store_of(client), metric)
+    bulk, size, in_flight = _bulk_reader(_store_of(client), metric)
     if bulk is not None:
+        chunks = [run_ids[start : start + size] for start in range(0, len(run_ids), size)]
+        with ThreadPoolExecutor(in_flight) as pool:
+            answers = list(pool.map(lambda chunk: _bulk_or_none(bulk, chunk), chunks))
         left = []
-        for start in range(0, len(run_ids), size):
-            chunk = run_ids[start : start + size]
-            try:
-                answered = bulk(chunk)
-            except Exception as exc:  # an older server, a proxy that blocks the route
-                logger.debug("no bulk metric history: %s", exc)
-                left += run_ids[start:]
-                break
+        for chunk, answered in zip(chunks, answers, strict=True):
             if answered is None:
                 left += chunk
             else:
@@ -61,13 +57,25 @@ def metric_histories(
 Bulk = Callable[[Sequence[str]], "dict[str, History] | None"]
 
 
-def _bulk_reader(store: Any, metric: str) -> tuple[Bulk | None, int]:
-    """How this store reads many runs' histories at once, and how many per request."""
+def _bulk_reader(store: Any, metric: str) -> tuple[Bulk | None, int, int]:
+    """How this store reads many runs' histories at once, how many runs per request,
+    and how many requests at once: a server answers several (its workers, its
+    database's connections) while this process reads the last answer; a database
+    file, one query at a time."""
     if hasattr(store, "get_metric_history_bulk"):
-        return (lambda ids: _from_database(store, ids, metric)), DATABASE_RUNS
+        return (lambda ids: _from_database(store, ids, metric)), DATABASE_RUNS, 1
     if hasattr(store, "get_host_creds"):
-        return (lambda ids: _from_server(store, ids, metric)), SERVER_RUNS
-    return None, 0
+        return (lambda ids: _from_server(store, ids, metric)), SERVER_RUNS, REQUESTS_IN_FLIGHT
+    return None, 0, 0
+
+
+def _bulk_or_none(bulk: Bulk, run_ids: Sequence[str]) -> dict[str, History] | None:
+    """`bulk`'s answer for `run_ids`, or None: they are then read a run at a time."""
+    try:
+        return bulk(run_ids)
+    except Exception as exc:  # an older server, a proxy that blocks the route
+        logger.debug("no bulk metric history: %s", exc)
+        return None
 
 
 def _store_of(client: MlflowClient) -> Any:

@@ -68,7 +68,7 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
     judged = judged_on_sample(every)
     if judged is not every:
         report.notes["param_importances"] = (
-            f"judged on {len(judged.trials)} of {len(every.trials)} trials, chosen at random"
+            f"judged on {_count(judged)} of {_count(every)} trials, chosen at random"
         )
     report.importances = _importances(judged)
     known = known_importances(report.importances)
@@ -112,7 +112,7 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
 def _cannot_draw(
     name: str, finished: list[Any], ranked: list[str], front: optuna.Study | None
 ) -> str | None:
-    if name == "pareto_front" and front is not None and not front.trials:
+    if name == "pareto_front" and front is not None and not _count(front):
         return "no trial has finished feasible with every objective"
     if not finished:
         return "no trial has finished yet"
@@ -132,7 +132,7 @@ def _importance_study(sweep: SweepStudy) -> optuna.Study:
         return sweep.study
     rung = rung_epochs(scheduler.grace_period, scheduler.max_t, scheduler.reduction_factor)[0]
     judged = optuna.create_study(directions=sweep.study.directions)
-    for trial in sweep.study.trials:
+    for trial in sweep.study.get_trials(deepcopy=False):
         value = trial.intermediate_values.get(rung)
         if value is not None and trial.params:
             judged.add_trial(
@@ -188,10 +188,16 @@ def _figure_of(axes: Any) -> Any:
     return first.get_figure()
 
 
+def _count(study: optuna.Study) -> int:
+    """How many trials `study` holds. Not `len(study.trials)`, which deep-copies every
+    trial: 0.4 s a call at 10,000 trials."""
+    return len(study.get_trials(deepcopy=False))
+
+
 def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     spec, study = sweep.spec, sweep.study
     states: dict[str, int] = {}
-    for trial in study.trials:
+    for trial in study.get_trials(deepcopy=False):
         states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
     if sweep.running:
         states["running"] = sweep.running
@@ -228,7 +234,7 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(spec.name)}</h1>
-<p>{html.escape(spec.metric)} ({spec.mode}), {len(study.trials) + sweep.running} trials:
+<p>{html.escape(spec.metric)} ({spec.mode}), {_count(study) + sweep.running} trials:
 {html.escape(counts)}. Searcher {html.escape(spec.searcher_label)}, scheduler
 {html.escape(spec.scheduler.kind)}. MLflow sweep run {html.escape(sweep.parent.info.run_id)}.</p>
 <h2>Best trials</h2><table><tr><th>trial</th><th>{html.escape(spec.metric)}</th>{header}</tr>
