@@ -23,6 +23,8 @@ from typing import Any
 
 from ray.exceptions import RayActorError
 
+from tuner.tracking.results import errors_within
+
 # Ray declares a crashed node dead after 5 missed health checks 3 s apart, each given
 # 10 s (its defaults): within about 25 s; 17 s measured on the loopback cluster. The
 # wait leaves a loaded machine room, and is spent only when no node died.
@@ -39,23 +41,19 @@ _PEER_GONE_TYPES = frozenset(
 _DRAIN_PREEMPTED = 3
 
 
-def lost_peer_symptom(error: BaseException, depth: int = 0) -> bool:
+def lost_peer_symptom(error: BaseException) -> bool:
     """Whether `error` (Train's, with each failed worker's inside) shows a worker that
     lost its peer: a collective cut off, or a worker that stopped answering."""
+    return any(_peer_gone(inner) for inner in errors_within(error))
+
+
+def _peer_gone(error: BaseException) -> bool:
     if type(error).__name__ in _PEER_GONE_TYPES:
         return True
-    if isinstance(error, RuntimeError) and any(
-        text in str(error).lower() for text in _PEER_GONE_TEXT
-    ):
-        return True
-    if depth >= 4:  # wrappers go a few levels deep; a cycle must not loop
+    if not isinstance(error, RuntimeError):
         return False
-    failures = getattr(error, "worker_failures", None)
-    inner = list(failures.values()) if isinstance(failures, dict) else []
-    inner += [getattr(error, "health_check_failure", None), error.__cause__]
-    return any(
-        isinstance(cause, BaseException) and lost_peer_symptom(cause, depth + 1) for cause in inner
-    )
+    message = str(error).lower()
+    return any(text in message for text in _PEER_GONE_TEXT)
 
 
 def dead_node(node_table: Iterable[dict[str, Any]], node_ids: set[str]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import functools
 import logging
 import numbers
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,28 +89,33 @@ def restart_reason(trial: Any) -> str:
     return "preempted" if lost.preempted else "node lost"
 
 
-def lost_worker(error: BaseException, depth: int = 0) -> RayActorError | None:
-    """The death of a worker behind `error`, if one caused it.
+def lost_worker(error: BaseException) -> RayActorError | None:
+    """The death of a worker behind `error`, if one caused it: the error itself for a
+    one-process trial, one of its workers' inside Ray Train's for a multi-worker one."""
+    from ray.exceptions import RayActorError
 
-    A one-process trial's is the error itself. A multi-worker trial's driver raises Ray
-    Train's WorkerGroupError, which keeps each failed worker's error by rank
-    (`worker_failures`), a lost one wrapped as a failed health check
-    (`health_check_failure`); a task's error wraps its cause."""
-    from ray.exceptions import RayActorError, RayTaskError
+    return next((e for e in errors_within(error) if isinstance(e, RayActorError)), None)
+
+
+def errors_within(error: BaseException, depth: int = 0) -> Iterator[BaseException]:
+    """`error` and the errors it wraps, depth first.
+
+    A multi-worker trial's driver raises Ray Train's WorkerGroupError, which keeps each
+    failed worker's error by rank (`worker_failures`), a lost one wrapped as a failed
+    health check (`health_check_failure`); a task's error wraps its cause."""
+    from ray.exceptions import RayTaskError
 
     if isinstance(error, RayTaskError):
         error = error.as_instanceof_cause()
-    if isinstance(error, RayActorError):
-        return error
+    yield error
     if depth >= 4:  # wrappers go a few levels deep; a cycle must not loop
-        return None
+        return
     failures = getattr(error, "worker_failures", None)
     inner = list(failures.values()) if isinstance(failures, dict) else []
     inner += [getattr(error, "health_check_failure", None), error.__cause__]
     for cause in inner:
-        if isinstance(cause, BaseException) and (found := lost_worker(cause, depth + 1)):
-            return found
-    return None
+        if isinstance(cause, BaseException):
+            yield from errors_within(cause, depth + 1)
 
 
 def error_summary(trial: Any) -> str:
