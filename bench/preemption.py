@@ -13,10 +13,12 @@ epoch EC2 "announces" the interruption:
 - on notice: the watcher tells the trial (tuner.cluster.preemption.TrialWarning), which
   checkpoints at its next step and then waits, and drains once it has.
 
-Then the node goes (here at once; EC2 waits until its deadline, 2 minutes on, which only
-adds to what per-epoch checkpoints lose) and a new worker joins. Lost work is measured
-from the trainer's own log: the seconds of steps it trained twice. The restarted trial
-ends once it is past the furthest step trained before: the rest measures nothing.
+Then the node goes, its trial stopped all at once: here at once, or for per-epoch
+checkpoints once the trial is in the second half of an epoch again, since `ray drain-node`
+takes seconds (EC2 waits until its deadline, 2 minutes on, which only adds to what
+per-epoch checkpoints lose). A new worker joins. Lost work is measured from the trainer's
+own log: the seconds of steps it trained twice. The restarted trial ends once it is past
+the furthest step trained before: the rest measures nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import math
 import os
 import secrets
+import signal
 import statistics
 import tempfile
 import threading
@@ -98,6 +101,24 @@ def lost_seconds(log: Path) -> float:
     return lost
 
 
+def whole_lines(log: Path) -> list[str]:
+    # The trainer may be halfway through writing the last one.
+    return log.read_text().rpartition("\n")[0].splitlines()
+
+
+def latest_pid(log: Path) -> int:
+    return int(whole_lines(log)[-1].split()[0])
+
+
+def wait_for_second_half(log: Path, steps: int) -> None:
+    """Until the trainer's latest step is in the second half of an epoch."""
+    while True:
+        lines = whole_lines(log)
+        if lines and int(lines[-1].split()[2]) >= steps // 2:
+            return
+        time.sleep(0.005)
+
+
 def preempt_once(epoch_s: float, on_notice: bool, folder: Path) -> dict[str, float]:
     import ray
     from ray import tune
@@ -117,7 +138,9 @@ def preempt_once(epoch_s: float, on_notice: bool, folder: Path) -> dict[str, flo
     step_s = 0.01 if epoch_s < 10 else 0.1
     steps = round(epoch_s / step_s)
     epochs = 1 + math.ceil(60 / epoch_s)  # still training when the node goes
-    log = folder / f"{epoch_s:g}-{'notice' if on_notice else 'epoch'}.log"
+    name = f"preempt-{secrets.token_hex(3)}"
+    # One log per round: a restarted trial reads its own attempt's steps, no other round's.
+    log = folder / f"{name}-{epoch_s:g}-{'notice' if on_notice else 'epoch'}.log"
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
@@ -139,7 +162,7 @@ def preempt_once(epoch_s: float, on_notice: bool, folder: Path) -> dict[str, flo
                 "on_notice": on_notice,
             },
             run_config=tune.RunConfig(
-                name=f"preempt-{secrets.token_hex(3)}",
+                name=name,
                 storage_path=str(folder / "runs"),
                 failure_config=tune.FailureConfig(max_failures=3),
                 verbose=0,
@@ -158,7 +181,16 @@ def preempt_once(epoch_s: float, on_notice: bool, folder: Path) -> dict[str, flo
             trials.warn(notice, print)
         drain_with_ray(cluster.address, worker.node_id)(notice)
         figures["notice_to_drained_s"] = time.monotonic() - started
-        cluster.remove_node(worker, allow_graceful=False)  # EC2 takes it
+        if not on_notice:
+            # `ray drain-node` takes seconds, so a 1 s epoch's trial is anywhere by now:
+            # EC2 takes the node mid-epoch, as at a random moment on average.
+            wait_for_second_half(log, steps)
+        # EC2 takes the node. Removing a Ray node takes seconds (more on a busy machine),
+        # in which the trial would go on training: the machine stops here, all at once.
+        trainer = latest_pid(log)
+        os.kill(trainer, signal.SIGSTOP)
+        cluster.remove_node(worker, allow_graceful=False)
+        os.kill(trainer, signal.SIGKILL)  # a stopped process never sees its raylet go
         cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")  # and a new one joins
         fit.join()
         (trial,) = list(outcome[0])
