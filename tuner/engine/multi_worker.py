@@ -23,7 +23,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from tuner.spec import Resources, SweepSpec
 from tuner.trainer.registry import BUILTINS
@@ -181,15 +181,15 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
                     relay.put(None)
 
         thread = threading.Thread(target=fit, name="ray-train-fit", daemon=True)
+        run = TrainRun(thread)
         thread.start()
-        controller = None
         worker_nodes: set[str] = set()
         try:
             while (item := relay.get()) is not None:
                 if isinstance(item, WorkerPlaced):
                     worker_nodes.add(item.node_id)
                     continue
-                metrics, checkpoint, controller = item
+                metrics, checkpoint, run.controller = item
                 if checkpoint is None:
                     tune.report(metrics)
                 else:
@@ -200,14 +200,14 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
             # Tune stopping the trial (ASHA, a budget) leaves from a report while the
             # Train run goes on: stop it before its queue and storage go, or its workers
             # and controller fail on them, loudly, until the process ends.
-            if thread.is_alive() and controller is not None:
-                _abort(controller, thread)
+            run.abort()
             relay.shutdown()
             _remove(storage)
-        if failed:
+        if failed and not run.aborted:
             raise _as_tune_counts_it(failed[0], worker_nodes)
 
     trial.__name__ = trial.__qualname__ = name
+    trial.__mixins__ = (EndsItsTrainRun,)  # type: ignore[attr-defined]
     return trial
 
 
@@ -252,15 +252,50 @@ def _relay_callback(relay: Any) -> Any:
 ABORT_TIMEOUT_S = 30.0
 
 
-def _abort(controller: Any, fitting: threading.Thread) -> None:
-    """Ask Ray Train's controller to end its run, and wait for `fitting` to return."""
-    import ray
+class TrainRun:
+    """The Train run a multi-worker trial's process is fitting, while it runs: its
+    fitting thread and, from its first report, the controller that can abort it."""
 
-    try:
-        ray.get(controller.abort.remote(), timeout=ABORT_TIMEOUT_S)
-    except Exception:
-        logger.debug("could not abort the Train run", exc_info=True)
-    fitting.join(timeout=ABORT_TIMEOUT_S)
+    # At most one: a multi-worker trial's process runs one trial (no actor reuse).
+    in_process: ClassVar[set[TrainRun]] = set()
+
+    def __init__(self, fitting: threading.Thread) -> None:
+        self.fitting = fitting
+        self.controller: Any | None = None
+        self.aborted = False
+        self._lock = threading.Lock()
+        TrainRun.in_process.add(self)
+
+    def abort(self) -> None:
+        """Ask Ray Train's controller to end the run, and wait for the fitting thread to
+        return; a run already over is left as it ended. Safe from any thread, twice."""
+        with self._lock:
+            TrainRun.in_process.discard(self)
+            if not self.fitting.is_alive() or self.controller is None:
+                return
+            self.aborted = True
+            import ray
+
+            try:
+                ray.get(self.controller.abort.remote(), timeout=ABORT_TIMEOUT_S)
+            except Exception:
+                logger.debug("could not abort the Train run", exc_info=True)
+            self.fitting.join(timeout=ABORT_TIMEOUT_S)
+
+
+class EndsItsTrainRun:
+    """Mixed into a multi-worker trial's Tune trainable (Ray's `__mixins__` hook).
+
+    When Tune pauses or stops a trial (PBT's exploit, ASHA), Ray's function trainable
+    ends the trial without waiting for its thread (`finish(timeout=0)`), and the process
+    goes: the Train run's workers would hold their CPUs and GPUs until Ray notices their
+    owner is gone, and the trial that takes its place (the exploited trial, on the same
+    resources) waits for them. Its cleanup ends the Train run first."""
+
+    def cleanup(self) -> None:
+        for run in list(TrainRun.in_process):
+            run.abort()
+        super().cleanup()  # type: ignore[misc]
 
 
 def _trial_storage() -> tuple[Any, str]:

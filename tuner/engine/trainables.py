@@ -129,9 +129,6 @@ def check_trainable(spec: SweepSpec) -> None:
     _check_knobs(spec, builtin.knobs)
     _check_mutations(spec, builtin.knobs)
     _check_torchvision(spec, builtin.knobs.model_validate(spec.config))
-    counts, folds_key = fold_counts(spec, builtin.knobs.model_validate(spec.config).cv_folds)
-    if spec.resources_per_trial.distributed and max(counts) > 1:
-        raise SpecError(None, folds_key, "cv_folds > 1 does not run with several workers yet")
     check_sync_batch_norm(spec, builtin.knobs.model_validate(spec.config).sync_batch_norm)
     _check_data(spec, builtin)
 

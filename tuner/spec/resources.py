@@ -64,14 +64,3 @@ class Resources(Strict):
     def distributed(self) -> bool:
         """Whether a trial runs as several data-parallel workers (Ray Train)."""
         return self.workers > 1
-
-
-def check_workers(resources: Resources, scheduler: str) -> None:
-    """What a multi-worker trial can run so far: any function trainable (a built-in, or a
-    user's per-worker function; tuner.engine.trainables checks its shape), no PBT."""
-    workers = resources.workers
-    if workers > 1 and scheduler in ("pbt", "pb2"):
-        raise KeyedProblem(
-            "resources_per_trial.workers",
-            f"{workers} workers do not run under scheduler {scheduler} yet; use fifo or asha",
-        )

@@ -16,7 +16,7 @@ from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
 from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.pbt import check_pbt
-from tuner.spec.resources import Resources, check_workers
+from tuner.spec.resources import Resources
 from tuner.spec.searchers import (
     SINGLE_OBJECTIVE_SAMPLERS,
     Count,
@@ -119,7 +119,6 @@ class SweepSpec(Strict):
         self._first_trials_fit()
         check_pbt(self)
         check_stop_when(self)
-        check_workers(self.resources_per_trial, self.scheduler.kind)
         if self.register_as is not None and not self.trainable.startswith("builtin:"):
             raise KeyedProblem(
                 "register",

@@ -144,14 +144,14 @@ def run_epochs(
     `shard`: this process is one of a multi-worker trial's (tuner.trainer.distributed).
     """
     knobs = KNOBS_BY_TASK[task].model_validate(config)
-    if not shard.alone and knobs.cv_folds > 1:
-        raise ValueError("cv_folds > 1 does not run with several workers yet; use workers: 1")
     start = resume.epoch + 1 if resume is not None else 1
     changes = sorted(epoch for epoch in knobs.schedule or {} if epoch > start)
+    # Across workers each fold is a model of its own under DDP: every worker builds and
+    # steps the folds in the same order, so their collectives pair up.
     run = (
         partial(_run_segment, mid_epoch=mid_epoch, shard=shard)
         if knobs.cv_folds == 1
-        else partial(run_folds, _run_segment)
+        else partial(run_folds, partial(_run_segment, shard=shard))
     )
     try:
         for end in [*(epoch - 1 for epoch in changes), knobs.epochs]:
