@@ -5,13 +5,12 @@ one process on the same global batch."""
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 import pytest
 import torch
 
+from tests.gloo_pair import gloo_pair
 from tuner.trainer.distributed import Shard
 from tuner.trainer.loop import run_epochs
 
@@ -31,48 +30,21 @@ CONFIG: dict[str, Any] = {
 TOLERANCE = 1e-5
 
 
-def _worker(rank: int, port: int, said: Any) -> None:
+def _worker(rank: int, said: Any) -> None:
     """One of two workers: rank 0 says its epochs' metrics and its folds' last weights."""
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        epochs = list(run_epochs(CONFIG, "classification", None, shard=Shard(rank, 2)))
-        if rank == 0:
-            # As numpy: a tensor would cross by a file descriptor of this process's.
-            folds = [
-                {name: tensor.numpy() for name, tensor in fold["model"].items()}
-                for fold in epochs[-1].state().folds or []
-            ]
-            said.put(([epoch.metrics for epoch in epochs], folds))
-    finally:
-        dist.destroy_process_group()
-
-
-def two_workers() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    import torch.multiprocessing as mp
-
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    context = mp.get_context("spawn")
-    said = context.Queue()
-    workers = [context.Process(target=_worker, args=(rank, port, said)) for rank in (0, 1)]
-    for worker in workers:
-        worker.start()
-    # Read before joining: rank 0 cannot end while its weights fill the pipe. Bounded:
-    # a worker that failed says nothing.
-    result: tuple[list[dict[str, Any]], list[dict[str, Any]]] = said.get(timeout=240)
-    for worker in workers:
-        worker.join(timeout=240)
-    assert [worker.exitcode for worker in workers] == [0, 0]
-    return result
+    epochs = list(run_epochs(CONFIG, "classification", None, shard=Shard(rank, 2)))
+    if rank == 0:
+        # As numpy: a tensor would cross by a file descriptor of this process's.
+        folds = [
+            {name: tensor.numpy() for name, tensor in fold["model"].items()}
+            for fold in epochs[-1].state().folds or []
+        ]
+        said.put(([epoch.metrics for epoch in epochs], folds))
 
 
 def test_two_workers_train_every_fold_as_one_process_does() -> None:
-    metrics, folds = two_workers()
+    (metrics, folds), exits = gloo_pair(_worker)
+    assert exits == [0, 0]
     alone = list(run_epochs(CONFIG, "classification", None))
     assert len(metrics) == len(alone) == CONFIG["epochs"]
     for shared, single in zip(metrics, alone, strict=True):

@@ -17,17 +17,16 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
+from tests.gloo_pair import gloo_pair
 from tuner.engine.lost_peers import lost_peer_symptom, wait_for_node_death
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
-def _survivor(rank: int, port: int, said: Any) -> None:
+def _survivor(rank: int, said: Any) -> None:
     """Rank 1 dies after the first collective; rank 0 says what its next one raised."""
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
     gathered: list[Any] = [None, None]
     dist.all_gather_object(gathered, rank)
     if rank == 1:
@@ -42,21 +41,8 @@ def _survivor(rank: int, port: int, said: Any) -> None:
 @pytest.fixture(scope="module")
 def survivors_error() -> Exception:
     """What this torch's gloo raises on rank 0 when rank 1's process is gone."""
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    context = mp.get_context("spawn")
-    said = context.SimpleQueue()
-    workers = [context.Process(target=_survivor, args=(rank, port, said)) for rank in (0, 1)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-    error: Exception = said.get()
+    error, _ = gloo_pair(_survivor, timeout_s=60)
+    assert isinstance(error, Exception)
     return error
 
 
