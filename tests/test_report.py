@@ -5,16 +5,20 @@ param that decides the metric."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_cli
+from tuner.tracking.plots_process import draw_in_child
 
 pytestmark = pytest.mark.e2e
 
@@ -65,13 +69,20 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def logged_plots(folder: Path) -> set[str]:
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+def sweep_ids(folder: Path) -> tuple[str, str, str]:
+    """The tracking URI, experiment id and sweep run id of the sweep run in `folder`."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("report-sweep")
     (parent,) = client.search_runs(
         [experiment.experiment_id], filter_string="tags.`tuner.role` = 'sweep'"
     )
-    return {Path(item.path).name for item in client.list_artifacts(parent.info.run_id, "plots")}
+    return uri, experiment.experiment_id, parent.info.run_id
+
+
+def logged_plots(folder: Path) -> set[str]:
+    uri, _, run_id = sweep_ids(folder)
+    return {Path(item.path).name for item in MlflowClient(uri).list_artifacts(run_id, "plots")}
 
 
 def test_a_sweep_draws_its_plots_into_its_mlflow_run_when_it_ends(swept: Path) -> None:
@@ -170,3 +181,42 @@ def test_a_running_sweep_refreshes_its_plots_in_mlflow(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "plots: `tuner report report-sweep --log`" in done.stdout
     assert {"optimization_history.png", "report.html"} <= logged_plots(tmp_path)
+
+
+# A driver with live plots on, in a process of its own so that its modules are its own:
+# it waits for two draws and says which plotting modules it loaded.
+LIVE_DRIVER = """
+import sys, time
+from tuner.engine.live_plots import LivePlots
+with LivePlots(*sys.argv[1:]) as plots:
+    deadline = time.monotonic() + 240
+    while plots.drawn < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+loaded = sorted(m for m in ("matplotlib", "optuna.visualization", "sklearn") if m in sys.modules)
+print(plots.drawn, ",".join(loaded) or "none")
+"""
+
+
+def test_live_plots_are_drawn_by_a_child_process_not_the_driver(swept: Path) -> None:
+    """A draw's memory (hundreds of MB at thousands of trials) goes with the child that
+    drew it: the driver never loads the plotting modules."""
+    uri, experiment_id, run_id = sweep_ids(swept)
+    artifacts = MlflowClient(uri).get_run(run_id).info.artifact_uri
+    shutil.rmtree(Path(urlparse(artifacts).path) / "plots")  # those the sweep's end drew
+    assert logged_plots(swept) == set()
+    driver = subprocess.run(
+        [sys.executable, "-c", LIVE_DRIVER, uri, experiment_id, run_id],
+        capture_output=True, text=True, timeout=300, cwd=swept,
+        env={**os.environ, "TUNER_PLOTS_EVERY_S": "0.5"},
+    )  # fmt: skip
+    assert driver.returncode == 0, driver.stderr
+    assert driver.stdout.split() == ["2", "none"]
+    assert {"optimization_history.png", "report.html"} <= logged_plots(swept)
+
+
+def test_a_draw_that_cannot_be_made_says_why_in_one_line(swept: Path) -> None:
+    uri, experiment_id, _ = sweep_ids(swept)
+    drawn = draw_in_child(uri, experiment_id, "0" * 32)
+    assert not drawn.ok and drawn.plots == 0
+    assert "0" * 32 in drawn.error, drawn.error
+    assert "\n" not in drawn.error and "Traceback" not in drawn.error

@@ -2,8 +2,9 @@
 following a cluster sweep in MLflow sees how the search goes without running anything.
 
 Every `TUNER_PLOTS_EVERY_S` seconds (default 600; 0 never), or less often when drawing
-takes long (a long sweep), a driver thread reads the sweep back from MLflow and logs
-its report under `plots/`, as `tuner report --log` does. Trials keep running meanwhile;
+takes long (a long sweep), a child process reads the sweep back from MLflow and logs
+its report under `plots/`, as `tuner report --log` does (tuner.tracking.plots_process:
+the draw's memory and CPU are not the driver's). Trials keep running meanwhile;
 a report that cannot be drawn yet (no trial has finished) is skipped quietly and tried
 again at the next interval.
 """
@@ -19,11 +20,10 @@ from tuner.tracking.plots_in_mlflow import seconds_setting
 
 PLOTS_EVERY_ENV = "TUNER_PLOTS_EVERY_S"
 PLOTS_EVERY_S = 600.0
-# A draw reads every trial back from MLflow (a request each) and plots in this process,
-# holding the GIL from Tune's loop: at 2,800 trials one stalled a sweep of null trials
-# for ~40 s (bench.scale --trials 10000, on a loaded machine). Waiting at least 19 times
-# as long as the last draw took keeps drawing under 5% of the driver's time however
-# long the sweep grows, as Ray paces its experiment snapshots.
+# A draw reads every trial back from MLflow and plots them: at 6,000 trials minutes of a
+# core and of the tracking server, which the trials share. Waiting at least 19 times as
+# long as the last draw took keeps drawing under 5% of the time however long the sweep
+# grows, as Ray paces its experiment snapshots.
 WAIT_PER_DRAW_S = 19.0
 logger = logging.getLogger(__name__)
 
@@ -59,23 +59,14 @@ class LivePlots:
             self._thread.join()  # a draw under way finishes: its files are not left half-logged
 
     def _loop(self) -> None:
-        from mlflow import MlflowClient
+        from tuner.tracking.plots_process import draw_in_child
 
-        from tuner.tracking.plots_in_mlflow import log_plots
-
-        tracking_uri, experiment_id, parent_run_id = self._ids
         wait = self._every_s
         while not self._stop.wait(wait):
-            # Once, and not timed as a draw: the report's modules (matplotlib, Optuna's
-            # fANOVA and scikit-learn) take seconds to import on a busy machine.
-            import optuna.importance  # noqa: F401
-
-            import tuner.tracking.report  # noqa: F401
-
             started = time.monotonic()
-            try:
-                log_plots(MlflowClient(tracking_uri), experiment_id, parent_run_id)
+            drawn = draw_in_child(*self._ids)
+            if drawn.ok:
                 self.drawn += 1
-            except Exception as exc:  # nothing to draw yet, or MLflow busy: next time
-                logger.debug("plots not refreshed: %s", exc)
+            else:  # nothing to draw yet, or MLflow busy: next time
+                logger.debug("plots not refreshed: %s", drawn.error)
             wait = max(self._every_s, WAIT_PER_DRAW_S * (time.monotonic() - started))
