@@ -25,6 +25,7 @@ from bench import (
     search,
     search_conditional,
     search_multiobjective,
+    server_capacity,
     stop_when,
     stores,
     tpe,
@@ -121,6 +122,17 @@ def test_rates_benchmark_writes_and_reads_back_every_point(tmp_path: Path) -> No
         assert figures["lost"] == figures["doubled"] == 0
         assert figures["points_read_back"] == figures["results"]
         assert 0 < figures["lag_p50_s"] <= figures["lag_max_s"]
+
+
+def test_server_capacity_benchmark_costs_a_request_in_the_servers_cpu(tmp_path: Path) -> None:
+    result = json.loads(server_capacity.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    figures = result["figures"]
+    assert len(figures) == len(server_capacity.PAYLOADS)
+    for measured in figures.values():
+        assert measured["requests"] > 0
+        # The server's own processes did the work, not the clients alone.
+        assert measured["store_cpu_ms_per_request"] > 0
+        assert measured["latency_p50_ms"] <= measured["latency_p95_ms"]
 
 
 def test_tracking_benchmark_compares_mlflow_on_and_off(tmp_path: Path) -> None:

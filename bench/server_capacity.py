@@ -1,0 +1,174 @@
+"""What one `log-batch` request costs an MLflow tracking server on PostgreSQL, in CPU:
+the figure a head node's capacity follows from (docs/performance.md).
+
+    python -m bench.server_capacity              # --workers 1, 2 and 4; 20 s each
+    python -m bench.server_capacity --smoke      # one server, 2 s, SQLite
+
+A pool of client threads sends MLflow's `log-batch` requests as fast as the server
+answers them, over runs created beforehand, each request holding one result (3
+metrics) or ten (30), as tuner's writer sends them when it keeps up and when its
+window has grown. Measured per request: the CPU of the server's processes (uvicorn and
+its workers), of PostgreSQL's, and of the clients; the requests answered per second;
+the latency. The clients share the machine's cores with the server, as the driver does
+on a head node; their CPU is reported apart so that it can be subtracted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import psutil
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from bench.common import RESULTS, machine, write
+from bench.servers import running_mlflow_server, running_postgres
+
+CLIENT_THREADS = 16
+RUNS = 200
+METRICS = ("train_loss", "val_loss", "val_accuracy")
+PAYLOADS = {"1 result (3 metrics)": 1, "10 results (30 metrics)": 10}
+
+
+@contextmanager
+def server(store: str, workers: int) -> Iterator[tuple[str, list[psutil.Process]]]:
+    """A tracking server; its URI and the processes whose CPU counts as the store's."""
+    backend = running_postgres() if store == "postgresql" else nullcontext(None)
+    with (
+        backend as backend_uri,
+        tempfile.TemporaryDirectory(prefix="bench-capacity-") as root,
+        running_mlflow_server(
+            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=workers
+        ) as uri,
+    ):
+        yield uri, _store_processes(uri, backend_uri)
+
+
+def _store_processes(uri: str, backend_uri: str | None) -> list[psutil.Process]:
+    """The mlflow server's process tree and, on PostgreSQL, the postmaster's."""
+    roots = [_listening(str(urlparse(uri).port), "mlflow")]
+    if backend_uri is not None:
+        roots.append(_listening(str(urlparse(backend_uri).port), "postgres"))
+    return [p for root in roots for p in (root, *root.children(recursive=True))]
+
+
+def _listening(port: str, name: str) -> psutil.Process:
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if name in line and port in line.split():
+            return process
+    raise RuntimeError(f"no {name} process started with port {port}")
+
+
+def cpu_of(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def flood(
+    uri: str, processes: list[psutil.Process], results: int, seconds: float
+) -> dict[str, Any]:
+    """Requests of `results` results each, from CLIENT_THREADS threads for `seconds`."""
+    client = MlflowClient(uri)
+    experiment = client.create_experiment(f"capacity-{results}-{time.time_ns()}")
+    runs = [client.create_run(experiment).info.run_id for _ in range(RUNS)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def send(thread: int) -> None:
+        step = 0
+        while time.monotonic() < deadline:
+            step += 1
+            stamp = int(time.time() * 1000)
+            steps = range(step, step + results)
+            metrics = [Metric(key, 1.0 / s, stamp, s) for s in steps for key in METRICS]
+            run = runs[(thread * 7919 + step) % RUNS]
+            started = time.monotonic()
+            client.log_batch(run, metrics=metrics)
+            with lock:
+                latencies.append(time.monotonic() - started)
+            step += results
+
+    store_cpu, clients_cpu, started = cpu_of(processes), own_cpu_s(), time.monotonic()
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        list(pool.map(send, range(CLIENT_THREADS)))
+    wall = time.monotonic() - started
+    store_cpu, clients_cpu = cpu_of(processes) - store_cpu, own_cpu_s() - clients_cpu
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "requests": count,
+        "requests_per_s": count / wall,
+        "store_cpu_ms_per_request": 1000 * store_cpu / count,
+        "clients_cpu_ms_per_request": 1000 * clients_cpu / count,
+        "latency_p50_ms": 1000 * latencies[count // 2],
+        "latency_p95_ms": 1000 * latencies[int(count * 0.95)],
+    }
+
+
+def run(store: str, worker_counts: Sequence[int], seconds: float) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for workers in worker_counts:
+        with server(store, workers) as (uri, processes):
+            for payload, results in PAYLOADS.items():
+                figures[f"--workers {workers}, {payload}"] = flood(uri, processes, results, seconds)
+    return {"machine": machine(), "store": store, "seconds_each": seconds, "figures": figures}
+
+
+def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [
+        ("server, request", "requests/s", "server + store CPU ms/request",
+         "clients CPU ms/request", "latency p50 / p95 ms")
+    ]  # fmt: skip
+    for name, f in result["figures"].items():
+        rows.append(
+            (
+                name,
+                f"{f['requests_per_s']:.0f}",
+                f"{f['store_cpu_ms_per_request']:.1f}",
+                f"{f['clients_cpu_ms_per_request']:.1f}",
+                f"{f['latency_p50_ms']:.0f} / {f['latency_p95_ms']:.0f}",
+            )
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--smoke", action="store_true", help="one server on SQLite, 2 s")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.store, args.workers, args.seconds = "sqlite", [1], 2.0
+    result = run(args.store, args.workers, args.seconds)
+    name = "server-capacity-smoke" if args.smoke else f"server-capacity-{args.store}"
+    return write(name, result, table(result), args.out)
+
+
+if __name__ == "__main__":
+    main()
