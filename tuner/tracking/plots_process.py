@@ -67,7 +67,10 @@ def draw_in_child(
     if done.returncode != 0:
         lines = done.stderr.strip()[-STDERR_KEPT:].splitlines()
         return Drawn(0, "", lines[-1] if lines else f"exit status {done.returncode}")
+    # The last line is ours; a library may have printed before it.
     count, _, where = done.stdout.strip().rpartition("\n")[-1].partition("\t")
+    if not count.isdigit():
+        return Drawn(0, "", f"the drawing process said {count!r}, not how many plots")
     return Drawn(int(count), where)
 
 
