@@ -5,6 +5,7 @@ on PostgreSQL (what the infra's head node runs) or on SQLite, on loopback.
     python -m bench.rates                  # 1,000 trials, each shape for 60 s, PostgreSQL
     python -m bench.rates --store sqlite   # the same through a server on SQLite
     python -m bench.rates --smoke          # 20 trials for 3 s, a server on SQLite
+    python -m bench.rates --in-flight 32   # the writer with 32 requests in flight, not 8
 
 Ray's release tests' shapes: 1,000 concurrent trials reporting every 2 s, and 10 times a
 second, every run created before the first result. Each result carries 3 metrics, as
@@ -59,13 +60,15 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def simulate(uri: str, shape: str, trials: int, duration_s: float) -> dict[str, Any]:
+def simulate(
+    uri: str, shape: str, trials: int, duration_s: float, in_flight: int | None = None
+) -> dict[str, Any]:
     """`trials` trials, each reporting every SHAPES[shape] seconds (staggered), for
     `duration_s`; then every run ends and the writer drains."""
     period = SHAPES[shape]
     client = MlflowClient(uri)
     experiment_id = client.create_experiment(f"bench-rates-{shape}-{time.time_ns()}")
-    writer = TrackingWriter(client, experiment_id, requests_in_flight(uri))
+    writer = TrackingWriter(client, experiment_id, in_flight or requests_in_flight(uri))
     ids = [f"t{n:05d}" for n in range(trials)]
     for trial in ids:
         writer.submit(CreateRun(trial, trial, {"lr": "0.01"}, {"tuner.trial_id": trial}))
@@ -132,10 +135,11 @@ def read_back(
     return {"points_read_back": sum(len(s) for _, s in found), "lost": lost, "doubled": doubled}
 
 
-def run(store: str, trials: int, duration_s: float) -> dict[str, Any]:
+def run(store: str, trials: int, duration_s: float, in_flight: int | None = None) -> dict[str, Any]:
     with tracking_server(store) as uri:
-        shapes = {shape: simulate(uri, shape, trials, duration_s) for shape in SHAPES}
+        shapes = {shape: simulate(uri, shape, trials, duration_s, in_flight) for shape in SHAPES}
     return {
+        "requests_in_flight": in_flight or requests_in_flight(uri),
         "machine": machine(),
         "store": f"mlflow server on {store}",
         "server_workers": SERVER_WORKERS,
@@ -175,12 +179,16 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per shape")
     parser.add_argument("--smoke", action="store_true", help="20 trials, 3 s, SQLite server")
+    parser.add_argument(
+        "--in-flight", type=int, help="the writer's requests in flight (default: tuner's)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.store, args.trials, args.duration = "sqlite", 20, 3.0
-    result = run(args.store, args.trials, args.duration)
+    result = run(args.store, args.trials, args.duration, args.in_flight)
     name = "rates-smoke" if args.smoke else f"rates-{args.store}"
+    name += f"-in-flight-{args.in_flight}" if args.in_flight else ""
     return write(name, result, table(result), args.out)
 
 
