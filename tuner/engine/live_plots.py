@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from types import TracebackType
 
 from tuner.tracking.plots_in_mlflow import seconds_setting
@@ -63,10 +62,12 @@ class LivePlots:
 
         wait = self._every_s
         while not self._stop.wait(wait):
-            started = time.monotonic()
             drawn = draw_in_child(*self._ids)
             if drawn.ok:
                 self.drawn += 1
             else:  # nothing to draw yet, or MLflow busy: next time
                 logger.debug("plots not refreshed: %s", drawn.error)
-            wait = max(self._every_s, WAIT_PER_DRAW_S * (time.monotonic() - started))
+            # Paced by the drawing itself, which grows with the sweep, not by the child's
+            # start and imports (seconds, whatever the sweep's size). A report with no
+            # plot yet (no trial finished) cost little: the next comes at the interval.
+            wait = max(self._every_s, WAIT_PER_DRAW_S * drawn.seconds * bool(drawn.plots))

@@ -10,9 +10,10 @@ so that the trials on the driver's node go first.
 
     python -m tuner.tracking.plots_process TRACKING_URI EXPERIMENT_ID PARENT_RUN_ID
 
-prints "PLOTS<TAB>WHERE" and exits 0 once the plots are logged, or says why not on
-stderr and exits 1. The child inherits the driver's environment: MLflow's credentials
-and retry bounds travel with it.
+prints "PLOTS<TAB>WHERE<TAB>SECONDS" and exits 0 once the plots are logged (SECONDS:
+the draw's own time, without the child's start and imports, by which the driver paces
+its draws), or says why not on stderr and exits 1. The child inherits the driver's
+environment: MLflow's credentials and retry bounds travel with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +36,12 @@ DRAW_NICENESS = 10
 
 @dataclass(frozen=True)
 class Drawn:
-    """What one child drew: how many plots and where they are, or why none."""
+    """What one child drew: how many plots, where they are and how long drawing them
+    took, or why none."""
 
     plots: int
     where: str
+    seconds: float = 0.0
     error: str = ""
 
     @property
@@ -63,15 +67,17 @@ def draw_in_child(
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return Drawn(0, "", f"the draw took over {timeout_s:g} s and was stopped")
+        return Drawn(0, "", error=f"the draw took over {timeout_s:g} s and was stopped")
     if done.returncode != 0:
         lines = done.stderr.strip()[-STDERR_KEPT:].splitlines()
-        return Drawn(0, "", lines[-1] if lines else f"exit status {done.returncode}")
+        return Drawn(0, "", error=lines[-1] if lines else f"exit status {done.returncode}")
     # The last line is ours; a library may have printed before it.
-    count, _, where = done.stdout.strip().rpartition("\n")[-1].partition("\t")
-    if not count.isdigit():
-        return Drawn(0, "", f"the drawing process said {count!r}, not how many plots")
-    return Drawn(int(count), where)
+    last_line = done.stdout.strip().rpartition("\n")[-1]
+    count, where, seconds = [*last_line.split("\t"), "", ""][:3]
+    try:
+        return Drawn(int(count), where, float(seconds))
+    except ValueError:
+        return Drawn(0, "", error=f"the drawing process said {count!r}, not how many plots")
 
 
 def _child_env() -> dict[str, str]:
@@ -87,20 +93,25 @@ def main(argv: list[str]) -> int:
         print("usage: python -m tuner.tracking.plots_process URI EXPERIMENT RUN", file=sys.stderr)
         return 2
     os.nice(DRAW_NICENESS)
+    # Imported before the clock starts: the report's modules (matplotlib, Optuna's fANOVA,
+    # scikit-learn) take seconds to import on a busy machine, whatever the sweep's size.
+    import optuna.importance  # noqa: F401
     from mlflow import MlflowClient
 
+    import tuner.tracking.report  # noqa: F401
     from tuner.tracking.client_settings import bound_mlflow_retries
     from tuner.tracking.plots_in_mlflow import log_plots
 
     bound_mlflow_retries()
     tracking_uri, experiment_id, parent_run_id = argv
+    started = time.monotonic()
     try:
         count, where = log_plots(MlflowClient(tracking_uri), experiment_id, parent_run_id)
     except Exception as exc:  # nothing to draw yet, or MLflow busy: the driver says so
         first = str(exc).splitlines()[0] if str(exc) else ""
         print(f"{type(exc).__name__}: {first}", file=sys.stderr)
         return 1
-    print(f"{count}\t{where}")
+    print(f"{count}\t{where}\t{time.monotonic() - started:.3f}")
     return 0
 
 
