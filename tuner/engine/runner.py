@@ -63,7 +63,7 @@ from tuner.tracking.results import error_hint
 from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
-from tuner.tracking.writer import TrackingWriter, requests_in_flight
+from tuner.tracking.writer import TrackingWriter
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +194,7 @@ def _run_tracked(
     phases = options.phases
     early_stops = EarlyStops.shared(experiment.uri)
     storage = experiment.storage
-    writer = TrackingWriter(
-        sweep.client, sweep.experiment_id, requests_in_flight(options.tracking_uri)
-    )
+    writer = TrackingWriter.for_store(sweep.client, sweep.experiment_id)
     dataset = dataset_of(spec)
     sweep.record_dataset(dataset)  # the runs table's Dataset column, on the sweep's row too
     lineage = lineage_of(spec, experiment.uri)

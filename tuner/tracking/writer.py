@@ -27,6 +27,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
+from tuner.tracking.client_process import ClientProcess, in_process_sql
 from tuner.tracking.client_settings import (
     SERVER_REQUESTS_IN_FLIGHT,
     bound_mlflow_retries,
@@ -103,7 +104,7 @@ class TrackingWriter:
 
     def __init__(
         self,
-        client: MlflowClient,
+        client: MlflowClient | ClientProcess,
         experiment_id: str,
         max_in_flight: int = 1,
         max_queued: int = MAX_QUEUED_OPERATIONS,
@@ -130,6 +131,15 @@ class TrackingWriter:
         )
         self._thread = threading.Thread(target=self._loop, name="tuner-mlflow", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def for_store(cls, client: MlflowClient, experiment_id: str) -> TrackingWriter:
+        """A writer for the store `client` reaches: a database's SQL run by a child
+        process (tracking.client_process), a server's requests several at a time."""
+        uri = client.tracking_uri
+        if in_process_sql(uri):
+            return cls(ClientProcess(uri), experiment_id)
+        return cls(client, experiment_id, requests_in_flight(uri))
 
     def submit(self, op: Op) -> None:
         """Queue a write; if the queue is full, wait for room: the tracking store is then
@@ -185,6 +195,8 @@ class TrackingWriter:
         self._thread.join(timeout=60)
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+        if isinstance(self._client, ClientProcess):
+            self._client.close()
 
     def _loop(self) -> None:
         while True:

@@ -1,0 +1,140 @@
+"""The tracking writer's MLflow client in a child process (tracking.client_process),
+against a real SQLite store: what it writes a user reads back; a write MLflow refuses
+stays one failed write; a child that dies sends the writes to the journal, from which
+`tuner sync` makes them; and the child never outlives its driver."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, RunStatus
+
+from tuner.tracking.client_process import MODULE_NAME, ClientProcess, in_process_sql
+from tuner.tracking.sync import sync_journal
+from tuner.tracking.writer import (
+    CreateRun,
+    EndRun,
+    LogMetrics,
+    TrackingError,
+    TrackingOffline,
+    TrackingWriter,
+)
+
+FINISHED = RunStatus.to_string(RunStatus.FINISHED)
+
+
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module: creating one runs MLflow's migrations (seconds)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
+def writer_children() -> list[psutil.Process]:
+    return [
+        child for child in psutil.Process().children() if MODULE_NAME in " ".join(child.cmdline())
+    ]
+
+
+def one_trial(writer: TrackingWriter, trial_id: str) -> None:
+    writer.submit(CreateRun(trial_id, f"run {trial_id}", {"lr": "0.1"}, {"role": "t"}))
+    points = tuple(Metric("loss", 1.0 / step, 1_000 + step, step) for step in range(1, 4))
+    writer.submit(LogMetrics(trial_id, points))
+    writer.submit(EndRun(trial_id, FINISHED, {"tuner.done": "yes"}))
+
+
+def test_only_database_stores_get_a_child() -> None:
+    assert in_process_sql("sqlite:///mlflow.db")
+    assert in_process_sql("postgresql+psycopg://tuner@db/mlflow")
+    assert not in_process_sql("http://127.0.0.1:5000")
+    assert not in_process_sql("file:///tmp/mlruns")
+
+
+def test_a_database_store_is_written_by_a_child_and_reads_back_whole(tracking_uri: str) -> None:
+    client = MlflowClient(tracking_uri)
+    writer = TrackingWriter.for_store(client, client.create_experiment("whole"))
+    assert len(writer_children()) == 1
+    one_trial(writer, "trial_a")
+    writer.flush()
+    writer.close()
+    assert writer_children() == []  # closing the writer ends its child
+
+    run = client.get_run(writer.run_id("trial_a") or "")
+    assert run.info.run_name == "run trial_a"
+    assert run.info.status == FINISHED
+    assert run.data.params == {"lr": "0.1"}
+    assert run.data.tags["tuner.done"] == "yes"
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(p.step, p.value) for p in history] == [(1, 1.0), (2, 0.5), (3, 1.0 / 3)]
+
+
+def test_a_write_mlflow_refuses_is_a_failed_write_and_the_store_stays_up(
+    tracking_uri: str,
+) -> None:
+    client = MlflowClient(tracking_uri)
+    writer = TrackingWriter.for_store(client, client.create_experiment("refused"))
+    try:
+        writer.adopt("ghost", "0" * 32)  # a run id the store has never had
+        writer.submit(LogMetrics("ghost", (Metric("loss", 1.0, 1, 1),)))
+        with pytest.raises(TrackingError, match=f"Run with id={'0' * 32} not found"):
+            writer.flush()
+        one_trial(writer, "trial_b")  # the next trial is still written, not journaled
+        writer.flush()
+    finally:
+        writer.close()
+    assert client.get_run(writer.run_id("trial_b") or "").info.status == FINISHED
+
+
+def test_a_dead_child_sends_the_writes_to_the_journal_and_sync_makes_them(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment("child-killed")
+    writer = TrackingWriter(ClientProcess(tracking_uri), experiment_id, journal_dir=tmp_path)
+    try:
+        one_trial(writer, "trial_c")
+        writer.flush()
+        for child in writer_children():
+            child.kill()
+            child.wait(10)
+        one_trial(writer, "trial_d")
+        with pytest.raises(TrackingOffline, match="writer process ended") as offline:
+            writer.flush()
+    finally:
+        writer.close()
+    journals = list(tmp_path.glob("*.jsonl"))
+    assert len(journals) == 1 and str(journals[0]) in str(offline.value)
+
+    assert sync_journal(journals[0]) == 3
+    runs = client.search_runs([experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["run trial_c", "run trial_d"]
+    assert {r.info.status for r in runs} == {FINISHED}
+
+
+def test_the_child_exits_when_its_driver_is_killed(tracking_uri: str) -> None:
+    driver = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import os, signal
+            from tuner.tracking.client_process import ClientProcess
+            ClientProcess({tracking_uri!r})
+            print(os.getpid(), flush=True)
+            signal.pause()
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert driver.stdout is not None
+    driver.stdout.readline()
+    children = psutil.Process(driver.pid).children()
+    assert len(children) == 1
+    driver.kill()
+    driver.wait(10)
+    children[0].wait(20)  # raises if the child is still there after 20 s
+    assert not children[0].is_running()

@@ -1,0 +1,142 @@
+"""An MLflow client in a child process, for the tracking writer on a database store.
+
+On a `sqlite:///` (or any database) tracking URI, MLflow's client is SQLAlchemy running
+in the caller's process: 11-16 ms of CPU for a trial's three writes (create, log_batch,
+terminate), most of it Python holding the GIL. In the driver that time was taken from
+Ray Tune's event loop, which needs about as much again per trial: on small trials the
+two together were the sweep's bound (bench/README, "The writer's own process"). Here
+the writer's thread only pickles a request and waits on a socket, the GIL released;
+the SQL runs in a child of its own.
+
+A child that ends, or cannot start, fails every later call with a ConnectionError: to
+the writer the store has stopped answering, so its writes wait in the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+from urllib.parse import urlparse
+
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import ErrorCode
+
+logger = logging.getLogger(__name__)
+
+MODULE_NAME = __name__  # what the child runs, `python -m` it
+# MLflow client methods the writer calls; nothing else is served.
+SERVED = frozenset({"create_run", "log_inputs", "log_batch", "set_terminated", "update_run",
+                    "delete_tag"})  # fmt: skip
+# How long close() waits for the child to finish its last request and exit.
+CLOSE_WAIT_S = 30.0
+
+
+def in_process_sql(tracking_uri: str) -> bool:
+    """Whether MLflow's client for this URI runs the store's SQL in the caller's process
+    (a database URI), rather than sending requests to a server or writing files."""
+    scheme = urlparse(tracking_uri).scheme.split("+")[0]
+    return scheme in ("sqlite", "postgresql", "mysql", "mssql")
+
+
+class ClientProcess:
+    """The writer's MlflowClient, its calls served by a child process in order."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", MODULE_NAME, str(theirs.fileno()), tracking_uri],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C and SIGTERM are the driver's to handle
+        )
+        theirs.close()
+        self._connection = Connection(ours.detach())
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in SERVED:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._call(name, args, kwargs)
+
+    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            try:
+                self._connection.send((name, args, kwargs))
+                answered, value = self._connection.recv()
+            except (OSError, EOFError) as exc:
+                raise ConnectionError(
+                    f"the MLflow writer process ended (exit code {self._process.poll()})"
+                ) from exc
+        if answered:
+            return value
+        raise _rebuilt(value)
+
+    def close(self) -> None:
+        """Let the child finish and exit; it also exits on its own when this process
+        ends, since its end of the socket then closes."""
+        with self._lock:
+            self._connection.close()
+        try:
+            self._process.wait(timeout=CLOSE_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+
+
+def _portable(exc: Exception) -> tuple[str, str, str | None]:
+    """An exception as plain values: MlflowException's error code does not survive
+    pickling, and it decides whether the store counts as gone."""
+    if isinstance(exc, MlflowException):
+        return "mlflow", exc.message, exc.error_code
+    kind = "os" if isinstance(exc, OSError) else "other"
+    return kind, f"{type(exc).__name__}: {exc}", None
+
+
+def _rebuilt(portable: tuple[str, str, str | None]) -> Exception:
+    kind, message, error_code = portable
+    if kind == "mlflow":
+        return MlflowException(message, error_code=ErrorCode.Value(error_code or "INTERNAL_ERROR"))
+    return OSError(message) if kind == "os" else RuntimeError(message)
+
+
+def serve(fd: int, tracking_uri: str) -> None:
+    """The child: answer each request until the driver's end of the socket closes."""
+    from mlflow import MlflowClient
+
+    from tuner.tracking.client_settings import bound_mlflow_retries, skip_run_links
+
+    skip_run_links()
+    bound_mlflow_retries()
+    connection = Connection(fd)
+    client = MlflowClient(tracking_uri)
+    while True:
+        try:
+            name, args, kwargs = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if name not in SERVED:
+                raise ValueError(f"not served: {name}")
+            answer: tuple[bool, Any] = (True, getattr(client, name)(*args, **kwargs))
+        except Exception as exc:  # the driver decides what a failure means
+            answer = (False, _portable(exc))
+        try:
+            connection.send(answer)
+        except OSError:
+            return
+
+
+if __name__ == "__main__":
+    # The child ignores Ctrl-C: the driver flushes on it, and needs the child to do so.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    serve(int(sys.argv[1]), sys.argv[2])
