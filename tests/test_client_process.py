@@ -5,6 +5,7 @@ stays one failed write; a child that dies sends the writes to the journal, from 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -138,3 +139,43 @@ def test_the_child_exits_when_its_driver_is_killed(tracking_uri: str) -> None:
     driver.wait(10)
     children[0].wait(20)  # raises if the child is still there after 20 s
     assert not children[0].is_running()
+
+
+def test_once_the_writer_closes_the_database_file_alone_holds_every_trial(
+    tmp_path: Path,
+) -> None:
+    # The child writes in WAL mode; a user who copies mlflow.db without mlflow.db-wal,
+    # while the driver (a notebook, say) lives on, must still find every trial's run.
+    database = tmp_path / "mlflow.db"
+    script = textwrap.dedent(f"""
+        import signal
+        from mlflow import MlflowClient
+        from tuner.tracking.writer import CreateRun, EndRun, TrackingWriter
+        client = MlflowClient("sqlite:///{database}")
+        experiment_id = client.create_experiment("folded")
+        writer = TrackingWriter.for_store(client, experiment_id)
+        for n in range(20):
+            writer.submit(CreateRun(f"t{{n}}", f"trial {{n}}", {{"n": str(n)}}, {{}}))
+            writer.submit(EndRun(f"t{{n}}", "FINISHED", {{}}))
+        writer.flush()
+        writer.close()
+        print("closed", flush=True)
+        signal.pause()
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert driver.stdout is not None
+        assert driver.stdout.readline().strip() == "closed"
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        shutil.copy(database, copy / "mlflow.db")
+    finally:
+        driver.kill()
+        driver.wait(10)
+
+    client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("folded")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    assert sorted(r.info.run_name for r in runs) == sorted(f"trial {n}" for n in range(20))
+    assert {r.info.status for r in runs} == {FINISHED}
