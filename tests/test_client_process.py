@@ -58,9 +58,22 @@ def test_only_database_stores_get_a_child() -> None:
     assert not in_process_sql("file:///tmp/mlruns")
 
 
+def test_a_sweep_of_few_trials_writes_from_the_driver(tracking_uri: str) -> None:
+    # A child's start costs more than a dozen trials' writes: none is started.
+    client = MlflowClient(tracking_uri)
+    writer = TrackingWriter.for_store(client, client.create_experiment("few"), trials=12)
+    try:
+        assert writer_children() == []
+        one_trial(writer, "trial_f")
+        writer.flush()
+    finally:
+        writer.close()
+    assert client.get_run(writer.run_id("trial_f") or "").info.status == FINISHED
+
+
 def test_a_database_store_is_written_by_a_child_and_reads_back_whole(tracking_uri: str) -> None:
     client = MlflowClient(tracking_uri)
-    writer = TrackingWriter.for_store(client, client.create_experiment("whole"))
+    writer = TrackingWriter.for_store(client, client.create_experiment("whole"), trials=1000)
     assert len(writer_children()) == 1
     one_trial(writer, "trial_a")
     writer.flush()
@@ -80,7 +93,7 @@ def test_a_write_mlflow_refuses_is_a_failed_write_and_the_store_stays_up(
     tracking_uri: str,
 ) -> None:
     client = MlflowClient(tracking_uri)
-    writer = TrackingWriter.for_store(client, client.create_experiment("refused"))
+    writer = TrackingWriter.for_store(client, client.create_experiment("refused"), trials=1000)
     try:
         writer.adopt("ghost", "0" * 32)  # a run id the store has never had
         writer.submit(LogMetrics("ghost", (Metric("loss", 1.0, 1, 1),)))
@@ -153,7 +166,7 @@ def test_once_the_writer_closes_the_database_file_alone_holds_every_trial(
         from tuner.tracking.writer import CreateRun, EndRun, TrackingWriter
         client = MlflowClient("sqlite:///{database}")
         experiment_id = client.create_experiment("folded")
-        writer = TrackingWriter.for_store(client, experiment_id)
+        writer = TrackingWriter.for_store(client, experiment_id, trials=1000)
         for n in range(20):
             writer.submit(CreateRun(f"t{{n}}", f"trial {{n}}", {{"n": str(n)}}, {{}}))
             writer.submit(EndRun(f"t{{n}}", "FINISHED", {{}}))

@@ -194,7 +194,7 @@ def _run_tracked(
     phases = options.phases
     early_stops = EarlyStops.shared(experiment.uri)
     storage = experiment.storage
-    writer = TrackingWriter.for_store(sweep.client, sweep.experiment_id)
+    writer = TrackingWriter.for_store(sweep.client, sweep.experiment_id, spec.expected_trials())
     dataset = dataset_of(spec)
     sweep.record_dataset(dataset)  # the runs table's Dataset column, on the sweep's row too
     lineage = lineage_of(spec, experiment.uri)
