@@ -144,7 +144,10 @@ class TrackingWriter:
         trials are many, a server's requests several at a time."""
         uri = client.tracking_uri
         if in_process_sql(uri) and trials >= WRITER_PROCESS_FROM_TRIALS:
-            return cls(ClientProcess(uri), experiment_id)
+            try:
+                return cls(ClientProcess(uri), experiment_id)
+            except OSError as exc:  # no process to be had: the driver writes, as it can
+                logger.warning("MLflow writes stay in the driver (no writer process: %s)", exc)
         return cls(client, experiment_id, requests_in_flight(uri))
 
     def submit(self, op: Op) -> None:
