@@ -24,7 +24,6 @@ the writer the store has stopped answering, so its writes wait in the journal.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import sqlite3
 import subprocess
@@ -64,13 +63,16 @@ class ClientProcess:
         self.tracking_uri = tracking_uri
         ours, theirs = socket.socketpair()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", MODULE_NAME, str(theirs.fileno()), tracking_uri],
+            [sys.executable, "-m", MODULE_NAME, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C and SIGTERM are the driver's to handle
         )
         theirs.close()
         self._connection = Connection(ours.detach())
+        # Over the socket, not on the command line: a database URI may carry a password,
+        # and any user of the machine can list a process's arguments.
+        self._connection.send(tracking_uri)
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -146,18 +148,23 @@ def fold_write_ahead_log(database: Path) -> None:
         logger.debug("SQLite log of %s not folded back: %s", database, exc)
 
 
-def serve(fd: int, tracking_uri: str) -> None:
-    """The child: answer each request until the driver's end of the socket closes."""
+def serve(fd: int) -> None:
+    """The child: take the tracking URI, then answer each request until the driver's
+    end of the socket closes."""
     from mlflow import MlflowClient
 
     from tuner.tracking.client_settings import bound_mlflow_retries, skip_run_links
 
+    connection = Connection(fd)
+    try:
+        tracking_uri: str = connection.recv()
+    except (EOFError, OSError):
+        return
     skip_run_links()
     bound_mlflow_retries()
     database = sqlite_database(tracking_uri)
     if database is not None:
         write_ahead_logging()
-    connection = Connection(fd)
     client = MlflowClient(tracking_uri)
     while True:
         try:
@@ -184,5 +191,4 @@ if __name__ == "__main__":
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    serve(int(sys.argv[1]), sys.argv[2])
+    serve(int(sys.argv[1]))
