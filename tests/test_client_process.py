@@ -13,12 +13,15 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
+from tests.conftest import run_cli
 from tuner.tracking.client_process import MODULE_NAME, ClientProcess, in_process_sql
 from tuner.tracking.sync import sync_journal
 from tuner.tracking.writer import (
+    WRITER_PROCESS_FROM_TRIALS,
     CreateRun,
     EndRun,
     LogMetrics,
@@ -196,3 +199,34 @@ def test_once_the_writer_closes_the_database_file_alone_holds_every_trial(
     runs = client.search_runs([experiment.experiment_id], max_results=100)
     assert sorted(r.info.run_name for r in runs) == sorted(f"trial {n}" for n in range(20))
     assert {r.info.status for r in runs} == {FINISHED}
+
+
+@pytest.mark.e2e
+def test_a_long_sweep_through_the_cli_lands_whole_in_the_default_store(tmp_path: Path) -> None:
+    trials = WRITER_PROCESS_FROM_TRIALS + 20  # enough that the writer uses its child
+    sweep = {
+        "name": "many-null-trials",
+        "trainable": "bench.workload:no_op",  # reports score = x, at once
+        "metric": "score",
+        "mode": "max",
+        "num_samples": trials,
+        "searcher": {"kind": "random", "seed": 0},
+        "max_concurrent_trials": 2,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    process = run_cli("run", "sweep.yaml", "--storage", str(tmp_path / "runs"), cwd=tmp_path)
+    assert process.returncode == 0, process.stderr
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("many-null-trials")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    children = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
+    assert len(children) == trials
+    assert {r.info.status for r in children} == {FINISHED}
+    assert all(float(r.data.params["x"]) == r.data.metrics["score"] for r in children)
+    best = max(r.data.metrics["score"] for r in children)
+    assert f"score = {best:.6g}" in process.stdout
+    left = [p for p in psutil.process_iter(["cmdline"]) if MODULE_NAME in str(p.info["cmdline"])]
+    assert left == []  # the writer's child ended with the command
