@@ -18,7 +18,12 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
 from tests.conftest import run_cli
-from tuner.tracking.client_process import MODULE_NAME, ClientProcess, in_process_sql
+from tuner.tracking.client_process import (
+    MODULE_NAME,
+    ClientProcess,
+    in_process_sql,
+    on_network_file_system,
+)
 from tuner.tracking.sync import sync_journal
 from tuner.tracking.writer import (
     WRITER_PROCESS_FROM_TRIALS,
@@ -59,6 +64,22 @@ def test_only_database_stores_get_a_child() -> None:
     assert in_process_sql("postgresql+psycopg://tuner@db/mlflow")
     assert not in_process_sql("http://127.0.0.1:5000")
     assert not in_process_sql("file:///tmp/mlruns")
+
+
+def test_a_store_on_a_network_file_system_is_known_by_the_mount_table(tmp_path: Path) -> None:
+    # SQLite's WAL mode needs shared memory, which NFS and SMB do not give: there the
+    # child keeps SQLite's classic journal.
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda1 / ext4 rw 0 0\n"
+        "server:/export /mnt/shared nfs4 rw 0 0\n"
+        "/dev/vdb1 /mnt/shared/local\\040disk ext4 rw 0 0\n"
+    )
+    assert on_network_file_system(Path("/mnt/shared/sweeps/mlflow.db"), mounts)
+    assert not on_network_file_system(Path("/mnt/shared/local disk/mlflow.db"), mounts)
+    assert not on_network_file_system(Path("/home/me/mlflow.db"), mounts)
+    assert not on_network_file_system(Path("/mnt/sharedx/mlflow.db"), mounts)
+    assert not on_network_file_system(Path("/home/me/mlflow.db"), tmp_path / "no-such-table")
 
 
 def test_a_sweep_of_few_trials_writes_from_the_driver(tracking_uri: str) -> None:

@@ -120,6 +120,31 @@ def _rebuilt(portable: tuple[str, str, str | None]) -> Exception:
     return OSError(message) if kind == "os" else RuntimeError(message)
 
 
+# File systems where SQLite's WAL mode, which needs memory shared between processes,
+# does not work (SQLite's documentation: "WAL does not work over a network filesystem").
+NETWORK_FILE_SYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs",
+                                  "9p", "afs", "ceph", "glusterfs", "lustre"})  # fmt: skip
+
+
+def on_network_file_system(path: Path, mounts: Path = Path("/proc/mounts")) -> bool:
+    """Whether `path` lies on a network file system, by the mount table (Linux); where
+    there is none to read, the file counts as local."""
+    try:
+        table = mounts.read_text().splitlines()
+    except OSError:
+        return False
+    resolved, best, kind = str(path.resolve()), "", ""
+    for line in table:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind in NETWORK_FILE_SYSTEMS
+
+
 def write_ahead_logging() -> None:
     """This process's SQLite connections: WAL, no sync per commit (the module's docstring)."""
     from sqlalchemy import event
@@ -163,7 +188,7 @@ def serve(fd: int) -> None:
     skip_run_links()
     bound_mlflow_retries()
     database = sqlite_database(tracking_uri)
-    if database is not None:
+    if database is not None and not on_network_file_system(database):
         write_ahead_logging()
     client = MlflowClient(tracking_uri)
     while True:
