@@ -9,7 +9,9 @@ the tracking store.
 
 A tracking server answers each request in tens of milliseconds, and serves several at
 once: there the writes of different runs go out in parallel (a bounded number in
-flight), each run's own writes still in order. A SQLite file takes one writer at a time.
+flight), each run's own writes still in order. A SQLite file takes one writer at a time;
+in a long sweep its SQL runs in a child process (tracking.client_process), so that it
+does not take the GIL from Tune's loop.
 """
 
 from __future__ import annotations
