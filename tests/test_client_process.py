@@ -21,9 +21,9 @@ from tests.conftest import run_cli
 from tuner.tracking.client_process import (
     MODULE_NAME,
     ClientProcess,
-    in_process_sql,
     on_network_file_system,
 )
+from tuner.tracking.client_settings import in_process_sql
 from tuner.tracking.sync import sync_journal
 from tuner.tracking.writer import (
     WRITER_PROCESS_FROM_TRIALS,

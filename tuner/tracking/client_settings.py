@@ -25,6 +25,13 @@ def requests_in_flight(tracking_uri: str) -> int:
     return SERVER_REQUESTS_IN_FLIGHT if urlparse(tracking_uri).scheme in ("http", "https") else 1
 
 
+def in_process_sql(tracking_uri: str) -> bool:
+    """Whether MLflow's client for this URI runs the store's SQL in the caller's process
+    (a database URI), rather than sending requests to a server or writing files."""
+    scheme = urlparse(tracking_uri).scheme.split("+")[0]
+    return scheme in ("sqlite", "postgresql", "mysql", "mssql")
+
+
 def skip_run_links() -> None:
     """MLflow's set_terminated fetches the run again (one more request per trial on a
     server) only to print a link to it on stdout; tuner prints its own summary."""

@@ -29,10 +29,11 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from tuner.tracking.client_process import ClientProcess, in_process_sql
+from tuner.tracking.client_process import ClientProcess
 from tuner.tracking.client_settings import (
     SERVER_REQUESTS_IN_FLIGHT,
     bound_mlflow_retries,
+    in_process_sql,
     requests_in_flight,
     skip_run_links,
     store_unavailable,
