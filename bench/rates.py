@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
 from bench.common import RESULTS, machine, rss_mb, write
-from bench.servers import running_mlflow_server, running_postgres
+from bench.servers import tracking_server
 from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, TrackingWriter, requests_in_flight
 
 SHAPES = {"every 2 s": 2.0, "10 a second": 0.1}
@@ -40,19 +38,6 @@ METRICS = ("train_loss", "val_loss", "val_accuracy")
 SERVER_WORKERS = 4  # as the head node runs it (infra/scripts/bootstrap-head.sh)
 TICK_S = 0.02
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
-
-
-@contextmanager
-def tracking_server(store: str) -> Iterator[str]:
-    backend = running_postgres() if store == "postgresql" else nullcontext(None)
-    with (
-        backend as backend_uri,
-        tempfile.TemporaryDirectory(prefix="bench-rates-") as root,
-        running_mlflow_server(
-            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=SERVER_WORKERS
-        ) as uri,
-    ):
-        yield uri
 
 
 def cpu_s() -> float:
@@ -136,7 +121,7 @@ def read_back(
 
 
 def run(store: str, trials: int, duration_s: float, in_flight: int | None = None) -> dict[str, Any]:
-    with tracking_server(store) as uri:
+    with tracking_server(store, SERVER_WORKERS) as (uri, _):
         shapes = {shape: simulate(uri, shape, trials, duration_s, in_flight) for shape in SHAPES}
     return {
         "requests_in_flight": in_flight or requests_in_flight(uri),

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import resource
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,7 +31,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from bench.common import RESULTS, machine, write
-from bench.servers import running_mlflow_server, running_postgres
+from bench.servers import tracking_server
 
 CLIENT_THREADS = 16
 RUNS = 200
@@ -43,14 +42,7 @@ PAYLOADS = {"1 result (3 metrics)": 1, "10 results (30 metrics)": 10}
 @contextmanager
 def server(store: str, workers: int) -> Iterator[tuple[str, list[psutil.Process]]]:
     """A tracking server; its URI and the processes whose CPU counts as the store's."""
-    backend = running_postgres() if store == "postgresql" else nullcontext(None)
-    with (
-        backend as backend_uri,
-        tempfile.TemporaryDirectory(prefix="bench-capacity-") as root,
-        running_mlflow_server(
-            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=workers
-        ) as uri,
-    ):
+    with tracking_server(store, workers) as (uri, backend_uri):
         yield uri, _store_processes(uri, backend_uri)
 
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 POSTGRES_USER = "postgres"
@@ -151,6 +151,22 @@ def running_mlflow_server(
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@contextmanager
+def tracking_server(store: str, workers: int) -> Iterator[tuple[str, str | None]]:
+    """`mlflow server` on loopback over a throw-away PostgreSQL (`store` "postgresql") or
+    a SQLite file (anything else), in a temporary folder; yields the server's URI and the
+    PostgreSQL URI (None on SQLite)."""
+    backend = running_postgres() if store == "postgresql" else nullcontext(None)
+    with (
+        backend as backend_uri,
+        tempfile.TemporaryDirectory(prefix="bench-mlflow-") as root,
+        running_mlflow_server(
+            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=workers
+        ) as uri,
+    ):
+        yield uri, backend_uri
 
 
 S3_TEST_CREDENTIALS = {

@@ -2,13 +2,16 @@
 SQLite file (the laptop default), through `mlflow server` on SQLite, and through
 `mlflow server` on PostgreSQL (what the infra's head node runs), all on loopback.
 
-    python -m bench.stores                  # 20 and 400 trials per store
+    python -m bench.stores                  # 100 and 500 trials per store
     python -m bench.stores --smoke          # 2 and 6 trials through a server on SQLite
 
 The per-trial overhead is the difference between a long and a short sweep, in
 slot-seconds (wall x slots / trials), so the fixed start of a sweep cancels. Each store
 gets a fresh Ray and a warm-up sweep first (imports, the store's schema). The driver's
-CPU time over the long sweep says whether the driver worked or waited.
+CPU time over the long sweep says whether the driver worked or waited. The short sweep
+is long enough that, on a local SQLite file, both sweeps write through the writer's
+child process (tuner.tracking.writer.WRITER_PROCESS_FROM_TRIALS): a short sweep without
+it would leave the child's start in the long sweep's per-trial figure.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, timed, write
-from bench.servers import postgres_missing, running_mlflow_server, running_postgres
+from bench.servers import postgres_missing, tracking_server
+from tuner.tracking.writer import WRITER_PROCESS_FROM_TRIALS
 
+WARM_UP_TRIALS = 20
 # The head node runs `mlflow server --workers 4` (infra/scripts/bootstrap-head.sh).
 SERVER_WORKERS = 4
 
@@ -42,22 +47,16 @@ def null_sweep(name: str, trials: int) -> dict[str, Any]:
 
 
 @contextmanager
-def server_on(backend: Callable[[], AbstractContextManager[str | None]]) -> Iterator[str]:
-    """An `mlflow server` on loopback over the backend store that `backend` starts."""
-    with (
-        backend() as backend_uri,
-        tempfile.TemporaryDirectory(prefix="bench-mlflow-") as root,
-        running_mlflow_server(
-            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=SERVER_WORKERS
-        ) as uri,
-    ):
+def server_on(store: str) -> Iterator[str]:
+    """An `mlflow server` on loopback over a SQLite file or a PostgreSQL."""
+    with tracking_server(store, SERVER_WORKERS) as (uri, _):
         yield uri
 
 
 STORES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
     "local SQLite file": lambda: nullcontext(None),
-    "mlflow server on SQLite": lambda: server_on(lambda: nullcontext(None)),
-    "mlflow server on PostgreSQL": lambda: server_on(running_postgres),
+    "mlflow server on SQLite": lambda: server_on("sqlite"),
+    "mlflow server on PostgreSQL": lambda: server_on("postgresql"),
 }
 
 
@@ -75,7 +74,7 @@ def measure(store: str, short: int, long: int) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="bench-") as folder,
     ):
         uri = tracking_uri or f"sqlite:///{folder}/mlflow.db"
-        run_tuner(null_sweep("bench-stores-warm-up", short), f"{folder}/w", uri)
+        run_tuner(null_sweep("bench-stores-warm-up", WARM_UP_TRIALS), f"{folder}/w", uri)
         with timed(wall, "short"):
             run_tuner(null_sweep("bench-stores-short", short), f"{folder}/s", uri)
         cpu = driver_cpu_s()
@@ -127,8 +126,8 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
 
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--short", type=int, default=20)
-    parser.add_argument("--long", type=int, default=400)
+    parser.add_argument("--short", type=int, default=WRITER_PROCESS_FROM_TRIALS)
+    parser.add_argument("--long", type=int, default=WRITER_PROCESS_FROM_TRIALS + 400)
     parser.add_argument("--store", action="append", choices=sorted(STORES), dest="stores")
     parser.add_argument("--smoke", action="store_true", help="2 and 6 trials, server on SQLite")
     parser.add_argument("--out", type=Path, default=RESULTS)
