@@ -6,6 +6,7 @@ on PostgreSQL (what the infra's head node runs) or on SQLite, on loopback.
     python -m bench.rates --store sqlite   # the same through a server on SQLite
     python -m bench.rates --smoke          # 20 trials for 3 s, a server on SQLite
     python -m bench.rates --in-flight 32   # the writer with 32 requests in flight, not 8
+    python -m bench.rates --gunicorn       # MLflow's Flask app under gunicorn, not uvicorn
 
 Ray's release tests' shapes: 1,000 concurrent trials reporting every 2 s, and 10 times a
 second, every run created before the first result. Each result carries 3 metrics, as
@@ -120,14 +121,21 @@ def read_back(
     return {"points_read_back": sum(len(s) for _, s in found), "lost": lost, "doubled": doubled}
 
 
-def run(store: str, trials: int, duration_s: float, in_flight: int | None = None) -> dict[str, Any]:
-    with tracking_server(store, SERVER_WORKERS) as (uri, _):
+def run(
+    store: str,
+    trials: int,
+    duration_s: float,
+    in_flight: int | None = None,
+    gunicorn: bool = False,
+) -> dict[str, Any]:
+    with tracking_server(store, SERVER_WORKERS, gunicorn) as (uri, _):
         shapes = {shape: simulate(uri, shape, trials, duration_s, in_flight) for shape in SHAPES}
     return {
         "requests_in_flight": in_flight or requests_in_flight(uri),
         "machine": machine(),
         "store": f"mlflow server on {store}",
         "server_workers": SERVER_WORKERS,
+        "http_server": "gunicorn (Flask app)" if gunicorn else "uvicorn (FastAPI app)",
         "trials": trials,
         "duration_s": duration_s,
         "shapes": shapes,
@@ -167,13 +175,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument(
         "--in-flight", type=int, help="the writer's requests in flight (default: tuner's)"
     )
+    parser.add_argument(
+        "--gunicorn", action="store_true", help="MLflow's Flask app under gunicorn, not uvicorn"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.store, args.trials, args.duration = "sqlite", 20, 3.0
-    result = run(args.store, args.trials, args.duration, args.in_flight)
+    result = run(args.store, args.trials, args.duration, args.in_flight, args.gunicorn)
     name = "rates-smoke" if args.smoke else f"rates-{args.store}"
     name += f"-in-flight-{args.in_flight}" if args.in_flight else ""
+    name += "-gunicorn" if args.gunicorn else ""
     return write(name, result, table(result), args.out)
 
 

@@ -2,6 +2,7 @@
 the figure a head node's capacity follows from (docs/performance.md).
 
     python -m bench.server_capacity              # --workers 1, 2 and 4; 20 s each
+    python -m bench.server_capacity --gunicorn   # MLflow's Flask app under gunicorn
     python -m bench.server_capacity --smoke      # one server, 2 s, SQLite
 
 A pool of client threads sends MLflow's `log-batch` requests as fast as the server
@@ -40,9 +41,11 @@ PAYLOADS = {"1 result (3 metrics)": 1, "10 results (30 metrics)": 10}
 
 
 @contextmanager
-def server(store: str, workers: int) -> Iterator[tuple[str, list[psutil.Process]]]:
+def server(
+    store: str, workers: int, gunicorn: bool = False
+) -> Iterator[tuple[str, list[psutil.Process]]]:
     """A tracking server; its URI and the processes whose CPU counts as the store's."""
-    with tracking_server(store, workers) as (uri, backend_uri):
+    with tracking_server(store, workers, gunicorn) as (uri, backend_uri):
         yield uri, _store_processes(uri, backend_uri)
 
 
@@ -120,13 +123,21 @@ def flood(
     }
 
 
-def run(store: str, worker_counts: Sequence[int], seconds: float) -> dict[str, Any]:
+def run(
+    store: str, worker_counts: Sequence[int], seconds: float, gunicorn: bool = False
+) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for workers in worker_counts:
-        with server(store, workers) as (uri, processes):
+        with server(store, workers, gunicorn) as (uri, processes):
             for payload, results in PAYLOADS.items():
                 figures[f"--workers {workers}, {payload}"] = flood(uri, processes, results, seconds)
-    return {"machine": machine(), "store": store, "seconds_each": seconds, "figures": figures}
+    return {
+        "machine": machine(),
+        "store": store,
+        "http_server": "gunicorn (Flask app)" if gunicorn else "uvicorn (FastAPI app)",
+        "seconds_each": seconds,
+        "figures": figures,
+    }
 
 
 def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -152,13 +163,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--store", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--gunicorn", action="store_true", help="MLflow's Flask app under gunicorn, not uvicorn"
+    )
     parser.add_argument("--smoke", action="store_true", help="one server on SQLite, 2 s")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.store, args.workers, args.seconds = "sqlite", [1], 2.0
-    result = run(args.store, args.workers, args.seconds)
+    result = run(args.store, args.workers, args.seconds, args.gunicorn)
     name = "server-capacity-smoke" if args.smoke else f"server-capacity-{args.store}"
+    name += "-gunicorn" if args.gunicorn else ""
     return write(name, result, table(result), args.out)
 
 

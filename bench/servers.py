@@ -107,10 +107,12 @@ def running_mlflow_server(
     workers: int = 1,
     access_log: bool = False,
     app_name: str | None = None,
+    gunicorn: bool = False,
 ) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 with proxied artifacts; SQLite in
     `root` unless another backend store is given. With `access_log`, root/server.log
-    has a line per request."""
+    has a line per request; with `gunicorn`, MLflow's Flask app runs under gunicorn
+    instead of its FastAPI app under uvicorn."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     backend = backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
@@ -125,6 +127,7 @@ def running_mlflow_server(
             "--artifacts-destination", artifacts_destination,
             *(["--uvicorn-opts", "--access-log --log-level info"] if access_log else []),
             *(["--app-name", app_name] if app_name else []),
+            *(["--gunicorn-opts", ""] if gunicorn else []),
         ],
         cwd=root,
         env={**os.environ, **(env or {})},
@@ -154,16 +157,22 @@ def running_mlflow_server(
 
 
 @contextmanager
-def tracking_server(store: str, workers: int) -> Iterator[tuple[str, str | None]]:
+def tracking_server(
+    store: str, workers: int, gunicorn: bool = False
+) -> Iterator[tuple[str, str | None]]:
     """`mlflow server` on loopback over a throw-away PostgreSQL (`store` "postgresql") or
-    a SQLite file (anything else), in a temporary folder; yields the server's URI and the
-    PostgreSQL URI (None on SQLite)."""
+    a SQLite file (anything else), in a temporary folder, under uvicorn or `gunicorn`;
+    yields the server's URI and the PostgreSQL URI (None on SQLite)."""
     backend = running_postgres() if store == "postgresql" else nullcontext(None)
     with (
         backend as backend_uri,
         tempfile.TemporaryDirectory(prefix="bench-mlflow-") as root,
         running_mlflow_server(
-            Path(root), f"{root}/artifacts", backend_store_uri=backend_uri, workers=workers
+            Path(root),
+            f"{root}/artifacts",
+            backend_store_uri=backend_uri,
+            workers=workers,
+            gunicorn=gunicorn,
         ) as uri,
     ):
         yield uri, backend_uri
