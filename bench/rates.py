@@ -31,7 +31,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
 from bench.common import RESULTS, machine, rss_mb, write
-from bench.servers import tracking_server
+from bench.servers import http_server_name, tracking_server
 from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, TrackingWriter, requests_in_flight
 
 SHAPES = {"every 2 s": 2.0, "10 a second": 0.1}
@@ -135,7 +135,7 @@ def run(
         "machine": machine(),
         "store": f"mlflow server on {store}",
         "server_workers": SERVER_WORKERS,
-        "http_server": "gunicorn (Flask app)" if gunicorn else "uvicorn (FastAPI app)",
+        "http_server": http_server_name(gunicorn),
         "trials": trials,
         "duration_s": duration_s,
         "shapes": shapes,

@@ -32,7 +32,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from bench.common import RESULTS, machine, write
-from bench.servers import tracking_server
+from bench.servers import http_server_name, tracking_server
 
 CLIENT_THREADS = 16
 RUNS = 200
@@ -134,7 +134,7 @@ def run(
     return {
         "machine": machine(),
         "store": store,
-        "http_server": "gunicorn (Flask app)" if gunicorn else "uvicorn (FastAPI app)",
+        "http_server": http_server_name(gunicorn),
         "seconds_each": seconds,
         "figures": figures,
     }

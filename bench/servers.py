@@ -156,6 +156,11 @@ def running_mlflow_server(
         log.close()
 
 
+def http_server_name(gunicorn: bool) -> str:
+    """What serves MLflow in `running_mlflow_server`, as a benchmark's result names it."""
+    return "gunicorn (Flask app)" if gunicorn else "uvicorn (FastAPI app)"
+
+
 @contextmanager
 def tracking_server(
     store: str, workers: int, gunicorn: bool = False

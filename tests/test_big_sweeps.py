@@ -15,9 +15,9 @@ import pytest
 from optuna.trial import TrialState
 
 from tuner.tracking.big_sweeps import (
-    FANOVA_MAX_DEPTH,
     IMPORTANCE_TRIALS,
     curves_drawn,
+    importance_evaluator,
     judged_on_sample,
     known_importances,
 )
@@ -61,10 +61,7 @@ def test_importances_of_a_big_sweep_come_from_a_seeded_sample_that_names_what_ma
     assert all(trial.state == TrialState.COMPLETE for trial in judged.trials)
     again = judged_on_sample(study)  # the same report every time it is drawn
     assert [t.params for t in again.trials] == [t.params for t in judged.trials]
-    importances = optuna.importance.get_param_importances(
-        judged,
-        evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0, max_depth=FANOVA_MAX_DEPTH),
-    )
+    importances = optuna.importance.get_param_importances(judged, evaluator=importance_evaluator())
     assert max(importances, key=importances.__getitem__) == "x"
 
 
@@ -84,11 +81,11 @@ def test_shallow_trees_judge_importances_as_optunas_deep_ones_do() -> None:
             )
         )
 
-    def importances(max_depth: int) -> dict[str, float]:
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0, max_depth=max_depth)
+    def importances(evaluator: optuna.importance.BaseImportanceEvaluator) -> dict[str, float]:
         return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
 
-    shallow, deep = importances(FANOVA_MAX_DEPTH), importances(64)
+    shallow = importances(importance_evaluator())  # the report's, FANOVA_MAX_DEPTH deep
+    deep = importances(optuna.importance.FanovaImportanceEvaluator(seed=0, max_depth=64))
     assert list(shallow) == list(deep)  # the same order
     assert all(abs(shallow[name] - deep[name]) < 0.02 for name in deep)
 

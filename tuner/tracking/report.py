@@ -28,9 +28,9 @@ import optuna
 from tuner.search.promotion import rung_epochs
 from tuner.spec import AshaScheduler
 from tuner.tracking.big_sweeps import (
-    FANOVA_MAX_DEPTH,
     LEGEND_ENTRIES,
     curves_drawn,
+    importance_evaluator,
     judged_on_sample,
     known_importances,
 )
@@ -151,22 +151,11 @@ def _importances(study: optuna.Study) -> dict[str, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return dict(optuna.importance.get_param_importances(study, evaluator=_evaluator()))
+            evaluator = importance_evaluator()
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except Exception as exc:  # e.g. every finished trial scored the same
         logger.warning("importances not computed: %s", exc)
         return {}
-
-
-def _evaluator() -> optuna.importance.BaseImportanceEvaluator:
-    """fANOVA (random forests, seeded: the same sweep gives the same report): with the
-    few finished trials of an ASHA sweep, Optuna's default PED-ANOVA, which compares the
-    top quantile with the rest, ranked a param that does not matter first.
-
-    Trees at most FANOVA_MAX_DEPTH deep, not Optuna's 64: fANOVA's marginal variances
-    walk every leaf, and on a noisy metric the deep trees grow a leaf per trial or two.
-    Measured on 500 trials of 4 and 8 params (a noisy metric with an interaction): 5.4-6.1 s
-    at depth 64, 1.4-1.9 s at depth 8, the importances equal within 0.001."""
-    return optuna.importance.FanovaImportanceEvaluator(seed=0, max_depth=FANOVA_MAX_DEPTH)
 
 
 def _learning_curves(sweep: SweepStudy, plots: Any, notes: dict[str, str]) -> Any:
