@@ -9,7 +9,8 @@ the tracking store.
 
 A tracking server answers each request in tens of milliseconds, and serves several at
 once: there the writes of different runs go out in parallel (a bounded number in
-flight), each run's own writes still in order. A SQLite file takes one writer at a time;
+flight), each run's own writes still in order, the runs taking turns
+(tracking.run_turns). A SQLite file takes one writer at a time;
 in a long sweep its SQL runs in a child process (tracking.client_process), so that it
 does not take the GIL from Tune's loop.
 """
@@ -21,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,6 +51,7 @@ from tuner.tracking.operations import (
     TrackingError,
     TrackingOffline,
 )
+from tuner.tracking.run_turns import RunTurns
 from tuner.tracking.writer_stats import WriterStats
 
 # Re-exported: the writer's operations and settings, where its callers first found them.
@@ -107,8 +109,8 @@ class _Step:
 
 
 class TrackingWriter:
-    """Applies tracking operations on one background thread: each run's in submission
-    order, different runs' concurrently up to `max_in_flight` requests."""
+    """Applies tracking operations in the background: each run's in submission order,
+    different runs' concurrently up to `max_in_flight` requests."""
 
     def __init__(
         self,
@@ -137,6 +139,7 @@ class TrackingWriter:
             if max_in_flight > 1
             else None
         )
+        self._turns = RunTurns(self._write_run, self._pool)
         self._thread = threading.Thread(target=self._loop, name="tuner-mlflow", daemon=True)
         self._thread.start()
 
@@ -221,37 +224,30 @@ class TrackingWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            ops = [op for op, _ in batch]
-            self._apply(ops)
-            self.stats.record_window(
-                [at for op, at in batch if op is not None],
-                sum(len(op.metrics) for op in ops if isinstance(op, LogMetrics)),
-                time.monotonic(),
-            )
-            for _ in batch:
-                self._queue.task_done()
-            if ops[-1] is None:
+            self._turns.add((op.trial_id, (op, at)) for op, at in batch if op is not None)
+            if any(op is None for op, _ in batch):
+                self._queue.task_done()  # the end: once every write before it is done
+                self._queue.join()
                 return
 
-    def _apply(self, batch: list[Op | None]) -> None:
-        """Each run's writes of this window in order; runs side by side where the store
-        serves requests in parallel. The window ends when every run's writes are done, so
-        the next window's writes to a run come after this one's."""
-        plans = list(self._plan(batch).values())
-        if self._pool is None or len(plans) == 1:
-            for actions in plans:
-                self._in_order(actions)
-            return
-        wait([self._pool.submit(self._in_order, actions) for actions in plans])
+    def _write_run(self, trial_id: str, entries: list[tuple[Op, float]]) -> None:
+        """A run's turn (tracking.run_turns): everything it has pending, in order."""
+        ops = [op for op, _ in entries]
+        try:
+            for steps in self._plan(ops).values():
+                self._in_order(steps)
+            points = sum(len(op.metrics) for op in ops if isinstance(op, LogMetrics))
+            self.stats.record_writes([at for _, at in entries], points, time.monotonic())
+        finally:  # a bug here must not leave flush() waiting forever
+            for _ in entries:
+                self._queue.task_done()
 
-    def _plan(self, batch: list[Op | None]) -> dict[str, list[_Step]]:
-        """One log_batch per run per window: its params, points and tags together (each
+    def _plan(self, batch: list[Op]) -> dict[str, list[_Step]]:
+        """One log_batch per run per turn: its params, points and tags together (each
         MLflow request costs ~7 ms of this process's CPU on a SQLite store)."""
         plans: dict[str, list[_Step]] = {}
         pending: dict[str, _RunWrites] = {}
         for op in batch:
-            if op is None:
-                continue
             steps = plans.setdefault(op.trial_id, [])
             writes = pending.setdefault(op.trial_id, _RunWrites())
             writes.ops.append(op)

@@ -17,26 +17,26 @@ LAG_SAMPLES = 4096
 class WriterStats:
     operations: int = 0  # results, run starts and ends, tags: everything submitted and written
     points: int = 0  # metric points written
-    windows: int = 0
+    writes: int = 0  # a run's pending operations written together: a request or a few
     max_lag_s: float = 0.0
     backpressure_s: float = 0.0  # time submit() waited on a full queue
     _lags: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record_window(self, submitted_at: list[float], points: int, done_at: float) -> None:
-        """A window's operations are written: each waited from its submission till now."""
+    def record_writes(self, submitted_at: list[float], points: int, done_at: float) -> None:
+        """A run's pending operations are written: each waited from its submission till now."""
         lags = [done_at - at for at in submitted_at]
         with self._lock:
             self.operations += len(lags)
             self.points += points
-            self.windows += 1
+            self.writes += 1
             self._lags.extend(lags)
             self.max_lag_s = max(self.max_lag_s, *lags, 0.0)
 
     def reset(self) -> None:
         """Count from now on (a benchmark's steady state, after its runs were created)."""
         with self._lock:
-            self.operations = self.points = self.windows = 0
+            self.operations = self.points = self.writes = 0
             self.max_lag_s = self.backpressure_s = 0.0
             self._lags.clear()
 
