@@ -98,6 +98,12 @@ def new_database(postgres_uri: str, name: str) -> str:
     return postgres_uri.rsplit("/", 1)[0] + f"/{name}"
 
 
+# The gunicorn options of the head node's MLflow unit (infra/scripts/bootstrap-head.sh;
+# tests/test_infra.py checks that they are the same): threads, and a timeout long enough
+# for a model uploaded through the artifact proxy.
+HEAD_GUNICORN_OPTS = "--worker-class gthread --threads 4 --timeout 600"
+
+
 @contextmanager
 def running_mlflow_server(
     root: Path,
@@ -112,7 +118,7 @@ def running_mlflow_server(
     """A real MLflow tracking server on 127.0.0.1 with proxied artifacts; SQLite in
     `root` unless another backend store is given. With `access_log`, root/server.log
     has a line per request; with `gunicorn`, MLflow's Flask app runs under gunicorn
-    instead of its FastAPI app under uvicorn."""
+    with the head node's options instead of its FastAPI app under uvicorn."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     backend = backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
@@ -127,10 +133,12 @@ def running_mlflow_server(
             "--artifacts-destination", artifacts_destination,
             *(["--uvicorn-opts", "--access-log --log-level info"] if access_log else []),
             *(["--app-name", app_name] if app_name else []),
-            *(["--gunicorn-opts", ""] if gunicorn else []),
+            *(["--gunicorn-opts", HEAD_GUNICORN_OPTS] if gunicorn else []),
         ],
         cwd=root,
-        env={**os.environ, **(env or {})},
+        # gunicorn's control socket in this server's folder, not the user's home, where
+        # a second gunicorn of the same user would take it over.
+        env={**os.environ, "XDG_RUNTIME_DIR": str(root), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -158,7 +166,7 @@ def running_mlflow_server(
 
 def http_server_name(gunicorn: bool) -> str:
     """What serves MLflow in `running_mlflow_server`, as a benchmark's result names it."""
-    return "gunicorn (Flask app)" if gunicorn else "uvicorn (FastAPI app)"
+    return f"gunicorn {HEAD_GUNICORN_OPTS} (Flask app)" if gunicorn else "uvicorn (FastAPI app)"
 
 
 @contextmanager

@@ -7,11 +7,12 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hcl2
 import jsonschema
@@ -19,6 +20,7 @@ import pytest
 import ray.autoscaler
 import yaml
 
+from bench.servers import HEAD_GUNICORN_OPTS
 from tests.conftest import REPO
 
 INFRA = REPO / "infra"
@@ -290,6 +292,35 @@ def exec_start(unit_text: str) -> str:
     return line
 
 
+class MlflowUnit(NamedTuple):
+    """The head's mlflow unit, read so that a test runs the server the head runs."""
+
+    environment: dict[str, str]  # its Environment= settings
+    environment_files: list[str]  # its EnvironmentFile= paths: systemd reads them last
+    options: dict[str, str]  # `mlflow server --name value ...` from its ExecStart=
+
+
+def head_mlflow_unit(values: dict[str, str]) -> MlflowUnit:
+    """bootstrap-head.sh's mlflow unit with `values` for the shell variables it names
+    (others stay as written). ExecStart= is split with shlex: its double quotes group
+    words as systemd's do; every option the head passes takes a value."""
+    text = re.sub(
+        r"\$\{(\w+)\}",
+        lambda match: values.get(match.group(1), match.group(0)),
+        unit("bootstrap-head.sh", "mlflow"),
+    )
+    settings = [line.partition("=")[::2] for line in text.splitlines()]
+    argv = shlex.split(exec_start(text).removeprefix("ExecStart="))
+    assert argv[0].endswith("/bin/mlflow") and argv[1] == "server", argv
+    names, arguments = argv[2::2], argv[3::2]
+    assert len(names) == len(arguments) and all(n.startswith("--") for n in names), argv
+    return MlflowUnit(
+        environment=dict(value.split("=", 1) for key, value in settings if key == "Environment"),
+        environment_files=[value for key, value in settings if key == "EnvironmentFile"],
+        options=dict(zip(names, arguments, strict=True)),
+    )
+
+
 def test_mlflow_runs_the_auth_app_with_its_users_in_postgresql() -> None:
     mlflow = unit("bootstrap-head.sh", "mlflow")
     command = exec_start(mlflow)
@@ -306,6 +337,21 @@ def test_mlflow_runs_the_auth_app_with_its_users_in_postgresql() -> None:
     # raylet's environment, not from a runtime_env (Ray logs those).
     assert "EnvironmentFile=${DRIVER_ENV}" in unit("bootstrap-head.sh", "ray-head")
     assert "mlflow-credentials.py driver-user" in head
+
+
+def test_mlflow_runs_under_gunicorn_with_threads_and_a_long_timeout() -> None:
+    """Gunicorn's sync workers serve one request each and kill one past 30 s; a model
+    uploaded through MLflow's artifact proxy can take longer."""
+    server = head_mlflow_unit({})
+    gunicorn = shlex.split(server.options["--gunicorn-opts"])
+    assert gunicorn[gunicorn.index("--worker-class") + 1] == "gthread"
+    assert int(gunicorn[gunicorn.index("--threads") + 1]) > 1
+    assert int(gunicorn[gunicorn.index("--timeout") + 1]) >= 600
+    # The benchmarks' tracking server measures what the head runs.
+    assert server.options["--gunicorn-opts"] == HEAD_GUNICORN_OPTS
+    # mlflow server refuses --allowed-hosts beside --gunicorn-opts; it reads the variable.
+    assert "--allowed-hosts" not in server.options
+    assert server.environment["MLFLOW_SERVER_ALLOWED_HOSTS"] == "${allowed_hosts}"
 
 
 def test_raw_ports_listen_on_loopback_only() -> None:
@@ -439,13 +485,15 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head_databases: tuple[str, str]
 ) -> None:
     """What the head does at first boot, on loopback: the helper's files, a real
-    `mlflow server --app-name basic-auth` on them, the drivers' user made by the admin."""
+    `mlflow server` with the options and environment of the head's unit on them, the
+    drivers' user made by the admin."""
     import sys
     import urllib.error
     import urllib.request
 
     import boto3
     import moto
+    import psutil
 
     from bench.servers import free_port
 
@@ -466,17 +514,25 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
                           head_databases[1]])  # fmt: skip
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    env = {
-        **credentials.read_env(out / "mlflow.env"),
-        "MLFLOW_AUTH_CONFIG_PATH": str(out / "auth.ini"),
-    }
+    head = head_mlflow_unit(
+        {"MLFLOW_DIR": str(out), "allowed_hosts": allowed_hosts("tuner.example.com"),
+         "AWS_REGION": "us-east-1"}
+    )  # fmt: skip
+    env = dict(head.environment)
+    for path in head.environment_files:
+        env.update(credentials.read_env(Path(path)))
+    # The head's options but this test's loopback port, stores, and one worker on these
+    # shared cores: the app, the server (gunicorn) and its worker class are the head's.
+    options = {**head.options, "--host": "127.0.0.1", "--port": str(port), "--workers": "1",
+               "--backend-store-uri": head_databases[0],
+               "--artifacts-destination": str(tmp_path / "artifacts")}  # fmt: skip
+    assert options.keys() == head.options.keys(), "the head's unit lacks an option replaced here"
+    # gunicorn's control socket goes into this test's folder, not ~/.gunicorn, where it
+    # would replace that of any other gunicorn of this user.
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", head_databases[0],
-         "--artifacts-destination", str(tmp_path / "artifacts"),
-         "--allowed-hosts", allowed_hosts("tuner.example.com")],
+        [sys.executable, "-m", "mlflow", "server", *(a for o in options.items() for a in o)],
         cwd=tmp_path, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -487,29 +543,59 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
                           "--driver-env", str(driver_env)])  # fmt: skip
         driver = credentials.read_env(driver_env)
 
-        def call(user: str, password: str, path: str, body: Any = None) -> tuple[int, Any]:
-            data = None if body is None else json.dumps(body).encode()
-            request = urllib.request.Request(f"{uri}/api/2.0/mlflow/{path}", data=data)
-            token = base64.b64encode(f"{user}:{password}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
-            request.add_header("Content-Type", "application/json")
+        def send(request: urllib.request.Request, user: str, password: str) -> tuple[int, Any]:
+            """The status and JSON answer; no login where `user` is empty."""
+            if user:
+                token = base64.b64encode(f"{user}:{password}".encode()).decode()
+                request.add_header("Authorization", f"Basic {token}")
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:
                     return response.status, json.load(response)
             except urllib.error.HTTPError as error:
                 return error.code, None
 
+        def call(
+            user: str, password: str, path: str, body: Any = None, host: str | None = None
+        ) -> tuple[int, Any]:
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(f"{uri}/api/2.0/mlflow/{path}", data=data)
+            request.add_header("Content-Type", "application/json")
+            if host:  # urllib sends this one instead of its own
+                request.add_header("Host", host)
+            return send(request, user, password)
+
         as_driver = ("tuner-driver", driver["MLFLOW_TRACKING_PASSWORD"])
-        assert call(*as_driver, "experiments/search?max_results=1")[0] == 200
-        assert call("tuner-driver", "wrong", "experiments/search?max_results=1")[0] == 401
-        assert call("admin", "password1234", "experiments/search?max_results=1")[0] == 401
+        admin = credentials.read_env(out / "admin.env")
+        as_admin = (admin["MLFLOW_TRACKING_USERNAME"], admin["MLFLOW_TRACKING_PASSWORD"])
+        search = "experiments/search?max_results=1"
+        assert call(*as_driver, search)[0] == 200
+        assert call(*as_admin, search)[0] == 200
+        assert call("", "", search)[0] == 401
+        assert call("tuner-driver", "wrong", search)[0] == 401
+        assert call("admin", "password1234", search)[0] == 401
+        # The head's allowed hosts: another Host header is refused whoever logs in.
+        assert call(*as_driver, search, host="mlflow.attacker.example")[0] == 403
+        assert call(*as_driver, search, host=f"tuner.example.com:{port}")[0] == 200
+        assert call(*as_driver, search, host=f"localhost:{port}")[0] == 200
         # The documented permissions: the driver creates a sweep's experiment (MANAGE);
         # another user reads it (default READ) but edits only once the admin grants EDIT,
         # the way infra/README.md shows.
         code, made = call(*as_driver, "experiments/create", {"name": "sweep"})
         assert code == 200
         experiment = made["experiment_id"]
-        admin = credentials.read_env(out / "admin.env")
+        # A file through the artifact proxy (Flask's handler under gunicorn, not FastAPI's):
+        # the driver may, nobody without a login.
+        code, made = call(*as_driver, "runs/create", {"experiment_id": experiment})
+        assert code == 200
+        run = made["run"]["info"]["run_id"]
+        artifact = f"{uri}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run}/artifacts/m.bin"
+        payload = os.urandom(1 << 20)
+        upload = urllib.request.Request(artifact, data=payload, method="PUT")
+        assert send(upload, "", "")[0] == 401
+        upload = urllib.request.Request(artifact, data=payload, method="PUT")
+        assert send(upload, *as_driver)[0] == 200
+        stored = tmp_path / "artifacts" / experiment / run / "artifacts" / "m.bin"
+        assert stored.read_bytes() == payload
         for name, value in admin.items():
             monkeypatch.setenv(name, value)
         from mlflow.server import get_app_client
@@ -523,11 +609,23 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
         assert call(*as_alice, "runs/create", {"experiment_id": experiment})[0] == 200
         if shutil.which("nginx") and shutil.which("openssl"):
             through_tls(tmp_path, port, as_driver)
+        # MLflow ran the head's gunicorn options and the auth app's factory, in gunicorn.
+        [gunicorn] = [
+            child.cmdline()
+            for child in psutil.Process(server.pid).children()
+            if child.cmdline()[1:3] == ["-m", "gunicorn"]
+        ]
+        assert " ".join(gunicorn).count(head.options["--gunicorn-opts"]) == 1
+        assert gunicorn[-1] == "mlflow.server.auth:create_app()"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        # gunicorn's gthread worker waits out its 30 s graceful timeout while a client
+        # holds a keep-alive connection younger than its 2 s keep-alive (MLflow's pooled
+        # session in this process does).
+        server.wait(timeout=60)
         log.close()
     server_log = (tmp_path / "server.log").read_text()
+    assert "Using worker: gthread" in server_log and "Booting worker with pid" in server_log
     for secret in (driver["MLFLOW_TRACKING_PASSWORD"], admin["MLFLOW_TRACKING_PASSWORD"]):
         assert secret not in server_log
 
@@ -654,6 +752,8 @@ def test_ray_cluster_file_runs_the_auth_app_on_loopback_with_no_password() -> No
     setup = " ".join(config["head_setup_commands"])
     assert '"mlflow[auth]"' in setup
     assert "mlflow server --app-name basic-auth --host 127.0.0.1" in setup
+    gunicorn_opts = head_mlflow_unit({}).options["--gunicorn-opts"]
+    assert f'--gunicorn-opts "{gunicorn_opts}"' in setup, "not served as on the head"
     assert "MLFLOW_AUTH_CONFIG_PATH=" in setup and "mlflow-credentials.py files" in setup
     start = " ".join(config["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in start and "driver.env" in start
