@@ -7,6 +7,7 @@ on PostgreSQL (what the infra's head node runs) or on SQLite, on loopback.
     python -m bench.rates --smoke          # 20 trials for 3 s, a server on SQLite
     python -m bench.rates --in-flight 32   # the writer with 32 requests in flight, not 8
     python -m bench.rates --gunicorn       # MLflow's Flask app under gunicorn, not uvicorn
+    python -m bench.rates --shape "every 2 s"   # one shape only
 
 Ray's release tests' shapes: 1,000 concurrent trials reporting every 2 s, and 10 times a
 second, every run created before the first result. Each result carries 3 metrics, as
@@ -27,11 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
 from bench.common import RESULTS, machine, rss_mb, write
-from bench.servers import http_server_name, tracking_server
+from bench.server_capacity import cpu_of, server
+from bench.servers import http_server_name
 from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, TrackingWriter, requests_in_flight
 
 SHAPES = {"every 2 s": 2.0, "10 a second": 0.1}
@@ -47,7 +50,12 @@ def cpu_s() -> float:
 
 
 def simulate(
-    uri: str, shape: str, trials: int, duration_s: float, in_flight: int | None = None
+    uri: str,
+    store_processes: list[psutil.Process],
+    shape: str,
+    trials: int,
+    duration_s: float,
+    in_flight: int | None = None,
 ) -> dict[str, Any]:
     """`trials` trials, each reporting every SHAPES[shape] seconds (staggered), for
     `duration_s`; then every run ends and the writer drains."""
@@ -61,7 +69,7 @@ def simulate(
     # The steady state is measured: every run exists before the first result.
     writer.flush()
     writer.stats.reset()
-    cpu, memory = cpu_s(), rss_mb()
+    cpu, memory, store_cpu = cpu_s(), rss_mb(), cpu_of(store_processes)
     start = time.monotonic()
     submitted = 0
     while (now := time.monotonic()) - start < duration_s:
@@ -75,12 +83,16 @@ def simulate(
         submitted = due
         time.sleep(TICK_S)
     reporting_s = time.monotonic() - start
+    writer.flush()
+    drained = time.monotonic()
+    driver_cpu, store_cpu = cpu_s() - cpu, cpu_of(store_processes) - store_cpu
+    stats = writer.stats
+    # The results' lags and writes, not those of the runs' ends (1,000 at once) below.
+    lags = {f"lag_p{q}_s": stats.lag_quantile(q / 100) for q in (50, 95)}
+    lags["lag_max_s"], writes = stats.max_lag_s, stats.writes
     for trial in ids:
         writer.submit(EndRun(trial, FINISHED, {}))
     writer.flush()
-    drained = time.monotonic()
-    driver_cpu = cpu_s() - cpu
-    stats = writer.stats
     figures = {
         "trials": trials,
         "period_s": period,
@@ -89,12 +101,14 @@ def simulate(
         "results_per_s_submitted": submitted / reporting_s,
         "results_per_s_written": submitted / (drained - start),
         "drain_after_last_result_s": drained - start - reporting_s,
-        "lag_p50_s": stats.lag_quantile(0.5),
-        "lag_p95_s": stats.lag_quantile(0.95),
-        "lag_max_s": stats.max_lag_s,
+        "runs_ended_s": time.monotonic() - drained,
+        **lags,
         "backpressure_s": stats.backpressure_s,
         "driver_cpu_ms_per_result": 1000 * driver_cpu / max(submitted, 1),
         "driver_rss_growth_mb": rss_mb() - memory,
+        # A run's pending writes go out together: its requests per second, about.
+        "run_writes_per_s": writes / (drained - start),
+        "store_cpu_cores": store_cpu / (drained - start),
     }
     writer.close()
     figures.update(read_back(client, writer, ids, submitted))
@@ -127,9 +141,13 @@ def run(
     duration_s: float,
     in_flight: int | None = None,
     gunicorn: bool = False,
+    shapes: Sequence[str] = tuple(SHAPES),
 ) -> dict[str, Any]:
-    with tracking_server(store, SERVER_WORKERS, gunicorn) as (uri, _):
-        shapes = {shape: simulate(uri, shape, trials, duration_s, in_flight) for shape in SHAPES}
+    with server(store, SERVER_WORKERS, gunicorn) as (uri, processes):
+        figures = {
+            shape: simulate(uri, processes, shape, trials, duration_s, in_flight)
+            for shape in shapes
+        }
     return {
         "requests_in_flight": in_flight or requests_in_flight(uri),
         "machine": machine(),
@@ -138,14 +156,15 @@ def run(
         "http_server": http_server_name(gunicorn),
         "trials": trials,
         "duration_s": duration_s,
-        "shapes": shapes,
+        "shapes": figures,
     }
 
 
 def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [
         ("shape", "results/s submitted", "written", "lag p50 s", "p95 s", "max s", "drain s",
-         "held back s", "driver CPU ms/result", "lost", "doubled")
+         "held back s", "runs ended s", "driver CPU ms/result", "run writes/s",
+         "server + store CPU cores", "lost", "doubled")
     ]  # fmt: skip
     for shape, f in result["shapes"].items():
         rows.append(
@@ -158,7 +177,10 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{f['lag_max_s']:.2f}",
                 f"{f['drain_after_last_result_s']:.1f}",
                 f"{f['backpressure_s']:.1f}",
+                f"{f['runs_ended_s']:.1f}",
                 f"{f['driver_cpu_ms_per_result']:.2f}",
+                f"{f['run_writes_per_s']:.0f}",
+                f"{f['store_cpu_cores']:.2f}",
                 str(f["lost"]),
                 str(f["doubled"]),
             )
@@ -178,14 +200,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument(
         "--gunicorn", action="store_true", help="MLflow's Flask app under gunicorn, not uvicorn"
     )
+    parser.add_argument("--shape", choices=list(SHAPES), help="one shape (default: both)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.store, args.trials, args.duration = "sqlite", 20, 3.0
-    result = run(args.store, args.trials, args.duration, args.in_flight, args.gunicorn)
+    shapes = [args.shape] if args.shape else list(SHAPES)
+    result = run(args.store, args.trials, args.duration, args.in_flight, args.gunicorn, shapes)
     name = "rates-smoke" if args.smoke else f"rates-{args.store}"
     name += f"-in-flight-{args.in_flight}" if args.in_flight else ""
     name += "-gunicorn" if args.gunicorn else ""
+    name += f"-{args.shape.replace(' ', '-')}" if args.shape else ""
     return write(name, result, table(result), args.out)
 
 

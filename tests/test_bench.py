@@ -122,6 +122,9 @@ def test_rates_benchmark_writes_and_reads_back_every_point(tmp_path: Path) -> No
         assert figures["lost"] == figures["doubled"] == 0
         assert figures["points_read_back"] == figures["results"]
         assert 0 < figures["lag_p50_s"] <= figures["lag_max_s"]
+        # The server did the writing, run by run.
+        assert figures["store_cpu_cores"] > 0
+        assert figures["run_writes_per_s"] > 0
 
 
 def test_server_capacity_benchmark_costs_a_request_in_the_servers_cpu(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Runs taking turns at the tracking store (tracking.run_turns): each run's writes in
-order and one at a time, a slow run holding back no other, and what arrives during a
-run's write going out together in its next turn."""
+order and one at a time, a slow run holding back no other, what arrives during a run's
+write going out together in its next turn, and no more items held than the bound."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_each_runs_items_arrive_in_order_and_never_two_writes_at_once(
     pool: ThreadPoolExecutor,
 ) -> None:
     store = Store()
-    turns = RunTurns(store.write, pool)
+    turns = RunTurns(store.write, pool, 1000)
     runs = [f"run{n}" for n in range(5)]
     for item in range(200):
         turns.add([(runs[item % len(runs)], item)])
@@ -75,7 +75,7 @@ def test_a_slow_run_holds_back_no_other_and_gets_its_points_in_one_turn(
 ) -> None:
     store = Store()
     store.held["slow"] = threading.Event()
-    turns = RunTurns(store.write, pool)
+    turns = RunTurns(store.write, pool, 1000)
     turns.add([("slow", 0)])
     assert store.started["slow"].wait(WAIT_S)
     # While the slow run's request hangs, its results pile up and the others are written.
@@ -93,7 +93,28 @@ def test_a_slow_run_holds_back_no_other_and_gets_its_points_in_one_turn(
 
 def test_without_a_pool_each_run_is_written_on_the_callers_thread_at_once() -> None:
     store = Store()
-    turns = RunTurns(store.write, None)
+    turns = RunTurns(store.write, None, 1000)
     turns.add([("a", 1), ("b", 2), ("a", 3)])
     # Nothing is left to wait for: the call returns once the writes are done.
     assert store.writes == [("a", [1, 3]), ("b", [2])]
+
+
+def test_past_its_bound_the_caller_waits_until_the_store_catches_up(
+    pool: ThreadPoolExecutor,
+) -> None:
+    store = Store()
+    store.held["slow"] = threading.Event()
+    turns = RunTurns(store.write, pool, 3)
+    turns.add([("slow", 0)])
+    turns.add([("slow", 1), ("slow", 2)])
+    assert store.started["slow"].wait(WAIT_S)
+    waited = threading.Event()
+    waiter = threading.Thread(target=lambda: (turns.wait_for_room(), waited.set()))
+    waiter.start()
+    # Three items held (one being written, two pending): no room until the store answers.
+    assert not waited.wait(0.5)
+    store.held["slow"].set()
+    assert waited.wait(WAIT_S)
+    waiter.join()
+    store.wait_for(3)
+    assert store.items_of("slow") == [0, 1, 2]

@@ -1,6 +1,7 @@
 """The tracking writer against real tracking servers: `mlflow server` on SQLite and on
 PostgreSQL (what the infra's head node runs). The writes of many trials go out side by
-side, each run's own writes stay in order, and a trial costs three requests."""
+side, each run's own writes stay in order, a full queue holds the driver back, and a
+trial costs three requests."""
 
 from __future__ import annotations
 
@@ -85,6 +86,30 @@ def test_many_trials_at_once_each_run_gets_every_point_once_in_order(
         assert run.info.status == (KILLED if n % 2 else FINISHED)
         history = client.get_metric_history(run_id, "loss")
         assert [(p.step, p.value) for p in history] == [(s, s / 100) for s in range(1, 6)]
+
+
+def test_with_requests_in_flight_a_full_queue_still_holds_the_driver_back(
+    server: str,
+) -> None:
+    """The runs' turns take what the queue holds, but no more than its bound again: past
+    that the driver waits (counted), and every point lands once, in order."""
+    client = MlflowClient(server)
+    tracking = TrackingWriter(
+        client, client.create_experiment(next(_names)), requests_in_flight(server), max_queued=4
+    )
+    trials = [f"burst{n}" for n in range(3)]
+    for trial in trials:
+        tracking.submit(CreateRun(trial, trial, {}, {}))
+    for step, trial in itertools.product(range(1, 41), trials):
+        tracking.submit(LogMetrics(trial, points("loss", range(step, step + 1))))
+    tracking.flush()
+    tracking.close()
+
+    assert tracking.stats.backpressure_s > 0
+    for trial in trials:
+        run_id = tracking.run_id(trial)
+        assert run_id is not None
+        assert [p.step for p in client.get_metric_history(run_id, "loss")] == list(range(1, 41))
 
 
 def test_a_short_trial_costs_three_requests_and_prints_nothing(

@@ -22,13 +22,26 @@ class RunTurns(Generic[Item]):
     first out, so runs take turns), or on the caller's thread where there is no pool."""
 
     def __init__(
-        self, write: Callable[[str, list[Item]], None], pool: ThreadPoolExecutor | None
+        self,
+        write: Callable[[str, list[Item]], None],
+        pool: ThreadPoolExecutor | None,
+        max_items: int,
     ) -> None:
         self._write = write
         self._pool = pool
+        self._max_items = max_items
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._pending: dict[str, list[Item]] = {}
+        self._items = 0  # pending or being written
         self._scheduled: set[str] = set()  # runs with a write queued or in flight
+
+    def wait_for_room(self) -> None:
+        """Block while `max_items` items wait or are being written: the caller stops
+        taking work, so whatever feeds it (a bounded queue) feels the back-pressure and
+        memory stays bounded however slow the store."""
+        with self._room:
+            self._room.wait_for(lambda: self._items < self._max_items)
 
     def add(self, items: Iterable[tuple[str, Item]]) -> None:
         """Queue each item for its run; a run with nothing queued or in flight gets a turn."""
@@ -36,6 +49,7 @@ class RunTurns(Generic[Item]):
         with self._lock:
             for run, item in items:
                 self._pending.setdefault(run, []).append(item)
+                self._items += 1
                 if run not in self._scheduled:
                     self._scheduled.add(run)
                     ready.append(run)
@@ -53,10 +67,14 @@ class RunTurns(Generic[Item]):
         at the back of the queue."""
         with self._lock:
             items = self._pending.pop(run)
-        self._write(run, items)
-        with self._lock:
-            again = run in self._pending
-            if not again:
-                self._scheduled.discard(run)
-        if again:
-            self._schedule(run)
+        try:
+            self._write(run, items)
+        finally:  # even if the write raised, the run's later items get their turn
+            with self._room:
+                self._items -= len(items)
+                self._room.notify_all()
+                again = run in self._pending
+                if not again:
+                    self._scheduled.discard(run)
+            if again:
+                self._schedule(run)

@@ -139,7 +139,8 @@ class TrackingWriter:
             if max_in_flight > 1
             else None
         )
-        self._turns = RunTurns(self._write_run, self._pool)
+        # As many again as the queue holds may wait in the runs' turns.
+        self._turns = RunTurns(self._write_run, self._pool, max_queued)
         self._thread = threading.Thread(target=self._loop, name="tuner-mlflow", daemon=True)
         self._thread.start()
 
@@ -215,6 +216,7 @@ class TrackingWriter:
 
     def _loop(self) -> None:
         while True:
+            self._turns.wait_for_room()
             batch = [self._queue.get()]
             if batch[0][0] is not None:
                 time.sleep(BATCH_WINDOW_S)
