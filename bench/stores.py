@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, timed, write
-from bench.servers import postgres_missing, tracking_server
+from bench.servers import http_server_name, postgres_missing, tracking_server
 from tuner.tracking.writer import WRITER_PROCESS_FROM_TRIALS
 
 WARM_UP_TRIALS = 20
-# The head node runs `mlflow server --workers 4` (infra/scripts/bootstrap-head.sh).
+# The head node runs `mlflow server --workers 4` under gunicorn with threads
+# (infra/scripts/bootstrap-head.sh, bench.servers.HEAD_GUNICORN_OPTS).
 SERVER_WORKERS = 4
 
 
@@ -48,8 +49,9 @@ def null_sweep(name: str, trials: int) -> dict[str, Any]:
 
 @contextmanager
 def server_on(store: str) -> Iterator[str]:
-    """An `mlflow server` on loopback over a SQLite file or a PostgreSQL."""
-    with tracking_server(store, SERVER_WORKERS) as (uri, _):
+    """An `mlflow server` on loopback over a SQLite file or a PostgreSQL, served as the
+    head node serves it."""
+    with tracking_server(store, SERVER_WORKERS, gunicorn=True) as (uri, _):
         yield uri
 
 
@@ -98,6 +100,7 @@ def run(short: int, long: int, stores: Sequence[str]) -> dict[str, Any]:
         "trials": {"short": short, "long": long},
         "slots": SLOTS,
         "server_workers": SERVER_WORKERS,
+        "http_server": http_server_name(gunicorn=True),
         "stores": {store: measure(store, short, long) for store in stores},
     }
 
