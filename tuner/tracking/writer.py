@@ -236,22 +236,20 @@ class TrackingWriter:
         """A run's turn (tracking.run_turns): everything it has pending, in order."""
         ops = [op for op, _ in entries]
         try:
-            for steps in self._plan(ops).values():
-                self._in_order(steps)
+            self._in_order(self._plan(trial_id, ops))
             points = sum(len(op.metrics) for op in ops if isinstance(op, LogMetrics))
             self.stats.record_writes([at for _, at in entries], points, time.monotonic())
         finally:  # a bug here must not leave flush() waiting forever
             for _ in entries:
                 self._queue.task_done()
 
-    def _plan(self, batch: list[Op]) -> dict[str, list[_Step]]:
-        """One log_batch per run per turn: its params, points and tags together (each
-        MLflow request costs ~7 ms of this process's CPU on a SQLite store)."""
-        plans: dict[str, list[_Step]] = {}
-        pending: dict[str, _RunWrites] = {}
-        for op in batch:
-            steps = plans.setdefault(op.trial_id, [])
-            writes = pending.setdefault(op.trial_id, _RunWrites())
+    def _plan(self, trial_id: str, ops: list[Op]) -> list[_Step]:
+        """A run's turn as steps: one log_batch with its params, points and tags together
+        (each MLflow request costs ~7 ms of this process's CPU on a SQLite store), its run
+        made before and its status changed after."""
+        steps: list[_Step] = []
+        writes = _RunWrites()
+        for op in ops:
             writes.ops.append(op)
             if isinstance(op, LogMetrics):
                 writes.metrics.extend(op.metrics)
@@ -264,12 +262,12 @@ class TrackingWriter:
                 # The run's end (or reopening) comes after everything written before it.
                 if isinstance(op, EndRun):
                     writes.tags.extend(RunTag(key, value) for key, value in op.tags.items())
-                done = pending.pop(op.trial_id)
-                steps.append(_Step(partial(self._write, op.trial_id, done), tuple(done.ops)))
+                steps.append(_Step(partial(self._write, trial_id, writes), tuple(writes.ops)))
                 steps.append(_Step(partial(self._change_status, op), (op,)))
-        for trial_id, writes in pending.items():
-            plans[trial_id].append(_Step(partial(self._write, trial_id, writes), tuple(writes.ops)))
-        return plans
+                writes = _RunWrites()
+        if writes.ops:
+            steps.append(_Step(partial(self._write, trial_id, writes), tuple(writes.ops)))
+        return steps
 
     def _in_order(self, steps: Sequence[_Step]) -> None:
         """A run's steps in order. Once the store stops answering, a step and every later
