@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,12 @@ def timed(into: dict[str, float], key: str) -> Iterator[None]:
     started = time.perf_counter()
     yield
     into[key] = time.perf_counter() - started
+
+
+def own_cpu_s() -> float:
+    """This process's CPU time so far, user and system, in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_mb() -> float:

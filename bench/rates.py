@@ -21,7 +21,6 @@ included) and its memory. Every run's points are read back: nothing lost, nothin
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,7 @@ import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
-from bench.common import RESULTS, machine, rss_mb, write
+from bench.common import RESULTS, machine, own_cpu_s, rss_mb, write
 from bench.server_capacity import cpu_of, server
 from bench.servers import http_server_name
 from tuner.tracking.writer import CreateRun, EndRun, LogMetrics, TrackingWriter, requests_in_flight
@@ -42,11 +41,6 @@ METRICS = ("train_loss", "val_loss", "val_accuracy")
 SERVER_WORKERS = 4  # as the head node runs it (infra/scripts/bootstrap-head.sh)
 TICK_S = 0.02
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def simulate(
@@ -69,7 +63,7 @@ def simulate(
     # The steady state is measured: every run exists before the first result.
     writer.flush()
     writer.stats.reset()
-    cpu, memory, store_cpu = cpu_s(), rss_mb(), cpu_of(store_processes)
+    cpu, memory, store_cpu = own_cpu_s(), rss_mb(), cpu_of(store_processes)
     start = time.monotonic()
     submitted = 0
     while (now := time.monotonic()) - start < duration_s:
@@ -85,7 +79,7 @@ def simulate(
     reporting_s = time.monotonic() - start
     writer.flush()
     drained = time.monotonic()
-    driver_cpu, store_cpu = cpu_s() - cpu, cpu_of(store_processes) - store_cpu
+    driver_cpu, store_cpu = own_cpu_s() - cpu, cpu_of(store_processes) - store_cpu
     stats = writer.stats
     # The results' lags and writes, not those of the runs' ends (1,000 at once) below.
     lags = {f"lag_p{q}_s": stats.lag_quantile(q / 100) for q in (50, 95)}

@@ -18,7 +18,6 @@ import argparse
 import glob
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from bench.common import (
     SHARED_RAY_ENV,
     SLOTS,
     machine,
+    own_cpu_s,
     ray_for,
     rss_mb,
     run_tuner,
@@ -105,11 +105,6 @@ class Progress(threading.Thread):
         return points
 
 
-def driver_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def measure(name: str, trials: int) -> dict[str, Any]:
     """One system's sweep in this process, after a warm-up sweep (one-time imports, the
     store's schema: not growth per trial)."""
@@ -121,11 +116,11 @@ def measure(name: str, trials: int) -> dict[str, Any]:
         system(WARM_UP_TRIALS, f"{path}/warm-up")
         warm = rss_mb()
         progress = Progress(f"{path}/long/{pattern}")
-        cpu = driver_cpu_s()
+        cpu = own_cpu_s()
         progress.start()
         with timed(wall, name):
             system(trials, f"{path}/long")
-        cpu = driver_cpu_s() - cpu
+        cpu = own_cpu_s() - cpu
         progress.finish()
     return {
         "wall_s": wall[name],

@@ -17,7 +17,6 @@ on a head node; their CPU is reported apart so that it can be subtracted.
 from __future__ import annotations
 
 import argparse
-import resource
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -31,7 +30,7 @@ import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from bench.common import RESULTS, machine, write
+from bench.common import RESULTS, machine, own_cpu_s, write
 from bench.servers import http_server_name, tracking_server
 
 CLIENT_THREADS = 16
@@ -74,11 +73,6 @@ def cpu_of(processes: list[psutil.Process]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def own_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def flood(

@@ -17,14 +17,23 @@ it would leave the child's start in the long sweep's per-trial figure.
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, SLOTS, machine, ray_for, rss_mb, run_tuner, timed, write
+from bench.common import (
+    RESULTS,
+    SLOTS,
+    machine,
+    own_cpu_s,
+    ray_for,
+    rss_mb,
+    run_tuner,
+    timed,
+    write,
+)
 from bench.servers import http_server_name, postgres_missing, tracking_server
 from tuner.tracking.writer import WRITER_PROCESS_FROM_TRIALS
 
@@ -62,11 +71,6 @@ STORES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
 }
 
 
-def driver_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def measure(store: str, short: int, long: int) -> dict[str, Any]:
     wall: dict[str, float] = {}
     startup: dict[str, float] = {}
@@ -79,11 +83,11 @@ def measure(store: str, short: int, long: int) -> dict[str, Any]:
         run_tuner(null_sweep("bench-stores-warm-up", WARM_UP_TRIALS), f"{folder}/w", uri)
         with timed(wall, "short"):
             run_tuner(null_sweep("bench-stores-short", short), f"{folder}/s", uri)
-        cpu = driver_cpu_s()
+        cpu = own_cpu_s()
         warm = rss_mb()
         with timed(wall, "long"):
             run_tuner(null_sweep("bench-stores-long", long), f"{folder}/l", uri)
-        cpu = driver_cpu_s() - cpu
+        cpu = own_cpu_s() - cpu
     per_trial = (wall["long"] - wall["short"]) * SLOTS / (long - short)
     return {
         "wall_s": wall,
