@@ -263,3 +263,18 @@ def reports_pid(config: dict[str, Any]) -> None:
     import os
 
     tune.report({"epoch": 1, "score": config["x"], "worker_pid": os.getpid()})
+
+
+def quick_then_slow(config: dict[str, Any]) -> None:
+    """Reports x at once; the few trials that start after `quick` others take seconds
+    and touch `started` first, so that a signal lands in a sweep well under way."""
+    import time
+
+    count = Path(config["count"])
+    with count.open("a") as log:
+        log.write("started\n")
+    started = len(count.read_text().splitlines())
+    if config["quick"] < started <= config["quick"] + 4:
+        Path(config["started"]).touch()
+        time.sleep(3)
+    tune.report({"score": config["x"]})

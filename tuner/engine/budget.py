@@ -47,12 +47,15 @@ class BudgetStop(Stopper):  # type: ignore[misc]
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return (BudgetStop.shared, (self.key,))
 
-    def watch(self, budget: Budget | None, prices: CostPrices | None, ledger: CostLedger) -> None:
+    def watch(
+        self, budget: Budget | None, prices: CostPrices | None, ledger: CostLedger
+    ) -> BudgetStop:
         """Count from now, against `budget`, what `ledger` says the trials held."""
         self.budget, self.prices, self.ledger = budget, prices, ledger
         self.started = time.monotonic()
         self.reached = None
         self._interrupted = False
+        return self
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False

@@ -13,6 +13,7 @@ the one it would resume from and the best trial's model is exported from.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -57,8 +58,11 @@ def trial_space(spec: SweepSpec) -> dict[str, Any]:
 logger = logging.getLogger(__name__)
 
 
-def prune_checkpoints(results: tune.ResultGrid, storage: Storage) -> int:
+def prune_checkpoints(
+    results: tune.ResultGrid, storage: Storage, released: Sequence[tuple[str, str]] = ()
+) -> int:
     """Delete every checkpoint of the sweep's trials but each one's latest; return how many.
+    `released`: (trial path, latest checkpoint path) of trials no longer in `results`.
 
     Thinning is a convenience, never a reason to fail a finished sweep: a checkpoint
     that cannot be deleted stays, with a warning. Trials are listed a few at a time: on
@@ -69,7 +73,7 @@ def prune_checkpoints(results: tune.ResultGrid, storage: Storage) -> int:
         (result.path, result.checkpoint.path)
         for result in (results[index] for index in range(len(results)))
         if result.checkpoint is not None and result.path is not None
-    ]
+    ] + list(released)
     with ThreadPoolExecutor(PRUNING_REQUESTS_IN_FLIGHT) as pool:
         return sum(pool.map(lambda pair: _prune_trial(filesystem, *pair), kept))
 

@@ -18,6 +18,7 @@ from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.end_plots import EndPlots
+from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
 from tuner.engine.finished_trials import CompactFinishedTrials
@@ -204,15 +205,16 @@ def _run_tracked(
         objective=(spec.metric, spec.mode),
     )  # fmt: skip
     interrupts = InterruptWatch()
-    progress = ProgressTable(spec, early_stops, options.console)
+    ended = EndedTrials.shared(experiment.uri).start(spec, early_stops)
+    progress = ProgressTable(spec, early_stops, options.console, released=ended.counts)
     fail_fast = FailFast.shared(experiment.uri, spec.fail_fast_after)
-    budget = BudgetStop.shared(experiment.uri)
-    budget.watch(spec.budget, spec.cost, tracker.cost)
+    budget = BudgetStop.shared(experiment.uri).watch(spec.budget, spec.cost, tracker.cost)
     # What logging the best model imports, once the trials have started theirs: before,
     # on few cores, it slowed their start by as much as it took (tracking.models).
     moments = TrialMoments(phases, at_first_result=lambda: import_model_logging(spec.trainable))
     callbacks = [
         tracker, progress, interrupts, moments, FailFastWatch(fail_fast), CompactFinishedTrials(),
+        ended,  # last: Ray saves and restores callbacks' states by their place in this list
     ]  # fmt: skip
     try:
         tags = {TAG_EXPERIMENT_PATH: experiment.uri}
@@ -231,8 +233,7 @@ def _run_tracked(
                 spec, experiment, callbacks, early_stops, withheld=withheld,
                 on_cluster=on_cluster, start=start,
             )  # fmt: skip
-        # Said once the sweep starts: a sweep refused before that (bad login, no
-        # cluster) stays one line.
+        # Said once the sweep starts: one refused before (bad login, no cluster) stays one line.
         notes = [f"warning: {warning}" for warning in spec.warnings()]
         notes += [note] if (note := fresh_actors_note(spec)) is not None else []
         for line in notes:
@@ -259,8 +260,9 @@ def _run_tracked(
         with phases.phase("tracking flush"):
             writer.flush()
         with phases.phase("checkpoints pruned"):
-            prune_checkpoints(results, storage)
+            prune_checkpoints(results, storage, released=ended.checkpoints)
         failed = results.num_errors
+        num_trials = len(results) + ended.released  # those let go (ended_trials) too
         if (error := fail_fast.tripped) is not None:
             hint = error_hint(error)
             raise SweepFailed(
@@ -277,7 +279,7 @@ def _run_tracked(
             first_error = next(iter(tracker.errors.values()), None)
             raise SweepFailed(
                 f"sweep {spec.name!r}: no trial finished with a value of {spec.metric!r} "
-                f"({failed} of {len(results)} trials failed"
+                f"({failed} of {num_trials} trials failed"
                 + (f"; first: {first_error})" if first_error else ")")
             )
         best = best_trial(spec, winner, writer, storage)
@@ -300,7 +302,7 @@ def _run_tracked(
             "tuner.stopped_early": str(len(early_stops)),
             **tracker.restart_tags(),
             # The sweep run's description in MLflow's UI.
-            "mlflow.note.content": sweep_note(spec, len(results), len(early_stops), failed, best),
+            "mlflow.note.content": sweep_note(spec, num_trials, len(early_stops), failed, best),
         }
         end_tags |= stop_tags(stopped_by, terminated)
         end_tags |= schedule_tags(lineage, best.trial_id)
@@ -311,7 +313,7 @@ def _run_tracked(
             experiment_id=sweep.experiment_id,
             parent_run_id=sweep.run_id,
             experiment_path=experiment.uri,
-            num_trials=len(results),
+            num_trials=num_trials,
             num_stopped_early=len(early_stops),
             num_failed=failed,
             num_restarted=restarted,
@@ -336,8 +338,8 @@ def _run_tracked(
 
 
 def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
-    """Record how the sweep ended without hiding the exception that ended it."""
-    # One line each, no traceback: the exception that ended the sweep is the one to read.
+    """Record how the sweep ended without hiding the exception that ended it: one line
+    each, no traceback, since the exception that ended the sweep is the one to read."""
     try:
         writer.flush()
     except Exception as exc:

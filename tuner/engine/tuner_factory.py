@@ -14,6 +14,7 @@ from ray.tune.search import Searcher
 
 from tuner.engine.budget import BudgetStop
 from tuner.engine.checkpoints import trial_space
+from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment
 from tuner.engine.fixed_resources import placement_groups_off, ray_started_here
 from tuner.engine.lost_workers import recover_trials_on_lost_workers
@@ -45,6 +46,7 @@ from tuner.search.builders import (
     suggested_by_a_searcher,
 )
 from tuner.search.early_stops import EarlyStops
+from tuner.search.fifo_order import InOrder
 from tuner.search.stops import FailFast, build_stoppers, combined
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints
@@ -163,7 +165,7 @@ def build_tuner(
             metric=spec.metric,
             mode=spec.mode,
             search_alg=search_alg,
-            scheduler=build_scheduler(spec, early_stops, lineage_of(spec, experiment.uri)),
+            scheduler=_scheduler(spec, experiment, early_stops),
             num_samples=_num_samples(spec),
             # Searchers get wrapped in a ConcurrencyLimiter; generators carry it themselves.
             max_concurrent_trials=(
@@ -206,6 +208,14 @@ def build_tuner(
             failure_config=tune.FailureConfig(max_failures=3 if on_cluster else 0),
         ),
     )
+
+
+def _scheduler(spec: SweepSpec, experiment: Experiment, early_stops: EarlyStops) -> Any:
+    """The sweep's scheduler; one that chooses in order also lets ended trials go."""
+    scheduler = build_scheduler(spec, early_stops, lineage_of(spec, experiment.uri))
+    if isinstance(scheduler, InOrder):
+        scheduler.release_ended = EndedTrials.shared(experiment.uri).release_from
+    return scheduler
 
 
 def _num_samples(spec: SweepSpec) -> int:

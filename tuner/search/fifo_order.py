@@ -11,10 +11,15 @@ forgets each as it is found finished: a choice then reads only the open trials. 
 chooses as Ray's rule does. A finished trial is not expected to run again in the same
 sweep; if one did, Ray Tune would still start it from its own pending list, only not
 as the scheduler's first choice.
+
+A choice is also the moment, between Ray's events, when ended trials can leave the
+driver: `release_ended`, when the engine sets it, is called with the controller then
+(tuner.engine.ended_trials).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune.experiment import Trial
@@ -25,6 +30,9 @@ FINISHED = (Trial.TERMINATED, Trial.ERROR)
 
 class InOrder:
     """Mixed in before a scheduler that keeps Ray's FIFO choice (FIFO, ASHA)."""
+
+    # A class default: a scheduler pickled before it existed unpickles without one.
+    release_ended: Callable[[Any], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,6 +56,8 @@ class InOrder:
                 pending = trial
             elif status == Trial.PAUSED and paused is None:
                 paused = trial
+        if self.release_ended is not None:
+            self.release_ended(tune_controller)
         return pending if pending is not None else paused
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
@@ -39,8 +40,17 @@ def format_value(value: Any) -> str:
 
 
 class ProgressTable(Callback):  # type: ignore[misc]
-    def __init__(self, spec: SweepSpec, early_stops: EarlyStops, console: Console) -> None:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        early_stops: EarlyStops,
+        console: Console,
+        released: Callable[[], dict[str, int]] = dict,
+    ) -> None:
+        """`released`: counts, by status, of ended trials no longer among Ray's (the
+        engine lets most go: tuner.engine.ended_trials); the title counts them too."""
         self._spec = spec
+        self._released = released
         self._early_stops = early_stops
         self._console = console
         self._live: Live | None = None
@@ -72,9 +82,10 @@ class ProgressTable(Callback):  # type: ignore[misc]
         if best is not None and scores[best.trial_id] is None:
             best = None
         counts = Counter(self._status(trial) for trial in trials)
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        counts.update(self._released())
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
         table = Table(
-            title=f"{self._spec.name}: {len(trials)} trials ({summary})",
+            title=f"{self._spec.name}: {counts.total()} trials ({summary})",
             title_justify="left",
         )
         for column in ["trial", "status", *self._spec.params, "epoch", metric]:
