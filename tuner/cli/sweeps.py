@@ -13,6 +13,7 @@ import typer
 
 from tuner.defaults import DEFAULT_TRACKING_URI
 from tuner.engine.loading import load_spec
+from tuner.engine.malloc_arenas import cap_malloc_arenas
 from tuner.spec import SpecError
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ def run(
         spec = with_register(with_num_samples(load(spec_path), num_samples), register)
         check_storage(storage)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
+    cap_malloc_arenas()  # before they start threads (tuner.engine.malloc_arenas)
     with phases.phase("imports (ray, mlflow)"):
         from tuner.engine.runner import RunOptions, run_sweep
 
@@ -142,6 +144,7 @@ def resume(
             fail(str(exc), EXIT_FAILED)
         return
     check_storage(storage)
+    cap_malloc_arenas()
     with phases.phase("imports (ray, mlflow)"):
         from tuner.engine.runner import RunOptions, resume_sweep
 
