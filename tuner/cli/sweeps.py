@@ -89,8 +89,8 @@ def run(
     with phases.phase("sweep file checked"):
         spec = with_register(with_num_samples(load(spec_path), num_samples), register)
         check_storage(storage)
+    cap_malloc_arenas()  # before Ray and MLflow start threads (tuner.engine.malloc_arenas)
     # Imported here: `tuner validate` and `--help` must not pay for Ray and torch.
-    cap_malloc_arenas()  # before they start threads (tuner.engine.malloc_arenas)
     with phases.phase("imports (ray, mlflow)"):
         from tuner.engine.runner import RunOptions, run_sweep
 
@@ -144,7 +144,7 @@ def resume(
             fail(str(exc), EXIT_FAILED)
         return
     check_storage(storage)
-    cap_malloc_arenas()
+    cap_malloc_arenas()  # as `run` does
     with phases.phase("imports (ray, mlflow)"):
         from tuner.engine.runner import RunOptions, resume_sweep
 
