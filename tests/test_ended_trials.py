@@ -8,6 +8,8 @@ stopped by its budget and resumed, counts every trial and names the true best.
 from __future__ import annotations
 
 import gc
+import io
+import math
 import signal
 import weakref
 from dataclasses import dataclass
@@ -19,13 +21,14 @@ import ray
 import yaml
 from mlflow import MlflowClient
 from ray import tune
+from rich.console import Console
 
 from tests.conftest import run_and_signal, run_cli
 from tuner.engine.ended_trials import EndedTrials, trials_to_keep
 from tuner.search.early_stops import EarlyStops
 from tuner.search.fifo_order import InOrderFIFOScheduler
 from tuner.spec import parse_spec
-from tuner.tracking.progress import MAX_ROWS
+from tuner.tracking.progress import MAX_ROWS, ProgressTable, row_rank
 
 
 def spec_of(**extra: Any) -> Any:
@@ -88,6 +91,23 @@ def test_several_objectives_keep_both_fronts() -> None:
     # The table's rows rank by the first objective: the two best, then lows.
     assert sum(k.startswith("low") for k in kept) == MAX_ROWS - 2
     assert len(kept) == MAX_ROWS + 1
+
+
+def test_the_live_table_counts_released_trials_and_marks_only_a_real_score_best() -> None:
+    spec = spec_of()
+    table = ProgressTable(
+        spec, EarlyStops(), Console(file=io.StringIO()), released=lambda: {"finished": 40}
+    )
+    trials = [ended("nan", score=float("nan")), ended("none"), ended("good", score=0.7)]
+    for trial in trials:
+        trial.config = {"x": 0.5}  # type: ignore[attr-defined]
+    out = Console(file=io.StringIO(), width=200)
+    out.print(table.render(trials))
+    lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert "43 trials (43 finished)" in lines[0]
+    marked = [line for line in lines if "*" in line]
+    assert len(marked) == 1 and "good" in marked[0]
+    assert row_rank(float("nan"), "max") == row_rank(None, "min") == math.inf
 
 
 class Watcher(tune.Callback):  # type: ignore[misc]

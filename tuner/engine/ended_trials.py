@@ -26,7 +26,6 @@ the sweep runs as before.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -37,7 +36,7 @@ from tuner.search.early_stops import EarlyStops
 from tuner.search.pareto import Point, pareto_front
 from tuner.spec import SweepSpec
 from tuner.spec.objectives import feasible
-from tuner.tracking.progress import MAX_ROWS
+from tuner.tracking.progress import MAX_ROWS, row_rank
 from tuner.tracking.results import as_number
 
 logger = logging.getLogger(__name__)
@@ -69,8 +68,8 @@ class EndedTrials(tune.Callback):  # type: ignore[misc]
         self.released = 0
         self.released_early = 0
         self.checkpoints: list[tuple[str, str]] = []  # (trial path, its latest checkpoint)
-        self._spec: SweepSpec | None = None
-        self._early_stops: EarlyStops | None = None
+        self._spec: SweepSpec | None = None  # None: nothing to release (yet, or ever)
+        self._early_stops = EarlyStops()
         self._kept: set[Any] = set()
         self._seam_checked = False
 
@@ -117,13 +116,13 @@ class EndedTrials(tune.Callback):  # type: ignore[misc]
         controller = getattr(tune_controller, "_tune_controller", tune_controller)
         if self._spec is None or not self._seam_holds(controller):
             return
-        if len(controller._stopped_trials) <= len(self._kept):
-            return  # nothing ended since the last release
         stopped = controller._stopped_trials
+        if len(stopped) <= len(self._kept):
+            return  # nothing ended since the last release
         pool = [trial for trial in stopped if self._releasable(controller, trial)]
         if len(pool) == len(self._kept):
             return  # the ones that ended are not in a snapshot yet
-        keep = trials_to_keep(self._spec, self._early_stops or EarlyStops(), pool)
+        keep = trials_to_keep(self._spec, self._early_stops, pool)
         gone = [trial for trial in pool if trial not in keep]
         self._kept = keep
         if gone:
@@ -149,12 +148,11 @@ class EndedTrials(tune.Callback):  # type: ignore[misc]
         )
 
     def _forget(self, controller: Any, gone: set[Any]) -> None:
-        early = self._early_stops
         for trial in gone:
             controller._stopped_trials.discard(trial)
             controller._trial_metadata.pop(trial.trial_id, None)
             self.released += 1
-            self.released_early += int(early is not None and trial.trial_id in early)
+            self.released_early += int(trial.trial_id in self._early_stops)
             checkpoint = trial.checkpoint
             if checkpoint is not None and trial.path is not None:
                 self.checkpoints.append((trial.path, checkpoint.path))
@@ -206,11 +204,9 @@ def trials_to_keep(spec: SweepSpec, early_stops: EarlyStops, trials: Iterable[An
 
 
 def _best_rows(spec: SweepSpec, trials: list[Any]) -> list[Any]:
-    """The live table's rows among ended trials: the best MAX_ROWS scores, unscored last."""
-    sign = 1.0 if spec.mode == "max" else -1.0
+    """The live table's rows among ended trials: the MAX_ROWS it ranks first."""
 
     def rank(trial: Any) -> float:
-        score = as_number((trial.last_result or {}).get(spec.metric))
-        return -sign * score if score is not None and not math.isnan(score) else math.inf
+        return row_rank(as_number((trial.last_result or {}).get(spec.metric)), spec.mode)
 
     return sorted(trials, key=rank)[:MAX_ROWS]

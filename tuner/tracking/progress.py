@@ -39,6 +39,15 @@ def format_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def row_rank(score: float | None, mode: str) -> float:
+    """Where a trial's row goes, lowest first: the best score first, then the rest;
+    trials without a score (yet), or with NaN, last. The engine keeps the trials that
+    rank among the MAX_ROWS first (tuner.engine.ended_trials)."""
+    if score is None or math.isnan(score):
+        return math.inf
+    return -score if mode == "max" else score
+
+
 class ProgressTable(Callback):  # type: ignore[misc]
     def __init__(
         self,
@@ -71,16 +80,11 @@ class ProgressTable(Callback):  # type: ignore[misc]
 
     def render(self, trials: list[Any]) -> Table:
         metric, mode = self._spec.metric, self._spec.mode
-        sign = 1 if mode == "max" else -1
         scores = {t.trial_id: self._score(t) for t in trials}
-        # Best first; trials without a score yet last.
-        rank = {
-            trial_id: -sign * score if score is not None else math.inf
-            for trial_id, score in scores.items()
-        }
+        rank = {trial_id: row_rank(score, mode) for trial_id, score in scores.items()}
         best = min(trials, key=lambda t: rank[t.trial_id], default=None)
-        if best is not None and scores[best.trial_id] is None:
-            best = None
+        if best is not None and rank[best.trial_id] == math.inf:
+            best = None  # no score, or NaN: nothing to mark best
         counts = Counter(self._status(trial) for trial in trials)
         counts.update(self._released())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
