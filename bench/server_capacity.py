@@ -24,14 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from bench.common import RESULTS, machine, own_cpu_s, write
-from bench.servers import http_server_name, tracking_server
+from bench.servers import http_server_name, store_roots, tracking_server
 
 CLIENT_THREADS = 16
 RUNS = 200
@@ -50,18 +49,8 @@ def server(
 
 def _store_processes(uri: str, backend_uri: str | None) -> list[psutil.Process]:
     """The mlflow server's process tree and, on PostgreSQL, the postmaster's."""
-    roots = [_listening(str(urlparse(uri).port), "mlflow")]
-    if backend_uri is not None:
-        roots.append(_listening(str(urlparse(backend_uri).port), "postgres"))
+    roots = store_roots(uri, backend_uri).values()
     return [p for root in roots for p in (root, *root.children(recursive=True))]
-
-
-def _listening(port: str, name: str) -> psutil.Process:
-    for process in psutil.process_iter(["cmdline"]):
-        line = " ".join(process.info["cmdline"] or [])
-        if name in line and port in line.split():
-            return process
-    raise RuntimeError(f"no {name} process started with port {port}")
 
 
 def cpu_of(processes: list[psutil.Process]) -> float:

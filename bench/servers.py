@@ -19,6 +19,9 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
 
 POSTGRES_USER = "postgres"
 
@@ -233,3 +236,35 @@ def running_s3(bucket: str) -> Iterator[str]:
                 os.environ[name] = value
         process.terminate()
         process.wait(timeout=20)
+
+
+def store_roots(uri: str, backend_uri: str | None) -> dict[str, psutil.Process]:
+    """The processes a tracking server's CPU is counted from: the `mlflow server` and, on
+    PostgreSQL, the postmaster; each with its children."""
+    roots = {"server": _listening(str(urlparse(uri).port), "mlflow")}
+    if backend_uri is not None:
+        roots["database"] = _listening(str(urlparse(backend_uri).port), "postgres")
+    return roots
+
+
+def _listening(port: str, name: str) -> psutil.Process:
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if name in line and port in line.split():
+            return process
+    raise RuntimeError(f"no {name} process started with port {port}")
+
+
+def tree_cpu_s(root: psutil.Process) -> float:
+    """CPU seconds so far of a process, the children it has reaped (PostgreSQL's closed
+    connections) and its live descendants (gunicorn's workers)."""
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+        if process is root:
+            total += times.children_user + times.children_system
+    return total

@@ -34,7 +34,13 @@ from bench.common import (
     timed,
     write,
 )
-from bench.servers import http_server_name, postgres_missing, tracking_server
+from bench.servers import (
+    http_server_name,
+    postgres_missing,
+    store_roots,
+    tracking_server,
+    tree_cpu_s,
+)
 from tuner.tracking.writer import WRITER_PROCESS_FROM_TRIALS
 
 WARM_UP_TRIALS = 20
@@ -57,15 +63,15 @@ def null_sweep(name: str, trials: int) -> dict[str, Any]:
 
 
 @contextmanager
-def server_on(store: str) -> Iterator[str]:
+def server_on(store: str) -> Iterator[tuple[str, str | None]]:
     """An `mlflow server` on loopback over a SQLite file or a PostgreSQL, served as the
-    head node serves it."""
-    with tracking_server(store, SERVER_WORKERS, gunicorn=True) as (uri, _):
-        yield uri
+    head node serves it; its URI and PostgreSQL's (None on SQLite)."""
+    with tracking_server(store, SERVER_WORKERS, gunicorn=True) as uris:
+        yield uris
 
 
-STORES: dict[str, Callable[[], AbstractContextManager[str | None]]] = {
-    "local SQLite file": lambda: nullcontext(None),
+STORES: dict[str, Callable[[], AbstractContextManager[tuple[str | None, str | None]]]] = {
+    "local SQLite file": lambda: nullcontext((None, None)),
     "mlflow server on SQLite": lambda: server_on("sqlite"),
     "mlflow server on PostgreSQL": lambda: server_on("postgresql"),
 }
@@ -75,7 +81,7 @@ def measure(store: str, short: int, long: int) -> dict[str, Any]:
     wall: dict[str, float] = {}
     startup: dict[str, float] = {}
     with (
-        STORES[store]() as tracking_uri,
+        STORES[store]() as (tracking_uri, backend_uri),
         ray_for(startup, "ray"),
         tempfile.TemporaryDirectory(prefix="bench-") as folder,
     ):
@@ -83,11 +89,16 @@ def measure(store: str, short: int, long: int) -> dict[str, Any]:
         run_tuner(null_sweep("bench-stores-warm-up", WARM_UP_TRIALS), f"{folder}/w", uri)
         with timed(wall, "short"):
             run_tuner(null_sweep("bench-stores-short", short), f"{folder}/s", uri)
+        # Where a server's CPU goes: the `mlflow server` (gunicorn's workers) and its
+        # database, on the same cores as the trials here.
+        roots = store_roots(tracking_uri, backend_uri) if tracking_uri else {}
+        store_cpu = {name: tree_cpu_s(root) for name, root in roots.items()}
         cpu = own_cpu_s()
         warm = rss_mb()
         with timed(wall, "long"):
             run_tuner(null_sweep("bench-stores-long", long), f"{folder}/l", uri)
         cpu = own_cpu_s() - cpu
+        store_cpu = {name: tree_cpu_s(roots[name]) - before for name, before in store_cpu.items()}
     per_trial = (wall["long"] - wall["short"]) * SLOTS / (long - short)
     return {
         "wall_s": wall,
@@ -95,6 +106,10 @@ def measure(store: str, short: int, long: int) -> dict[str, Any]:
         "overhead_slot_s_per_trial": per_trial,
         "driver_cpu_s_long": cpu,
         "driver_rss_growth_mb_long": rss_mb() - warm,
+        # The store's processes over the long sweep, a trial's share in milliseconds.
+        "store_cpu_ms_per_trial_long": {
+            name: 1000 * cpu_s / long for name, cpu_s in store_cpu.items()
+        },
     }
 
 
@@ -112,7 +127,7 @@ def run(short: int, long: int, stores: Sequence[str]) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = [
         ("tracking store", "short s", "long s", "overhead slot-s/trial", "x local SQLite",
-         "driver CPU s (long)")
+         "driver CPU s (long)", "server + database CPU ms/trial (long)")
     ]  # fmt: skip
     stores = result["stores"]
     local = stores.get("local SQLite file", {}).get("overhead_slot_s_per_trial")
@@ -126,6 +141,7 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
                 f"{per_trial:.3f}",
                 f"{per_trial / local:.2f}" if local else "",
                 f"{figures['driver_cpu_s_long']:.1f}",
+                " + ".join(f"{ms:.1f}" for ms in figures["store_cpu_ms_per_trial_long"].values()),
             )
         )
     return rows

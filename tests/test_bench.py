@@ -90,6 +90,9 @@ def test_stores_benchmark_runs_a_short_and_a_long_sweep_through_a_server(tmp_pat
     figures = result["stores"]["mlflow server on SQLite"]
     assert figures["wall_s"]["short"] > 0 and figures["wall_s"]["long"] > 0
     assert figures["driver_cpu_s_long"] > 0
+    # The server's processes did the long sweep's 6 trials' 18 requests: CPU of their own.
+    assert list(figures["store_cpu_ms_per_trial_long"]) == ["server"]
+    assert figures["store_cpu_ms_per_trial_long"]["server"] > 0
     assert (tmp_path / "stores-smoke.md").read_text().startswith("| tracking store |")
 
 
