@@ -98,7 +98,7 @@ def measure(trials: int, store: str) -> dict[str, Any]:
 
     startup: dict[str, float] = {}
     with (
-        STORES[store]() as uri,
+        STORES[store]() as (uri, _),
         tempfile.TemporaryDirectory(prefix="bench-readback-") as folder,
     ):
         assert uri is not None, "readback measures a tracking server"
