@@ -16,36 +16,26 @@ import os
 import signal
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from ray.tune.stopper import Stopper
 
+from tuner.search.shared_by_key import SharedByKey
 from tuner.spec.budget import Budget
 from tuner.spec.schema import CostPrices, SweepSpec
 from tuner.tracking.cost import CostLedger
 from tuner.tracking.tags import TAG_BUDGET_REACHED, TAG_STOP_WHEN, TAG_STOPPED_BY
 
 
-class BudgetStop(Stopper):  # type: ignore[misc]
-    _shared: ClassVar[dict[str, BudgetStop]] = {}
-
-    def __init__(self, key: str) -> None:
-        self.key = key
+class BudgetStop(SharedByKey, Stopper):  # type: ignore[misc]
+    def __init__(self, key: str = "") -> None:
+        super().__init__(key)
         self.budget: Budget | None = None
         self.prices: CostPrices | None = None
         self.ledger: CostLedger | None = None
         self.started = time.monotonic()
         self.reached: str | None = None  # which limit, in words, once one is
         self._interrupted = False
-
-    @classmethod
-    def shared(cls, key: str) -> BudgetStop:
-        if key not in cls._shared:
-            cls._shared[key] = cls(key)
-        return cls._shared[key]
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (BudgetStop.shared, (self.key,))
 
     def watch(
         self, budget: Budget | None, prices: CostPrices | None, ledger: CostLedger

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 from ray import tune
 
 from tuner.engine.front import objective_point
 from tuner.search.early_stops import EarlyStops
 from tuner.search.pareto import Point, pareto_front
+from tuner.search.shared_by_key import SharedByKey
 from tuner.spec import SweepSpec
 from tuner.spec.objectives import feasible
 from tuner.tracking.progress import MAX_ROWS, row_rank
@@ -56,15 +57,13 @@ CONTROLLER_SEAM = (
 )
 
 
-class EndedTrials(tune.Callback):  # type: ignore[misc]
+class EndedTrials(SharedByKey, tune.Callback):  # type: ignore[misc]
     """The sweep's released trials: how many, how many ASHA stopped, and the checkpoints
     the sweep's end thins. Shared by key (an experiment path) as `EarlyStops` is: the
     scheduler that releases and the runner's callback that saves are one ledger."""
 
-    _shared: ClassVar[dict[str, EndedTrials]] = {}
-
     def __init__(self, key: str = "") -> None:
-        self.key = key
+        super().__init__(key)
         self.released = 0
         self.released_early = 0
         self.checkpoints: list[tuple[str, str]] = []  # (trial path, its latest checkpoint)
@@ -72,15 +71,6 @@ class EndedTrials(tune.Callback):  # type: ignore[misc]
         self._early_stops = EarlyStops()
         self._kept: set[Any] = set()
         self._seam_checked = False
-
-    @classmethod
-    def shared(cls, key: str) -> EndedTrials:
-        if key not in cls._shared:
-            cls._shared[key] = cls(key)
-        return cls._shared[key]
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (EndedTrials.shared, (self.key,))
 
     def start(self, spec: SweepSpec, early_stops: EarlyStops) -> EndedTrials:
         """A sweep (or a resume) starts: nothing released yet in this driver; a resume's

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from tuner.search.shared_by_key import SharedByKey
 
 
-class EarlyStops:
+class EarlyStops(SharedByKey):
     """The trials a scheduler stopped before max_t, shared by scheduler, searcher, tracker.
 
     Ray pickles the scheduler and searcher into the experiment and unpickles them on
@@ -13,21 +13,9 @@ class EarlyStops:
     its key: every copy unpickled in a process is that process's one ledger for the key.
     """
 
-    _shared: ClassVar[dict[str, EarlyStops]] = {}
-
     def __init__(self, key: str = "") -> None:
-        self.key = key
+        super().__init__(key)
         self._trial_ids: set[str] = set()
-
-    @classmethod
-    def shared(cls, key: str) -> EarlyStops:
-        """The process's ledger for `key` (an experiment path), created on first use."""
-        if key not in cls._shared:
-            cls._shared[key] = cls(key)
-        return cls._shared[key]
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (EarlyStops.shared, (self.key,))
 
     def add(self, trial_id: str) -> None:
         self._trial_ids.add(trial_id)
