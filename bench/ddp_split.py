@@ -12,6 +12,7 @@ the one-process step on the whole batch. Medians over the timed steps.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -89,12 +90,14 @@ def worker(rank: int, workload: dict[str, Any], steps: int, port: int, out: str)
         # the first one's reducer hooks on them.
         fresh, _, _ = model_and_batch(workload, 0)
         wrapped = nn.parallel.DistributedDataParallel(fresh, bucket_cap_mb=bucket)
-        figures[f"ddp_step_ms_bucket_{bucket}"] = median_ms(
-            lambda w=wrapped: loss_fn(w(x), y).backward(), steps
-        )
+
+        def ddp_step(ddp: nn.Module = wrapped) -> None:
+            loss_fn(ddp(x), y).backward()
+
+        figures[f"ddp_step_ms_bucket_{bucket}"] = median_ms(ddp_step, steps)
         del wrapped
     if rank == 0:
-        Path(out).write_text(repr(figures))
+        Path(out).write_text(json.dumps(figures))
     # Both ranks reach here before either tears gloo down. Even so, about one run in 20
     # aborted after both had destroyed the group, in the interpreter's exit with no Python
     # frame left (SIGABRT, "terminate called without an active exception": a C++ thread
@@ -111,8 +114,8 @@ def run(workload: dict[str, Any], steps: int) -> dict[str, Any]:
     import tempfile
 
     import torch
-    import torch.multiprocessing as mp
     from torch import nn
+    from torch.multiprocessing.spawn import spawn
 
     from bench.servers import free_port
 
@@ -123,8 +126,8 @@ def run(workload: dict[str, Any], steps: int) -> dict[str, Any]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         out = f"{folder}/rank0"
-        mp.spawn(worker, args=(workload, steps, free_port(), out), nprocs=2)
-        two: dict[str, float] = eval(Path(out).read_text())  # our own repr of floats
+        spawn(worker, args=(workload, steps, free_port(), out), nprocs=2)
+        two: dict[str, float] = json.loads(Path(out).read_text())
     return {
         "machine": machine(),
         "workload": workload,
