@@ -3,6 +3,7 @@ multi-worker trial's two workers as torch runs them."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from collections.abc import Callable
@@ -22,8 +23,18 @@ def _in_group(body: Body, rank: int, port: int, said: Any) -> None:
     try:
         body(rank, said)
     finally:
+        # A DDP module keeps its process group alive past destroy_process_group; left to
+        # the interpreter's finalization, gloo's threads can abort the process ("terminate
+        # called without an active exception", exit -6, seen once in CI after every
+        # collective had finished). Free such modules while the interpreter is whole.
+        gc.collect()
         if dist.is_initialized():
             dist.destroy_process_group()
+    # The body and the teardown are done: hand over what was said, then leave without the
+    # interpreter's finalization, which can only add torch's exit-time races.
+    said.close()
+    said.join_thread()
+    os._exit(0)
 
 
 def gloo_pair(body: Body, timeout_s: float = 240) -> tuple[Any, list[int | None]]:
