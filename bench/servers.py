@@ -104,7 +104,9 @@ def new_database(postgres_uri: str, name: str) -> str:
 # The gunicorn options of the head node's MLflow unit (infra/scripts/bootstrap-head.sh;
 # tests/test_infra.py checks that they are the same): threads, and a timeout long enough
 # for a model uploaded through the artifact proxy.
-HEAD_GUNICORN_OPTS = "--worker-class gthread --threads 4 --timeout 600"
+HEAD_GUNICORN_OPTS = (
+    "--worker-class gthread --threads 4 --timeout 600 --config python:tuner.cluster.mlflow_gunicorn"
+)
 
 
 @contextmanager
