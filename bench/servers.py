@@ -102,11 +102,12 @@ def new_database(postgres_uri: str, name: str) -> str:
 
 
 # The gunicorn options of the head node's MLflow unit (infra/scripts/bootstrap-head.sh;
-# tests/test_infra.py checks that they are the same): threads, and a timeout long enough
-# for a model uploaded through the artifact proxy.
-HEAD_GUNICORN_OPTS = (
-    "--worker-class gthread --threads 4 --timeout 600 --config python:tuner.cluster.mlflow_gunicorn"
-)
+# tests/test_infra.py checks that they are the same): threads, a timeout long enough for
+# a model uploaded through the artifact proxy, and tuner's configuration, which writes a
+# trial's requests through tuner.cluster.mlflow_fast_writes. Without that configuration,
+# MLflow's own store: the benchmarks' comparator.
+MLFLOW_GUNICORN_OPTS = "--worker-class gthread --threads 4 --timeout 600"
+HEAD_GUNICORN_OPTS = f"{MLFLOW_GUNICORN_OPTS} --config python:tuner.cluster.mlflow_gunicorn"
 
 
 @contextmanager
@@ -119,11 +120,14 @@ def running_mlflow_server(
     access_log: bool = False,
     app_name: str | None = None,
     gunicorn: bool = False,
+    fast_writes: bool = True,
 ) -> Iterator[str]:
     """A real MLflow tracking server on 127.0.0.1 with proxied artifacts; SQLite in
     `root` unless another backend store is given. With `access_log`, root/server.log
     has a line per request; with `gunicorn`, MLflow's Flask app runs under gunicorn
-    with the head node's options instead of its FastAPI app under uvicorn."""
+    with the head node's options instead of its FastAPI app under uvicorn (without
+    tuner's `fast_writes`, MLflow's own store)."""
+    gunicorn_opts = HEAD_GUNICORN_OPTS if fast_writes else MLFLOW_GUNICORN_OPTS
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     backend = backend_store_uri or f"sqlite:///{root / 'mlflow.db'}"
@@ -138,7 +142,7 @@ def running_mlflow_server(
             "--artifacts-destination", artifacts_destination,
             *(["--uvicorn-opts", "--access-log --log-level info"] if access_log else []),
             *(["--app-name", app_name] if app_name else []),
-            *(["--gunicorn-opts", HEAD_GUNICORN_OPTS] if gunicorn else []),
+            *(["--gunicorn-opts", gunicorn_opts] if gunicorn else []),
         ],
         cwd=root,
         # gunicorn's control socket in this server's folder, not the user's home, where
@@ -176,11 +180,12 @@ def http_server_name(gunicorn: bool) -> str:
 
 @contextmanager
 def tracking_server(
-    store: str, workers: int, gunicorn: bool = False
+    store: str, workers: int, gunicorn: bool = False, fast_writes: bool = True
 ) -> Iterator[tuple[str, str | None]]:
     """`mlflow server` on loopback over a throw-away PostgreSQL (`store` "postgresql") or
-    a SQLite file (anything else), in a temporary folder, under uvicorn or `gunicorn`;
-    yields the server's URI and the PostgreSQL URI (None on SQLite)."""
+    a SQLite file (anything else), in a temporary folder, under uvicorn or `gunicorn`
+    (with tuner's `fast_writes` or not); yields the server's URI and the PostgreSQL URI
+    (None on SQLite)."""
     backend = running_postgres() if store == "postgresql" else nullcontext(None)
     with (
         backend as backend_uri,
@@ -191,6 +196,7 @@ def tracking_server(
             backend_store_uri=backend_uri,
             workers=workers,
             gunicorn=gunicorn,
+            fast_writes=fast_writes,
         ) as uri,
     ):
         yield uri, backend_uri

@@ -1,6 +1,7 @@
 """Per-trial cost of each tracking store: trials that do no work, tracked in a local
 SQLite file (the laptop default), through `mlflow server` on SQLite, and through
-`mlflow server` on PostgreSQL (what the infra's head node runs), all on loopback.
+`mlflow server` on PostgreSQL (what the infra's head node runs, tuner's fast writes
+included), all on loopback; the comparator is the same server with MLflow's own writes.
 
     python -m bench.stores                  # 100 and 500 trials per store
     python -m bench.stores --smoke          # 2 and 6 trials through a server on SQLite
@@ -63,10 +64,11 @@ def null_sweep(name: str, trials: int) -> dict[str, Any]:
 
 
 @contextmanager
-def server_on(store: str) -> Iterator[tuple[str, str | None]]:
+def server_on(store: str, fast_writes: bool = True) -> Iterator[tuple[str, str | None]]:
     """An `mlflow server` on loopback over a SQLite file or a PostgreSQL, served as the
-    head node serves it; its URI and PostgreSQL's (None on SQLite)."""
-    with tracking_server(store, SERVER_WORKERS, gunicorn=True) as uris:
+    head node serves it (or with MLflow's own store's writes); its URI and PostgreSQL's
+    (None on SQLite)."""
+    with tracking_server(store, SERVER_WORKERS, gunicorn=True, fast_writes=fast_writes) as uris:
         yield uris
 
 
@@ -74,6 +76,8 @@ STORES: dict[str, Callable[[], AbstractContextManager[tuple[str | None, str | No
     "local SQLite file": lambda: nullcontext((None, None)),
     "mlflow server on SQLite": lambda: server_on("sqlite"),
     "mlflow server on PostgreSQL": lambda: server_on("postgresql"),
+    # The comparator: the same server with MLflow's own writes (the head's before tuner's).
+    "mlflow server on PostgreSQL, MLflow's own writes": lambda: server_on("postgresql", False),
 }
 
 
