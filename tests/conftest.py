@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,6 +20,9 @@ from bench.servers import (
     running_mlflow_server,
     running_postgres,
 )
+
+if TYPE_CHECKING:  # importing Ray takes a second, which the fast tests do without
+    from ray.tune import Result, ResultGrid
 
 REPO = Path(__file__).resolve().parent.parent
 SEARCH_SPACES = REPO / "search_spaces"
@@ -184,3 +188,18 @@ def run_and_signal(
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def each_result(results: ResultGrid) -> list[Result]:
+    """Every trial's result, in order. A ResultGrid has no __iter__: Python iterates it
+    through __getitem__, the old sequence protocol, which mypy does not follow."""
+    return [results[index] for index in range(len(results))]
+
+
+def each_metrics(results: ResultGrid) -> list[dict[str, Any]]:
+    """Every trial's last reported metrics, in order; each trial must have reported."""
+    reported = []
+    for result in each_result(results):
+        assert result.metrics is not None, f"the trial in {result.path} reported nothing"
+        reported.append(result.metrics)
+    return reported

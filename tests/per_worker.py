@@ -19,7 +19,8 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 
 def fit(config: dict[str, Any]) -> None:
@@ -30,6 +31,7 @@ def fit(config: dict[str, Any]) -> None:
     features = torch.randn(512, 8)
     targets = features @ torch.arange(1.0, 9.0) + 0.1 * torch.randn(512)
     model = ray.train.torch.prepare_model(nn.Linear(8, 1))  # DDP on this worker's device
+    assert isinstance(model, DistributedDataParallel)  # as it is with more than one worker
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"])
     start = 1
     checkpoint = ray.train.get_checkpoint()  # the trial's last checkpoint, on a resume
@@ -46,6 +48,7 @@ def fit(config: dict[str, Any]) -> None:
             TensorDataset(features, targets), batch_size=config["batch_size"] // world, shuffle=True
         )
     )
+    assert isinstance(loader.sampler, DistributedSampler)  # as it is with more than one worker
     for epoch in range(start, config["epochs"] + 1):
         loader.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every worker
         total = torch.zeros(2)

@@ -9,10 +9,12 @@ import math
 import random
 import subprocess
 import sys
+from typing import Literal
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.tracking.big_sweeps import (
     IMPORTANCE_TRIALS,
@@ -22,13 +24,15 @@ from tuner.tracking.big_sweeps import (
     known_importances,
 )
 
-SPACE = {
+Direction = Literal["minimize", "maximize"]
+
+SPACE: dict[str, BaseDistribution] = {
     "x": optuna.distributions.FloatDistribution(0, 1),
     "noise": optuna.distributions.FloatDistribution(0, 1),
 }
 
 
-def sweep(trials: int, direction: str = "maximize") -> optuna.Study:
+def sweep(trials: int, direction: Direction = "maximize") -> optuna.Study:
     """`trials` finished trials whose value is x plus a little noise, a few failed."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(1)
@@ -45,6 +49,12 @@ def sweep(trials: int, direction: str = "maximize") -> optuna.Study:
             )
         )
     return study
+
+
+def value_of(trial: FrozenTrial) -> float:
+    """A finished trial's value, which optuna types as optional."""
+    assert trial.value is not None, f"trial {trial.number} finished without a value"
+    return trial.value
 
 
 def test_a_small_sweep_is_judged_and_drawn_whole() -> None:
@@ -91,13 +101,13 @@ def test_shallow_trees_judge_importances_as_optunas_deep_ones_do() -> None:
 
 
 @pytest.mark.parametrize("direction", ["maximize", "minimize"])
-def test_learning_curves_of_a_big_sweep_show_its_best_trials(direction: str) -> None:
+def test_learning_curves_of_a_big_sweep_show_its_best_trials(direction: Direction) -> None:
     study = sweep(1300, direction)
     drawn, which = curves_drawn(study, best=100)
     assert len(drawn.trials) == 200
     assert which == "200 of 1300 trials: the best 100 and others at random"
     finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    best = sorted(t.value for t in finished)
+    best = sorted(value_of(t) for t in finished)
     best = best[-100:] if direction == "maximize" else best[:100]
     assert set(best) <= {t.value for t in drawn.trials}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -26,8 +27,8 @@ SPACE = {
 }
 
 
-def score(params: dict[str, object]) -> float:
-    lr, hidden = float(params["lr"]), int(params["hidden"])  # type: ignore[arg-type]
+def score(params: dict[str, Any]) -> float:
+    lr, hidden = float(params["lr"]), int(params["hidden"])
     return -((math.log10(lr) + 2) ** 2) - (math.log2(hidden) - 6) ** 2 / 4
 
 

@@ -60,6 +60,7 @@ def sweep_runs(tmp_path: Path) -> tuple[Run, list[Run]]:
     """The sweep's parent run and its trials' runs, as MLflow holds them now."""
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("budgeted")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
     return parent, [r for r in runs if r.data.tags.get("tuner.role") == "trial"]

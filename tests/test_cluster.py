@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -33,7 +33,10 @@ import yaml
 from mlflow import MlflowClient
 from moto.server import ThreadedMotoServer
 from ray._private import ray_constants
-from ray._raylet import AuthenticationTokenLoader, Config
+from ray._private.node import Node
+
+# ray/_raylet.pyi declares only the ids and ObjectRef; the compiled module has these too.
+from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 from ray.cluster_utils import Cluster
 from ray.job_submission import JobSubmissionClient
 from ray.util.state import list_placement_groups
@@ -334,7 +337,10 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
         "Authorization": f"Bearer {ray_cluster.token}"
     })  # fmt: skip
     info = jobs.get_job_info(final["job"])
-    assert info.driver_node_id == ray_cluster.cluster.head_node.node_id
+    # Cluster.__init__ sets head_node to None, unannotated, so mypy reads it as always None.
+    head = cast("Node | None", ray_cluster.cluster.head_node)
+    assert head is not None
+    assert info.driver_node_id == head.node_id
 
     # Every trial in MLflow under one finished parent, every epoch once.
     (parent,) = sweep_runs(ray_cluster.tracking_uri, "cluster-submit")

@@ -67,6 +67,13 @@ def assert_honours_conditions(config: dict[str, Any], searched: Any = CHAINED) -
             assert (name in config) == present, (name, config)
 
 
+def config_of(suggested: dict[str, Any] | str | None) -> dict[str, Any]:
+    """A searcher's suggestion that must be a config: not its FINISHED string, nor the
+    None of a searcher that is not ready."""
+    assert isinstance(suggested, dict), f"the searcher suggested {suggested!r}, not a config"
+    return suggested
+
+
 # --- the sweep file's rules -----------------------------------------------------------
 
 RANGE = {"type": "float", "low": 0.1, "high": 0.9}
@@ -160,7 +167,9 @@ def test_a_grid_counts_only_the_combinations_whose_conditions_hold() -> None:
 
 
 def test_a_huge_conditional_grid_is_refused_without_enumerating_it() -> None:
-    axes = {f"a{i}": {"type": "categorical", "choices": list(range(10))} for i in range(12)}
+    axes: dict[str, dict[str, Any]] = {
+        f"a{i}": {"type": "categorical", "choices": list(range(10))} for i in range(12)
+    }
     axes["a11"]["when"] = {"a0": [0]}
     with pytest.raises(SpecError, match="at most 100,000"):
         parse_spec(sweep(axes, {"kind": "grid"}))
@@ -174,7 +183,13 @@ def test_optuna_samples_a_param_only_when_its_condition_holds() -> None:
     space = ConditionalSpace(spec.params)
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), direction="maximize")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(lambda trial: (space(trial), trial.params.get("lr", 0.0))[1], n_trials=60)
+
+    def objective(trial: optuna.Trial) -> float:
+        space(trial)
+        lr: float = trial.params.get("lr", 0.0)
+        return lr
+
+    study.optimize(objective, n_trials=60)
     seen = set()
     for trial in study.trials:
         assert_honours_conditions(trial.params)
@@ -190,10 +205,11 @@ def test_ray_gets_a_define_by_run_space_that_survives_its_snapshot(tmp_path: Pat
     configs = [searcher.suggest(f"t{i}") for i in range(4)]
     searcher.save(str(tmp_path / "searcher.pkl"))
     restored = build_search_algorithm(spec, EarlyStops())
+    assert isinstance(restored, PruningOptunaSearch)
     restored.restore(str(tmp_path / "searcher.pkl"))
     configs += [restored.suggest(f"t{i}") for i in range(4, 8)]
     for config in configs:
-        assert_honours_conditions(config)
+        assert_honours_conditions(config_of(config))
 
 
 def valid_grid(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -215,7 +231,7 @@ def test_grid_search_tries_each_valid_combination_once_per_sample(tmp_path: Path
     params = {name: p for name, p in CHAINED.items() if name not in ("lr", "beta1")}
     spec = parse_spec(sweep(params, {"kind": "grid"}, num_samples=2))
     searcher = ConditionalVariants(spec, seed=None)
-    configs = []
+    configs: list[dict[str, Any] | str | None] = []
     while (config := searcher.suggest(str(len(configs)))) != ConditionalVariants.FINISHED:
         configs.append(config)
     first, second = configs[:6], configs[6:]
@@ -244,8 +260,8 @@ def test_random_search_resumes_where_its_snapshot_left_off(tmp_path: Path) -> No
     assert first + rest == expected
     assert restored.suggest("10") == ConditionalVariants.FINISHED
     for config in expected:
-        assert_honours_conditions(config)
-    assert [config["batch"] for config in expected] == [32, 64] * 5
+        assert_honours_conditions(config_of(config))
+    assert [config_of(config)["batch"] for config in expected] == [32, 64] * 5
     assert pickle.loads(pickle.dumps(restored)).made == 10
 
 

@@ -98,6 +98,7 @@ def test_a_sweep_logs_what_each_trial_held_and_the_sum(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("costed")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     trials = [r.data.metrics for r in runs if r.data.tags.get("tuner.role") == "trial"]
     (parent,) = [r.data.metrics for r in runs if r.data.tags.get("tuner.role") == "sweep"]

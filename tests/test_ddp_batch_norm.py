@@ -46,6 +46,7 @@ def test_synced_batch_norm_keeps_the_weights_and_their_names() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
     names = list(model.state_dict())
     synced = Shard(0, 2).synced(model)
+    assert isinstance(synced, nn.Sequential)  # the layers converted in place
     assert isinstance(synced[1], nn.SyncBatchNorm)
     assert list(synced.state_dict()) == names, "checkpoints load into plain batch norm"
     alone = nn.Sequential(nn.BatchNorm1d(3))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 import torch
 from pydantic import ValidationError
@@ -45,7 +47,7 @@ def test_auto_takes_the_data_when_it_fits_in_its_share_of_free_memory() -> None:
 
 
 @pytest.mark.parametrize("setting", ["auto", True, False])
-def test_on_the_cpu_the_data_stays_where_it_is(setting: object) -> None:
+def test_on_the_cpu_the_data_stays_where_it_is(setting: bool | Literal["auto"]) -> None:
     knobs = ClassifierKnobs(data_on_device=setting)
     cpu = torch.device("cpu")
     assert data_device(knobs, cpu, 10) == cpu

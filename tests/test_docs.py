@@ -236,10 +236,10 @@ def key_rows(doc: Path, first_header: str) -> list[Row]:
                 f"{rel(doc)}:{number}: the first cell of a '{first_header}' table must be one "
                 f"code span naming the key, got {cells[0]!r}"
             )
-            tag = next((h[2] for h in reversed(headings) if h[2]), None)
+            section_tag = next((h[2] for h in reversed(headings) if h[2]), None)
             rows.append(
                 Row(
-                    key=Key(key.group(1), tag),
+                    key=Key(key.group(1), section_tag),
                     cells=dict(zip(header, cells, strict=False)),
                     line=number,
                     heading=headings[-1][1] if headings else "(top)",
@@ -309,6 +309,7 @@ def _as_yaml(value: Any) -> str:
 
 
 def _same(span: str, field: FieldInfo, default: Any) -> bool:
+    assert field.annotation is not None, f"a schema field without an annotation: {field}"
     try:
         value = TypeAdapter(field.annotation).validate_python(yaml.safe_load(span))
     except (yaml.YAMLError, ValidationError):

@@ -14,6 +14,7 @@ from ray import tune
 from ray.experimental.internal_kv import _internal_kv_del
 from ray.tune import registry
 
+from tests.conftest import each_metrics, each_result
 from tuner.engine.fixed_resources import placement_groups_off, ray_started_here
 from tuner.engine.registry_memo import trainables_remembered
 from tuner.engine.unread_histories import result_histories_unread
@@ -69,11 +70,12 @@ def three_reports(storage: Path, concurrency: int = 2) -> tune.ResultGrid:
 def test_a_fit_within_reads_no_result_file_back(ray_session: None, tmp_path: Path) -> None:
     with result_histories_unread():
         results = three_reports(tmp_path)
-    assert sorted(result.metrics["score"] for result in results) == [3.0, 4.0, 5.0]
-    assert all(result.metrics_dataframe is None for result in results)
-    assert all(result.error is None and result.path for result in results)
+    assert sorted(metrics["score"] for metrics in each_metrics(results)) == [3.0, 4.0, 5.0]
+    assert all(result.metrics_dataframe is None for result in each_result(results))
+    assert all(result.error is None and result.path for result in each_result(results))
     # Outside it Ray's own behaviour is back: every trial's history read from its file.
-    assert all(len(result.metrics_dataframe) == 3 for result in three_reports(tmp_path))
+    histories = [result.metrics_dataframe for result in each_result(three_reports(tmp_path))]
+    assert all(history is not None and len(history) == 3 for history in histories)
 
 
 def placement_groups() -> int:
@@ -87,7 +89,7 @@ def test_trials_on_this_machines_ray_make_no_placement_group(
     before = placement_groups()
     with placement_groups_off():
         results = three_reports(tmp_path)
-    assert sorted(result.metrics["score"] for result in results) == [3.0, 4.0, 5.0]
+    assert sorted(metrics["score"] for metrics in each_metrics(results)) == [3.0, 4.0, 5.0]
     assert placement_groups() == before
     three_reports(tmp_path)  # Ray's own way: one placement group a trial
     assert placement_groups() == before + 3
@@ -104,7 +106,7 @@ def test_trials_without_placement_groups_still_share_the_machine(
             param_space={"x": tune.grid_search([1, 2, 3, 4])},
             run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0),
         ).fit()
-    spans = sorted((r.metrics["start"], r.metrics["end"]) for r in results)
+    spans = sorted((m["start"], m["end"]) for m in each_metrics(results))
     most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
     assert len(spans) == 4 and most == 2
 

@@ -165,6 +165,7 @@ def test_released_trials_are_gone_from_the_driver_and_the_best_is_kept(
     assert ledger.released >= trials - MAX_ROWS - 10, "most ended trials were let go"
     assert watcher.alive_at_end <= len(results), "nothing else holds a released trial"
     best = results.get_best_result()
+    assert best.metrics is not None
     assert best.metrics["score"] == max(watcher.scores.values())
     assert ledger.counts() == {"finished": ledger.released, "stopped (asha)": 0}
 
@@ -195,6 +196,7 @@ def test_a_sweep_interrupted_and_resumed_counts_every_trial_and_names_the_true_b
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("many")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], max_results=500)
     (parent,) = [r for r in runs if r.data.tags.get("tuner.role") == "sweep"]
     trial_runs = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]

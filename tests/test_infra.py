@@ -62,7 +62,8 @@ def all_resources(terraform: dict[str, Any]) -> Iterator[tuple[str, str, dict[st
 
 def only(blocks: Any) -> dict[str, Any]:
     """python-hcl2 gives a nested block as a list of one dict."""
-    return blocks[0] if isinstance(blocks, list) else blocks
+    block: dict[str, Any] = blocks[0] if isinstance(blocks, list) else blocks
+    return block
 
 
 def test_every_tf_file_parses_and_each_has_one_job() -> None:

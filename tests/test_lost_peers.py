@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import ray
+from ray._private.node import Node
 from ray.cluster_utils import Cluster
 
 from tests.gloo_pair import gloo_pair
@@ -108,7 +109,10 @@ def test_the_trial_fails_with_its_workers_node_death_and_restarts_as_node_lost(
 
 
 def test_a_lost_peer_whose_nodes_all_live_stays_the_trials_own_error(two_nodes: Cluster) -> None:
-    head = two_nodes.head_node.node_id
+    # Cluster.__init__ sets head_node to None, unannotated, so mypy reads it as always None.
+    head_node = cast("Node | None", two_nodes.head_node)
+    assert head_node is not None
+    head = head_node.node_id
     started = time.monotonic()
     assert wait_for_node_death({head}, ray.nodes, timeout_s=1.0) is None
     assert time.monotonic() - started < 5  # bounded: it fails as the trial's own error

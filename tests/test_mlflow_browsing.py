@@ -142,11 +142,14 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
     for trial in trials:
         assert trial.info.run_name.startswith(trial.data.tags["tuner.trial_id"] + " lr=")
         # The Dataset column: the data each trial trained on, its splits in the profile.
+        assert trial.inputs is not None
         (used,) = trial.inputs.dataset_inputs
         assert used.dataset.name == "digits" and used.dataset.source_type == "code"
+        assert used.dataset.profile is not None
         splits = json.loads(used.dataset.profile)["splits"]
         assert sum(splits.values()) == 1797 and splits["train"] > splits["val"]
         assert {tag.key: tag.value for tag in used.tags}["mlflow.data.context"] == "training"
+    assert parent.inputs is not None
     (used,) = parent.inputs.dataset_inputs  # the sweep's row shows its data too
     assert used.dataset.name == "digits"
     note = parent.data.tags["mlflow.note.content"]
@@ -165,6 +168,7 @@ def test_a_sweep_shows_as_model_training_with_its_model(tmp_path: Path) -> None:
     history = client.get_metric_history(best_run, "val_accuracy")
     assert [point.step for point in history] == [1, 2]
     best = client.get_run(best_run)
+    assert best.outputs is not None
     assert model.model_id in {output.model_id for output in best.outputs.model_outputs}
 
     # Loads without tuner, by the model's id and by the registry's alias.

@@ -4,11 +4,12 @@ Optuna's step: every searcher samples only the steps, both ends included."""
 from __future__ import annotations
 
 import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
 from ray.tune.search.sample import Domain
 
 from tuner.search.distributions import optuna_distribution
 from tuner.search.space import param_space
-from tuner.spec import SpecError, parse_spec
+from tuner.spec import SpecError, SweepSpec, parse_spec
 
 BASE = {
     "name": "steps",
@@ -19,26 +20,29 @@ BASE = {
 }
 
 
-def spec_with(**params: object) -> object:
+def spec_with(**params: object) -> SweepSpec:
     return parse_spec({**BASE, "params": params})
 
 
 def test_int_steps_are_sampled_with_both_ends_included() -> None:
     spec = spec_with(width={"type": "int", "low": 16, "high": 64, "step": 16})
-    domain = param_space(spec)["width"]  # type: ignore[arg-type]
+    domain = param_space(spec)["width"]
     assert isinstance(domain, Domain)
     seen = {domain.sample() for _ in range(400)}
     assert seen == {16, 32, 48, 64}
-    distribution = optuna_distribution(spec.params["width"])  # type: ignore[attr-defined]
+    distribution = optuna_distribution(spec.params["width"])
+    assert isinstance(distribution, IntDistribution)
     assert (distribution.low, distribution.high, distribution.step) == (16, 64, 16)
 
 
 def test_float_steps_are_sampled_on_the_grid() -> None:
     spec = spec_with(dropout={"type": "float", "low": 0.0, "high": 0.5, "step": 0.1})
-    domain = param_space(spec)["dropout"]  # type: ignore[arg-type]
+    domain = param_space(spec)["dropout"]
     seen = {round(domain.sample(), 9) for _ in range(400)}
     assert seen <= {0.0, 0.1, 0.2, 0.3, 0.4, 0.5} and len(seen) >= 5
-    assert optuna_distribution(spec.params["dropout"]).step == 0.1  # type: ignore[attr-defined]
+    distribution = optuna_distribution(spec.params["dropout"])
+    assert isinstance(distribution, FloatDistribution)
+    assert distribution.step == 0.1
 
 
 @pytest.mark.parametrize(
@@ -53,9 +57,9 @@ def test_random_search_steps_from_low_as_optuna_does(
 ) -> None:
     """Ray's qrandint(1, 9, 2) rounds to multiples of 2 (2, 4, ...): not the sweep's values."""
     spec = spec_with(x=param)
-    domain = param_space(spec)["x"]  # type: ignore[arg-type]
+    domain = param_space(spec)["x"]
     assert {domain.sample() for _ in range(400)} == values
-    distribution = optuna_distribution(spec.params["x"])  # type: ignore[attr-defined]
+    distribution = optuna_distribution(spec.params["x"])
     assert all(distribution._contains(distribution.to_internal_repr(v)) for v in values)
 
 

@@ -7,6 +7,7 @@ import copy
 import json
 import pickle
 import signal
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from tuner.spec import SpecError, parse_spec
 from tuner.spec.params import CategoricalParam, FloatParam, IntParam
 from tuner.tracking.tags import TAG_EXPLOIT, TAG_PARENT, TAG_ROLE, TAG_SCHEDULE
 from tuner.trainer.checkpoint import TrainerState
+from tuner.trainer.epoch import Epoch
 from tuner.trainer.knobs import ClassifierKnobs
-from tuner.trainer.loop import Epoch, run_epochs
+from tuner.trainer.loop import run_epochs
 
 LR = {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True}
 DROPOUT = {"type": "float", "low": 0.0, "high": 0.5}
@@ -241,6 +243,7 @@ def state_after(config: dict[str, Any], epochs: int) -> TrainerState:
     for epoch in generator:
         if epoch.number == epochs:
             state = copy.deepcopy(epoch.state())
+            assert isinstance(generator, Generator)  # run_epochs is typed as an Iterator
             generator.close()
             return state
     raise AssertionError("never reached")

@@ -18,7 +18,7 @@ import ray
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
-from tests.conftest import TUNER, cli_env
+from tests.conftest import TUNER, cli_env, each_result
 from tests.fake_imds import FakeMetadata
 
 pytestmark = pytest.mark.ray
@@ -192,7 +192,7 @@ def test_a_trainable_of_your_own_checkpoints_when_should_checkpoint_says_so(
             param_space={"steps": 60, "step_seconds": 0.25, "log": str(log)},
             run_config=tune.RunConfig(storage_path=str(tmp_path / "runs"), verbose=0),
         )
-        (result,) = tuner.fit()
+        (result,) = each_result(tuner.fit())
         told, _ = watcher.communicate(timeout=60)
     finally:
         watcher.kill()
@@ -204,6 +204,7 @@ def test_a_trainable_of_your_own_checkpoints_when_should_checkpoint_says_so(
     assert 5 < at <= 5 + 20, lines
     assert "the node's trials have checkpointed" in told
     assert f"drained node {worker_id} with reason PREEMPTION" in told
+    assert result.checkpoint is not None
     with result.checkpoint.as_directory() as folder:
         assert json.loads(Path(folder, "state.json").read_text()) == {"step": at}
 

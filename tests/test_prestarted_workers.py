@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import cast
 
 import psutil
 import pytest
@@ -19,6 +20,14 @@ from tuner.engine.prestarted_workers import TUNE_ACTOR_ENV, runtime_env_vars
 from tuner.engine.runner import RunOptions, run_sweep
 from tuner.engine.session import start_or_join
 from tuner.spec import parse_spec
+
+
+def global_node() -> node.Node:
+    """The node of this process's Ray. ray._private.worker sets _global_node to None,
+    unannotated, so mypy reads it as always None; ray.init sets it."""
+    started = cast("node.Node | None", ray._private.worker._global_node)
+    assert started is not None, "Ray is up"
+    return started
 
 
 def test_a_trial_actor_is_given_only_what_its_workers_lack() -> None:
@@ -56,9 +65,7 @@ def test_the_first_trials_run_in_the_workers_ray_started_with(tmp_path: Path) ->
             num_cpus=2,
             console=Console(file=io.StringIO()),
             # While Ray is up: where its session keeps each worker's log.
-            on_finish=lambda _: logs.append(
-                Path(ray._private.worker._global_node.get_logs_dir_path())
-            ),
+            on_finish=lambda _: logs.append(Path(global_node().get_logs_dir_path())),
         ),
     )
     assert result.num_trials == 2
@@ -80,7 +87,7 @@ def test_an_embedded_ray_starts_without_a_dashboard_head_or_autoscaler_and_runs_
     rays_own = (node.Node.start_api_server, node.Node.start_monitor, services.get_node)
     assert start_or_join(None, 1)
     try:
-        processes = ray._private.worker._global_node.all_processes
+        processes = global_node().all_processes
         assert ray_constants.PROCESS_TYPE_RAYLET in processes
         assert ray_constants.PROCESS_TYPE_DASHBOARD not in processes
         assert ray_constants.PROCESS_TYPE_MONITOR not in processes

@@ -74,6 +74,7 @@ def sweep_ids(folder: Path) -> tuple[str, str, str]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("report-sweep")
+    assert experiment is not None
     (parent,) = client.search_runs(
         [experiment.experiment_id], filter_string="tags.`tuner.role` = 'sweep'"
     )

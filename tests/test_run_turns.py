@@ -109,7 +109,12 @@ def test_past_its_bound_the_caller_waits_until_the_store_catches_up(
     turns.add([("slow", 1), ("slow", 2)])
     assert store.started["slow"].wait(WAIT_S)
     waited = threading.Event()
-    waiter = threading.Thread(target=lambda: (turns.wait_for_room(), waited.set()))
+
+    def wait() -> None:
+        turns.wait_for_room()
+        waited.set()
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
     # Three items held (one being written, two pending): no room until the store answers.
     assert not waited.wait(0.5)

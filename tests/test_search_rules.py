@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from typing import cast
 
 import optuna
 import pytest
@@ -63,8 +64,12 @@ def test_asha_stopped_trials_reach_optuna_as_pruned_with_their_history() -> None
             stops.add(trial_id)
         search.on_trial_complete(trial_id, last)
 
-    pruned, complete = search._ot_study.trials
-    assert search._ot_study.study_name == "pruned-check"
+    # OptunaSearch.__init__ sets _ot_study to None, unannotated, so mypy reads it as always
+    # None; with a space given it holds the study from the start.
+    study = cast("optuna.Study | None", search._ot_study)
+    assert study is not None
+    pruned, complete = study.trials
+    assert study.study_name == "pruned-check"
     assert pruned.state == optuna.trial.TrialState.PRUNED
     # Including the value the scheduler stopped it on, at its epoch.
     assert pruned.intermediate_values == {1: 0.2, 2: 0.3}

@@ -199,6 +199,7 @@ def test_a_sweep_with_secrets_runs_and_writes_none_of_them(trainable: str, short
 
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name("s")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     trials = [run for run in runs if run.data.tags.get("tuner.role") == "trial"]
     assert [run.data.metrics["received"] for run in trials] == [1.0, 1.0]

@@ -78,6 +78,7 @@ def test_resume_refuses_a_planted_pickle(tmp_path: Path) -> None:
     assert done.returncode == 130, done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("planted")
+    assert experiment is not None
     (parent,) = [
         run
         for run in client.search_runs([experiment.experiment_id])

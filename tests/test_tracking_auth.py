@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -24,7 +25,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.e2e
 
 USER = "sweeper"
-SWEEP = {
+SWEEP: dict[str, Any] = {
     "name": "auth-sweep",
     "trainable": "tests.trainables:report_twice",
     "metric": "score",

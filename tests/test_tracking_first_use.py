@@ -46,5 +46,6 @@ def test_concurrent_first_use_of_a_sqlite_store(tmp_path: Path) -> None:
     assert [process.returncode for process in processes] == [0] * 4, [e for _, e in outputs]
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("same")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.info.run_id for run in runs) == sorted(o.strip() for o, _ in outputs)

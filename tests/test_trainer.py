@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from ray import tune
 from rich.console import Console
 
+from tests.conftest import each_result
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.experiments import Experiment
 from tuner.engine.runner import RunOptions, run_sweep
@@ -50,7 +51,7 @@ class EpochLog(tune.Callback):  # type: ignore[misc]
         self.epochs: list[int] = []
 
     def on_trial_result(
-        self, iteration: int, trials: Any, trial: Any, result: dict, **info: Any
+        self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         self.epochs.append(int(result["epoch"]))
 
@@ -155,7 +156,7 @@ class CheckpointedEpochs(tune.Callback):  # type: ignore[misc]
         self.last_epoch: dict[str, int] = {}
 
     def on_trial_result(
-        self, iteration: int, trials: Any, trial: Any, result: dict, **info: Any
+        self, iteration: int, trials: Any, trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         self.last_epoch[trial.trial_id] = int(result["epoch"])
 
@@ -244,11 +245,12 @@ def test_every_checkpoint_stays_until_the_sweep_ends_then_only_the_latest(
         params={"hidden": {"type": "grid", "values": [16]}},
         config={"epochs": 4},
     )
-    (result,) = results
+    (result,) = each_result(results)
     trial_dir = Path(result.path)
     assert list(log.saved.values()) == [[1, 2, 3, 4]]
     # Ray deleted none of them while the sweep ran: a lost driver could resume from any.
     assert len(sorted(trial_dir.glob("checkpoint_*"))) == 4
     assert prune_checkpoints(results, resolve_storage(str(tmp_path / "runs"))) == 3
+    assert result.checkpoint is not None
     assert [p.name for p in trial_dir.glob("checkpoint_*")] == [Path(result.checkpoint.path).name]
     assert load_state(result.checkpoint.path).epoch == 4

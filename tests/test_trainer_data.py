@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -86,7 +87,11 @@ def test_regression_targets_are_standardized_on_train_and_reported_back(
     )
 
 
-BAD_CASES = {
+# How to make the bad file in a folder from the good table, the knobs, the error's key and
+# what its problem says.
+BadCase = tuple[Callable[[Path, pd.DataFrame], str], dict[str, object], str, str]
+
+BAD_CASES: dict[str, BadCase] = {
     "missing-file": (
         lambda folder, frame: str(folder / "absent.csv"),
         {},

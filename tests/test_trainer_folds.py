@@ -39,7 +39,7 @@ from tuner.trainer.loop import predict, run_epochs, score, to_tensors
 from tuner.trainer.losses import build_loss
 from tuner.trainer.models import build_model
 
-WINE = {"dataset": "wine", "hidden": 16, "lr": 0.01, "cv_folds": 3}
+WINE: dict[str, Any] = {"dataset": "wine", "hidden": 16, "lr": 0.01, "cv_folds": 3}
 
 
 def arrays_of(task: Task) -> Arrays:

@@ -232,6 +232,7 @@ def test_a_cnn_sweep_trains_on_an_image_folder(folder: Path, tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("shapes-cnn")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     trials = [r for r in runs if r.data.tags.get("tuner.role") == "trial"]
     assert len(trials) == 2

@@ -11,9 +11,9 @@ from torch import nn
 
 from tuner.trainer.augment import augment, cutout, mixup, random_flip, random_shift
 from tuner.trainer.data import load_splits
-from tuner.trainer.knobs import ClassifierKnobs, RegressorKnobs
+from tuner.trainer.epoch import EarlyStopping
+from tuner.trainer.knobs import ClassifierKnobs, Optimizer, RegressorKnobs
 from tuner.trainer.loop import (
-    EarlyStopping,
     TrainingDiverged,
     run_epochs,
     score,
@@ -113,7 +113,9 @@ def test_cnn_sees_images_and_shrinks_them_with_pooling() -> None:
         ("rmsprop", torch.optim.RMSprop, {"momentum": 0.8}),
     ],
 )
-def test_optimizer_knobs_reach_torch(name: str, kind: type, settings: dict) -> None:  # type: ignore[type-arg]
+def test_optimizer_knobs_reach_torch(
+    name: Optimizer, kind: type, settings: dict[str, object]
+) -> None:
     knobs = ClassifierKnobs(
         optimizer=name, lr=0.05, momentum=0.8, beta1=0.85, beta2=0.99, weight_decay=0.01
     )

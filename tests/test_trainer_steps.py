@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import torch
@@ -54,7 +54,7 @@ def test_accumulate_steps_must_be_a_positive_integer() -> None:
             ClassifierKnobs(accumulate_steps=bad)  # type: ignore[arg-type]
 
 
-def cyclic_rates(mode: str, cycles: int) -> list[float]:
+def cyclic_rates(mode: Literal["triangular", "triangular2"], cycles: int) -> list[float]:
     """The lr of every optimizer step over `cycles` cycles of 8 steps (4 up, 4 down)."""
     k = ClassifierKnobs(
         lr=0.1, epochs=2 * cycles, lr_schedule="cyclic", cycle_epochs=2, cyclic_mode=mode

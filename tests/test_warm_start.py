@@ -141,8 +141,11 @@ def test_random_search_tries_the_points_first(searcher: dict[str, Any], conditio
         assert algorithm._points_to_evaluate == points  # Ray's generator takes them as given
         return
     for config, point in zip(configs, points, strict=False):
+        assert isinstance(config, dict), config  # not FINISHED, nor None
         assert config.items() >= point.items()
-    assert "z" not in configs[1]
+    second = configs[1]
+    assert isinstance(second, dict), second
+    assert "z" not in second
 
 
 # --- end to end through the CLI --------------------------------------------------------

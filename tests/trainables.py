@@ -238,7 +238,9 @@ def classifier_pausing_once(config: dict[str, Any]) -> None:
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None and ray.train.get_context().get_world_rank() == 0:
-        Path(f"{marker}.resumed").write_text(str(restored(checkpoint).epoch))
+        resumed = restored(checkpoint)
+        assert resumed is not None, "a checkpoint holds a trainer state"
+        Path(f"{marker}.resumed").write_text(str(resumed.epoch))
     ray.train.report = report  # the worker calls ray.train.report through the module
     try:
         train_classifier_worker({"config": knobs, "checkpoint": checkpoint})
