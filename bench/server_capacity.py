@@ -2,7 +2,8 @@
 the figure a head node's capacity follows from (docs/performance.md).
 
     python -m bench.server_capacity              # --workers 1, 2 and 4; 20 s each
-    python -m bench.server_capacity --gunicorn   # MLflow's Flask app under gunicorn
+    python -m bench.server_capacity --gunicorn   # MLflow's Flask app under gunicorn, as
+                                                 # the head runs it (tuner's fast writes)
     python -m bench.server_capacity --smoke      # one server, 2 s, SQLite
 
 A pool of client threads sends MLflow's `log-batch` requests as fast as the server
@@ -40,10 +41,10 @@ PAYLOADS = {"1 result (3 metrics)": 1, "10 results (30 metrics)": 10}
 
 @contextmanager
 def server(
-    store: str, workers: int, gunicorn: bool = False
+    store: str, workers: int, gunicorn: bool = False, fast_writes: bool = True
 ) -> Iterator[tuple[str, list[psutil.Process]]]:
     """A tracking server; its URI and the processes whose CPU counts as the store's."""
-    with tracking_server(store, workers, gunicorn) as (uri, backend_uri):
+    with tracking_server(store, workers, gunicorn, fast_writes) as (uri, backend_uri):
         yield uri, _store_processes(uri, backend_uri)
 
 
@@ -107,17 +108,21 @@ def flood(
 
 
 def run(
-    store: str, worker_counts: Sequence[int], seconds: float, gunicorn: bool = False
+    store: str,
+    worker_counts: Sequence[int],
+    seconds: float,
+    gunicorn: bool = False,
+    fast_writes: bool = True,
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for workers in worker_counts:
-        with server(store, workers, gunicorn) as (uri, processes):
+        with server(store, workers, gunicorn, fast_writes) as (uri, processes):
             for payload, results in PAYLOADS.items():
                 figures[f"--workers {workers}, {payload}"] = flood(uri, processes, results, seconds)
     return {
         "machine": machine(),
         "store": store,
-        "http_server": http_server_name(gunicorn),
+        "http_server": http_server_name(gunicorn, fast_writes),
         "seconds_each": seconds,
         "figures": figures,
     }
@@ -149,14 +154,21 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument(
         "--gunicorn", action="store_true", help="MLflow's Flask app under gunicorn, not uvicorn"
     )
+    parser.add_argument(
+        "--mlflow-own-writes",
+        action="store_true",
+        help="under gunicorn, without tuner's configuration: MLflow's own store's writes",
+    )
     parser.add_argument("--smoke", action="store_true", help="one server on SQLite, 2 s")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.store, args.workers, args.seconds = "sqlite", [1], 2.0
-    result = run(args.store, args.workers, args.seconds, args.gunicorn)
+    fast_writes = not args.mlflow_own_writes
+    result = run(args.store, args.workers, args.seconds, args.gunicorn, fast_writes)
     name = "server-capacity-smoke" if args.smoke else f"server-capacity-{args.store}"
     name += "-gunicorn" if args.gunicorn else ""
+    name += "-mlflow-writes" if args.gunicorn and not fast_writes else ""
     return write(name, result, table(result), args.out)
 
 

@@ -173,9 +173,11 @@ def running_mlflow_server(
         log.close()
 
 
-def http_server_name(gunicorn: bool) -> str:
+def http_server_name(gunicorn: bool, fast_writes: bool = True) -> str:
     """What serves MLflow in `running_mlflow_server`, as a benchmark's result names it."""
-    return f"gunicorn {HEAD_GUNICORN_OPTS} (Flask app)" if gunicorn else "uvicorn (FastAPI app)"
+    if not gunicorn:
+        return "uvicorn (FastAPI app)"
+    return f"gunicorn {HEAD_GUNICORN_OPTS if fast_writes else MLFLOW_GUNICORN_OPTS} (Flask app)"
 
 
 @contextmanager
