@@ -88,10 +88,13 @@ def postgres_uri() -> Iterator[str]:
 def mlflow_server_on_postgres(
     postgres_uri: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """An MLflow server on PostgreSQL, as the infra's head node runs it."""
+    """An MLflow server on PostgreSQL, as the infra's head node runs it: under gunicorn
+    with the head's options, tuner's fast writes included."""
     root = tmp_path_factory.mktemp("mlflow-server-pg")
     database = new_database(postgres_uri, "e2e")
-    with running_mlflow_server(root, str(root / "artifacts"), backend_store_uri=database) as uri:
+    with running_mlflow_server(
+        root, str(root / "artifacts"), backend_store_uri=database, workers=2, gunicorn=True
+    ) as uri:
         yield uri
 
 
