@@ -6,7 +6,8 @@ on PostgreSQL (what the infra's head node runs) or on SQLite, on loopback.
     python -m bench.rates --store sqlite   # the same through a server on SQLite
     python -m bench.rates --smoke          # 20 trials for 3 s, a server on SQLite
     python -m bench.rates --in-flight 32   # the writer with 32 requests in flight, not 8
-    python -m bench.rates --gunicorn       # MLflow's Flask app under gunicorn, not uvicorn
+    python -m bench.rates --gunicorn       # MLflow's Flask app under gunicorn, not uvicorn,
+                                           # as the head runs it (tuner's fast writes)
     python -m bench.rates --shape "every 2 s"   # one shape only
 
 Ray's release tests' shapes: 1,000 concurrent trials reporting every 2 s, and 10 times a
@@ -136,8 +137,9 @@ def run(
     in_flight: int | None = None,
     gunicorn: bool = False,
     shapes: Sequence[str] = tuple(SHAPES),
+    fast_writes: bool = True,
 ) -> dict[str, Any]:
-    with server(store, SERVER_WORKERS, gunicorn) as (uri, processes):
+    with server(store, SERVER_WORKERS, gunicorn, fast_writes) as (uri, processes):
         figures = {
             shape: simulate(uri, processes, shape, trials, duration_s, in_flight)
             for shape in shapes
@@ -147,7 +149,7 @@ def run(
         "machine": machine(),
         "store": f"mlflow server on {store}",
         "server_workers": SERVER_WORKERS,
-        "http_server": http_server_name(gunicorn),
+        "http_server": http_server_name(gunicorn, fast_writes),
         "trials": trials,
         "duration_s": duration_s,
         "shapes": figures,
@@ -194,16 +196,25 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument(
         "--gunicorn", action="store_true", help="MLflow's Flask app under gunicorn, not uvicorn"
     )
+    parser.add_argument(
+        "--mlflow-own-writes",
+        action="store_true",
+        help="under gunicorn, without tuner's configuration: MLflow's own store's writes",
+    )
     parser.add_argument("--shape", choices=list(SHAPES), help="one shape (default: both)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.smoke:
         args.store, args.trials, args.duration = "sqlite", 20, 3.0
     shapes = [args.shape] if args.shape else list(SHAPES)
-    result = run(args.store, args.trials, args.duration, args.in_flight, args.gunicorn, shapes)
+    fast_writes = not args.mlflow_own_writes
+    result = run(
+        args.store, args.trials, args.duration, args.in_flight, args.gunicorn, shapes, fast_writes
+    )
     name = "rates-smoke" if args.smoke else f"rates-{args.store}"
     name += f"-in-flight-{args.in_flight}" if args.in_flight else ""
     name += "-gunicorn" if args.gunicorn else ""
+    name += "-mlflow-writes" if args.gunicorn and not fast_writes else ""
     name += f"-{args.shape.replace(' ', '-')}" if args.shape else ""
     return write(name, result, table(result), args.out)
 
