@@ -5,6 +5,8 @@ standardization travels inside the model."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,32 @@ def test_a_classifier_scores_raw_rows_as_the_trainer_did(tmp_path: Path) -> None
     accuracy = float((predicted == labels).mean())
     assert accuracy == pytest.approx(artifacts.test_metrics(folder)["test_accuracy"])
     assert accuracy > 0.8
+
+
+READY_AHEAD = """
+import sys
+from mlflow.utils import requirements_utils
+from tuner.tracking import models
+
+models.import_model_logging(sys.argv[1])
+models._model_logging_ready()
+print("torch.export._trace" in sys.modules, requirements_utils._MODULES_TO_PACKAGES is not None)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("trainable", "readied"),
+    [("builtin:classifier", "True True"), ("tests.trainables:smooth_peak", "False False")],
+)
+def test_the_best_models_export_is_readied_while_the_trials_run(
+    trainable: str, readied: str
+) -> None:
+    """What the first export in a process pays for once (torch.export's tracing modules,
+    MLflow's map of installed packages) is done ahead for a built-in trainer, and nothing
+    is imported for a trainable that logs no model."""
+    finished = subprocess.run(
+        [sys.executable, "-c", READY_AHEAD, trainable],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert finished.stdout.split() == readied.split()

@@ -26,23 +26,43 @@ logger = logging.getLogger(__name__)
 
 
 def import_model_logging(trainable: str) -> None:
-    """Start importing, in a thread, what logging a built-in trainer's model takes.
+    """Start readying, in a thread, what logging a built-in trainer's model takes.
 
-    The driver logs the best model after the last trial, and imports MLflow's PyTorch
-    flavor and torch.export's tracing machinery for it then: 1.1 s of the 2.6 s the
-    export took on the 2-core machine, and more where imports are slow. While the
-    trials run the driver mostly waits, so the imports run beside them instead."""
-    if trainable in BUILTINS:
-        threading.Thread(target=_model_logging_imports, name="tuner-imports", daemon=True).start()
+    The driver logs the best model after the last trial. Done then, the first export
+    paid for MLflow's PyTorch flavor and torch.export's imports (1.1 s of the 2.6 s it
+    took on the 2-core machine, and more where imports are slow), for the modules that
+    torch.export imports on its first trace, and for MLflow's map of every installed
+    package's modules, which it builds to check the model's requirements (0.6 s here,
+    more on a machine with many packages). While the trials run the driver mostly waits,
+    so this runs beside them instead."""
+    global _readying
+    if trainable in BUILTINS and _readying is None:
+        _readying = threading.Thread(target=_ready_model_logging, name="tuner-ready", daemon=True)
+        _readying.start()
 
 
-def _model_logging_imports() -> None:
+_readying: threading.Thread | None = None
+
+
+def _ready_model_logging() -> None:
     try:
         import mlflow.pytorch  # noqa: F401
-        import torch._dynamo
-        import torch.export  # noqa: F401
-    except Exception:  # the export imports them again and says what is wrong
-        logger.debug("could not import the model's logging ahead", exc_info=True)
+        import torch
+        import torch.export
+        from mlflow.utils import requirements_utils
+
+        # A throwaway export: its trace imports torch.export's tracing machinery.
+        torch.export.export(torch.nn.Linear(1, 1), (torch.zeros(1, 1),))
+        requirements_utils._init_modules_to_packages_map()  # cached for the process
+    except Exception:  # the export does each again and says what is wrong
+        logger.debug("could not ready the model's logging ahead", exc_info=True)
+
+
+def _model_logging_ready() -> None:
+    """Wait for the thread readying the export: two torch.export traces at once in one
+    process are not safe, and the export would wait on its imports' locks anyway."""
+    if _readying is not None:
+        _readying.join()
 
 
 def log_best_model(
@@ -63,6 +83,7 @@ def log_best_model(
 
     from tuner.trainer.artifacts import export_model
 
+    _model_logging_ready()
     model, example = export_model(checkpoint_dir)
     with tempfile.TemporaryDirectory(prefix="tuner-model-") as directory:
         target = Path(directory) / "model"
