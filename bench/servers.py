@@ -108,6 +108,10 @@ def new_database(postgres_uri: str, name: str) -> str:
 # MLflow's own store: the benchmarks' comparator.
 MLFLOW_GUNICORN_OPTS = "--worker-class gthread --threads 4 --timeout 600"
 HEAD_GUNICORN_OPTS = f"{MLFLOW_GUNICORN_OPTS} --config python:tuner.cluster.mlflow_gunicorn"
+# The head's environment for it: MLflow's job runner off. On by default, it starts 8 more
+# processes for MLflow's GenAI jobs, which took 1.9 GiB and 15 s of CPU at each start on
+# the 2-core machine (docs/performance.md).
+HEAD_MLFLOW_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 @contextmanager
@@ -147,7 +151,7 @@ def running_mlflow_server(
         cwd=root,
         # gunicorn's control socket in this server's folder, not the user's home, where
         # a second gunicorn of the same user would take it over.
-        env={**os.environ, "XDG_RUNTIME_DIR": str(root), **(env or {})},
+        env={**os.environ, **HEAD_MLFLOW_ENV, "XDG_RUNTIME_DIR": str(root), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -20,7 +20,7 @@ import pytest
 import ray.autoscaler
 import yaml
 
-from bench.servers import HEAD_GUNICORN_OPTS
+from bench.servers import HEAD_GUNICORN_OPTS, HEAD_MLFLOW_ENV
 from tests.conftest import REPO
 
 INFRA = REPO / "infra"
@@ -355,6 +355,20 @@ def test_mlflow_runs_under_gunicorn_with_threads_and_a_long_timeout() -> None:
     assert server.environment["MLFLOW_SERVER_ALLOWED_HOSTS"] == "${allowed_hosts}"
 
 
+def test_mlflow_runs_without_its_job_runner_on_the_head_and_in_the_benchmarks() -> None:
+    """MLflow's job runner serves its GenAI jobs, none of which a sweep uses, with 8
+    processes: off on the head (both ways of making one), and so in the benchmarks' and
+    tests' servers, which run what the head runs."""
+    assert HEAD_MLFLOW_ENV == {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    assert HEAD_MLFLOW_ENV.items() <= head_mlflow_unit({}).environment.items()
+    [command] = [
+        line for line in yaml.safe_load((INFRA / "ray" / "aws-spot.yaml").read_text())[
+            "head_setup_commands"
+        ] if "mlflow server" in line
+    ]  # fmt: skip
+    assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false nohup mlflow server" in command
+
+
 def test_raw_ports_listen_on_loopback_only() -> None:
     assert "--host 127.0.0.1 --port 5000" in exec_start(unit("bootstrap-head.sh", "mlflow"))
     ray_head = exec_start(unit("bootstrap-head.sh", "ray-head"))
@@ -565,6 +579,9 @@ def test_the_auth_app_starts_from_the_heads_files_and_lets_the_drivers_in(
                 request.add_header("Host", host)
             return send(request, user, password)
 
+        # The head's server is MLflow and gunicorn (master, one worker here): no job runner.
+        commands = [" ".join(child.cmdline()) for child in psutil.Process(server.pid).children()]
+        assert len(commands) == 1 and "gunicorn" in commands[0], commands
         as_driver = ("tuner-driver", driver["MLFLOW_TRACKING_PASSWORD"])
         admin = credentials.read_env(out / "admin.env")
         as_admin = (admin["MLFLOW_TRACKING_USERNAME"], admin["MLFLOW_TRACKING_PASSWORD"])

@@ -56,7 +56,9 @@ install -d -m 0750 -o root -g mlflow "$MLFLOW_DIR"
 # trial's three requests in under half of MLflow's CPU on PostgreSQL
 # (tuner/cluster/mlflow_fast_writes.py). With --gunicorn-opts, mlflow server refuses --allowed-hosts
 # on its command line but takes the same list from MLFLOW_SERVER_ALLOWED_HOSTS, which the
-# Flask app's Host check reads.
+# Flask app's Host check reads. MLflow's job runner (8 processes that run its GenAI jobs:
+# prompt optimization, online trace scorers) is off: no sweep uses it, and it took 1.9 GiB
+# and 15 s of CPU at every start (docs/performance.md).
 write_unit mlflow <<UNIT
 [Unit]
 Description=MLflow tracking server for tuner sweeps (basic-auth app, loopback only)
@@ -68,6 +70,7 @@ User=mlflow
 Environment=AWS_REGION=${AWS_REGION}
 Environment=MLFLOW_AUTH_CONFIG_PATH=${MLFLOW_DIR}/auth.ini
 Environment=MLFLOW_SERVER_ALLOWED_HOSTS=${allowed_hosts}
+Environment=MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 EnvironmentFile=${MLFLOW_DIR}/mlflow.env
 ExecStart=${VENV}/bin/mlflow server --app-name basic-auth \
   --host 127.0.0.1 --port 5000 --workers 4 \
