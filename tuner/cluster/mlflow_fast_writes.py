@@ -260,9 +260,7 @@ def _order(row: dict[str, Any]) -> tuple[int, int, float]:
     return (row["step"], row["timestamp"], row["value"])
 
 
-def update_run_info(
-    store: Any, run_id: str, run_status: Any, end_time: int | None, run_name: str | None
-) -> RunInfo:
+def update_run_info(store: Any, run_id: str, run_status: Any, end_time: int | None) -> RunInfo:
     """MLflow's update_run_info without a rename: one UPDATE, answered from its row."""
     values: dict[str, Any] = {}
     if run_status is not None:
@@ -316,7 +314,7 @@ def install() -> bool:
         self: Any, run_id: str, run_status: Any, end_time: Any, run_name: Any
     ) -> RunInfo:
         if _fast(self) and not run_name:
-            return update_run_info(self, run_id, run_status, end_time, run_name)
+            return update_run_info(self, run_id, run_status, end_time)
         return original["update_run_info"](self, run_id, run_status, end_time, run_name)  # type: ignore[no-any-return]
 
     for name, method in (
