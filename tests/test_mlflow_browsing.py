@@ -198,9 +198,13 @@ def rendered_text(browser: str, url: str, profile: Path) -> str:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("server", ["mlflow_server", "mlflow_server_on_postgres"])
 def test_mlflow_s_ui_shows_the_runs_their_data_and_the_model(
-    tmp_path: Path, mlflow_server: str
+    tmp_path: Path, server: str, request: pytest.FixtureRequest
 ) -> None:
+    """On MLflow's default server (uvicorn, SQLite) and on the head's (gunicorn with
+    tuner's configuration, PostgreSQL)."""
+    mlflow_server: str = request.getfixturevalue(server)
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
