@@ -16,6 +16,7 @@ from tests.conftest import run_cli
 from tuner.engine.loading import load_spec
 from tuner.spec import SpecError, parse_spec
 from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
+from tuner.spec.searchers import AshaScheduler, OptunaSearcher
 from tuner.tracking import results
 
 
@@ -54,7 +55,7 @@ def test_counts_and_seeds_are_whole_numbers_in_range(extra: dict[str, Any], key:
 
 def test_the_widest_seed_is_taken() -> None:
     spec = parse_spec(sweep(searcher={"kind": "optuna", "seed": 2**32 - 1}))
-    assert spec.searcher.seed == 2**32 - 1  # type: ignore[union-attr]
+    assert isinstance(spec.searcher, OptunaSearcher) and spec.searcher.seed == 2**32 - 1
 
 
 @pytest.mark.parametrize("amount", [1e-9, 0.00005, 0.12345])
@@ -75,7 +76,7 @@ def test_a_reduction_factor_near_one_names_the_least_that_fits() -> None:
     assert key == "scheduler.reduction_factor"
     assert "46,051,705 rungs" in text and "at least 1.048" in text
     fits = parse_spec(sweep(scheduler={**asha, "reduction_factor": 1.048}))
-    assert fits.scheduler.reduction_factor == 1.048  # type: ignore[union-attr]
+    assert isinstance(fits.scheduler, AshaScheduler) and fits.scheduler.reduction_factor == 1.048
 
 
 def test_a_grid_of_millions_is_refused_before_anything_is_built() -> None:

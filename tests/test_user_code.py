@@ -304,8 +304,10 @@ def test_artifacts_go_beside_the_sqlite_store_not_into_the_working_directory(
     assert f"  artifacts: {location}" in out.stdout.splitlines()
     assert not (work / "mlruns").exists() and not (work / "mlartifacts").exists()
     client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("user-code")
+    assert experiment is not None
     parent = client.search_runs(
-        [client.get_experiment_by_name("user-code").experiment_id],  # type: ignore[union-attr]
+        [experiment.experiment_id],
         filter_string="tags.`tuner.role` = 'sweep'",
     )[0]
     best_run = parent.data.tags["tuner.best_run_id"]
@@ -325,7 +327,8 @@ def test_an_existing_experiment_keeps_its_artifact_location(tmp_path: Path) -> N
     for name in ("old", "new"):
         sweep = SweepRun.start(parse_spec({"name": name, **spec, **params}), None, uri)
         sweep.finish(RunStatus.FINISHED)
-    assert client.get_experiment_by_name("old").artifact_location == elsewhere  # type: ignore[union-attr]
+    old = client.get_experiment_by_name("old")
+    assert old is not None and old.artifact_location == elsewhere
     new = client.get_experiment_by_name("new")
     assert new is not None and new.artifact_location == (tmp_path / "mlartifacts" / "new").as_uri()
 

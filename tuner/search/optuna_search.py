@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from ray.tune.search import Searcher
@@ -40,8 +40,14 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
         self.early_stops = early_stops
         self.constraints = list(constraints)
         self.regret = regret  # stop_when: asked after each trial that ran to the end
-        assert self._ot_study is not None, "a space is given, so the study exists"
-        seed_study(self._ot_study, start)
+        study = self._study()
+        assert study is not None, "a space is given, so the study exists"
+        seed_study(study, start)
+
+    def _study(self) -> optuna.Study | None:
+        # Ray's OptunaSearch makes its study once it has a space, in an attribute it leaves
+        # unannotated (None at first): typed here, so that a check on it narrows.
+        return cast("optuna.Study | None", self._ot_study)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.regret is not None and self.regret.reached is not None:
@@ -66,14 +72,19 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
                 trial.set_constraint(constraint.describe(), violation)
         if error or trial_id not in self.early_stops or trial_id in self._completed_trials:
             super().on_trial_complete(trial_id, result=result, error=error)
-            if self.regret is not None and self._ot_study is not None:
-                self.regret.consider(self._ot_study)
+            study = self._study()
+            if self.regret is not None and study is not None:
+                self.regret.consider(study)
             return
-        assert self._ot_study is not None, "the study exists once a trial was suggested"
+        study = self._study()
+        assert study is not None, "the study exists once a trial was suggested"
         ot_trial = self._ot_trials[trial_id]
-        if isinstance(self._metric, list):
+        # Ray's Searcher types its metric as one name; OptunaSearch keeps a list of names
+        # there for several objectives.
+        metric: str | list[str] | None = self._metric
+        if isinstance(metric, list):
             # Optuna keeps no intermediate values for several objectives.
-            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+            study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
         # Tune hands the result that made the scheduler stop the trial to the scheduler and
@@ -82,7 +93,7 @@ class PruningOptunaSearch(OptunaSearch):  # type: ignore[misc]
         if result is not None and self._metric in result and TIME_ATTR in result:
             ot_trial.report(result[self._metric], result[TIME_ATTR])
         # No value: Optuna keeps the intermediate values, as with its own pruners.
-        self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+        study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 
 

@@ -45,7 +45,7 @@ def as_number(value: Any) -> float | None:
         return float(value)
     if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
         item = value.item()
-        if isinstance(item, numbers.Real) and not isinstance(item, bool):
+        if not isinstance(item, bool) and isinstance(item, numbers.Real):
             return float(item)
     return None
 
