@@ -14,7 +14,8 @@ Without a GPU the GPU figures are skipped, said so in the output, and the CPU pa
 (the phase clock of a tiny sweep) still run: the test suite runs that as its smoke mode.
 
 Also (bench.gpu_epochs): the epoch's time with the data on the device against copied
-per batch, at batch 128 and 1024; a compiled model's epoch; an epoch on
+per batch, at batch 128 and 1024; a compiled model's epoch, in torch's default mode and
+with CUDA graphs (`reduce-overhead`); an epoch on
 data taken from Ray's object store, as trials take the sweep's, against data the
 process loaded; a fresh process's time to its first epoch; and one whole
 `tuner run --profile` at `gpu: 0.25`, timed as a whole process, for the time from
@@ -259,7 +260,8 @@ def table(result: dict[str, Any]) -> list[tuple[str, ...]]:
     for row in result.get("placement", []):
         places = {True: "on the device", False: "copied per batch"}
         where = places.get(row["data_on_device"], "auto")
-        compiled = ", compiled" if row.get("compile") else ""
+        mode = row.get("compile")
+        compiled = {True: ", compiled", "reduce-overhead": ", compiled (CUDA graphs)"}.get(mode, "")
         rows.append(
             (f"epoch at batch {row['batch_size']}, data {where}{compiled}", f"{row['epoch_s']:.3f}",
              "", "", f"first epoch {row['first_epoch_s']:.2f}", "", "")

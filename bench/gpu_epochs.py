@@ -27,13 +27,15 @@ def epoch_seconds(config: dict[str, Any], epochs: int = 3) -> list[float]:
 def placement(workload: dict[str, Any], batch_sizes: Sequence[int]) -> list[dict[str, Any]]:
     """Per batch size: the epoch's time with the data copied per batch, and on the device.
         The first epoch is apart (CUDA and cuBLAS start in it); the steady one is the
-        median of the others. Last, `compile: true` at the workload's batch size (its first
-    epoch compiles)."""
+        median of the others. Last, `compile: true` and `compile: reduce-overhead` (CUDA
+    graphs, for launch-bound steps) at the workload's batch size (their first epochs
+    compile)."""
     rows = []
     for batch_size in batch_sizes:
         for on_device in (False, True):
             rows.append(_timed({**workload, "batch_size": batch_size, "data_on_device": on_device}))
-    rows.append({**_timed({**workload, "compile": True}), "compile": True})
+    for mode in (True, "reduce-overhead"):
+        rows.append({**_timed({**workload, "compile": mode}), "compile": mode})
     return rows
 
 

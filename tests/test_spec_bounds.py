@@ -217,3 +217,25 @@ def test_a_knob_given_true_or_false_for_a_number(
     tmp_path: Path, config: dict[str, Any], line: str
 ) -> None:
     assert check(tmp_path, config=config) == line
+
+
+@pytest.mark.parametrize("value", [True, "reduce-overhead", "max-autotune"])
+def test_compile_takes_true_or_one_of_torchs_modes(tmp_path: Path, value: Any) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sweep(config={"compile": value})))
+    assert load_spec(path).config["compile"] == value
+
+
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        ({"compile": "fastest"}, "config.compile: must be true, false or one of default, "
+         "reduce-overhead, max-autotune, max-autotune-no-cudagraphs, not 'fastest'"),
+        ({"data_on_device": "sometimes"},
+         "config.data_on_device: must be true, false or one of auto, not 'sometimes'"),
+    ],
+)  # fmt: skip
+def test_a_switch_names_its_choices_for_a_value_it_does_not_take(
+    tmp_path: Path, config: dict[str, Any], line: str
+) -> None:
+    assert check(tmp_path, config=config) == f"{line} (builtin:classifier)"

@@ -54,10 +54,14 @@ def test_a_trial_out_of_gpu_memory_fails_with_that_line(monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow  # compiling takes ~20 s on 2 cores
-def test_a_compiled_model_trains_as_the_plain_one() -> None:
+@pytest.mark.parametrize("compile_", [True, "reduce-overhead"])
+def test_a_compiled_model_trains_as_the_plain_one(compile_: bool | str) -> None:
+    """torch's default mode, and CUDA graphs' (here, on the CPU, the same compile)."""
     config = {"dataset": "digits", "epochs": 2}
     plain = [e.metrics for e in run_epochs(config, "classification", None)]
-    compiled = [e.metrics for e in run_epochs({**config, "compile": True}, "classification", None)]
+    compiled = [
+        e.metrics for e in run_epochs({**config, "compile": compile_}, "classification", None)
+    ]
     for mine, theirs in zip(compiled, plain, strict=True):
         assert mine["val_accuracy"] == pytest.approx(theirs["val_accuracy"], abs=0.01)
         assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-3)

@@ -12,11 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from tuner.trainer.knob_values import value_problem
+
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"]
 Schedule = Literal["constant", "step", "cosine", "one_cycle", "cyclic"]
 Activation = Literal["relu", "leaky_relu", "gelu", "tanh", "sigmoid"]
 Init = Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
 Pooling = Literal["max", "avg", "none"]
+# torch.compile's modes (`compile: true` is "default")
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 # torchvision's image networks as bodies (where torchvision is installed), with the
 # blocks below the head that `freeze: N` counts: a resnet's stem and its 4 stages, the
 # others' feature stages.
@@ -42,11 +46,11 @@ class TrainerKnobs(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
-        # Pydantic reads YAML's `hidden: true` as 1: a 1-unit network nobody asked for.
-        field = cls.model_fields[str(info.field_name)]
-        if isinstance(value, bool) and field.annotation in (int, float):
-            raise ValueError(f"must be a number, not {str(value).lower()}")
+    def _value_as_the_knob_takes_it(cls, value: Any, info: ValidationInfo) -> Any:
+        # `hidden: true` is not a 1-unit network; a wrong `compile` names its modes.
+        problem = value_problem(cls.model_fields[str(info.field_name)].annotation, value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     # data: a built-in set (see the subclasses), a file (local path or s3:// URI: .csv,
@@ -130,8 +134,10 @@ class TrainerKnobs(BaseModel):
     # the training and validation data held on the trial's GPU from its start, batches
     # and augmentations drawn there (tuner.trainer.device_data); auto: when they fit
     data_on_device: bool | Literal["auto"] = "auto"
-    # torch.compile the model: slower first epoch (compiling), faster epochs after
-    compile: bool = False
+    # torch.compile the model: slower first epoch (compiling), faster epochs after.
+    # true is torch's default mode; a mode's name picks it: reduce-overhead replays each
+    # step's kernels as CUDA graphs, for trials bound by kernel launches (small models)
+    compile: bool | CompileMode = False
 
     # early stopping on validation loss; 0 patience is off
     patience: Annotated[int, Field(ge=0, le=10_000)] = 0

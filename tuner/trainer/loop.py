@@ -190,7 +190,10 @@ def _run_segment(
     trained = shard.wrap(model)  # `model` itself is what checkpoints hold
     if knobs.compile:
         # Compiled once per trial (in its first step); it shares `model`'s parameters.
-        trained = torch.compile(trained)  # type: ignore[assignment]
+        # Validation runs `model` itself: a CUDA graph's outputs (reduce-overhead) are
+        # overwritten by its next replay, and validation batches differ in size.
+        mode = "default" if knobs.compile is True else knobs.compile
+        trained = torch.compile(trained, mode=mode)  # type: ignore[assignment]
     optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())
     steps_per_epoch = optimizer_steps(len(train_data[1]), knobs)
