@@ -78,6 +78,7 @@ def shared_against_loaded(workload: dict[str, Any], rounds: int = 3) -> dict[str
 
     from tuner.engine.shared_data import SharedData
     from tuner.spec import parse_spec
+    from tuner.trainer.data import forget_adopted
 
     config = {**workload, "dataset": "synthetic"}
     loaded = min(statistics.median(epoch_seconds(config)[1:]) for _ in range(rounds))
@@ -92,17 +93,11 @@ def shared_against_loaded(workload: dict[str, Any], rounds: int = 3) -> dict[str
         }  # fmt: skip
         shared = SharedData.of(parse_spec(spec))
         assert shared is not None
-        _forget_own_splits()
+        forget_adopted()
         shared.take()
         from_store = min(statistics.median(epoch_seconds(config)[1:]) for _ in range(rounds))
     finally:
-        _forget_own_splits()
+        forget_adopted()
         if started_here:
             ray.shutdown()
     return {"loaded_epoch_s": loaded, "shared_epoch_s": from_store}
-
-
-def _forget_own_splits() -> None:
-    from tuner.trainer import data
-
-    data._ADOPTED.clear()

@@ -244,6 +244,11 @@ def adopted(source: DataSource, task: Task, folds: int) -> bool:
     return (source, task, folds) in _ADOPTED
 
 
+def forget_adopted() -> None:
+    """Load and split in this process again what it was handed (a benchmark compares)."""
+    _ADOPTED.clear()
+
+
 def _splits(source: DataSource, task: Task, folds: int) -> tuple[Splits, ...]:
     return _ADOPTED.get((source, task, folds)) or _cached_splits(source, task, folds)
 
