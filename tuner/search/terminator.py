@@ -4,41 +4,32 @@ is left to gain.
 The searcher asks after each trial that ran to the end (`RegretStop.consider`); once
 the bound falls below the threshold it suggests no more trials, and this stopper's
 `stop_all` ends the running ones after their current result. Ray pickles its stopper
-and searcher with the experiment: like FailFast, this pickles as its key, so both and
-the driver share one per process; a resumed sweep is watched again from its file.
+and searcher with the experiment: like FailFast, this pickles as its key
+(tuner.search.shared_by_key), so both and the driver share one per process; a resumed
+sweep is watched again from its file.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
 import optuna
 from ray.tune.stopper import Stopper
 
+from tuner.search.shared_by_key import SharedByKey
 from tuner.spec.stop_when import StopWhen
 
 logger = logging.getLogger(__name__)
 
 
-class RegretStop(Stopper):  # type: ignore[misc]
-    _shared: ClassVar[dict[str, RegretStop]] = {}
-
-    def __init__(self, key: str) -> None:
-        self.key = key
+class RegretStop(SharedByKey, Stopper):  # type: ignore[misc]
+    def __init__(self, key: str = "") -> None:
+        super().__init__(key)
         self.rule: StopWhen | None = None
         self.reached: str | None = None  # why the sweep stopped, in words, once it did
         self.bound: float | None = None  # the last regret bound estimated
-
-    @classmethod
-    def shared(cls, key: str) -> RegretStop:
-        if key not in cls._shared:
-            cls._shared[key] = cls(key)
-        return cls._shared[key]
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (RegretStop.shared, (self.key,))
 
     def watch(self, rule: StopWhen | None) -> RegretStop:
         self.rule, self.reached, self.bound = rule, None, None
