@@ -117,6 +117,16 @@ def test_gpu_benchmark_runs_its_cpu_parts_without_a_gpu(tmp_path: Path) -> None:
     assert run["trials_per_hour"] > 0
 
 
+def test_gpu_benchmark_refuses_an_unknown_part_before_it_measures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        gpu.main(["--smoke", "--parts", "shares,speed", "--out", str(tmp_path)])
+    assert refused.value.code == 2
+    assert "--parts: no speed; the parts are shares,command,epochs" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_rates_benchmark_writes_and_reads_back_every_point(tmp_path: Path) -> None:
     result = json.loads(rates.main(["--smoke", "--out", str(tmp_path)]).read_text())
     assert set(result["shapes"]) == set(rates.SHAPES)
