@@ -181,6 +181,12 @@ def test_a_server_gone_for_good_costs_seconds_and_tuner_sync_loses_nothing(
     assert str(journal) in str(caught.value)
     assert journal.stat().st_mode & 0o077 == 0, "params and tags: its owner's only"
 
+    # A sync while it is still gone keeps every write, in one journal, not two.
+    gone = run_cli("sync", str(journal), cwd=tmp_path)
+    assert gone.returncode == 1
+    (journal,) = unsynced.iterdir()
+    assert f"`tuner sync {journal}`" in gone.stderr, gone.stderr
+
     with running_mlflow_server(root, artifacts) as uri:  # back, on the same store
         done = run_cli("sync", str(journal), "--tracking-uri", uri, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
