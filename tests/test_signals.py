@@ -13,6 +13,9 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_and_signal, run_cli
+from tuner.engine import startup
+from tuner.engine.phases import Phases
+from tuner.spec import parse_spec
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +64,58 @@ def test_sigterm_saves_the_sweep_closes_every_run_and_exits_143(tmp_path: Path) 
     resumed = run_cli("resume", "terminated", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "3 trials: 3 finished" in resumed.stdout
+
+
+def test_a_second_ctrl_c_still_closes_every_run_and_the_sweep_resumes(tmp_path: Path) -> None:
+    """Tune's graceful stop gives the second Ctrl-C back to Python: a KeyboardInterrupt
+    out of fit(). The trials' runs were left RUNNING in MLflow for good."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    started = tmp_path / "started"
+    spec = {
+        "name": "impatient",
+        "trainable": "slow:fit",
+        "metric": "loss",
+        "mode": "min",
+        "num_samples": 2,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "config": {"started": str(started), "epochs": 10},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    done = run_and_signal(tmp_path, started, signal.SIGINT, "run", "sweep.yaml", again_after=0.1)
+    assert done.returncode == 130, done.stderr
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("impatient")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"KILLED"}, "no run left RUNNING"
+
+    resumed = run_cli("resume", "impatient", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 trials: 2 finished" in resumed.stdout
+
+
+def test_ctrl_c_while_ray_starts_ends_the_sweep_run_killed_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command says "marked KILLED"; the run said FAILED, "Ray did not start"."""
+
+    def interrupted(*args: object, **kwargs: object) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(startup, "start_or_join", interrupted)
+    lr = {"type": "float", "low": 0.01, "high": 0.1}
+    spec = parse_spec(
+        {"name": "early", "trainable": "builtin:classifier", "metric": "val_loss", "mode": "min",
+         "params": {"lr": lr}}
+    )  # fmt: skip
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(KeyboardInterrupt):
+        startup.start_sweep(
+            spec, address=None, num_cpus=None, tracking_uri=uri, spec_path=None, phases=Phases()
+        )
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("early")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "KILLED"
+    assert "tuner.error" not in run.data.tags

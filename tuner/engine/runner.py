@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
+from tuner.engine.closing import close_quietly, end_trials_quietly
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
@@ -65,8 +65,6 @@ from tuner.tracking.runs import SweepRun, existing_trial_runs
 from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -328,23 +326,13 @@ def _run_tracked(
             front=front,
         )
     except KeyboardInterrupt:
-        _close_quietly(writer, sweep, RunStatus.KILLED)
+        # A second Ctrl-C breaks out of Tune's graceful stop: the trials' runs must end
+        # too, or MLflow shows them RUNNING for good.
+        end_trials_quietly(tracker)
+        close_quietly(writer, sweep, RunStatus.KILLED)
         raise
     except BaseException:
-        _close_quietly(writer, sweep, RunStatus.FAILED)
+        close_quietly(writer, sweep, RunStatus.FAILED)
         raise
     finally:
         writer.close()
-
-
-def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
-    """Record how the sweep ended without hiding the exception that ended it: one line
-    each, no traceback, since the exception that ended the sweep is the one to read."""
-    try:
-        writer.flush()
-    except Exception as exc:
-        logger.warning("could not flush trial tracking: %s", str(exc).splitlines()[0])
-    try:
-        sweep.finish(status)
-    except Exception as exc:
-        logger.warning("could not close the sweep's MLflow run: %s", str(exc).splitlines()[0])
