@@ -5,14 +5,16 @@ it as Ctrl-C does: Ray Tune saves the state, every MLflow run is closed, exit 14
 from __future__ import annotations
 
 import signal
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import run_and_signal, run_cli
+from tests.conftest import TUNER, cli_env, run_and_signal, run_cli
 from tuner.engine import startup
 from tuner.engine.phases import Phases
 from tuner.spec import parse_spec
@@ -119,3 +121,51 @@ def test_ctrl_c_while_ray_starts_ends_the_sweep_run_killed_not_failed(
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "KILLED"
     assert "tuner.error" not in run.data.tags
+
+
+def test_a_resume_while_the_sweep_still_runs_is_refused_then_works_once_it_stopped(
+    tmp_path: Path,
+) -> None:
+    """`tuner resume` in a second terminal while the sweep ran trained its trials a second
+    time, into the same storage and MLflow runs: every epoch logged twice."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    started = tmp_path / "started"
+    spec = {
+        "name": "twice-driven",
+        "trainable": "slow:fit",
+        "metric": "loss",
+        "mode": "min",
+        "num_samples": 2,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "config": {"started": str(started), "epochs": 60},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    process = subprocess.Popen(
+        [*TUNER, "run", "sweep.yaml"], cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        refused = run_cli("resume", "twice-driven", cwd=tmp_path)
+        assert refused.returncode == 1, refused.stderr
+        assert process.poll() is None, "the sweep ended before the resume was refused"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: sweep 'twice-driven' (")
+    assert line.endswith("is running: another tuner process drives it now; let it finish, "
+                         "or stop it (Ctrl-C) and resume then")  # fmt: skip
+    assert process.returncode == 130, stderr
+
+    resumed = run_cli("resume", "twice-driven", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 trials: 2 finished" in resumed.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("twice-driven")
+    assert experiment is not None
+    for run in client.search_runs([experiment.experiment_id], "tags.`tuner.role` = 'trial'"):
+        steps = [point.step for point in client.get_metric_history(run.info.run_id, "loss")]
+        assert sorted(steps) == list(range(1, 61)), "each epoch logged once"

@@ -17,6 +17,7 @@ from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
 from tuner.engine.closing import close_quietly, end_trials_quietly
+from tuner.engine.driver_lock import driver_lock
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
@@ -112,9 +113,10 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     plots: EndPlots | None = None
     try:
         experiment = Experiment.new(storage, spec.name)
-        result = _run_tracked(
-            with_absolute_paths(spec), options, sweep, experiment, withheld, start=start
-        )
+        with driver_lock(experiment):  # a `tuner resume` meanwhile is refused
+            result = _run_tracked(
+                with_absolute_paths(spec), options, sweep, experiment, withheld, start=start
+            )
         if options.on_finish is not None:
             options.on_finish(result)
         plots = EndPlots(result, options.console)
@@ -134,9 +136,16 @@ def resume_sweep(
     `sweep_file`: the user's sweep file, where the secrets that tuner did not store are.
     """
     options = options or RunOptions()
-    phases = options.phases
     quiet_driver_output()
     experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
+    with driver_lock(experiment):  # refused while another process drives it
+        return _resume(experiment, options, sweep_file)
+
+
+def _resume(
+    experiment: Experiment, options: RunOptions, sweep_file: SweepSpec | None
+) -> SweepResult:
+    phases = options.phases
     spec = experiment.load_spec()
     if options.budget is not None:
         spec = with_budget(spec, options.budget)
