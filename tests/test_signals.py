@@ -4,8 +4,10 @@ it as Ctrl-C does: Ray Tune saves the state, every MLflow run is closed, exit 14
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -169,3 +171,44 @@ def test_a_resume_while_the_sweep_still_runs_is_refused_then_works_once_it_stopp
     for run in client.search_runs([experiment.experiment_id], "tags.`tuner.role` = 'trial'"):
         steps = [point.step for point in client.get_metric_history(run.info.run_id, "loss")]
         assert sorted(steps) == list(range(1, 61)), "each epoch logged once"
+
+
+class Stopped(KeyboardInterrupt):
+    """What a caller's SIGTERM handler raises (the CLI's: tuner.cli.common.Terminated)."""
+
+
+def stop(signum: int, frame: object) -> None:
+    raise Stopped
+
+
+@pytest.mark.ray
+def test_ray_init_leaves_the_callers_sigterm_handler_in_place() -> None:
+    """ray.init made SIGTERM `sys.exit(15)`: a SIGTERM while the best model was exported
+    exited 15, no word said, the sweep's run FAILED, not 143 with it KILLED."""
+    import ray
+
+    from tuner.engine.session import start_or_join
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        assert start_or_join(None, 1)
+        try:
+            assert signal.getsignal(signal.SIGTERM) is stop
+        finally:
+            ray.shutdown()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_sigterm_during_ray_init_reaches_the_callers_handler() -> None:
+    from tuner.engine.signals import callers_sigterm_kept
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stopped), callers_sigterm_kept():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as Ray's
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs before this ends
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
