@@ -141,6 +141,21 @@ def test_report_out_to_a_file_or_through_one_is_one_line(swept: Path) -> None:
     )  # fmt: skip
 
 
+def test_best_and_report_by_file_read_back_without_importing_the_trainable(
+    swept: Path,
+) -> None:
+    """They need only the sweep's name: they imported its trainable (its import-time code
+    ran) and, from a folder where it does not import, refused the file (exit 2)."""
+    elsewhere = {**SWEEP, "trainable": "not_importable_here:fit"}
+    (swept / "moved.yaml").write_text(yaml.safe_dump(elsewhere))
+    best = run_cli("best", "moved.yaml", cwd=swept)
+    assert best.returncode == 0, best.stderr
+    assert best.stdout.startswith("sweep report-sweep: best trial ")
+    report = run_cli("report", "moved.yaml", "--out", "moved", cwd=swept)
+    assert report.returncode == 0, report.stderr
+    assert f"report: moved/report.html ({len(PLOTS)} plots)" in report.stdout
+
+
 def copy_of(swept: Path, tmp_path: Path) -> tuple[Path, MlflowClient, str]:
     """The swept folder copied, to change its store; (folder, client, experiment id)."""
     folder = tmp_path / "copy"
