@@ -159,10 +159,11 @@ def run_cli(
 
 
 def run_and_signal(
-    cwd: Path, started: Path, signum: int, *args: str
+    cwd: Path, started: Path, signum: int, *args: str, again_after: float | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`tuner ARGS...` in its own process, sent `signum` a second after a trial first
-    touched `started` (a few epochs in), as a user's Ctrl-C or a scheduler's stop."""
+    touched `started` (a few epochs in), as a user's Ctrl-C or a scheduler's stop;
+    `again_after` seconds later once more, as an impatient user's second Ctrl-C."""
     process = subprocess.Popen(
         [*TUNER, *args],
         cwd=cwd,
@@ -189,6 +190,9 @@ def run_and_signal(
         )
     time.sleep(1.0)
     process.send_signal(signum)
+    if again_after is not None:
+        time.sleep(again_after)
+        process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 

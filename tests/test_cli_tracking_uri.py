@@ -3,6 +3,7 @@ MLflow: one line, in seconds, no password printed, nothing created where nothing
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 
 from bench.servers import free_port
 from tests.conftest import run_cli
+from tuner.cli.summary import browse_line
 
 SPEC = {
     "name": "uri-checks",
@@ -69,3 +71,33 @@ def test_storage_that_cannot_be_written_is_one_line_before_anything_starts(
     line = one_line(done.stderr)
     assert line.startswith("error: --storage: storage /proc/tuner-runs: cannot write there:")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
+
+
+@pytest.mark.parametrize("command", ["run", "best", "report"])
+@pytest.mark.parametrize("uri", ["file:///{tmp}/mlruns", "{tmp}/mlruns"])
+def test_mlflows_closed_file_store_is_one_line_not_a_traceback(
+    tmp_path: Path, command: str, uri: str
+) -> None:
+    """MLflow 3 refuses its file store (a `file://` URI, or a bare path) unless opted in:
+    the user saw a page of traceback, after Ray had started."""
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
+    uri = uri.format(tmp=tmp_path)
+    target = "sweep.yaml" if command == "run" else "uri-checks"
+    done = run_cli(command, target, "--tracking-uri", uri, cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert one_line(done.stderr) == (
+        f"error: tracking URI {uri}: MLflow 3 keeps its file store for old runs "
+        "(MLFLOW_ALLOW_FILE_STORE=true opens it); use sqlite:///PATH/mlflow.db or a server"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]
+
+
+def test_the_summarys_browse_command_pastes_into_a_shell_whatever_the_path() -> None:
+    line = browse_line("sqlite:////home/me/my sweeps/mlflow.db", "1", "abc")
+    assert shlex.split(line) == [
+        "mlflow", "ui", "--backend-store-uri", "sqlite:////home/me/my sweeps/mlflow.db"
+    ]  # fmt: skip
+    assert browse_line("sqlite:///mlflow.db", "1", "abc").endswith(" sqlite:///mlflow.db")
+    assert (
+        browse_line("http://head:5000", "1", "abc") == "http://head:5000/#/experiments/1/runs/abc"
+    )

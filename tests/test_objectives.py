@@ -17,6 +17,7 @@ from tests.conftest import run_cli
 from tuner.engine.trainables import check_trainable
 from tuner.search.builders import build_search_algorithm
 from tuner.search.early_stops import EarlyStops
+from tuner.search.optuna_search import SAMPLERS
 from tuner.search.pareto import (
     crowding_distances,
     dominates,
@@ -282,3 +283,17 @@ def test_a_trial_that_breaks_a_constraint_is_never_best(tmp_path: Path) -> None:
     assert "  x = 0.1" in result.stdout
     shown = run_cli("best", "two", cwd=tmp_path, timeout=120)
     assert "x = 0.1" in shown.stdout
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_survives_ray_tunes_pickling_and_samples_after(name: str) -> None:
+    """Ray Tune pickles the searcher, sampler and all, when the Tuner is made and at each
+    snapshot: Optuna 5.1's NSGA-II and NSGA-III kept a lock that does not pickle, and
+    every `sampler: nsga2` sweep ended as it started."""
+    from ray import cloudpickle
+
+    sampler = cloudpickle.loads(cloudpickle.dumps(SAMPLERS[name](0)))
+    study = optuna.create_study(sampler=sampler)  # one objective: CMA-ES takes no more
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    again = cloudpickle.loads(cloudpickle.dumps(sampler))  # a snapshot after trials too
+    assert len(study.trials) == 3 and type(again) is type(sampler)

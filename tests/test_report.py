@@ -130,6 +130,71 @@ def test_report_of_a_sweep_that_does_not_exist_is_one_line(swept: Path) -> None:
     assert done.stderr.strip() == "error: no sweep named 'no-such-sweep' in sqlite:///mlflow.db"
 
 
+def test_report_out_to_a_file_or_through_one_is_one_line(swept: Path) -> None:
+    done = run_cli("report", "report-sweep", "--out", "sweep.yaml", cwd=swept)
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "error: --out: sweep.yaml is a file, not a folder"
+    )  # fmt: skip
+    done = run_cli("report", "report-sweep", "--out", "sweep.yaml/report", cwd=swept)
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "error: --out: cannot write sweep.yaml/report: Not a directory"
+    )  # fmt: skip
+
+
+def test_best_and_report_by_file_read_back_without_importing_the_trainable(
+    swept: Path,
+) -> None:
+    """They need only the sweep's name: they imported its trainable (its import-time code
+    ran) and, from a folder where it does not import, refused the file (exit 2)."""
+    elsewhere = {**SWEEP, "trainable": "not_importable_here:fit"}
+    (swept / "moved.yaml").write_text(yaml.safe_dump(elsewhere))
+    best = run_cli("best", "moved.yaml", cwd=swept)
+    assert best.returncode == 0, best.stderr
+    assert best.stdout.startswith("sweep report-sweep: best trial ")
+    report = run_cli("report", "moved.yaml", "--out", "moved", cwd=swept)
+    assert report.returncode == 0, report.stderr
+    assert f"report: moved/report.html ({len(PLOTS)} plots)" in report.stdout
+
+
+def copy_of(swept: Path, tmp_path: Path) -> tuple[Path, MlflowClient, str]:
+    """The swept folder copied, to change its store; (folder, client, experiment id)."""
+    folder = tmp_path / "copy"
+    shutil.copytree(swept, folder)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("report-sweep")
+    assert experiment is not None
+    return folder, client, experiment.experiment_id
+
+
+def test_a_start_cut_off_before_its_trials_hides_no_sweep_from_report(
+    swept: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C while Ray started leaves a later sweep run with no trials: `tuner report`
+    drew that one, an empty report ("no trial has finished yet")."""
+    folder, client, experiment_id = copy_of(swept, tmp_path)
+    cut_off = client.create_run(experiment_id, tags={"tuner.role": "sweep"})
+    client.set_terminated(cut_off.info.run_id, "KILLED")
+    done = run_cli("report", "report-sweep", "--out", "out", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert f"report: out/report.html ({len(PLOTS)} plots)" in done.stdout
+
+
+def test_a_deleted_sweep_says_so_to_run_best_and_report(swept: Path, tmp_path: Path) -> None:
+    """Deleted in MLflow's UI (its trash): `tuner run` printed MLflow's traceback, `best`
+    said the sweep had no finished run."""
+    folder, client, experiment_id = copy_of(swept, tmp_path)
+    client.delete_experiment(experiment_id)
+    line = (
+        f"error: MLflow experiment 'report-sweep' (id {experiment_id}) in sqlite:///mlflow.db "
+        "is deleted: with MLFLOW_TRACKING_URI=sqlite:///mlflow.db, `mlflow experiments "
+        f"restore -x {experiment_id}` brings it back, `mlflow gc --experiment-ids "
+        f"{experiment_id}` frees the name for good"
+    )
+    for command in (["best", "report-sweep"], ["report", "report-sweep"], ["run", "sweep.yaml"]):
+        done = run_cli(*command, cwd=folder)
+        assert (done.returncode, done.stderr.strip()) == (1, line), command
+
+
 # Debian's chromium, headless, as the tool library's probe runs it: without the
 # background-networking flags it reaches for Google's hosts at every start.
 CHROMIUM_FLAGS = [

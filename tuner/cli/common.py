@@ -38,9 +38,9 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load(path: Path) -> SweepSpec:
+def load(path: Path, *, check_trainable: bool = True) -> SweepSpec:
     try:
-        return load_spec(path)
+        return load_spec(path, check_trainable=check_trainable)
     except SpecError as exc:
         fail(exc.line(), EXIT_INVALID)
 
@@ -100,13 +100,15 @@ def check_storage(storage: str | None) -> None:
 
 
 def sweep_name(name_or_spec: str) -> str:
-    return sweep_named(name_or_spec)[0]
+    """For commands that only read a sweep back: its trainable is not imported (its
+    import-time code not run), and need not import from here."""
+    return sweep_named(name_or_spec, check_trainable=False)[0]
 
 
-def sweep_named(name_or_spec: str) -> tuple[str, SweepSpec | None]:
+def sweep_named(name_or_spec: str, *, check_trainable: bool = True) -> tuple[str, SweepSpec | None]:
     """(the sweep's name, its sweep file when the argument is one)."""
     if name_or_spec.endswith((".yaml", ".yml")) or Path(name_or_spec).is_file():
-        spec = load(Path(name_or_spec))
+        spec = load(Path(name_or_spec), check_trainable=check_trainable)
         return spec.name, spec
     return name_or_spec, None
 

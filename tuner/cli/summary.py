@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -57,13 +58,7 @@ def _summarize(result: SweepResult) -> None:
         f"best trial run {best.run_id}",
         markup=False,
     )
-    if result.tracking_uri.startswith("sqlite"):
-        browse = f"mlflow ui --backend-store-uri {result.tracking_uri}"
-    else:
-        browse = (
-            f"{result.tracking_uri}/#/experiments/{result.experiment_id}"
-            f"/runs/{result.parent_run_id}"
-        )
+    browse = browse_line(result.tracking_uri, result.experiment_id, result.parent_run_id)
     out.print(f"  browse: {browse}", markup=False)
     if result.artifact_location:
         out.print(f"  artifacts: {result.artifact_location}", markup=False)
@@ -80,3 +75,11 @@ def _summarize(result: SweepResult) -> None:
         out.print(f"stopped by its budget: {result.stopped_by}", markup=False)
     if result.terminated:
         out.print(f"stopped by stop_when: {result.terminated}", markup=False)
+
+
+def browse_line(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """How to see the sweep: the command that opens a local store, or the server's page."""
+    if tracking_uri.startswith("sqlite"):
+        # Quoted: a path with a space, pasted into a shell, was two arguments.
+        return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"
+    return f"{tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}"

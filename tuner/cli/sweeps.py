@@ -307,8 +307,13 @@ def report(
     from tuner.tracking.study import read_sweep
 
     folder = out or Path("tuner_reports") / name
+    if folder.exists() and not folder.is_dir():
+        fail(f"--out: {folder} is a file, not a folder", EXIT_INVALID)
     sweep = _read_sweep_back(tracking_uri, lambda: read_sweep(name, tracking_uri))
-    made = write_report(sweep, folder)
+    try:
+        made = write_report(sweep, folder)
+    except OSError as exc:  # a folder we may not write, a file on the way to it
+        fail(f"--out: cannot write {exc.filename or folder}: {exc.strerror or exc}", EXIT_INVALID)
     typer.echo(f"report: {made.html} ({len(made.plots)} plots)")
     if log:
         from mlflow import MlflowClient

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
+from tuner.engine.closing import close_quietly, end_trials_quietly
+from tuner.engine.driver_lock import driver_lock
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
@@ -66,8 +67,6 @@ from tuner.tracking.tags import TAG_EXPERIMENT_PATH, TAG_SUBMISSION
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass
 class RunOptions:
@@ -114,9 +113,10 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
     plots: EndPlots | None = None
     try:
         experiment = Experiment.new(storage, spec.name)
-        result = _run_tracked(
-            with_absolute_paths(spec), options, sweep, experiment, withheld, start=start
-        )
+        with driver_lock(experiment):  # a `tuner resume` meanwhile is refused
+            result = _run_tracked(
+                with_absolute_paths(spec), options, sweep, experiment, withheld, start=start
+            )
         if options.on_finish is not None:
             options.on_finish(result)
         plots = EndPlots(result, options.console)
@@ -136,9 +136,16 @@ def resume_sweep(
     `sweep_file`: the user's sweep file, where the secrets that tuner did not store are.
     """
     options = options or RunOptions()
-    phases = options.phases
     quiet_driver_output()
     experiment = latest_experiment(resolve_storage(options.storage), sweep_name)
+    with driver_lock(experiment):  # refused while another process drives it
+        return _resume(experiment, options, sweep_file)
+
+
+def _resume(
+    experiment: Experiment, options: RunOptions, sweep_file: SweepSpec | None
+) -> SweepResult:
+    phases = options.phases
     spec = experiment.load_spec()
     if options.budget is not None:
         spec = with_budget(spec, options.budget)
@@ -328,23 +335,13 @@ def _run_tracked(
             front=front,
         )
     except KeyboardInterrupt:
-        _close_quietly(writer, sweep, RunStatus.KILLED)
+        # A second Ctrl-C breaks out of Tune's graceful stop: the trials' runs must end
+        # too, or MLflow shows them RUNNING for good.
+        end_trials_quietly(tracker)
+        close_quietly(writer, sweep, RunStatus.KILLED)
         raise
     except BaseException:
-        _close_quietly(writer, sweep, RunStatus.FAILED)
+        close_quietly(writer, sweep, RunStatus.FAILED)
         raise
     finally:
         writer.close()
-
-
-def _close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
-    """Record how the sweep ended without hiding the exception that ended it: one line
-    each, no traceback, since the exception that ended the sweep is the one to read."""
-    try:
-        writer.flush()
-    except Exception as exc:
-        logger.warning("could not flush trial tracking: %s", str(exc).splitlines()[0])
-    try:
-        sweep.finish(status)
-    except Exception as exc:
-        logger.warning("could not close the sweep's MLflow run: %s", str(exc).splitlines()[0])

@@ -19,6 +19,7 @@ from ray._private import ray_constants
 
 from tuner.engine.lean_ray import lean_embedded_start
 from tuner.engine.prestarted_workers import inherited_environment
+from tuner.engine.signals import callers_sigterm_kept
 from tuner.spec import SpecError, SweepSpec
 
 REACHABLE_TIMEOUT_S = 5.0
@@ -296,6 +297,7 @@ def start_or_join(address: str | None, num_cpus: int | None, *, state_api: bool 
             _loopback_only(embedded=address is None),
             inherited_environment(pythonpath if address is None else None),
             lean_embedded_start(embedded=address is None, dashboard=state_api),
+            callers_sigterm_kept(),
         ):
             ray.init(
                 # "local" always starts a fresh embedded Ray: an exported RAY_ADDRESS (the

@@ -68,3 +68,23 @@ def restored_signal_handlers() -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextmanager
+def callers_sigterm_kept() -> Iterator[None]:
+    """Around ray.init, which makes SIGTERM's handler `sys.exit(15)`: a SIGTERM after it
+    (while the best model was exported, say) exited 15 with no word and the sweep's run
+    FAILED, where the command's own handler ends it as Ctrl-C does (143, runs KILLED).
+    The caller's handler comes back, and gets a SIGTERM that came during ray.init."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield  # Python's default or none: Ray's sys.exit is no worse
+        return
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code == signal.SIGTERM:
+            previous(signal.SIGTERM, None)  # raises the caller's interrupt, as it would have
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)

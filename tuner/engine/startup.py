@@ -70,8 +70,12 @@ def start_sweep(
         try:
             with phases.phase("ray start"):
                 start_or_join(None, num_cpus, state_api=needs_state_api(spec))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while Ray started: the user's stop
+            _end_opened(opening, RunStatus.KILLED, {})
+            raise
         except BaseException as exc:
-            _end_failed(opening, f"Ray did not start: {type(exc).__name__}: {exc}")
+            reason = f"Ray did not start: {type(exc).__name__}: {exc}"
+            _end_opened(opening, RunStatus.FAILED, {"tuner.error": reason[:5000]})
             raise
         try:
             importing.result()
@@ -86,10 +90,11 @@ def _in_phase(phases: Phases, name: str, action: Callable[..., T], *args: Any) -
         return action(*args)
 
 
-def _end_failed(opening: Future[SweepRun], reason: str) -> None:
-    """The parent run opened beside a Ray that did not start: it records why it ended."""
+def _end_opened(opening: Future[SweepRun], status: int, tags: dict[str, str]) -> None:
+    """The parent run opened beside a Ray that did not start: it ends as the start did,
+    KILLED for an interrupt (as the command says), FAILED with the reason otherwise."""
     try:
         sweep = opening.result()
     except Exception:
         return  # no run was made; the Ray error is the one to report
-    sweep.finish(RunStatus.FAILED, {"tuner.error": reason[:5000]})
+    sweep.finish(status, tags)

@@ -19,8 +19,9 @@ import pyarrow.fs
 from tuner.engine.experiments import Experiment
 
 TAG_STATE_DIGEST = "tuner.state_digest"
-# Written by Ray to prove storage is writable; empty, never read back.
-_IGNORED = frozenset({".validate_storage_marker"})
+# Written by Ray to prove storage is writable, and the driver's lock (engine.driver_lock,
+# made by the resume that checks the digest): empty, never read back.
+_IGNORED = frozenset({".validate_storage_marker", "driver.lock"})
 
 
 class StateChanged(RuntimeError):

@@ -19,6 +19,7 @@ from ray.tune.search.optuna import OptunaSearch
 from tuner.search.asha import TIME_ATTR
 from tuner.search.bounded_tpe import BoundedTPESampler
 from tuner.search.early_stops import EarlyStops
+from tuner.search.ga_samplers import NSGAIIISampler, NSGAIISampler
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import NOTHING, StartingPoints, seed_study
 from tuner.spec import OptunaSampler
@@ -105,8 +106,9 @@ SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
     # Categorical params fall back to independent sampling; that is expected, not news.
     "cmaes": lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
-    "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed),
+    # Optuna's own keep a lock that Ray Tune cannot pickle (search.ga_samplers).
+    "nsga2": lambda seed: NSGAIISampler(seed=seed),
+    "nsga3": lambda seed: NSGAIIISampler(seed=seed),
 }
 
 

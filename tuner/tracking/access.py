@@ -14,6 +14,7 @@ from urllib.request import urlopen
 
 from mlflow import MlflowClient
 from mlflow.environment_variables import (
+    MLFLOW_ALLOW_FILE_STORE,
     MLFLOW_TRACKING_PASSWORD,
     MLFLOW_TRACKING_TOKEN,
     MLFLOW_TRACKING_USERNAME,
@@ -61,6 +62,12 @@ def check_tracking_reachable(
                 f"MLflow tracking server {tracking_uri} unreachable: {reason}"
             ) from None
         check_login(tracking_uri)
+    elif parsed.scheme in ("", "file") and not MLFLOW_ALLOW_FILE_STORE.get():
+        # MLflow 3 refuses its file store with a paragraph and a traceback, after Ray started.
+        raise TrackingError(
+            f"tracking URI {tracking_uri}: MLflow 3 keeps its file store for old runs "
+            "(MLFLOW_ALLOW_FILE_STORE=true opens it); use sqlite:///PATH/mlflow.db or a server"
+        )
     elif parsed.scheme == "sqlite":
         database = Path(tracking_uri.removeprefix("sqlite:///"))
         if not database.parent.is_dir():

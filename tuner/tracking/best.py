@@ -8,10 +8,12 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from tuner.tracking.first_use import deleted_line
 from tuner.tracking.pareto_runs import FrontTrial, read_front
 from tuner.tracking.tags import (
     TAG_BEST_RUN,
     TAG_CHECKPOINT,
+    TAG_EXPERIMENT_PATH,
     TAG_ROLE,
     TAG_SCHEDULE,
     TAG_TRIAL_ID,
@@ -53,15 +55,23 @@ def latest_sweep_run(
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
+    if (deleted := deleted_line(experiment, tracking_uri)) is not None:
+        raise SweepNotFound(deleted)
     condition = f"tags.`{TAG_ROLE}` = 'sweep'"
     if finished:
         condition += f" and tags.`{TAG_BEST_RUN}` != ''"
-    parents = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=condition,
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+
+    def latest(where: str) -> list[Run]:
+        return client.search_runs(
+            [experiment.experiment_id],
+            filter_string=where,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+
+    # A start cut off before its trials (Ctrl-C while Ray started, no cluster) leaves a
+    # sweep run with no trials and no experiment path: it must not hide the sweep before.
+    parents = latest(f"{condition} and tags.`{TAG_EXPERIMENT_PATH}` != ''") or latest(condition)
     if not parents:
         raise SweepNotFound(
             f"sweep {name!r} in {tracking_uri} has no finished run with a best trial"

@@ -16,8 +16,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mlflow import MlflowClient
+from mlflow.entities import Experiment, LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+from tuner.tracking.operations import TrackingError
 
 
 def sqlite_database(tracking_uri: str) -> Path | None:
@@ -58,6 +61,8 @@ def experiment_id_for(client: MlflowClient, name: str, artifact_location: str | 
     training unless someone gave it a kind already."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if (deleted := deleted_line(experiment, client.tracking_uri)) is not None:
+            raise TrackingError(deleted)  # MLflow refuses new runs there, with a traceback
         if EXPERIMENT_KIND_TAG not in (experiment.tags or {}):
             client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return str(experiment.experiment_id)
@@ -76,3 +81,16 @@ def experiment_id_for(client: MlflowClient, name: str, artifact_location: str | 
     if experiment is None:
         raise MlflowException(f"experiment {name!r} exists but cannot be read")
     return str(experiment.experiment_id)
+
+
+def deleted_line(experiment: Experiment, tracking_uri: str) -> str | None:
+    """What to do about a sweep whose experiment is in MLflow's trash (deleted in the UI,
+    not yet emptied by `mlflow gc`); None for a live one. Its name stays taken meanwhile."""
+    if experiment.lifecycle_stage != LifecycleStage.DELETED:
+        return None
+    number = experiment.experiment_id
+    return (
+        f"MLflow experiment {experiment.name!r} (id {number}) in {tracking_uri} is deleted: "
+        f"with MLFLOW_TRACKING_URI={tracking_uri}, `mlflow experiments restore -x {number}` "
+        f"brings it back, `mlflow gc --experiment-ids {number}` frees the name for good"
+    )
