@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from tuner.spec.names import mlflow_key_problem
+
 if TYPE_CHECKING:
     from ray.exceptions import RayActorError
 
@@ -59,6 +61,34 @@ def metric_points(result: dict[str, Any]) -> dict[str, float]:
         if number is not None:
             points[key] = number
     return points
+
+
+def loggable_points(points: dict[str, float], refused: dict[str, str]) -> dict[str, float]:
+    """`points` without the names MLflow refuses (over 250 characters, `acc@1`, `f1(macro)`).
+
+    MLflow refuses a whole `log_batch` for one such name: every metric of the trial's
+    results would be lost, and the sweep would end in error. Each refused name is
+    warned about once (`refused` keeps them, name -> why) and left out; Ray, its
+    scheduler and the stop rules still see it.
+    """
+    kept = {}
+    for key, value in points.items():
+        if key in refused:
+            continue
+        problem = _mlflow_refuses(key)
+        if problem is None:
+            kept[key] = value
+            continue
+        refused[key] = problem
+        shown = key if len(key) <= 80 else f"{key[:60]}... ({len(key)} characters)"
+        logger.warning("metric %r is not logged to MLflow: %s", shown, problem)
+    return kept
+
+
+@functools.lru_cache(maxsize=8192)
+def _mlflow_refuses(key: str) -> str | None:
+    # Cached: a trial reports the same names every epoch, maybe a thousand of them.
+    return mlflow_key_problem(key)
 
 
 def result_step(result: dict[str, Any]) -> int:
