@@ -5,12 +5,13 @@ several lines. The same style as tests/test_user_code.py."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
-from tuner.tracking.results import loggable_points
+from tuner.tracking.results import error_summary, loggable_points
 
 # --- metric names MLflow refuses --------------------------------------------------------
 
@@ -63,3 +64,116 @@ def test_a_metric_name_mlflow_refuses_loses_no_other_metric(tmp_path: Path) -> N
         assert [m.step for m in history] == [1, 2]
     best = min(trials, key=lambda r: r.data.metrics["loss"])
     assert parent.data.tags["tuner.best_run_id"] == best.info.run_id
+
+
+# --- what a trainable raises, and sys.exit ----------------------------------------------
+
+RAISING_CODE = """
+    import sys
+    import threading
+
+    from ray import tune
+
+
+    class ApiError(Exception):
+        # The common shape Ray could not rebuild: __init__ takes other arguments than args.
+        def __init__(self, code, detail):
+            super().__init__(f"{code}: {detail}")
+
+
+    class LostConnection(Exception):
+        def __init__(self, message, connection):
+            super().__init__(message)
+            self.connection = connection  # does not pickle
+
+
+    def fit(config):
+        tune.report({"epoch": 1, "loss": 1.0})
+        kind = config["kind"]
+        if kind == "api":
+            raise ApiError(503, "service unavailable")
+        if kind == "lock":
+            raise LostConnection("connection reset", threading.Lock())
+        if kind == "wrapped":
+            try:
+                raise ApiError(404, "no such bucket")
+            except ApiError as error:
+                raise RuntimeError("could not load the data") from error
+        if kind == "lines":
+            raise ValueError("shapes do not match\\n  got (3, 4)\\n  expected (4, 3)")
+        if kind == "exit0":
+            tune.report({"epoch": 2, "loss": 0.5})
+            sys.exit(0)
+        sys.exit(3)
+"""
+
+
+@pytest.mark.e2e
+def test_what_a_trainable_raises_reaches_the_user_as_raised(tmp_path: Path) -> None:
+    kinds = ["api", "lock", "wrapped", "lines", "exit0", "exit3"]
+    sweep = write_sweep(
+        tmp_path,
+        RAISING_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        resources_per_trial={"cpu": 1},
+        fail_fast_after=None,
+        params={"kind": {"type": "grid", "values": kinds}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "6 trials: 1 finished, 0 stopped early by ASHA, 5 failed" in out.stdout
+    # Ray's own traceback of an exception it could not pickle, a dead worker: gone.
+    assert "isn't serializable" not in out.stderr and "Traceback" not in out.stderr
+    assert "worker died" not in out.stderr + out.stdout
+    expected = {
+        # It was "TypeError: ApiError.__init__() missing 1 required positional argument".
+        "api": "user_train.ApiError: 503: service unavailable",
+        "lock": "user_train.LostConnection: connection reset",
+        "wrapped": "RuntimeError: could not load the data",
+        # It was "  expected (4, 3)": the message's last line, without the exception.
+        "lines": "ValueError: shapes do not match",
+        # It was Ray's "The actor is dead because its worker process has died".
+        "exit3": "TrainableExit: the trainable called sys.exit(3)",
+    }
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    by_kind = {run.data.params["kind"]: run for run in trials}
+    # sys.exit(0) after reporting is the end of a script that went well.
+    assert by_kind["exit0"].info.status == "FINISHED"
+    assert by_kind["exit0"].data.metrics["loss"] == 0.5
+    for kind, line in expected.items():
+        run = by_kind[kind]
+        assert run.info.status == "FAILED", kind
+        assert run.data.tags["tuner.error"] == line
+        assert f"failed at epoch 1: {line} (traceback: " in out.stdout
+    # The full traceback names the user's file and the line that raised.
+    [error_file] = (tmp_path / "tuner_runs" / "user-code").glob(
+        f"run-*/trial_{by_kind['api'].data.tags['tuner.trial_id']}/error.txt"
+    )
+    text = error_file.read_text()
+    assert "user_train.py" in text and "raise ApiError(503" in text
+
+
+def test_an_error_line_is_the_exception_not_the_last_line_of_its_message(tmp_path: Path) -> None:
+    error_file = tmp_path / "error.txt"
+    error_file.write_text(
+        "Failure # 1\n"
+        "Traceback (most recent call last):\n"
+        '  File "/home/me/train.py", line 9, in fit\n'
+        "    model.load_state_dict(state)\n"
+        "           ^^^^^^^^^^^^^^^^^^^^^\n"
+        "RuntimeError: Error(s) in loading state_dict for Net:\n"
+        '\tMissing key(s) in state_dict: "fc.weight".\n'
+        "password=hunter2\n"
+    )
+    trial = SimpleNamespace(trial_id="t", error_file=str(error_file))
+    assert error_summary(trial) == "RuntimeError: Error(s) in loading state_dict for Net:"
+    error_file.write_text(
+        '  File "/home/me/train.py", line 9, in fit\n'
+        "tuner.engine.user_errors.UserError: my_project.ApiError: 503: unavailable\n"
+    )
+    assert error_summary(trial) == "my_project.ApiError: 503: unavailable"
+    error_file.write_text("The actor is dead because its worker process has died.\n")
+    assert error_summary(trial) == "The actor is dead because its worker process has died."

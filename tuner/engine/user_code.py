@@ -20,6 +20,7 @@ from typing import Any
 
 from tuner.engine.session import quiet_worker_logs
 from tuner.engine.trial_config import TrialConfig
+from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
 
 # What Ray calls: a function of the config; what it returns Ray reports too.
@@ -124,12 +125,17 @@ def user_function(
             nonlocal reported
             check_metric(metrics, metric)
             reported = True
-            report(plain_numbers(metrics), checkpoint=checkpoint)
+            try:
+                report(plain_numbers(metrics), checkpoint=checkpoint)
+            except SystemExit as exc:
+                # Ray ends the function of a trial it stops (ASHA, a stop rule, the
+                # sweep's end) with sys.exit(0) inside report: its exit, not the user's.
+                raise RayStop(exc.code) from None
 
         # On this session object only: it lives as long as this trial.
         session.report = checked_report
         try:
-            output = fn(config)
+            output = carried(fn, config)
         finally:
             session.report = report
         return _checked_output(output, metric, reported=reported, report_call=report_call)
@@ -174,13 +180,13 @@ def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = N
     class Checked(cls):  # type: ignore[misc,valid-type]
         def setup(self, config: dict[str, Any]) -> Any:
             quiet_worker_logs()
-            return super().setup(trial_config(config) if trial_config else config)
+            return carried(super().setup, trial_config(config) if trial_config else config)
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
             return super().reset_config(trial_config(new_config) if trial_config else new_config)
 
         def step(self) -> Any:
-            result = super().step()
+            result = carried(super().step)
             if not isinstance(result, dict):
                 raise MetricNotReported(
                     f"step() returned {type(result).__name__}, not a dict with the "

@@ -159,12 +159,30 @@ def error_summary(trial: Any) -> str:
     except OSError:  # unreadable: the run's FAILED status still says what matters
         logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
     lines = [line for line in str(text).splitlines() if line.strip()]
-    # tuner's own errors about user code read as Python's do: "MetricNotReported: ...".
-    last = _TUNER_MODULE.sub("", lines[-1]) if lines else "trial failed"
-    return last[:5000]
+    # tuner's own errors about user code read as Python's do: "MetricNotReported: ...",
+    # and a stand-in for the user's own exception as that exception.
+    line = _exception_line(lines) if lines else "trial failed"
+    return _TUNER_MODULE.sub("", _STAND_IN.sub("", line))[:5000]
+
+
+def _exception_line(lines: list[str]) -> str:
+    """The first line of the exception the traceback ends with: `ValueError: text`.
+
+    A message may run over several lines; its last ("third") would say neither what
+    was raised nor what the first line says. The exception starts at the first line
+    after the last frame (`  File "..."` and its indented source lines)."""
+    frames = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    if not frames:
+        return lines[-1]
+    after = frames[-1] + 1
+    while after < len(lines) and lines[after].startswith(" "):
+        after += 1
+    return lines[after] if after < len(lines) else lines[-1]
 
 
 _TUNER_MODULE = re.compile(r"^tuner(?:\.\w+)+\.(?=\w+: )")
+# tuner.engine.user_errors.UserError carries an exception Ray could not: "module.Name: text".
+_STAND_IN = re.compile(r"^tuner\.engine\.user_errors\.UserError: ")
 
 
 def error_hint(error: str) -> str | None:
