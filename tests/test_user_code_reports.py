@@ -177,3 +177,31 @@ def test_an_error_line_is_the_exception_not_the_last_line_of_its_message(tmp_pat
     assert error_summary(trial) == "my_project.ApiError: 503: unavailable"
     error_file.write_text("The actor is dead because its worker process has died.\n")
     assert error_summary(trial) == "The actor is dead because its worker process has died."
+
+
+# --- the shape of a trainable -----------------------------------------------------------
+
+
+def test_an_async_trainable_is_refused_before_ray_starts(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        """
+        from ray import tune
+
+
+        async def fit(config):
+            tune.report({"loss": config["x"]})
+        """,
+        metric="loss",
+        mode="min",
+        params={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+    )
+    # It used to run: every trial failed as "reported no result", Ray warned on stderr
+    # that the coroutine was never awaited, and the sweep exited 1.
+    out = run_cli("validate", sweep.name, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "error: sweep.yaml: trainable: 'user_train:fit' is an async function; Ray Tune "
+        "calls a trainable without awaiting it: make it a plain def (run async parts "
+        "inside with asyncio.run)"
+    )

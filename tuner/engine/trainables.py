@@ -88,6 +88,15 @@ def _check_shape(ref: str, fn: Any) -> None:
                 "a function of the config or a tune.Trainable",
             )
         return
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        # Ray calls it without awaiting it: the body never runs, and each trial would
+        # fail as one that "reported no result", with a "never awaited" warning.
+        raise SpecError(
+            None,
+            "trainable",
+            f"{ref!r} is an async function; Ray Tune calls a trainable without awaiting "
+            "it: make it a plain def (run async parts inside with asyncio.run)",
+        )
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # a builtin without a signature: Ray will say
