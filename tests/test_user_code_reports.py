@@ -4,13 +4,17 @@ several lines. The same style as tests/test_user_code.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
+from tuner.engine.user_code import MetricNotReported, check_metric
 from tuner.tracking.results import error_summary, loggable_points
 
 # --- metric names MLflow refuses --------------------------------------------------------
@@ -205,3 +209,60 @@ def test_an_async_trainable_is_refused_before_ray_starts(tmp_path: Path) -> None
         "calls a trainable without awaiting it: make it a plain def (run async parts "
         "inside with asyncio.run)"
     )
+
+
+# --- a metric that is not a number ------------------------------------------------------
+
+
+def test_the_metric_must_be_one_number() -> None:
+    for number in (1, 0.5, float("nan"), np.float32(0.5), np.array(2.0), torch.tensor(0.5)):
+        check_metric({"loss": number}, "loss")
+    check_metric({"val": {"loss": np.float64(1.0)}}, "val/loss")
+    for value, says in [
+        ("0.318", "a str ('0.318')"),
+        (None, "None"),
+        (True, "a bool (True)"),
+        ([1.0, 2.0], "a list ([1.0, 2.0])"),
+        (torch.ones(2), "a Tensor"),
+    ]:
+        with pytest.raises(MetricNotReported, match=re.escape(f"a result has {says}")):
+            check_metric({"loss": value, "epoch": 1}, "loss")
+
+
+STRING_METRIC_CODE = """
+    from ray import tune
+
+
+    def fit(config):
+        for epoch in range(1, 4):
+            loss = config["x"] / epoch
+            # A formatted value, as a log line would have it, in one trial.
+            tune.report({"epoch": epoch, "loss": f"{loss:.3f}" if config["x"] > 2 else loss})
+"""
+
+
+@pytest.mark.e2e
+def test_a_metric_that_is_no_number_fails_its_trial_not_the_sweep(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        STRING_METRIC_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        scheduler={"kind": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
+        resources_per_trial={"cpu": 1},
+        params={"x": {"type": "grid", "values": [1.0, 3.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    # It used to end the sweep with Ray's 111-line TuneError from ASHA's arithmetic on a
+    # str, exit status 1, and both trials RUNNING in MLflow.
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    line = "MetricNotReported: the sweep's metric 'loss' must be a number; a result has a str"
+    assert f"failed before its first result: {line} ('3.000')" in out.stdout
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    by_x = {run.data.params["x"]: run for run in trials}
+    assert by_x["1.0"].info.status == "FINISHED"
+    assert by_x["3.0"].info.status == "FAILED"
+    assert by_x["3.0"].data.tags["tuner.error"] == f"{line} ('3.000')"

@@ -67,13 +67,30 @@ WORKER_REPORT = "ray.train.report({{{metric}: value}}) on every worker"
 
 
 def check_metric(metrics: dict[str, Any], metric: str) -> None:
-    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has."""
+    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has, or
+    when its value is not one number (NaN and infinity are numbers)."""
     keys = reported_keys(metrics)
     if metric not in keys:
         shown = ", ".join(sorted(keys)) or "nothing"
         raise MetricNotReported(
             f"a result without the sweep's metric {metric!r} (it reported: {shown})"
         )
+    # A string or None would reach the driver's scheduler and searcher, which do
+    # arithmetic on it: ASHA raised in the driver, ending the whole sweep with a
+    # traceback and leaving its trials RUNNING in MLflow.
+    value = plain_numbers(metrics)[metric]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MetricNotReported(
+            f"the sweep's metric {metric!r} must be a number; a result has {_kind(value)}"
+        )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+    return f"a {type(value).__name__} ({shown})"
 
 
 def _session() -> Any:
