@@ -266,3 +266,41 @@ def test_a_metric_that_is_no_number_fails_its_trial_not_the_sweep(tmp_path: Path
     assert by_x["1.0"].info.status == "FINISHED"
     assert by_x["3.0"].info.status == "FAILED"
     assert by_x["3.0"].data.tags["tuner.error"] == f"{line} ('3.000')"
+
+
+GENERATOR_CODE = """
+    def fit(config):
+        # Ray's older examples yield their results instead of reporting them.
+        for epoch in range(3):
+            if config["x"] > 2:
+                yield {"epoch": epoch, "accuracy": 0.5}
+            else:
+                yield {"epoch": epoch, "loss": config["x"] / (epoch + 1)}
+"""
+
+
+@pytest.mark.e2e
+def test_a_generators_results_are_checked_as_reported_ones(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        GENERATOR_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        scheduler={"kind": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
+        resources_per_trial={"cpu": 1},
+        params={"x": {"type": "grid", "values": [1.0, 3.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    # It used to end the sweep with Ray's traceback from the driver, exit status 1.
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    line = "MetricNotReported: a result without the sweep's metric 'loss' (it reported: "
+    assert f"failed before its first result: {line}accuracy, epoch)" in out.stdout
+    client, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    by_x = {run.data.params["x"]: run for run in trials}
+    assert by_x["3.0"].info.status == "FAILED"
+    assert by_x["1.0"].info.status == "FINISHED"
+    history = client.get_metric_history(by_x["1.0"].info.run_id, "loss")
+    assert [m.step for m in history] == [0, 1, 2]

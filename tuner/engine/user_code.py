@@ -118,10 +118,9 @@ def user_function(
     secrets back into the config `fn` receives. `report_call`: what the user's code
     calls to report, named when it reported nothing (a multi-worker trial's workers
     call WORKER_REPORT)."""
-    if inspect.isgeneratorfunction(fn) and trial_config is None:
-        return fn  # Ray drives a generator itself; a plain wrapper would hide that it is one
     if inspect.isgeneratorfunction(fn):
-        return _generator_with_config(fn, trial_config)
+        # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
+        return _checked_generator(fn, metric, trial_config)
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
@@ -160,10 +159,26 @@ def user_function(
     return trainable
 
 
-def _generator_with_config(fn: UserFunction, trial_config: TrialConfig | None) -> UserFunction:
+def _checked_generator(
+    fn: UserFunction, metric: str, trial_config: TrialConfig | None
+) -> UserFunction:
+    """A generator trainable whose yielded results are held to the rules of reported
+    ones: unchecked, one without the metric (or with a string) ended the whole sweep
+    with a traceback from Ray's driver."""
+
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        yield from fn(trial_config(config) if trial_config is not None else config)
+        quiet_worker_logs()
+        for output in fn(trial_config(config) if trial_config is not None else config):
+            if isinstance(output, dict):
+                check_metric(output, metric)
+                output = plain_numbers(output)
+            elif not isinstance(output, bool) and as_number(output) is not None:
+                raise MetricNotReported(
+                    f"the trainable yielded a {type(output).__name__}, not a dict with "
+                    f"the sweep's metric: yield {{{metric!r}: value}} once per epoch"
+                )
+            yield output
 
     return trainable
 
