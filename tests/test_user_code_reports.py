@@ -304,3 +304,33 @@ def test_a_generators_results_are_checked_as_reported_ones(tmp_path: Path) -> No
     assert by_x["1.0"].info.status == "FINISHED"
     history = client.get_metric_history(by_x["1.0"].info.run_id, "loss")
     assert [m.step for m in history] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("trainable", "line"),
+    [
+        # Python looked for a submodule `py` of a package `user_train`.
+        ("user_train.py:fit", "'user_train.py:fit' names a file; name its module as Python "
+         "imports it from the folder you run tuner in: 'user_train:fit'"),
+        # These met a regular expression: "String should match pattern '^(builtin:...'".
+        ("./src/user_train.py:fit", "'./src/user_train.py:fit' names a file; name its module "
+         "as Python imports it from the folder you run tuner in: 'src.user_train:fit'"),
+        ("user_train", "'user_train' is neither 'package.module:function' nor 'builtin:NAME'"),
+    ],
+)  # fmt: skip
+def test_a_trainable_named_by_its_file_is_told_its_module_name(
+    tmp_path: Path, trainable: str, line: str
+) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        "def fit(config):\n    pass\n",
+        metric="loss",
+        mode="min",
+        stop={"training_iteration": 2},
+        params={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+    )
+    text = sweep.read_text().replace("trainable: user_train:fit", f"trainable: {trainable}")
+    sweep.write_text(text)
+    out = run_cli("validate", sweep.name, cwd=tmp_path, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: sweep.yaml: trainable: {line}"
