@@ -334,3 +334,57 @@ def test_a_trainable_named_by_its_file_is_told_its_module_name(
     out = run_cli("validate", sweep.name, cwd=tmp_path, timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: sweep.yaml: trainable: {line}"
+
+
+# --- a class Trainable that declines a reset --------------------------------------------
+
+DECLINING_CODE = """
+    import os
+
+    from ray import tune
+
+
+    class Declining(tune.Trainable):
+        # Ray's rule: reset_config returns False when this object cannot take the new
+        # config (here: another width), asking for a fresh worker.
+        def setup(self, config):
+            self.width, self.timestep = config["width"], 0
+
+        def step(self):
+            self.timestep += 1
+            return {"loss": self.width / self.timestep, "worker_pid": os.getpid(),
+                    "setup_width": self.width}
+
+        def reset_config(self, new_config):
+            if new_config["width"] != self.width:
+                return False
+            self.timestep = 0
+            return True
+"""
+
+
+@pytest.mark.e2e
+def test_a_class_whose_reset_config_declines_runs_each_trial_afresh(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        DECLINING_CODE,
+        trainable="user_train:Declining",
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        max_concurrent_trials=1,
+        stop={"training_iteration": 2},
+        params={"width": {"type": "grid", "values": [1.0, 2.0, 3.0]}},
+    )
+    # It used to hang: Ray logged "Could not re-use actor" and left the trial PENDING.
+    out = run_cli("run", sweep.name, cwd=tmp_path, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "3 trials: 3 finished, 0 stopped early by ASHA, 0 failed" in out.stdout
+    assert "Could not re-use actor" not in out.stderr
+    _, _, trials = trial_runs(tmp_path)
+    assert len({run.data.metrics["worker_pid"] for run in trials}) == 1, "one worker reused"
+    for run in trials:
+        assert run.info.status == "FINISHED"
+        # Set up with its own config, counting its own steps from 1.
+        assert run.data.metrics["setup_width"] == float(run.data.params["width"])
+        assert run.data.metrics["loss"] == float(run.data.params["width"]) / 2

@@ -215,7 +215,15 @@ def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = N
             return carried(super().setup, trial_config(config) if trial_config else config)
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
-            return super().reset_config(trial_config(new_config) if trial_config else new_config)
+            config = trial_config(new_config) if trial_config else new_config
+            if carried(super().reset_config, config):
+                return True
+            # False asks Ray for a fresh worker, but Ray 2.60 then leaves the trial
+            # PENDING for ever and the sweep never ends: set the trial up afresh on
+            # this worker instead, as a fresh one would (cleanup, then setup).
+            carried(self.cleanup)
+            self.setup(new_config)
+            return True
 
         def step(self) -> Any:
             result = carried(super().step)
