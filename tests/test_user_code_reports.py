@@ -388,3 +388,55 @@ def test_a_class_whose_reset_config_declines_runs_each_trial_afresh(tmp_path: Pa
         # Set up with its own config, counting its own steps from 1.
         assert run.data.metrics["setup_width"] == float(run.data.params["width"])
         assert run.data.metrics["loss"] == float(run.data.params["width"]) / 2
+
+
+# --- an error that quotes a secret ------------------------------------------------------
+
+LEAKING_CODE = """
+    from ray import tune
+
+
+    class HTTPError(Exception):
+        pass
+
+
+    def fit(config):
+        tune.report({"epoch": 1, "loss": 1.0})
+        url = f"https://hub.example/api?token={config['api_token']}"
+        try:
+            raise HTTPError(f"401 Unauthorized for url: {url}")
+        except HTTPError as error:
+            raise RuntimeError(f"login failed with {config['db_password']}") from error
+"""
+
+LITERAL_SECRET, ENV_SECRET = "tok-1d2c3b4a-literal", "pw-9f8e7d-from-env"
+
+
+@pytest.mark.e2e
+def test_an_error_quoting_a_secret_is_stored_without_it(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        LEAKING_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [1.0]}},
+        config={"api_token": LITERAL_SECRET, "db_password": "${env:TEST_DB_PASSWORD}"},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path, env={"TEST_DB_PASSWORD": ENV_SECRET})
+    # The trial's error used to carry both secrets into MLflow's tag, the console, and
+    # the storage's error.txt and error.pkl: docs/secrets.md promises none of them.
+    assert out.returncode == 1
+    line = "RuntimeError: login failed with <secret>"
+    assert f"failed at epoch 1: {line} (traceback: " in out.stdout
+    _, _, [trial] = trial_runs(tmp_path)
+    assert trial.data.tags["tuner.error"] == line
+    stored = [tmp_path / "mlflow.db", *(tmp_path / "tuner_runs").rglob("*")]
+    for text in [out.stdout, out.stderr, *(p.read_bytes().decode("latin-1") for p in stored
+                                           if p.is_file())]:  # fmt: skip
+        assert LITERAL_SECRET not in text and ENV_SECRET not in text
+    [error_file] = (tmp_path / "tuner_runs").rglob("error.txt")
+    text = error_file.read_text()
+    # Still what happened, and where: the chain's lines, the user's file and line.
+    assert "caused by user_train.HTTPError: 401 Unauthorized for url: " in text
+    assert "token=<secret>" in text and "user_train.py" in text

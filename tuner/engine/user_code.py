@@ -125,7 +125,9 @@ def user_function(
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet_worker_logs()
+        secrets: list[str] = []
         if trial_config is not None:
+            secrets = trial_config.secrets(config)
             config = trial_config(config)
         session = _session()
         if session is None:
@@ -151,7 +153,7 @@ def user_function(
         # On this session object only: it lives as long as this trial.
         session.report = checked_report
         try:
-            output = carried(fn, config)
+            output = carried(fn, config, secrets=secrets)
         finally:
             session.report = report
         return _checked_output(output, metric, reported=reported, report_call=report_call)
@@ -210,23 +212,31 @@ def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = N
     `reset_config()` receive (`self.config` keeps Ray's copy, without them)."""
 
     class Checked(cls):  # type: ignore[misc,valid-type]
+        __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
+
         def setup(self, config: dict[str, Any]) -> Any:
             quiet_worker_logs()
-            return carried(super().setup, trial_config(config) if trial_config else config)
+            if trial_config is None:
+                return carried(super().setup, config)
+            self.__secrets = tuple(trial_config.secrets(config))
+            return carried(super().setup, trial_config(config), secrets=self.__secrets)
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
-            config = trial_config(new_config) if trial_config else new_config
-            if carried(super().reset_config, config):
+            config = new_config
+            if trial_config is not None:
+                self.__secrets = tuple(trial_config.secrets(new_config))
+                config = trial_config(new_config)
+            if carried(super().reset_config, config, secrets=self.__secrets):
                 return True
             # False asks Ray for a fresh worker, but Ray 2.60 then leaves the trial
             # PENDING for ever and the sweep never ends: set the trial up afresh on
             # this worker instead, as a fresh one would (cleanup, then setup).
-            carried(self.cleanup)
+            carried(self.cleanup, secrets=self.__secrets)
             self.setup(new_config)
             return True
 
         def step(self) -> Any:
-            result = carried(super().step)
+            result = carried(super().step, secrets=self.__secrets)
             if not isinstance(result, dict):
                 raise MetricNotReported(
                     f"step() returned {type(result).__name__}, not a dict with the "

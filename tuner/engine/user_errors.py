@@ -12,26 +12,22 @@ does not pickle (a lock, a connection) made Ray print 80 lines of its own traceb
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 class UserError(Exception):
-    """A stand-in for an exception of user code that Ray could not carry: its message
-    is the original's line as Python prints it (`my_module.MyError: text`), its
-    traceback the original's, so error.txt shows the user's file and line."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (UserError, self.args)
+    """A stand-in for an exception of user code that Ray could not carry, or that
+    quoted a secret: its message is the original's line as Python prints it
+    (`my_module.MyError: text`), its traceback the original's, so error.txt shows the
+    user's file and line."""
 
 
 class TrainableExit(Exception):
     """The trainable called `sys.exit(code)` with a code that says it failed."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (TrainableExit, self.args)
 
 
 class RayStop(SystemExit):
@@ -39,11 +35,14 @@ class RayStop(SystemExit):
     stops: it must reach Ray as it is (a return instead would leave the trial hanging)."""
 
 
-def carried(call: Callable[..., T], *args: Any) -> T:
+def carried(call: Callable[..., T], *args: Any, secrets: Sequence[str] = ()) -> T:
     """`call(*args)`, raising what it raises in a form Ray carries to the driver intact.
 
     `sys.exit(0)` (or `sys.exit()`) ends the call as a return of None would: the code
-    says the work is done. Another code fails the trial with a TrainableExit."""
+    says the work is done. Another code fails the trial with a TrainableExit.
+    `secrets`: the trial's secret values; an error that quotes one (an HTTP error with
+    the token in its URL) reaches Ray with `<secret>` in its place, for Ray writes the
+    error to storage and tuner its line to MLflow and the console."""
     try:
         return call(*args)
     except RayStop:
@@ -54,10 +53,35 @@ def carried(call: Callable[..., T], *args: Any) -> T:
         failure = TrainableExit(f"the trainable called sys.exit({exc.code!r})")
         raise failure.with_traceback(exc.__traceback__) from None
     except Exception as exc:
-        stand_in = _stand_in(exc)
+        stand_in = _without_secrets(exc, secrets) or _stand_in(exc)
         if stand_in is None:
             raise
         raise stand_in.with_traceback(exc.__traceback__) from None
+
+
+def _without_secrets(exc: BaseException, secrets: Sequence[str]) -> UserError | None:
+    """A UserError with `exc`'s line and its chain's, each secret replaced, when any
+    of them quotes one; else None. The chain is kept as notes: its messages may quote
+    the secret too (`raise AuthError(...) from HTTPError(url)`)."""
+    if not secrets:
+        return None
+    text = "".join(traceback.format_exception(exc))
+    if not any(secret in text for secret in secrets):
+        return None
+    stand_in = UserError(_redacted(_python_line(exc), secrets))
+    cause = exc.__cause__ or exc.__context__
+    for _ in range(8):  # chains are short; a cycle must not loop
+        if cause is None:
+            break
+        stand_in.add_note(f"caused by {_redacted(_python_line(cause), secrets)}")
+        cause = cause.__cause__ or cause.__context__
+    return stand_in
+
+
+def _redacted(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "<secret>")
+    return text
 
 
 def _stand_in(exc: BaseException) -> UserError | None:
