@@ -15,7 +15,7 @@ import torch
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
 from tuner.engine.user_code import MetricNotReported, check_metric
-from tuner.tracking.results import error_summary, loggable_points
+from tuner.tracking.results import error_hint, error_summary, loggable_points
 
 # --- metric names MLflow refuses --------------------------------------------------------
 
@@ -440,3 +440,40 @@ def test_an_error_quoting_a_secret_is_stored_without_it(tmp_path: Path) -> None:
     # Still what happened, and where: the chain's lines, the user's file and line.
     assert "caused by user_train.HTTPError: 401 Unauthorized for url: " in text
     assert "token=<secret>" in text and "user_train.py" in text
+
+
+# --- a file relative to where tuner ran -------------------------------------------------
+
+RELATIVE_FILE_CODE = """
+    from pathlib import Path
+
+    from ray import tune
+
+
+    def fit(config):
+        # Beside sweep.yaml, where `tuner run` started: not the trial's working directory.
+        scale = float(Path("scale.txt").read_text())
+        tune.report({"epoch": 1, "loss": scale * config["x"]})
+"""
+
+
+@pytest.mark.e2e
+def test_a_file_opened_relative_to_where_tuner_ran_gets_a_hint(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        RELATIVE_FILE_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [1.0]}},
+    )
+    (tmp_path / "scale.txt").write_text("2.0")
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 1
+    assert (
+        "failed before its first result: FileNotFoundError: [Errno 2] No such file or "
+        "directory: 'scale.txt' -- each trial runs in its own working directory, not the "
+        "one tuner was started in: open the file by its absolute path (given in the "
+        "sweep's config, say) (traceback: "
+    ) in out.stdout
+    assert error_hint("FileNotFoundError: [Errno 2] No such file or directory: '/d/x'") is None

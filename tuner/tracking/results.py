@@ -193,4 +193,15 @@ def error_hint(error: str) -> str | None:
             "inside a tuner trainable use ray.tune.report / ray.tune.get_checkpoint / "
             "ray.tune.Checkpoint, not ray.train.*"
         )
+    if _RELATIVE_MISSING.match(error):
+        # Ray Tune runs each trial in a folder of its own: a path relative to where
+        # `tuner run` started names a file that is not there.
+        return (
+            "each trial runs in its own working directory, not the one tuner was started "
+            "in: open the file by its absolute path (given in the sweep's config, say)"
+        )
     return None
+
+
+# "FileNotFoundError: [Errno 2] No such file or directory: 'data/train.csv'", not '/...'.
+_RELATIVE_MISSING = re.compile(r"^FileNotFoundError: \[Errno 2\] [^:]*: '(?![/~])")
