@@ -30,6 +30,7 @@ from tuner.spec import (
     SpecError,
     SweepSpec,
 )
+from tuner.spec.names import file_path_problem
 from tuner.spec.pbt import mutations_of
 from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
 from tuner.trainer.registry import BUILTINS, Builtin
@@ -60,6 +61,9 @@ def resolve_trainable(ref: str) -> Trainable:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is the user's error
+        if isinstance(exc, ModuleNotFoundError) and module_name.endswith(".py"):
+            # `train.py:fit`: Python looked for a submodule `py` of a package `train`.
+            raise SpecError(None, "trainable", file_path_problem(module_name, attr)) from None
         raise SpecError(
             None, "trainable", f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
         ) from None
@@ -88,6 +92,15 @@ def _check_shape(ref: str, fn: Any) -> None:
                 "a function of the config or a tune.Trainable",
             )
         return
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        # Ray calls it without awaiting it: the body never runs, and each trial would
+        # fail as one that "reported no result", with a "never awaited" warning.
+        raise SpecError(
+            None,
+            "trainable",
+            f"{ref!r} is an async function; Ray Tune calls a trainable without awaiting "
+            "it: make it a plain def (run async parts inside with asyncio.run)",
+        )
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # a builtin without a signature: Ray will say

@@ -13,7 +13,9 @@ inherit the driver's environment anyway, and a cluster's nodes have their instan
 
 from __future__ import annotations
 
+import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -50,6 +52,18 @@ class TrialConfig:
             return None
         return cls(withheld, uses_env)
 
+    def secrets(self, config: dict[str, Any]) -> list[str]:
+        """The secret values this process puts into `config` (Ray's stored one): the
+        withheld ones and each `${env:NAME}`'s value, longest first, so that an error
+        message quoting one can have it taken out before it is stored anywhere."""
+        values: set[str] = set()
+        if self._withheld is not None:
+            values.update(_strings(ray.get(self._withheld)))
+        if self._uses_env:
+            values.update(os.environ.get(name, "") for name in env_names(config))
+        # A value of a few characters would take out ordinary words and numbers.
+        return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         full = dict(config)
         if self._withheld is not None:
@@ -72,3 +86,14 @@ def no_credentials_in_runtime_env() -> None:
         return
     for name in _AWS_CREDENTIALS:
         class_cache.ENV_VARS_TO_PROPAGATE.discard(name)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)

@@ -20,6 +20,7 @@ from typing import Any
 
 from tuner.engine.session import quiet_worker_logs
 from tuner.engine.trial_config import TrialConfig
+from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
 
 # What Ray calls: a function of the config; what it returns Ray reports too.
@@ -66,13 +67,30 @@ WORKER_REPORT = "ray.train.report({{{metric}: value}}) on every worker"
 
 
 def check_metric(metrics: dict[str, Any], metric: str) -> None:
-    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has."""
+    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has, or
+    when its value is not one number (NaN and infinity are numbers)."""
     keys = reported_keys(metrics)
     if metric not in keys:
         shown = ", ".join(sorted(keys)) or "nothing"
         raise MetricNotReported(
             f"a result without the sweep's metric {metric!r} (it reported: {shown})"
         )
+    # A string or None would reach the driver's scheduler and searcher, which do
+    # arithmetic on it: ASHA raised in the driver, ending the whole sweep with a
+    # traceback and leaving its trials RUNNING in MLflow.
+    value = plain_numbers(metrics)[metric]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MetricNotReported(
+            f"the sweep's metric {metric!r} must be a number; a result has {_kind(value)}"
+        )
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+    return f"a {type(value).__name__} ({shown})"
 
 
 def _session() -> Any:
@@ -100,15 +118,16 @@ def user_function(
     secrets back into the config `fn` receives. `report_call`: what the user's code
     calls to report, named when it reported nothing (a multi-worker trial's workers
     call WORKER_REPORT)."""
-    if inspect.isgeneratorfunction(fn) and trial_config is None:
-        return fn  # Ray drives a generator itself; a plain wrapper would hide that it is one
     if inspect.isgeneratorfunction(fn):
-        return _generator_with_config(fn, trial_config)
+        # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
+        return _checked_generator(fn, metric, trial_config)
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet_worker_logs()
+        secrets: list[str] = []
         if trial_config is not None:
+            secrets = trial_config.secrets(config)
             config = trial_config(config)
         session = _session()
         if session is None:
@@ -124,12 +143,17 @@ def user_function(
             nonlocal reported
             check_metric(metrics, metric)
             reported = True
-            report(plain_numbers(metrics), checkpoint=checkpoint)
+            try:
+                report(plain_numbers(metrics), checkpoint=checkpoint)
+            except SystemExit as exc:
+                # Ray ends the function of a trial it stops (ASHA, a stop rule, the
+                # sweep's end) with sys.exit(0) inside report: its exit, not the user's.
+                raise RayStop(exc.code) from None
 
         # On this session object only: it lives as long as this trial.
         session.report = checked_report
         try:
-            output = fn(config)
+            output = carried(fn, config, secrets=secrets)
         finally:
             session.report = report
         return _checked_output(output, metric, reported=reported, report_call=report_call)
@@ -137,10 +161,26 @@ def user_function(
     return trainable
 
 
-def _generator_with_config(fn: UserFunction, trial_config: TrialConfig | None) -> UserFunction:
+def _checked_generator(
+    fn: UserFunction, metric: str, trial_config: TrialConfig | None
+) -> UserFunction:
+    """A generator trainable whose yielded results are held to the rules of reported
+    ones: unchecked, one without the metric (or with a string) ended the whole sweep
+    with a traceback from Ray's driver."""
+
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        yield from fn(trial_config(config) if trial_config is not None else config)
+        quiet_worker_logs()
+        for output in fn(trial_config(config) if trial_config is not None else config):
+            if isinstance(output, dict):
+                check_metric(output, metric)
+                output = plain_numbers(output)
+            elif not isinstance(output, bool) and as_number(output) is not None:
+                raise MetricNotReported(
+                    f"the trainable yielded a {type(output).__name__}, not a dict with "
+                    f"the sweep's metric: yield {{{metric!r}: value}} once per epoch"
+                )
+            yield output
 
     return trainable
 
@@ -172,15 +212,31 @@ def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = N
     `reset_config()` receive (`self.config` keeps Ray's copy, without them)."""
 
     class Checked(cls):  # type: ignore[misc,valid-type]
+        __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
+
         def setup(self, config: dict[str, Any]) -> Any:
             quiet_worker_logs()
-            return super().setup(trial_config(config) if trial_config else config)
+            if trial_config is None:
+                return carried(super().setup, config)
+            self.__secrets = tuple(trial_config.secrets(config))
+            return carried(super().setup, trial_config(config), secrets=self.__secrets)
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
-            return super().reset_config(trial_config(new_config) if trial_config else new_config)
+            config = new_config
+            if trial_config is not None:
+                self.__secrets = tuple(trial_config.secrets(new_config))
+                config = trial_config(new_config)
+            if carried(super().reset_config, config, secrets=self.__secrets):
+                return True
+            # False asks Ray for a fresh worker, but Ray 2.60 then leaves the trial
+            # PENDING for ever and the sweep never ends: set the trial up afresh on
+            # this worker instead, as a fresh one would (cleanup, then setup).
+            carried(self.cleanup, secrets=self.__secrets)
+            self.setup(new_config)
+            return True
 
         def step(self) -> Any:
-            result = super().step()
+            result = carried(super().step, secrets=self.__secrets)
             if not isinstance(result, dict):
                 raise MetricNotReported(
                     f"step() returned {type(result).__name__}, not a dict with the "

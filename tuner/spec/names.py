@@ -52,3 +52,30 @@ def mlflow_key_problem(key: str) -> str | None:
     if normal != key or normal == "." or normal.startswith(("..", "/")):
         return f"MLflow needs a name that is a plain relative path (got {key!r})"
     return None
+
+
+_PYTHON_NAME = r"[A-Za-z_]\w*"
+TRAINABLE_PATTERN = rf"^(builtin:{_PYTHON_NAME}|{_PYTHON_NAME}(\.{_PYTHON_NAME})*:{_PYTHON_NAME})$"
+
+
+def trainable_reference(value: object) -> object:
+    """`trainable` as `package.module:function`, or why not in words rather than a regex.
+
+    A user's first try is often the file they run (`src/train.py:fit`): Python imports
+    a module by its dotted name, so the name to write is said."""
+    if not isinstance(value, str) or re.fullmatch(TRAINABLE_PATTERN, value):
+        return value
+    module, colon, function = value.rpartition(":")
+    if colon and re.fullmatch(_PYTHON_NAME, function) and module.endswith(".py"):
+        raise ValueError(file_path_problem(module, function))
+    raise ValueError(f"{value!r} is neither 'package.module:function' nor 'builtin:NAME'")
+
+
+def file_path_problem(module: str, function: str) -> str:
+    """What to write for a trainable named by its file, `src/train.py` -> `src.train`."""
+    dotted = posixpath.normpath(module.replace("\\", "/")).removesuffix(".py")
+    dotted = dotted.removeprefix("./").replace("/", ".")
+    return (
+        f"'{module}:{function}' names a file; name its module as Python imports it from "
+        f"the folder you run tuner in: '{dotted}:{function}'"
+    )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeGuard
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from tuner.defaults import CHECKPOINT_EVERY_EPOCHS, CHECKPOINT_MIN_INTERVAL_S, FAIL_FAST_AFTER
 from tuner.spec.budget import Budget
 from tuner.spec.conditions import check_conditions, count_up_to, grid_points, is_conditional
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.first_trials import Point, WarmStart, check_enqueue
-from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem
+from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem, trainable_reference
 from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
 from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.pbt import check_pbt
@@ -59,12 +59,10 @@ class CostPrices(Strict):
 
 # --- the sweep -------------------------------------------------------------------------
 
-TRAINABLE_PATTERN = r"^(builtin:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
-
 
 class SweepSpec(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)]
-    trainable: Annotated[str, Field(pattern=TRAINABLE_PATTERN)]
+    trainable: Annotated[str, BeforeValidator(trainable_reference)]
     metric: Annotated[str, Field(min_length=1)]
     mode: Literal["max", "min"]
     num_samples: Count = 1

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from tuner.spec.names import mlflow_key_problem
+
 if TYPE_CHECKING:
     from ray.exceptions import RayActorError
 
@@ -59,6 +61,34 @@ def metric_points(result: dict[str, Any]) -> dict[str, float]:
         if number is not None:
             points[key] = number
     return points
+
+
+def loggable_points(points: dict[str, float], refused: dict[str, str]) -> dict[str, float]:
+    """`points` without the names MLflow refuses (over 250 characters, `acc@1`, `f1(macro)`).
+
+    MLflow refuses a whole `log_batch` for one such name: every metric of the trial's
+    results would be lost, and the sweep would end in error. Each refused name is
+    warned about once (`refused` keeps them, name -> why) and left out; Ray, its
+    scheduler and the stop rules still see it.
+    """
+    kept = {}
+    for key, value in points.items():
+        if key in refused:
+            continue
+        problem = _mlflow_refuses(key)
+        if problem is None:
+            kept[key] = value
+            continue
+        refused[key] = problem
+        shown = key if len(key) <= 80 else f"{key[:60]}... ({len(key)} characters)"
+        logger.warning("metric %r is not logged to MLflow: %s", shown, problem)
+    return kept
+
+
+@functools.lru_cache(maxsize=8192)
+def _mlflow_refuses(key: str) -> str | None:
+    # Cached: a trial reports the same names every epoch, maybe a thousand of them.
+    return mlflow_key_problem(key)
 
 
 def result_step(result: dict[str, Any]) -> int:
@@ -129,12 +159,30 @@ def error_summary(trial: Any) -> str:
     except OSError:  # unreadable: the run's FAILED status still says what matters
         logger.debug("could not read error of trial %s", trial.trial_id, exc_info=True)
     lines = [line for line in str(text).splitlines() if line.strip()]
-    # tuner's own errors about user code read as Python's do: "MetricNotReported: ...".
-    last = _TUNER_MODULE.sub("", lines[-1]) if lines else "trial failed"
-    return last[:5000]
+    # tuner's own errors about user code read as Python's do: "MetricNotReported: ...",
+    # and a stand-in for the user's own exception as that exception.
+    line = _exception_line(lines) if lines else "trial failed"
+    return _TUNER_MODULE.sub("", _STAND_IN.sub("", line))[:5000]
+
+
+def _exception_line(lines: list[str]) -> str:
+    """The first line of the exception the traceback ends with: `ValueError: text`.
+
+    A message may run over several lines; its last ("third") would say neither what
+    was raised nor what the first line says. The exception starts at the first line
+    after the last frame (`  File "..."` and its indented source lines)."""
+    frames = [i for i, line in enumerate(lines) if line.startswith('  File "')]
+    if not frames:
+        return lines[-1]
+    after = frames[-1] + 1
+    while after < len(lines) and lines[after].startswith(" "):
+        after += 1
+    return lines[after] if after < len(lines) else lines[-1]
 
 
 _TUNER_MODULE = re.compile(r"^tuner(?:\.\w+)+\.(?=\w+: )")
+# tuner.engine.user_errors.UserError carries an exception Ray could not: "module.Name: text".
+_STAND_IN = re.compile(r"^tuner\.engine\.user_errors\.UserError: ")
 
 
 def error_hint(error: str) -> str | None:
@@ -145,4 +193,15 @@ def error_hint(error: str) -> str | None:
             "inside a tuner trainable use ray.tune.report / ray.tune.get_checkpoint / "
             "ray.tune.Checkpoint, not ray.train.*"
         )
+    if _RELATIVE_MISSING.match(error):
+        # Ray Tune runs each trial in a folder of its own: a path relative to where
+        # `tuner run` started names a file that is not there.
+        return (
+            "each trial runs in its own working directory, not the one tuner was started "
+            "in: open the file by its absolute path (given in the sweep's config, say)"
+        )
     return None
+
+
+# "FileNotFoundError: [Errno 2] No such file or directory: 'data/train.csv'", not '/...'.
+_RELATIVE_MISSING = re.compile(r"^FileNotFoundError: \[Errno 2\] [^:]*: '(?![/~])")

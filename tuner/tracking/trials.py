@@ -23,6 +23,7 @@ from tuner.tracking.node_prices import NodePrices
 from tuner.tracking.results import (
     as_number,
     error_summary,
+    loggable_points,
     metric_points,
     param_value,
     restart_reason,
@@ -86,6 +87,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._started: set[str] = set()
         self._open: set[str] = set()  # runs this driver created or reopened, not yet ended
         self._stop_reasons: dict[str, str] = {}
+        self._refused: dict[str, str] = {}  # metric names MLflow refuses, warned about once
         # Per trial: (step, Tune's iteration) of the last result logged. A restarted trial
         # re-reports from its checkpoint's iteration, so a result at or before this pair
         # was logged already; a later one always lands, whatever its step (0 included,
@@ -212,7 +214,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         timestamp = int(result.get("timestamp", time.time()) * 1000)
         # NaN and infinity are logged too (MLflow stores them): a diverging metric is
         # exactly what a user needs to see.
-        points = metric_points(result)
+        points = loggable_points(metric_points(result), self._refused)
         if self._lineage is not None:
             config = result.get("config")
             points |= self._lineage.hp_points(config if isinstance(config, dict) else trial.config)
