@@ -114,3 +114,26 @@ def test_bounds_ray_and_optuna_cannot_sample_are_refused_at_validate(
     error = refusal(path)
     assert error.key == key
     assert problem in error.problem
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("9" * 10_000, "YAML value at line 8, column 11: an integer of 10,000 digits is too large"),
+        ("2001-13-45", "YAML value at line 8, column 11: '2001-13-45' is not a valid timestamp"),
+        ("!!bool maybe", "YAML value at line 8, column 11: 'maybe' is not a valid bool"),
+        ("!!float abc", "YAML value at line 8, column 11: 'abc' is not a valid float"),
+        ("!!timestamp soon", "YAML value at line 8, column 11: 'soon' is not a valid timestamp"),
+    ],
+)
+def test_a_value_yaml_cannot_read_is_one_line_with_its_place(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """PyYAML let these escape as a bare ValueError, KeyError or AttributeError: a
+    traceback of 90 lines and exit status 1."""
+    path = tmp_path / "value.yaml"
+    path.write_text(HEAD + f"config:\n  epochs: {value}\n")
+    done = run_cli("validate", str(path), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}: {problem}")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -46,6 +46,28 @@ class SweepFileLoader(yaml.SafeLoader):  # type: ignore[misc]
                 seen[key_node.value] = line
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML lets a value its constructors cannot read escape as a bare ValueError or
+        # KeyError (`2001-13-45` resolves to a date, `!!bool maybe`, an integer of more
+        # than the 4,300 digits Python reads): a traceback, not one line with its place.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, _unreadable(node, exc), node.start_mark
+            ) from None
+
+
+def _unreadable(node: Node, exc: Exception) -> str:
+    kind = str(node.tag).removeprefix("tag:yaml.org,2002:")
+    text = str(node.value) if isinstance(node, ScalarNode) else ""
+    if kind == "int" and "digits" in str(exc):
+        digits = sum(ch.isdigit() for ch in text)
+        return f"an integer of {digits:,} digits is too large to be a setting"
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    why = f" ({exc})" if isinstance(exc, ValueError) and str(exc) else ""
+    return f"{shown!r} is not a valid {kind}{why}"
+
 
 SweepFileLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, SweepFileLoader.construct_mapping

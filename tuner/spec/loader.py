@@ -92,6 +92,8 @@ def read_spec(path: str | Path) -> SweepSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):  # well formed, not readable
+            raise SpecError(path, "", f"YAML value at {where}{reason}") from None
         raise SpecError(path, "", f"YAML syntax error at {where}{reason}") from None
     except RecursionError:
         raise SpecError(path, "", "nested too deeply to be a sweep file") from None
