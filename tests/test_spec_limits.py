@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tuner.spec import SpecError, read_spec
+from tuner.spec import FloatParam, SpecError, read_spec
 from tuner.spec.limits import MAX_FILE_BYTES, MAX_VALUES
 
 HEAD = textwrap.dedent(
@@ -104,6 +104,11 @@ def test_something_that_is_not_a_file_is_refused_at_once(tmp_path: Path, kind: s
         ("{type: float, low: true, high: 2.0}", "params.lr.low", "not true or false"),
         ("{type: int, low: 1, high: true}", "params.lr.high", "not true or false"),
         ("{type: int, low: 0, high: 99999999999999999999}", "params.lr.high", "less than or"),
+        (
+            "{type: float, low: -1.0e308, high: 1.0e308}",
+            "params.lr",
+            "high - low is more than the largest number",
+        ),
     ],
 )
 def test_bounds_ray_and_optuna_cannot_sample_are_refused_at_validate(
@@ -137,3 +142,12 @@ def test_a_value_yaml_cannot_read_is_one_line_with_its_place(
     assert done.returncode == 2
     assert done.stderr.startswith(f"error: {path}: {problem}")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_range_as_wide_as_floats_go_is_fine_on_a_log_scale(tmp_path: Path) -> None:
+    """Uniform sampling overflowed in the driver after Ray started (OverflowError: Range
+    exceeds valid bounds); a log scale samples between the logs."""
+    path = tmp_path / "wide.yaml"
+    path.write_text(HEAD.replace("low: 0.0001, high: 0.1", "low: 1.0e-300, high: 1.7e308"))
+    param = read_spec(path).params["lr"]
+    assert isinstance(param, FloatParam) and param.high == 1.7e308
