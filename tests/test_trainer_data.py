@@ -152,6 +152,24 @@ BAD_CASES: dict[str, BadCase] = {
         "config.data_path",
         "not a readable .npz",
     ),
+    "csv-of-zeros": (  # a sparse file: pandas took 11 GB for 300 MB of NULs
+        lambda folder, frame: _bytes(folder / "data.csv", bytes(4096)),
+        {},
+        "config.data_path",
+        "data.csv: not a UTF-8 text CSV (a NUL byte at byte 0: binary or UTF-16?)",
+    ),
+    "csv-without-a-header-line": (
+        lambda folder, frame: _bytes(folder / "data.csv", b"a" * (2 << 20)),
+        {},
+        "config.data_path",
+        "its first line is over 1,048,576 bytes, too long to be a CSV header",
+    ),
+    "csv-of-a-header-only": (  # its columns read as text: "must be numeric" misled
+        lambda folder, frame: _csv(folder, frame.iloc[:0]),
+        {},
+        "config.data_path",
+        "data.csv: no rows, only a header",
+    ),
     "unknown-suffix": (
         lambda folder, frame: str(folder / "wine.xlsx"),
         {},
@@ -219,3 +237,16 @@ def test_validate_checks_the_data_file_before_anything_runs(
         "nonflavanoid_phenols, proanthocyanins, color_intensity, hue, "
         "od280/od315_of_diluted_wines, proline)"
     ]
+
+
+def test_a_header_of_huge_names_is_cut_to_one_short_line(tmp_path: Path) -> None:
+    """A column name is the user's data, of any length: the line listing the columns
+    once carried a 30 MB name whole."""
+    names = ["x" * 100_000, *(f"c{i}" for i in range(30))]
+    location = _bytes(tmp_path / "data.csv", (",".join(names) + "\n" + "1," * 30 + "1\n").encode())
+    with pytest.raises(DataError) as caught:
+        load(location)
+    assert caught.value.key == "config.label_column"
+    listed = ", ".join(["x" * 37 + "...", *(f"c{i}" for i in range(19))])
+    assert caught.value.problem.endswith(f"({listed}, and 11 more)")
+    assert len(caught.value.problem) < 400

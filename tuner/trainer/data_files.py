@@ -66,6 +66,8 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
 
+    if location.endswith(".csv"):
+        _looks_like_text(location, raw)
     try:
         if location.endswith(".csv"):
             frame = pd.read_csv(io.BytesIO(raw))
@@ -74,10 +76,13 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     except Exception as exc:  # any parser failure is a bad file, said in one line
         raise DataError("config.data_path", f"{location}: cannot parse: {exc}") from None
     if label_column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:20]))
         raise DataError(
-            "config.label_column", f"{label_column!r} is not a column of {location} ({columns})"
+            "config.label_column",
+            f"{label_column!r} is not a column of {location} ({_listed(frame.columns, 20)})",
         )
+    if frame.empty:
+        # Columns of no rows read as text: "must be numeric" would send the user astray.
+        raise DataError("config.data_path", f"{location}: no rows, only a header")
     features = frame.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise DataError(
@@ -90,9 +95,40 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
     if text:
         raise DataError(
-            "config.data_path", f"{location}: feature columns must be numeric: {', '.join(text)}"
+            "config.data_path", f"{location}: feature columns must be numeric: {_listed(text, 5)}"
         )
     return Arrays(features.to_numpy(dtype=np.float32), labels)
+
+
+# A CSV header longer than this is not one: pandas holds a line in memory many times
+# over while it tokenizes it (a 30 MB line took 25 times its size).
+MAX_HEADER_BYTES = 1024 * 1024
+
+
+def _looks_like_text(location: str, raw: bytes) -> None:
+    """Refuse what cannot be a CSV before pandas reads it: a NUL byte (a sparse or binary
+    file named .csv: pandas took 100 times its size in memory, 11 GB for 300 MB of
+    zeros) or a first line too long to be a header."""
+    if (at := raw.find(b"\0")) >= 0:
+        raise DataError(
+            "config.data_path",
+            f"{location}: not a UTF-8 text CSV (a NUL byte at byte {at:,}: binary or UTF-16?)",
+        )
+    if len(raw) > MAX_HEADER_BYTES and raw.find(b"\n", 0, MAX_HEADER_BYTES) < 0:
+        raise DataError(
+            "config.data_path",
+            f"{location}: its first line is over {MAX_HEADER_BYTES:,} bytes, "
+            "too long to be a CSV header",
+        )
+
+
+def _listed(names: Any, most: int) -> str:
+    """Column names for one line: each cut to 40 characters, at most `most` of them (a
+    file's header is the user's data, of any length)."""
+    names = [str(name) for name in names]
+    shown = [name if len(name) <= 40 else name[:37] + "..." for name in names[:most]]
+    more = f", and {len(names) - most:,} more" if len(names) > most else ""
+    return ", ".join(shown) + more
 
 
 def _holds_lists(column: Any) -> bool:
