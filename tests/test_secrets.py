@@ -129,6 +129,23 @@ def test_resume_takes_the_secrets_from_the_sweep_file_only() -> None:
     assert secrets_back("s", {"epochs": 2}, None) == {}
 
 
+def test_resume_finds_a_secret_withheld_inside_a_list_or_under_a_dotted_key() -> None:
+    """A secret inside a list was withheld but not looked for on resume: `tuner resume
+    NAME` ran every trial with '<secret: not stored>' as its password; a top-level key
+    with a dot (`db.password`) was refused even with its sweep file."""
+    config = {"dbs": [{"host": "h", "password": "pw"}], "db.password": "pw2", "epochs": 2}
+    stored, from_file = withhold(config)
+    assert stored["dbs"] == [{"host": "h", "password": WITHHELD}]
+    with pytest.raises(SpecError, match=r"resume it with its sweep file") as caught:
+        secrets_back("s", stored, None)
+    assert caught.value.key == "config.dbs[0].password"
+    assert "config.db.password" in caught.value.problem
+    assert secrets_back("s", stored, from_file) == {
+        "dbs": [{"host": "h", "password": "pw"}],
+        "db.password": "pw2",
+    }
+
+
 def test_submit_refuses_a_literal_secret_before_reaching_a_cluster(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(_sweep(config={"db_password": "pw-x"})))

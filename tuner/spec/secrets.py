@@ -116,16 +116,20 @@ def withhold(
     return shown, withheld
 
 
-def withheld_keys(config: dict[str, Any], prefix: str = "config") -> list[str]:
-    """Key paths whose value tuner withheld (read back from a stored sweep file)."""
-    found = []
-    for key, value in config.items():
-        path = f"{prefix}.{key}"
-        if value == WITHHELD:
-            found.append(path)
-        elif isinstance(value, dict):
-            found += withheld_keys(value, path)
-    return found
+def withheld_keys(value: Any, prefix: str = "config") -> list[str]:
+    """Key paths whose value tuner withheld (read back from a stored sweep file), in
+    mappings and lists at any depth, as `withhold` finds them."""
+    if value == WITHHELD:
+        return [prefix]
+    if isinstance(value, dict):
+        return [
+            path for key, item in value.items() for path in withheld_keys(item, f"{prefix}.{key}")
+        ]
+    if isinstance(value, list):
+        return [
+            path for i, item in enumerate(value) for path in withheld_keys(item, f"{prefix}[{i}]")
+        ]
+    return []
 
 
 class MissingEnvironment(LookupError):
@@ -195,16 +199,23 @@ def secrets_back(
     """The config entries tuner withheld from sweep `sweep`'s stored config, taken again
     from what the user's sweep file withholds (`from_file`, None without a file);
     SpecError when they are needed and not there."""
-    needed = withheld_keys(stored)
+    # (top-level key, path): a key may hold dots (`db.password`), so the path alone
+    # does not say which top-level entry the sweep file must give back.
+    needed = [
+        (top, path)
+        for top, value in stored.items()
+        for path in withheld_keys(value, f"config.{top}")
+    ]
     if not needed:
         return {}
     hint = (
-        f"tuner does not store the secrets of sweep {sweep!r} ({', '.join(needed)}): "
+        f"tuner does not store the secrets of sweep {sweep!r} "
+        f"({', '.join(path for _, path in needed)}): "
         f"resume it with its sweep file, `tuner resume path/to/{sweep}.yaml`"
     )
     if from_file is None:
-        raise SpecError(None, needed[0], hint)
-    for key in needed:
-        if key.split(".")[1] not in from_file:
-            raise SpecError(None, key, f"not a secret in the sweep file given; {hint}")
+        raise SpecError(None, needed[0][1], hint)
+    for top, path in needed:
+        if top not in from_file:
+            raise SpecError(None, path, f"not a secret in the sweep file given; {hint}")
     return {key: value for key, value in from_file.items() if key in stored}
