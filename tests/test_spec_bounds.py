@@ -277,3 +277,13 @@ def test_a_switch_names_its_choices_for_a_value_it_does_not_take(
     tmp_path: Path, config: dict[str, Any], line: str
 ) -> None:
     assert check(tmp_path, config=config) == f"{line} (builtin:classifier)"
+
+
+def test_a_slash_in_a_param_name_is_refused_with_the_optuna_searcher_only() -> None:
+    """Ray's OptunaSearch unflattens the names it suggests: a trial got {a: {b: ...}}
+    and failed on config['a/b'] (KeyError); beside a param `a` it was dropped silently."""
+    slashed = {"a/b": {"type": "float", "low": 0.1, "high": 0.2}}
+    key, text = problem(sweep(params=slashed, searcher={"kind": "optuna"}))
+    assert key == "params.a/b"
+    assert text.startswith("the optuna searcher reads '/' in a name as nesting")
+    assert "a/b" in parse_spec(sweep(params=slashed, searcher={"kind": "random"})).params

@@ -137,6 +137,12 @@ class SweepSpec(Strict):
                     "its name says it holds a secret, and searched values are written "
                     "everywhere: put it under config (or rename it)",
                 )
+            if "/" in key and isinstance(self.searcher, OptunaSearcher):
+                raise KeyedProblem(  # Ray's OptunaSearch unflattens what it suggests
+                    f"params.{key}",
+                    "the optuna searcher reads '/' in a name as nesting: the trial would get "
+                    f"{key.split('/')[0]}: {{...}}, not {key}; use '.', '_' or '-' instead",
+                )
             if isinstance(param, GridParam) and isinstance(self.searcher, OptunaSearcher):
                 raise KeyedProblem(
                     f"params.{key}.type",
