@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 from tuner.spec.errors import SpecError
 
@@ -161,6 +161,28 @@ def resolved(value: Any, key: str = "config", environ: dict[str, str] | None = N
     return value
 
 
+def _secret_query_names(url: str) -> list[tuple[str, str]]:
+    """(name, value) of a URL's query parameters that hold a secret: drivers take a
+    password there too (`?password=`, libpq's `sslpassword`)."""
+    query = parse_qsl(urlparse(url).query, keep_blank_values=True)
+    return [(k, v) for k, v in query if looks_secret(k) or "password" in k.lower()]
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret values in a URL: its password and secret query parameters."""
+    found = [value for _, value in _secret_query_names(url) if value]
+    password = urlparse(url).password
+    return [password, *found] if password else found
+
+
+def hidden(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each of `secrets` in it as ***, fit to print."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def storage_url_problem(url: str) -> str | None:
     """Why a database URL cannot be a sweep's study storage as written, or None.
 
@@ -174,11 +196,13 @@ def storage_url_problem(url: str) -> str | None:
         return (
             f"{url!r} is not a database URL (sqlite:///optuna.db, postgresql://user@host/db, ...)"
         )
-    if parsed.password is not None and not ENV_REFERENCE.fullmatch(parsed.password):
-        return (
-            "holds a password, which tuner would write to MLflow with the sweep file: "
-            "write ${env:NAME} in its place"
-        )
+    written = [("password", parsed.password)] if parsed.password is not None else []
+    for name, value in [*written, *_secret_query_names(url)]:
+        if not ENV_REFERENCE.fullmatch(value):
+            return (
+                f"holds a {name}, which tuner would write to MLflow with the sweep file: "
+                "write ${env:NAME} in its place"
+            )
     return None
 
 
