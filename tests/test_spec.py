@@ -174,6 +174,18 @@ INVALID = [
         "YAML reads a name here as true, not as text",
         id="on-as-a-name",  # was `params.1.[key]: Input should be a valid string`
     ),
+    pytest.param(  # each was "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]*$'"
+        mutate(name="../etc"),
+        "name",
+        "must be letters, digits, '.', '_' and '-', starting with a letter or digit (got '../etc')",
+        id="name-with-a-path",
+    ),
+    pytest.param(
+        mutate(trainable="train.py"),
+        "trainable",
+        "must be builtin:NAME or package.module:function (got 'train.py')",
+        id="trainable-as-a-file",
+    ),
     pytest.param(["a", "list"], "", "must be a YAML mapping", id="not-a-mapping"),
     pytest.param("name: [unclosed\n", "", "YAML syntax error at line 2", id="yaml-syntax"),
 ]

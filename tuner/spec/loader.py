@@ -68,9 +68,21 @@ def _problem(error: Any, raw: Any) -> tuple[str, str]:
         if kind == "union_tag_not_found":
             return key, "required key is missing"
         return key, f"unknown {tag_key} {ctx['tag']!r} (expected one of: {ctx['expected_tags']})"
+    if kind == "string_pattern_mismatch" and key in _PATTERNS:
+        got = str(error["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
+        return key, f"{_PATTERNS[key]} (got {got!r})"
     message = _FRIENDLY.get(kind, error["msg"])
     return key, message.removeprefix("Value error, ")
 
+
+# What the schema's patterns ask for, in words: its regular expression says it to few.
+_NAME_RULE = "must be letters, digits, '.', '_' and '-', starting with a letter or digit"
+_PATTERNS = {
+    "name": _NAME_RULE,
+    "register": _NAME_RULE,
+    "trainable": "must be builtin:NAME or package.module:function",
+}
 
 # Pydantic reports a value that fits none of `Scalar`'s members once per member, each
 # with the member's name as a key (`choices[0].str`, `.int`, `.float`, `.bool`).
