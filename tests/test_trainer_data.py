@@ -250,3 +250,31 @@ def test_a_header_of_huge_names_is_cut_to_one_short_line(tmp_path: Path) -> None
     listed = ", ".join(["x" * 37 + "...", *(f"c{i}" for i in range(19))])
     assert caught.value.problem.endswith(f"({listed}, and 11 more)")
     assert len(caught.value.problem) < 400
+
+
+@pytest.mark.parametrize("suffix", ["npz", "parquet"])
+def test_compressed_data_too_big_to_hold_is_refused_before_it_is_decompressed(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """500 KB of compressed zeros held 400 MB at validate, and every trial held it too;
+    the cap image folders had (4 GiB of float32) now holds for every file, read from
+    the file's own header before its arrays are."""
+    import tuner.trainer.data_files
+
+    rows = 50_000
+    features = np.zeros((rows, 4))
+    if suffix == "npz":
+        location = str(tmp_path / "zeros.npz")
+        np.savez_compressed(location, features=features, label=np.arange(rows) % 2)
+    else:
+        location = str(tmp_path / "zeros.parquet")
+        pd.DataFrame(features).rename(columns=str).assign(label=np.arange(rows) % 2).to_parquet(
+            location
+        )
+    monkeypatch.setattr(tuner.trainer.data_files, "MAX_FEATURE_BYTES", rows * 5 * 4 - 1)
+    with pytest.raises(DataError) as caught:
+        load(location)
+    assert caught.value.key == "config.data_path"
+    assert f"holds {rows * 5:,} values" in caught.value.problem
+    monkeypatch.setattr(tuner.trainer.data_files, "MAX_FEATURE_BYTES", rows * 5 * 4)
+    assert load(location).features.shape == (rows, 4)

@@ -7,6 +7,7 @@ Numpy and pyarrow only (pandas for tables, imported when a table is read; no tor
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     import pyarrow.fs
 
 FILE_SUFFIXES = (".csv", ".parquet", ".npz")
+
+# The features are float32, held whole by every trial's process: data larger than this
+# is refused up front rather than swapping a worker to death. A compressed .npz or
+# .parquet says how many values it holds before it is decompressed (500 KB of zeros
+# held 400 MB): that is checked first.
+MAX_FEATURE_BYTES = 4 * 2**30
 
 
 class DataError(ValueError):
@@ -72,6 +79,7 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
         if location.endswith(".csv"):
             frame = pd.read_csv(io.BytesIO(raw))
         else:
+            _check_values(location, _parquet_values(raw))
             frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:  # any parser failure is a bad file, said in one line
         raise DataError("config.data_path", f"{location}: cannot parse: {exc}") from None
@@ -103,6 +111,41 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
 # A CSV header longer than this is not one: pandas holds a line in memory many times
 # over while it tokenizes it (a 30 MB line took 25 times its size).
 MAX_HEADER_BYTES = 1024 * 1024
+
+
+def _check_values(location: str, values: int) -> None:
+    if values * 4 > MAX_FEATURE_BYTES:
+        raise DataError(
+            "config.data_path",
+            f"{location}: holds {values:,} values, {values * 4 / 2**30:.1f} GiB as float32 "
+            f"(at most {MAX_FEATURE_BYTES // 2**30} GiB); use fewer rows or features",
+        )
+
+
+def _npy_values(archive: Any, name: str) -> int:
+    """The values an .npz's array declares in its header, read without decompressing it."""
+    with archive.zip.open(f"{name}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape = np.lib.format.read_array_header_1_0(member)[0]
+        else:
+            shape = np.lib.format.read_array_header_2_0(member)[0]
+    return math.prod(shape)
+
+
+def _parquet_values(raw: bytes) -> int:
+    """The values a .parquet's footer declares, list elements included."""
+    import pyarrow.parquet
+
+    try:
+        metadata = pyarrow.parquet.ParquetFile(io.BytesIO(raw)).metadata
+    except Exception:  # not a parquet file: pandas says so below, in its words
+        return 0
+    return sum(
+        metadata.row_group(g).column(c).num_values
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    )
 
 
 def _looks_like_text(location: str, raw: bytes) -> None:
@@ -176,7 +219,11 @@ def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> 
                     f"{location}: an .npz needs arrays 'features' and {label_column!r} "
                     f"(found: {', '.join(names)})",
                 )
+            declared = sum(_npy_values(archive, name) for name in ("features", label_column))
+            _check_values(location, declared)
             features, labels = archive["features"], archive[label_column]
+    except DataError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         # Not an .npz at all, or arrays of Python objects: loading those would unpickle
         # whatever the file holds, which tuner never does.
