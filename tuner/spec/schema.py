@@ -14,7 +14,7 @@ from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.first_trials import Point, WarmStart, check_enqueue
 from tuner.spec.names import RESERVED_RESULT_KEYS, logged_name_problem
 from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
-from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
+from tuner.spec.params import Bound, CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.pbt import check_pbt
 from tuner.spec.resources import Resources
 from tuner.spec.searchers import (
@@ -75,7 +75,7 @@ class SweepSpec(Strict):
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     # When a trial ends: {training_iteration: N}, {<metric>: threshold} (reached in
     # `mode`'s direction) or {<other reported key>: value} (reached when >=, Ray's rule).
-    stop: dict[str, float] = Field(default_factory=dict)
+    stop: dict[str, Bound] = Field(default_factory=dict)  # NaN never fires: a loop ran on
     # The sweep stops when its first N trials to end all failed with the same error: a
     # bug in the trainable (a `ray.train` call, a wrong key) fails every trial alike.
     fail_fast_after: Count | None = FAIL_FAST_AFTER
