@@ -86,6 +86,20 @@ def test_withheld_values_are_replaced_at_any_depth_and_env_names_stay_visible() 
     assert withheld == {k: config[k] for k in ("api_token", "db", "hooks")}
 
 
+def test_a_url_with_a_written_password_is_withheld_whatever_its_name() -> None:
+    """`db_url: postgresql://app:hunter2@db/x` went to MLflow's params and the stored
+    sweep file in plain text: its name says nothing, its value says it all."""
+    config = {
+        "db_url": "postgresql://app:hunter2@db/x",
+        "hooks": ["https://h/x?token=t0k", "https://h/y"],
+        "from_env": "postgresql://app:${env:PW}@db/x",
+        "plain": "http://localhost:5000/path",
+    }
+    shown, withheld = withhold(config)
+    assert shown == {**config, "db_url": WITHHELD, "hooks": [WITHHELD, "https://h/y"]}
+    assert withheld == {"db_url": config["db_url"], "hooks": config["hooks"]}
+
+
 def test_env_references_resolve_in_strings_and_name_what_is_missing() -> None:
     env = {"USER_": "ada", "PW": "s3cret"}
     value = {"dsn": "postgresql://${env:USER_}:${env:PW}@db/x", "n": 1}

@@ -96,7 +96,20 @@ def _masked(value: Any, patterns: tuple[str, ...]) -> tuple[Any, bool]:
     if isinstance(value, list):
         pairs = [_masked(item, patterns) for item in value]
         return [item for item, _ in pairs], any(changed for _, changed in pairs)
+    if isinstance(value, str) and _holds_url_password(value):
+        return WITHHELD, True  # `db_url: postgresql://app:hunter2@db/x`, whatever its name
     return value, False
+
+
+def _holds_url_password(value: str) -> bool:
+    """A URL with a password written in it, in its login or its query."""
+    if "://" not in value:
+        return False
+    try:
+        secrets = url_secrets(value)
+    except ValueError:  # not a URL after all (`http://[x`)
+        return False
+    return any(not ENV_REFERENCE.fullmatch(secret) for secret in secrets)
 
 
 def withhold(
