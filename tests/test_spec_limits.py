@@ -162,3 +162,13 @@ def test_numbers_yaml_reads_as_written_are_kept(tmp_path: Path) -> None:
     path.write_text(HEAD + "num_samples: 0x10\nconfig: {epochs: 1_000, seed: 0, dropout: 0.05}\n")
     spec = read_spec(path)
     assert (spec.num_samples, spec.config) == (16, {"epochs": 1000, "seed": 0, "dropout": 0.05})
+
+
+def test_a_huge_key_is_cut_short_in_the_line(tmp_path: Path) -> None:
+    """YAML's explicit key (`? KEY`) has no length limit: the line once carried a 900 KB
+    key whole."""
+    path = tmp_path / "key.yaml"
+    path.write_text(HEAD + "config:\n  ? " + "k" * 900_000 + "!\n  : 1\n")
+    line = refusal(path).line()
+    assert len(line) < 2500
+    assert "... (900,008 characters): " in line
