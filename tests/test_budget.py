@@ -162,3 +162,26 @@ def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Pa
     (best,) = [r for r in trials if r.info.run_id == parent.data.tags["tuner.best_run_id"]]
     assert parent.data.params["best.x"] == best.data.params["x"]
     assert "best.x" not in parent.data.tags
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{max_wall: 2001-13-45}", "--budget: not YAML: '2001-13-45' is not a valid timestamp"),
+        ("[" * 3000, "--budget: nested too deeply to be a mapping of limits"),
+        ("{max_usd: 010}", "--budget: not YAML: YAML 1.1 reads 010 as octal, 8"),
+    ],
+)
+def test_a_budget_yaml_cannot_read_is_one_line(
+    text: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--budget` was read with PyYAML's own loader: a date that is none or deep nesting
+    was a traceback of up to 3,000 lines."""
+    import typer
+
+    from tuner.cli.common import budget_changes
+
+    with pytest.raises(typer.Exit) as exited:
+        budget_changes(text)
+    assert exited.value.exit_code == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {says}")

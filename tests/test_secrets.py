@@ -86,6 +86,20 @@ def test_withheld_values_are_replaced_at_any_depth_and_env_names_stay_visible() 
     assert withheld == {k: config[k] for k in ("api_token", "db", "hooks")}
 
 
+def test_a_url_with_a_written_password_is_withheld_whatever_its_name() -> None:
+    """`db_url: postgresql://app:hunter2@db/x` went to MLflow's params and the stored
+    sweep file in plain text: its name says nothing, its value says it all."""
+    config = {
+        "db_url": "postgresql://app:hunter2@db/x",
+        "hooks": ["https://h/x?token=t0k", "https://h/y"],
+        "from_env": "postgresql://app:${env:PW}@db/x",
+        "plain": "http://localhost:5000/path",
+    }
+    shown, withheld = withhold(config)
+    assert shown == {**config, "db_url": WITHHELD, "hooks": [WITHHELD, "https://h/y"]}
+    assert withheld == {"db_url": config["db_url"], "hooks": config["hooks"]}
+
+
 def test_env_references_resolve_in_strings_and_name_what_is_missing() -> None:
     env = {"USER_": "ada", "PW": "s3cret"}
     value = {"dsn": "postgresql://${env:USER_}:${env:PW}@db/x", "n": 1}
@@ -127,6 +141,23 @@ def test_resume_takes_the_secrets_from_the_sweep_file_only() -> None:
         secrets_back("s", stored, withhold({"api_token": "${env:T}"})[1])
     assert secrets_back("s", stored, withhold({"api_token": "t2"})[1]) == {"api_token": "t2"}
     assert secrets_back("s", {"epochs": 2}, None) == {}
+
+
+def test_resume_finds_a_secret_withheld_inside_a_list_or_under_a_dotted_key() -> None:
+    """A secret inside a list was withheld but not looked for on resume: `tuner resume
+    NAME` ran every trial with '<secret: not stored>' as its password; a top-level key
+    with a dot (`db.password`) was refused even with its sweep file."""
+    config = {"dbs": [{"host": "h", "password": "pw"}], "db.password": "pw2", "epochs": 2}
+    stored, from_file = withhold(config)
+    assert stored["dbs"] == [{"host": "h", "password": WITHHELD}]
+    with pytest.raises(SpecError, match=r"resume it with its sweep file") as caught:
+        secrets_back("s", stored, None)
+    assert caught.value.key == "config.dbs[0].password"
+    assert "config.db.password" in caught.value.problem
+    assert secrets_back("s", stored, from_file) == {
+        "dbs": [{"host": "h", "password": "pw"}],
+        "db.password": "pw2",
+    }
 
 
 def test_submit_refuses_a_literal_secret_before_reaching_a_cluster(tmp_path: Path) -> None:

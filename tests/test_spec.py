@@ -156,6 +156,36 @@ INVALID = [
     pytest.param(
         mutate(config__lr=0.1), "config.lr", "also a searched param", id="param-and-config-clash"
     ),
+    pytest.param(
+        mutate(params__optimizer={"type": "categorical", "choices": ["adam", None]}),
+        "params.optimizer.choices[1]",
+        "must be a string, a number or true/false, not null",
+        id="null-choice",  # was `choices[1].str: Input should be a valid string (and 3 more...)`
+    ),
+    pytest.param(
+        mutate(params__optimizer={"type": "categorical", "choices": [["adam"], {"a": 1}]}),
+        "params.optimizer.choices[0]",
+        "must be a string, a number or true/false, not a list (and 1 more problem)",
+        id="list-choice",
+    ),
+    pytest.param(
+        {**VALID, "params": {**VALID["params"], True: {"type": "float", "low": 0, "high": 1}}},
+        "params",
+        "YAML reads a name here as true, not as text",
+        id="on-as-a-name",  # was `params.1.[key]: Input should be a valid string`
+    ),
+    pytest.param(  # each was "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]*$'"
+        mutate(name="../etc"),
+        "name",
+        "must be letters, digits, '.', '_' and '-', starting with a letter or digit (got '../etc')",
+        id="name-with-a-path",
+    ),
+    pytest.param(
+        mutate(trainable="train.py"),
+        "trainable",
+        "'train.py' is neither 'package.module:function' nor 'builtin:NAME'",
+        id="trainable-as-a-file",
+    ),
     pytest.param(["a", "list"], "", "must be a YAML mapping", id="not-a-mapping"),
     pytest.param("name: [unclosed\n", "", "YAML syntax error at line 2", id="yaml-syntax"),
 ]

@@ -142,6 +142,44 @@ def test_names_mlflow_refuses_are_refused_at_validate(extra: dict[str, Any], key
     assert found == key and "MLflow" in text
 
 
+@pytest.mark.parametrize(
+    ("extra", "key", "logged_as"),
+    [
+        ({"params": {"p" * 248: {"type": "float", "low": 0.1, "high": 1}}}, "params.", "best."),
+        ({"metric": "m" * 248}, "metric", "best_"),
+        (
+            {
+                "trainable": "tests.trainables:config_digest",
+                "searcher": {"kind": "random"},
+                "scheduler": {
+                    "kind": "pbt",
+                    "mutations": {"q" * 249: {"type": "categorical", "choices": [1, 2]}},
+                },
+            },
+            "scheduler.mutations.",
+            "hp.",
+        ),
+    ],
+)
+def test_a_name_that_fits_alone_but_not_with_tuners_prefix_is_refused_at_validate(
+    extra: dict[str, Any], key: str, logged_as: str
+) -> None:
+    """The sweep's run logs `best.<param>` and `best_<metric>` once every trial has run,
+    a PBT trial `hp.<mutation>`: MLflow refused a 248-character param name only then,
+    with a traceback, the sweep's run FAILED."""
+    found, text = problem(sweep(**extra))
+    assert found.startswith(key)
+    assert f"tuner logs it to MLflow as {logged_as!r} + name" in text
+
+
+def test_a_param_mlflow_refuses_in_a_trials_run_is_refused_though_its_best_name_fits() -> None:
+    found, text = problem(sweep(params={"../x": {"type": "float", "low": 0.1, "high": 1}}))
+    assert (found, text) == (
+        "params.../x",
+        "MLflow needs a name that is a plain relative path (got '../x')",
+    )
+
+
 def test_reserved_result_keys_cover_what_ray_and_the_tracking_fill_in() -> None:
     assert set(AUTO_RESULT_KEYS) | results._not_metrics() == RESERVED_RESULT_KEYS
 
@@ -239,3 +277,13 @@ def test_a_switch_names_its_choices_for_a_value_it_does_not_take(
     tmp_path: Path, config: dict[str, Any], line: str
 ) -> None:
     assert check(tmp_path, config=config) == f"{line} (builtin:classifier)"
+
+
+def test_a_slash_in_a_param_name_is_refused_with_the_optuna_searcher_only() -> None:
+    """Ray's OptunaSearch unflattens the names it suggests: a trial got {a: {b: ...}}
+    and failed on config['a/b'] (KeyError); beside a param `a` it was dropped silently."""
+    slashed = {"a/b": {"type": "float", "low": 0.1, "high": 0.2}}
+    key, text = problem(sweep(params=slashed, searcher={"kind": "optuna"}))
+    assert key == "params.a/b"
+    assert text.startswith("the optuna searcher reads '/' in a name as nesting")
+    assert "a/b" in parse_spec(sweep(params=slashed, searcher={"kind": "random"})).params

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tuner.spec import SpecError, read_spec
+from tuner.spec import FloatParam, SpecError, read_spec
 from tuner.spec.limits import MAX_FILE_BYTES, MAX_VALUES
 
 HEAD = textwrap.dedent(
@@ -104,6 +104,11 @@ def test_something_that_is_not_a_file_is_refused_at_once(tmp_path: Path, kind: s
         ("{type: float, low: true, high: 2.0}", "params.lr.low", "not true or false"),
         ("{type: int, low: 1, high: true}", "params.lr.high", "not true or false"),
         ("{type: int, low: 0, high: 99999999999999999999}", "params.lr.high", "less than or"),
+        (
+            "{type: float, low: -1.0e308, high: 1.0e308}",
+            "params.lr",
+            "high - low is more than the largest number",
+        ),
     ],
 )
 def test_bounds_ray_and_optuna_cannot_sample_are_refused_at_validate(
@@ -114,3 +119,56 @@ def test_bounds_ray_and_optuna_cannot_sample_are_refused_at_validate(
     error = refusal(path)
     assert error.key == key
     assert problem in error.problem
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("9" * 10_000, "YAML value at line 8, column 11: an integer of 10,000 digits is too large"),
+        ("2001-13-45", "YAML value at line 8, column 11: '2001-13-45' is not a valid timestamp"),
+        ("!!bool maybe", "YAML value at line 8, column 11: 'maybe' is not a valid bool"),
+        ("017", "YAML value at line 8, column 11: YAML 1.1 reads 017 as octal, 15: write 17 "),
+        ("-017", "YAML value at line 8, column 11: YAML 1.1 reads -017 as octal, -15: write -17 "),
+        ("1:30", "YAML value at line 8, column 11: YAML 1.1 reads 1:30 as base 60, 90: write 90,"),
+        ("1:30.5", "YAML value at line 8, column 11: YAML 1.1 reads 1:30.5 as base 60, 90.5"),
+        ("!!float abc", "YAML value at line 8, column 11: 'abc' is not a valid float"),
+        ("!!timestamp soon", "YAML value at line 8, column 11: 'soon' is not a valid timestamp"),
+    ],
+)
+def test_a_value_yaml_cannot_read_is_one_line_with_its_place(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """PyYAML let these escape as a bare ValueError, KeyError or AttributeError: a
+    traceback of 90 lines and exit status 1; and read `017` as 15, `1:30` as 90."""
+    path = tmp_path / "value.yaml"
+    path.write_text(HEAD + f"config:\n  epochs: {value}\n")
+    done = run_cli("validate", str(path), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}: {problem}")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_range_as_wide_as_floats_go_is_fine_on_a_log_scale(tmp_path: Path) -> None:
+    """Uniform sampling overflowed in the driver after Ray started (OverflowError: Range
+    exceeds valid bounds); a log scale samples between the logs."""
+    path = tmp_path / "wide.yaml"
+    path.write_text(HEAD.replace("low: 0.0001, high: 0.1", "low: 1.0e-300, high: 1.7e308"))
+    param = read_spec(path).params["lr"]
+    assert isinstance(param, FloatParam) and param.high == 1.7e308
+
+
+def test_numbers_yaml_reads_as_written_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.yaml"
+    path.write_text(HEAD + "num_samples: 0x10\nconfig: {epochs: 1_000, seed: 0, dropout: 0.05}\n")
+    spec = read_spec(path)
+    assert (spec.num_samples, spec.config) == (16, {"epochs": 1000, "seed": 0, "dropout": 0.05})
+
+
+def test_a_huge_key_is_cut_short_in_the_line(tmp_path: Path) -> None:
+    """YAML's explicit key (`? KEY`) has no length limit: the line once carried a 900 KB
+    key whole."""
+    path = tmp_path / "key.yaml"
+    path.write_text(HEAD + "config:\n  ? " + "k" * 900_000 + "!\n  : 1\n")
+    line = refusal(path).line()
+    assert len(line) < 2500
+    assert "... (900,008 characters): " in line

@@ -46,6 +46,11 @@ def sweep(storage: str, **extra: Any) -> dict[str, Any]:
             "(sqlite:///optuna.db, postgresql://user@host/db, ...)",
         ),
         ("sqlite:///${env:DIR/optuna.db", "${env:DIR/optuna.db is not an ${env:NAME} reference"),
+        (  # a driver takes a password in the query too: it was not refused
+            "postgresql://tuner@db.internal/optuna?sslmode=require&password=hunter2",
+            "holds a password, which tuner would write to MLflow with the sweep file: "
+            "write ${env:NAME} in its place",
+        ),
     ],
 )
 def test_a_storage_url_tuner_cannot_keep_is_one_line(storage: str, problem: str) -> None:
@@ -53,6 +58,20 @@ def test_a_storage_url_tuner_cannot_keep_is_one_line(storage: str, problem: str)
         parse_spec(sweep(storage), "sweep.yaml")
     assert str(raised.value) == f"sweep.yaml: searcher.storage: {problem}"
     assert "hunter2" not in str(raised.value)
+
+
+def test_a_password_from_the_environment_in_the_query_is_not_printed(tmp_path: Path) -> None:
+    """`?password=${env:PW}` passed validation rightly, but the line saying the database
+    did not open printed the URL with the password filled in."""
+    storage = "postgresql+psycopg://tuner@127.0.0.1:1/optuna?password=${env:STUDY_PW}"
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep(storage)))
+    done = run_cli("run", "sweep.yaml", cwd=tmp_path, env={"STUDY_PW": "s3cret-pw"}, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "error: sweep.yaml: searcher.storage: cannot open "
+        "postgresql+psycopg://tuner@127.0.0.1:1/optuna?password=***: "
+    )
+    assert "s3cret-pw" not in done.stdout + done.stderr
 
 
 def test_the_saved_searcher_keeps_the_url_as_written(

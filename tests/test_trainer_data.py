@@ -152,6 +152,24 @@ BAD_CASES: dict[str, BadCase] = {
         "config.data_path",
         "not a readable .npz",
     ),
+    "csv-of-zeros": (  # a sparse file: pandas took 11 GB for 300 MB of NULs
+        lambda folder, frame: _bytes(folder / "data.csv", bytes(4096)),
+        {},
+        "config.data_path",
+        "data.csv: not a UTF-8 text CSV (a NUL byte at byte 0: binary or UTF-16?)",
+    ),
+    "csv-without-a-header-line": (
+        lambda folder, frame: _bytes(folder / "data.csv", b"a" * (2 << 20)),
+        {},
+        "config.data_path",
+        "its first line is over 1,048,576 bytes, too long to be a CSV header",
+    ),
+    "csv-of-a-header-only": (  # its columns read as text: "must be numeric" misled
+        lambda folder, frame: _csv(folder, frame.iloc[:0]),
+        {},
+        "config.data_path",
+        "data.csv: no rows, only a header",
+    ),
     "unknown-suffix": (
         lambda folder, frame: str(folder / "wine.xlsx"),
         {},
@@ -219,3 +237,44 @@ def test_validate_checks_the_data_file_before_anything_runs(
         "nonflavanoid_phenols, proanthocyanins, color_intensity, hue, "
         "od280/od315_of_diluted_wines, proline)"
     ]
+
+
+def test_a_header_of_huge_names_is_cut_to_one_short_line(tmp_path: Path) -> None:
+    """A column name is the user's data, of any length: the line listing the columns
+    once carried a 30 MB name whole."""
+    names = ["x" * 100_000, *(f"c{i}" for i in range(30))]
+    location = _bytes(tmp_path / "data.csv", (",".join(names) + "\n" + "1," * 30 + "1\n").encode())
+    with pytest.raises(DataError) as caught:
+        load(location)
+    assert caught.value.key == "config.label_column"
+    listed = ", ".join(["x" * 37 + "...", *(f"c{i}" for i in range(19))])
+    assert caught.value.problem.endswith(f"({listed}, and 11 more)")
+    assert len(caught.value.problem) < 400
+
+
+@pytest.mark.parametrize("suffix", ["npz", "parquet"])
+def test_compressed_data_too_big_to_hold_is_refused_before_it_is_decompressed(
+    suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """500 KB of compressed zeros held 400 MB at validate, and every trial held it too;
+    the cap image folders had (4 GiB of float32) now holds for every file, read from
+    the file's own header before its arrays are."""
+    import tuner.trainer.data_files
+
+    rows = 50_000
+    features = np.zeros((rows, 4))
+    if suffix == "npz":
+        location = str(tmp_path / "zeros.npz")
+        np.savez_compressed(location, features=features, label=np.arange(rows) % 2)
+    else:
+        location = str(tmp_path / "zeros.parquet")
+        pd.DataFrame(features).rename(columns=str).assign(label=np.arange(rows) % 2).to_parquet(
+            location
+        )
+    monkeypatch.setattr(tuner.trainer.data_files, "MAX_FEATURE_BYTES", rows * 5 * 4 - 1)
+    with pytest.raises(DataError) as caught:
+        load(location)
+    assert caught.value.key == "config.data_path"
+    assert f"holds {rows * 5:,} values" in caught.value.problem
+    monkeypatch.setattr(tuner.trainer.data_files, "MAX_FEATURE_BYTES", rows * 5 * 4)
+    assert load(location).features.shape == (rows, 4)

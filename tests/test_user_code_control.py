@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,6 +151,22 @@ def test_a_threshold_is_reached_in_the_direction_of_mode() -> None:
     assert not stopper("t", {"loss": 0.5, "training_iteration": 2})
     other = build_stoppers(parse_spec({**BASE_SPEC, **X_PARAM, "stop": {"epoch": 4}}))[0]
     assert other("t", {"epoch": 4}) and not other("t", {"epoch": 3})  # Ray's rule: >=
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ({"loss": float("nan")}, "stop.loss: must be a finite number, not NaN or infinity"),
+        ({"loss": float("inf")}, "stop.loss: must be a finite number, not NaN or infinity"),
+        ({"epoch": True}, "stop.epoch: must be a number, not true or false"),
+    ],
+)
+def test_a_stop_rule_that_can_never_fire_is_refused(rule: dict[str, Any], problem: str) -> None:
+    """`stop: {loss: .nan}` passed: no result is ever >= NaN, and since a rule was given
+    the warning about open-ended fifo sweeps was not either, so a looping trainable ran on."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**BASE_SPEC, **X_PARAM, "stop": rule}, "s.yaml")
+    assert caught.value.line() == f"s.yaml: {problem}"
 
 
 def test_stop_rules_are_checked_and_an_open_ended_fifo_sweep_is_warned_about() -> None:

@@ -223,3 +223,17 @@ def test_a_warm_start_from_no_sweep_is_one_line_before_ray_starts(tmp_path: Path
         "error: later.yaml: warm_start.from: no sweep named 'nowhere' in sqlite:///mlflow.db"
     )
     assert not (tmp_path / "tuner_runs").exists()
+
+
+def test_a_point_reaches_its_trials_as_its_params_give_values(tmp_path: Path) -> None:
+    """`{y: 3.0}` for an int param passed as 3.0, a float, to the trial: user code's
+    `range(config["y"])` failed, and MLflow showed `3.0`."""
+    from tuner.engine.warm_start import starting_points
+
+    params = {**PARAMS, "kind": {"type": "categorical", "choices": ["a", 1]}}
+    spec = parse_spec(sweep(params=params, enqueue=[{"y": 3.0, "kind": 1.0}, {"y": 5}]))
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    points = starting_points(spec, tracking_uri, print).points
+    assert points == [{"y": 3, "kind": 1}, {"y": 5}]
+    assert [type(point["y"]) for point in points] == [int, int]
+    assert type(points[0]["kind"]) is int

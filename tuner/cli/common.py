@@ -17,6 +17,7 @@ from rich.console import Console
 from tuner.engine.loading import load_spec
 from tuner.engine.phases import Phases
 from tuner.spec import SpecError, SweepSpec
+from tuner.spec.limits import SweepFileLoader
 
 if TYPE_CHECKING:
     pass
@@ -175,10 +176,12 @@ def budget_changes(text: str | None) -> dict[str, Any] | None:
     """`--budget '{max_wall: 2h}'` as a mapping; one line and exit 2 if it is not one."""
     if text is None:
         return None
-    try:
-        changes = yaml.safe_load(text)
+    try:  # the sweep file's loader: its values refused alike, as one line
+        changes = yaml.load(text, Loader=SweepFileLoader)
     except yaml.YAMLError as exc:
         fail(f"--budget: not YAML: {str(exc).splitlines()[0]}", EXIT_INVALID)
+    except RecursionError:
+        fail("--budget: nested too deeply to be a mapping of limits", EXIT_INVALID)
     if not isinstance(changes, dict) or not changes:
         fail("--budget: give limits as a mapping, e.g. '{max_wall: 2h, max_usd: 80}'", EXIT_INVALID)
     return {str(key): value for key, value in changes.items()}

@@ -5,14 +5,12 @@ one line, and trials an earlier run left running stop counting as running."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlparse
 
 import optuna
 
 from tuner.search.persistent_study import STORAGE_KEY, StudyStorage
 from tuner.spec import OptunaSearcher, SpecError, SweepSpec
-from tuner.spec.secrets import MissingEnvironment, resolved
-from tuner.tracking.access import redacted
+from tuner.spec.secrets import MissingEnvironment, hidden, resolved, url_secrets
 
 UNFINISHED = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 
@@ -23,7 +21,8 @@ def prepare_study_storage(spec: SweepSpec, say: Callable[[str], None]) -> None:
         return
     try:
         url = resolved(searcher.storage, STORAGE_KEY)
-        shown = redacted(url)
+        # Its password, and one in its query (`?password=${env:PW}`), never printed.
+        shown = hidden(url, url_secrets(url))
         storage = StudyStorage(searcher.storage)
     except MissingEnvironment as exc:
         raise SpecError(
@@ -31,8 +30,7 @@ def prepare_study_storage(spec: SweepSpec, say: Callable[[str], None]) -> None:
         ) from None
     except Exception as exc:  # SQLAlchemy's and the drivers' own kinds
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if (password := urlparse(url).password) is not None:
-            reason = reason.replace(password, "***")
+        reason = hidden(reason, url_secrets(url))
         raise SpecError(None, "searcher.storage", f"cannot open {shown}: {reason}") from None
     try:
         study_id = storage.get_study_id_from_name(spec.name)

@@ -15,7 +15,7 @@ from tuner.engine.study_storage import prepare_study_storage
 from tuner.search.distributions import optuna_space
 from tuner.search.warm import StartingPoints
 from tuner.spec import SpecError, SweepSpec
-from tuner.spec.first_trials import point_problems
+from tuner.spec.first_trials import as_taken, point_problems
 from tuner.tracking.best import SweepNotFound, latest_sweep_run
 from tuner.tracking.study import SweepStudy, sweep_of_run
 
@@ -26,7 +26,7 @@ def starting_points(
     spec: SweepSpec, tracking_uri: str, say: Callable[[str], None]
 ) -> StartingPoints:
     prepare_study_storage(spec, say)  # an earlier run's trials are history too
-    points: list[dict[str, Any]] = [dict(point) for point in spec.enqueue]
+    points: list[dict[str, Any]] = [as_taken(point, spec.params) for point in spec.enqueue]
     warm = spec.warm_start
     if warm is None:
         return StartingPoints(points)

@@ -15,8 +15,14 @@ class SpecError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
-        parts = [p for p in (self.file, self.key) if p]
-        return _printable(": ".join([*parts, self.problem]))
+        parts = [p for p in (self.file, _cut(self.key, 200)) if p]
+        return _printable(": ".join([*parts, _cut(self.problem, 2000)]))
+
+
+def _cut(text: str, most: int) -> str:
+    """A key or problem of one line's length: a file may hold a 900 KB key (`? xxx...`),
+    which the line once carried whole, twice."""
+    return text if len(text) <= most else f"{text[: most - 20]}... ({len(text):,} characters)"
 
 
 def _printable(text: str) -> str:

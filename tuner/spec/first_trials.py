@@ -59,6 +59,20 @@ def value_problem(param: Param, value: object) -> str | None:
     return None
 
 
+def as_taken(point: Mapping[str, Scalar], params: Mapping[str, Param]) -> dict[str, Scalar]:
+    """A checked point with each value as its param gives it to a trial: `3.0` written
+    for an int param is 3, `1.0` for the choice `1` is that choice (a trial of the point
+    once got the float, and `range(config["i"])` failed)."""
+    taken = dict(point)
+    for name, value in point.items():
+        param = params[name]
+        if isinstance(param, IntParam):
+            taken[name] = int(value)
+        elif isinstance(param, CategoricalParam | GridParam):
+            taken[name] = next(o for o in param.options if same_value(value, o))
+    return taken
+
+
 def point_problems(point: Mapping[str, Any], params: Mapping[str, Param]) -> dict[str, str]:
     """{param: problem} for each value of a point that the sweep cannot try as given."""
     problems: dict[str, str] = {}

@@ -46,6 +46,59 @@ class SweepFileLoader(yaml.SafeLoader):  # type: ignore[misc]
                 seen[key_node.value] = line
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML lets a value its constructors cannot read escape as a bare ValueError or
+        # KeyError (`2001-13-45` resolves to a date, `!!bool maybe`, an integer of more
+        # than the 4,300 digits Python reads): a traceback, not one line with its place.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, _unreadable(node, exc), node.start_mark
+            ) from None
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        value: int = super().construct_yaml_int(node)
+        # YAML 1.1 reads `017` as octal 15 and `1:30` as 90 (base 60): a setting that is
+        # silently not the number written. 0x and 0b say what they are.
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if ":" in text:
+            raise _misread(node, f"as base 60, {value}: write {value}, or quote it for text")
+        if text.startswith("0") and text.lstrip("0") and not text.startswith(("0x", "0b")):
+            raise _misread(
+                node,
+                f"as octal, {value}: write {'-' if value < 0 else ''}{text.lstrip('0')} "
+                "without the leading 0",
+            )
+        return value
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        if ":" in str(node.value):
+            raise _misread(node, f"as base 60, {value}: write {value}, or quote it for text")
+        return value
+
+
+def _misread(node: ScalarNode, how: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(
+        None, None, f"YAML 1.1 reads {node.value} {how}", node.start_mark
+    )
+
+
+SweepFileLoader.add_constructor("tag:yaml.org,2002:int", SweepFileLoader.construct_yaml_int)
+SweepFileLoader.add_constructor("tag:yaml.org,2002:float", SweepFileLoader.construct_yaml_float)
+
+
+def _unreadable(node: Node, exc: Exception) -> str:
+    kind = str(node.tag).removeprefix("tag:yaml.org,2002:")
+    text = str(node.value) if isinstance(node, ScalarNode) else ""
+    if kind == "int" and "digits" in str(exc):
+        digits = sum(ch.isdigit() for ch in text)
+        return f"an integer of {digits:,} digits is too large to be a setting"
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    why = f" ({exc})" if isinstance(exc, ValueError) and str(exc) else ""
+    return f"{shown!r} is not a valid {kind}{why}"
+
 
 SweepFileLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, SweepFileLoader.construct_mapping

@@ -49,8 +49,17 @@ def _problem(error: Any, raw: Any) -> tuple[str, str]:
     ctx_error = (error.get("ctx") or {}).get("error")
     if isinstance(ctx_error, KeyedProblem):
         return ctx_error.key, ctx_error.problem
-    key = _key_path(raw, tuple(error["loc"]))
+    loc = tuple(error["loc"])
     kind = error["type"]
+    if loc and loc[-1] == "[key]":  # `on:`, `yes:`, `1.5:` are no text to YAML
+        name = yaml.safe_dump(error.get("input")).removesuffix("\n...\n").strip()
+        return _key_path(raw, loc[:-2]), (
+            f"YAML reads a name here as {name}, not as text (yes, no, on, off, null and "
+            "numbers are values to YAML): write the name in quotes"
+        )
+    key = _key_path(raw, loc)
+    if kind == "not_a_scalar":
+        return key, f"{error['msg']}, not {_described(error.get('input'))}"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         # Pydantic points at the union; the user wrote (or forgot) its tag key.
         ctx = error["ctx"]
@@ -59,8 +68,50 @@ def _problem(error: Any, raw: Any) -> tuple[str, str]:
         if kind == "union_tag_not_found":
             return key, "required key is missing"
         return key, f"unknown {tag_key} {ctx['tag']!r} (expected one of: {ctx['expected_tags']})"
+    if kind == "string_pattern_mismatch" and key in _PATTERNS:
+        got = str(error["input"])
+        got = got if len(got) <= 60 else got[:57] + "..."
+        return key, f"{_PATTERNS[key]} (got {got!r})"
     message = _FRIENDLY.get(kind, error["msg"])
     return key, message.removeprefix("Value error, ")
+
+
+# What the schema's patterns ask for, in words: its regular expression says it to few.
+_NAME_RULE = "must be letters, digits, '.', '_' and '-', starting with a letter or digit"
+_PATTERNS = {
+    "name": _NAME_RULE,
+    "register": _NAME_RULE,
+}
+
+# Pydantic reports a value that fits none of `Scalar`'s members once per member, each
+# with the member's name as a key (`choices[0].str`, `.int`, `.float`, `.bool`).
+_SCALAR_MEMBERS = {
+    "str": "string_type",
+    "int": "int_type",
+    "float": "float_type",
+    "bool": "bool_type",
+}
+_NOT_A_SCALAR = "must be a string, a number or true/false"
+
+
+def _described(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else type(value).__name__
+
+
+def _scalars_as_one(errors: list[Any]) -> list[Any]:
+    """Pydantic's errors with each value that is no `Scalar` as one error at its own key."""
+    merged: list[Any] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if not loc or _SCALAR_MEMBERS.get(str(loc[-1])) != error["type"]:
+            merged.append(error)
+        elif not merged or tuple(merged[-1]["loc"]) != loc[:-1]:
+            merged.append({**error, "loc": loc[:-1], "type": "not_a_scalar", "msg": _NOT_A_SCALAR})
+    return merged
 
 
 def parse_spec(raw: Any, file: str | Path | None = None) -> SweepSpec:
@@ -70,7 +121,7 @@ def parse_spec(raw: Any, file: str | Path | None = None) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        errors = exc.errors()
+        errors = _scalars_as_one(exc.errors())
         first = errors[0]
         key, problem = _problem(first, raw)
         if len(errors) > 1:
@@ -92,6 +143,8 @@ def read_spec(path: str | Path) -> SweepSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError):  # well formed, not readable
+            raise SpecError(path, "", f"YAML value at {where}{reason}") from None
         raise SpecError(path, "", f"YAML syntax error at {where}{reason}") from None
     except RecursionError:
         raise SpecError(path, "", "nested too deeply to be a sweep file") from None

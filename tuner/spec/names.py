@@ -79,3 +79,21 @@ def file_path_problem(module: str, function: str) -> str:
         f"'{module}:{function}' names a file; name its module as Python imports it from "
         f"the folder you run tuner in: '{dotted}:{function}'"
     )
+
+
+def logged_name_problem(name: str, logged_as: str) -> str | None:
+    """Why MLflow would refuse `name` where tuner logs it as `logged_as` (`best.<param>`
+    on the sweep's run, `hp.<mutation>`, `best_<metric>`), worded for the name the user
+    wrote: a name that fits alone may not fit with tuner's prefix, and MLflow would refuse
+    it only when the sweep records its best trial, after every trial ran."""
+    # A trial's run logs the name itself too (its params, its metrics).
+    problem = mlflow_key_problem(name) or mlflow_key_problem(logged_as)
+    if problem is None or logged_as == name:
+        return problem
+    if len(logged_as) > MLFLOW_MAX_KEY_LENGTH:
+        room = MLFLOW_MAX_KEY_LENGTH - (len(logged_as) - len(name))
+        return (
+            f"is {len(name)} characters; tuner logs it to MLflow as {logged_as[: -len(name)]!r} "
+            f"+ name, so it may have at most {room}"
+        )
+    return problem.replace(repr(logged_as), repr(name))

@@ -5,9 +5,11 @@ whose OTHER_PARAM took one of those values (`tuner.spec.conditions` checks the r
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from tuner.spec.strict import Strict
 
@@ -73,6 +75,18 @@ class FloatParam(SearchedParam):
         if log and low is not None and low <= 0:
             raise ValueError(f"log scale needs low > 0 (low is {low})")
         return log
+
+    @model_validator(mode="after")
+    def _width_is_finite(self) -> FloatParam:
+        # Sampling uniformly draws low + u * (high - low): numpy and Optuna raise
+        # OverflowError in the driver, after Ray started, when that width is infinite.
+        # A log scale samples between the logs, which are always finite.
+        if not self.log and not math.isfinite(self.high - self.low):
+            raise ValueError(
+                f"high - low is more than the largest number ({sys.float_info.max:.4g}); "
+                "narrow the range or use log: true",
+            )
+        return self
 
 
 class IntParam(SearchedParam):

@@ -12,9 +12,9 @@ from tuner.spec.budget import Budget
 from tuner.spec.conditions import check_conditions, count_up_to, grid_points, is_conditional
 from tuner.spec.errors import KeyedProblem, SpecError
 from tuner.spec.first_trials import Point, WarmStart, check_enqueue
-from tuner.spec.names import RESERVED_RESULT_KEYS, mlflow_key_problem, trainable_reference
+from tuner.spec.names import RESERVED_RESULT_KEYS, logged_name_problem, trainable_reference
 from tuner.spec.objectives import Constraint, Objective, check_objectives, objectives_in
-from tuner.spec.params import CategoricalParam, FloatParam, GridParam, IntParam, Param
+from tuner.spec.params import Bound, CategoricalParam, FloatParam, GridParam, IntParam, Param
 from tuner.spec.pbt import check_pbt
 from tuner.spec.resources import Resources
 from tuner.spec.searchers import (
@@ -73,7 +73,7 @@ class SweepSpec(Strict):
     checkpoint: CheckpointPolicy = CheckpointPolicy()
     # When a trial ends: {training_iteration: N}, {<metric>: threshold} (reached in
     # `mode`'s direction) or {<other reported key>: value} (reached when >=, Ray's rule).
-    stop: dict[str, float] = Field(default_factory=dict)
+    stop: dict[str, Bound] = Field(default_factory=dict)  # NaN never fires: a loop ran on
     # The sweep stops when its first N trials to end all failed with the same error: a
     # bug in the trainable (a `ray.train` call, a wrong key) fails every trial alike.
     fail_fast_after: Count | None = FAIL_FAST_AFTER
@@ -134,6 +134,12 @@ class SweepSpec(Strict):
                     f"params.{key}",
                     "its name says it holds a secret, and searched values are written "
                     "everywhere: put it under config (or rename it)",
+                )
+            if "/" in key and isinstance(self.searcher, OptunaSearcher):
+                raise KeyedProblem(  # Ray's OptunaSearch unflattens what it suggests
+                    f"params.{key}",
+                    "the optuna searcher reads '/' in a name as nesting: the trial would get "
+                    f"{key.split('/')[0]}: {{...}}, not {key}; use '.', '_' or '-' instead",
                 )
             if isinstance(param, GridParam) and isinstance(self.searcher, OptunaSearcher):
                 raise KeyedProblem(
@@ -218,7 +224,9 @@ class SweepSpec(Strict):
                     f"{metric!r} is a key Ray Tune or tuner fills in, not a metric the "
                     "trainable reports; name the metric it reports",
                 )
-        named = [("metric", self.metric, self.metric)]
+        # Each name as tuner logs it: the sweep's run gets `best_<metric>` and the best
+        # trial's `best.<param>`, a PBT trial's run `hp.<mutation>` at every epoch.
+        named = [("metric", self.metric, f"best_{self.metric}")]
         named += [
             (f"objectives[{i}].metric", o.metric, o.metric)
             for i, o in enumerate(self.objectives or [])
@@ -226,11 +234,13 @@ class SweepSpec(Strict):
         named += [
             (f"constraints[{i}].metric", c.metric, c.metric) for i, c in enumerate(self.constraints)
         ]
-        named += [(f"params.{name}", name, name) for name in self.params]
+        named += [(f"params.{name}", name, f"best.{name}") for name in self.params]
         named += [(f"config.{key}", key, f"config.{key}") for key in self.config]
+        mutations = getattr(self.scheduler, "mutations", None) or {}
+        named += [(f"scheduler.mutations.{name}", name, f"hp.{name}") for name in mutations]
         for where, name, logged_as in named:
-            if (problem := mlflow_key_problem(logged_as)) is not None:
-                raise KeyedProblem(where, problem.replace(repr(logged_as), repr(name)))
+            if (problem := logged_name_problem(name, logged_as)) is not None:
+                raise KeyedProblem(where, problem)
 
     def _trials_fit(self, num_samples: int) -> None:
         grid = self.grid_size()

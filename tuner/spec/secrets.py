@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 from tuner.spec.errors import SpecError
 
@@ -96,7 +96,20 @@ def _masked(value: Any, patterns: tuple[str, ...]) -> tuple[Any, bool]:
     if isinstance(value, list):
         pairs = [_masked(item, patterns) for item in value]
         return [item for item, _ in pairs], any(changed for _, changed in pairs)
+    if isinstance(value, str) and _holds_url_password(value):
+        return WITHHELD, True  # `db_url: postgresql://app:hunter2@db/x`, whatever its name
     return value, False
+
+
+def _holds_url_password(value: str) -> bool:
+    """A URL with a password written in it, in its login or its query."""
+    if "://" not in value:
+        return False
+    try:
+        secrets = url_secrets(value)
+    except ValueError:  # not a URL after all (`http://[x`)
+        return False
+    return any(not ENV_REFERENCE.fullmatch(secret) for secret in secrets)
 
 
 def withhold(
@@ -116,16 +129,20 @@ def withhold(
     return shown, withheld
 
 
-def withheld_keys(config: dict[str, Any], prefix: str = "config") -> list[str]:
-    """Key paths whose value tuner withheld (read back from a stored sweep file)."""
-    found = []
-    for key, value in config.items():
-        path = f"{prefix}.{key}"
-        if value == WITHHELD:
-            found.append(path)
-        elif isinstance(value, dict):
-            found += withheld_keys(value, path)
-    return found
+def withheld_keys(value: Any, prefix: str = "config") -> list[str]:
+    """Key paths whose value tuner withheld (read back from a stored sweep file), in
+    mappings and lists at any depth, as `withhold` finds them."""
+    if value == WITHHELD:
+        return [prefix]
+    if isinstance(value, dict):
+        return [
+            path for key, item in value.items() for path in withheld_keys(item, f"{prefix}.{key}")
+        ]
+    if isinstance(value, list):
+        return [
+            path for i, item in enumerate(value) for path in withheld_keys(item, f"{prefix}[{i}]")
+        ]
+    return []
 
 
 class MissingEnvironment(LookupError):
@@ -157,6 +174,28 @@ def resolved(value: Any, key: str = "config", environ: dict[str, str] | None = N
     return value
 
 
+def _secret_query_names(url: str) -> list[tuple[str, str]]:
+    """(name, value) of a URL's query parameters that hold a secret: drivers take a
+    password there too (`?password=`, libpq's `sslpassword`)."""
+    query = parse_qsl(urlparse(url).query, keep_blank_values=True)
+    return [(k, v) for k, v in query if looks_secret(k) or "password" in k.lower()]
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret values in a URL: its password and secret query parameters."""
+    found = [value for _, value in _secret_query_names(url) if value]
+    password = urlparse(url).password
+    return [password, *found] if password else found
+
+
+def hidden(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each of `secrets` in it as ***, fit to print."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def storage_url_problem(url: str) -> str | None:
     """Why a database URL cannot be a sweep's study storage as written, or None.
 
@@ -170,11 +209,13 @@ def storage_url_problem(url: str) -> str | None:
         return (
             f"{url!r} is not a database URL (sqlite:///optuna.db, postgresql://user@host/db, ...)"
         )
-    if parsed.password is not None and not ENV_REFERENCE.fullmatch(parsed.password):
-        return (
-            "holds a password, which tuner would write to MLflow with the sweep file: "
-            "write ${env:NAME} in its place"
-        )
+    written = [("password", parsed.password)] if parsed.password is not None else []
+    for name, value in [*written, *_secret_query_names(url)]:
+        if not ENV_REFERENCE.fullmatch(value):
+            return (
+                f"holds a {name}, which tuner would write to MLflow with the sweep file: "
+                "write ${env:NAME} in its place"
+            )
     return None
 
 
@@ -195,16 +236,23 @@ def secrets_back(
     """The config entries tuner withheld from sweep `sweep`'s stored config, taken again
     from what the user's sweep file withholds (`from_file`, None without a file);
     SpecError when they are needed and not there."""
-    needed = withheld_keys(stored)
+    # (top-level key, path): a key may hold dots (`db.password`), so the path alone
+    # does not say which top-level entry the sweep file must give back.
+    needed = [
+        (top, path)
+        for top, value in stored.items()
+        for path in withheld_keys(value, f"config.{top}")
+    ]
     if not needed:
         return {}
     hint = (
-        f"tuner does not store the secrets of sweep {sweep!r} ({', '.join(needed)}): "
+        f"tuner does not store the secrets of sweep {sweep!r} "
+        f"({', '.join(path for _, path in needed)}): "
         f"resume it with its sweep file, `tuner resume path/to/{sweep}.yaml`"
     )
     if from_file is None:
-        raise SpecError(None, needed[0], hint)
-    for key in needed:
-        if key.split(".")[1] not in from_file:
-            raise SpecError(None, key, f"not a secret in the sweep file given; {hint}")
+        raise SpecError(None, needed[0][1], hint)
+    for top, path in needed:
+        if top not in from_file:
+            raise SpecError(None, path, f"not a secret in the sweep file given; {hint}")
     return {key: value for key, value in from_file.items() if key in stored}

@@ -7,6 +7,7 @@ Numpy and pyarrow only (pandas for tables, imported when a table is read; no tor
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
     import pyarrow.fs
 
 FILE_SUFFIXES = (".csv", ".parquet", ".npz")
+
+# The features are float32, held whole by every trial's process: data larger than this
+# is refused up front rather than swapping a worker to death. A compressed .npz or
+# .parquet says how many values it holds before it is decompressed (500 KB of zeros
+# held 400 MB): that is checked first.
+MAX_FEATURE_BYTES = 4 * 2**30
 
 
 class DataError(ValueError):
@@ -66,18 +73,24 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
 
+    if location.endswith(".csv"):
+        _looks_like_text(location, raw)
     try:
         if location.endswith(".csv"):
             frame = pd.read_csv(io.BytesIO(raw))
         else:
+            _check_values(location, _parquet_values(raw))
             frame = pd.read_parquet(io.BytesIO(raw))
     except Exception as exc:  # any parser failure is a bad file, said in one line
         raise DataError("config.data_path", f"{location}: cannot parse: {exc}") from None
     if label_column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:20]))
         raise DataError(
-            "config.label_column", f"{label_column!r} is not a column of {location} ({columns})"
+            "config.label_column",
+            f"{label_column!r} is not a column of {location} ({_listed(frame.columns, 20)})",
         )
+    if frame.empty:
+        # Columns of no rows read as text: "must be numeric" would send the user astray.
+        raise DataError("config.data_path", f"{location}: no rows, only a header")
     features = frame.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise DataError(
@@ -90,9 +103,75 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
     if text:
         raise DataError(
-            "config.data_path", f"{location}: feature columns must be numeric: {', '.join(text)}"
+            "config.data_path", f"{location}: feature columns must be numeric: {_listed(text, 5)}"
         )
     return Arrays(features.to_numpy(dtype=np.float32), labels)
+
+
+# A CSV header longer than this is not one: pandas holds a line in memory many times
+# over while it tokenizes it (a 30 MB line took 25 times its size).
+MAX_HEADER_BYTES = 1024 * 1024
+
+
+def _check_values(location: str, values: int) -> None:
+    if values * 4 > MAX_FEATURE_BYTES:
+        raise DataError(
+            "config.data_path",
+            f"{location}: holds {values:,} values, {values * 4 / 2**30:.1f} GiB as float32 "
+            f"(at most {MAX_FEATURE_BYTES // 2**30} GiB); use fewer rows or features",
+        )
+
+
+def _npy_values(archive: Any, name: str) -> int:
+    """The values an .npz's array declares in its header, read without decompressing it."""
+    with archive.zip.open(f"{name}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape = np.lib.format.read_array_header_1_0(member)[0]
+        else:
+            shape = np.lib.format.read_array_header_2_0(member)[0]
+    return math.prod(shape)
+
+
+def _parquet_values(raw: bytes) -> int:
+    """The values a .parquet's footer declares, list elements included."""
+    import pyarrow.parquet
+
+    try:
+        metadata = pyarrow.parquet.ParquetFile(io.BytesIO(raw)).metadata
+    except Exception:  # not a parquet file: pandas says so below, in its words
+        return 0
+    return sum(
+        metadata.row_group(g).column(c).num_values
+        for g in range(metadata.num_row_groups)
+        for c in range(metadata.num_columns)
+    )
+
+
+def _looks_like_text(location: str, raw: bytes) -> None:
+    """Refuse what cannot be a CSV before pandas reads it: a NUL byte (a sparse or binary
+    file named .csv: pandas took 100 times its size in memory, 11 GB for 300 MB of
+    zeros) or a first line too long to be a header."""
+    if (at := raw.find(b"\0")) >= 0:
+        raise DataError(
+            "config.data_path",
+            f"{location}: not a UTF-8 text CSV (a NUL byte at byte {at:,}: binary or UTF-16?)",
+        )
+    if len(raw) > MAX_HEADER_BYTES and raw.find(b"\n", 0, MAX_HEADER_BYTES) < 0:
+        raise DataError(
+            "config.data_path",
+            f"{location}: its first line is over {MAX_HEADER_BYTES:,} bytes, "
+            "too long to be a CSV header",
+        )
+
+
+def _listed(names: Any, most: int) -> str:
+    """Column names for one line: each cut to 40 characters, at most `most` of them (a
+    file's header is the user's data, of any length)."""
+    names = [str(name) for name in names]
+    shown = [name if len(name) <= 40 else name[:37] + "..." for name in names[:most]]
+    more = f", and {len(names) - most:,} more" if len(names) > most else ""
+    return ", ".join(shown) + more
 
 
 def _holds_lists(column: Any) -> bool:
@@ -140,7 +219,11 @@ def _read_npz(location: str, raw: bytes, label_column: str, sequences: bool) -> 
                     f"{location}: an .npz needs arrays 'features' and {label_column!r} "
                     f"(found: {', '.join(names)})",
                 )
+            declared = sum(_npy_values(archive, name) for name in ("features", label_column))
+            _check_values(location, declared)
             features, labels = archive["features"], archive[label_column]
+    except DataError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         # Not an .npz at all, or arrays of Python objects: loading those would unpickle
         # whatever the file holds, which tuner never does.

@@ -14,16 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tuner.trainer.data_files import Arrays, DataError, s3_filesystem
+from tuner.trainer.data_files import MAX_FEATURE_BYTES, Arrays, DataError, s3_filesystem
 
 if TYPE_CHECKING:
     import pyarrow.fs
     from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-# The features are float32 (N, C, H, W), held whole by every trial's process: a folder
-# larger than this is refused up front rather than swapping a worker to death.
-MAX_FEATURE_BYTES = 4 * 2**30
 # Pillow modes whose pixels are one grey value; everything else is read as RGB.
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L"})
 
