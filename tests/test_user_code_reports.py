@@ -127,7 +127,7 @@ def test_what_a_trainable_raises_reaches_the_user_as_raised(tmp_path: Path) -> N
     )
     out = run_cli("run", sweep.name, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "6 trials: 1 finished, 0 stopped early by ASHA, 5 failed" in out.stdout
+    assert "6 trials: 1 finished, 5 failed" in out.stdout
     # Ray's own traceback of an exception it could not pickle, a dead worker: gone.
     assert "isn't serializable" not in out.stderr and "Traceback" not in out.stderr
     assert "worker died" not in out.stderr + out.stdout
@@ -379,7 +379,7 @@ def test_a_class_whose_reset_config_declines_runs_each_trial_afresh(tmp_path: Pa
     # It used to hang: Ray logged "Could not re-use actor" and left the trial PENDING.
     out = run_cli("run", sweep.name, cwd=tmp_path, timeout=240)
     assert out.returncode == 0, out.stderr
-    assert "3 trials: 3 finished, 0 stopped early by ASHA, 0 failed" in out.stdout
+    assert "3 trials: 3 finished, 0 failed" in out.stdout
     assert "Could not re-use actor" not in out.stderr
     _, _, trials = trial_runs(tmp_path)
     assert len({run.data.metrics["worker_pid"] for run in trials}) == 1, "one worker reused"

@@ -34,9 +34,10 @@ def _summarize(result: SweepResult) -> None:
     out = Console(highlight=False, soft_wrap=True)
     best = result.best
     finished = result.num_trials - result.num_stopped_early - result.num_failed
+    # Only ASHA stops trials early: "0 stopped early" of a fifo or PBT sweep said nothing.
+    stopped = f"{result.num_stopped_early} stopped early by ASHA, " if result.early_stopping else ""
     out.print(
-        f"\n{result.num_trials} trials: {finished} finished, "
-        f"{result.num_stopped_early} stopped early by ASHA, {result.num_failed} failed"
+        f"\n{result.num_trials} trials: {finished} finished, {stopped}{result.num_failed} failed"
         + (
             f"; {result.num_restarted} restarted from a checkpoint after losing a worker"
             if result.num_restarted

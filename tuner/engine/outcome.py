@@ -69,6 +69,7 @@ class SweepResult:
     # Several objectives: the non-dominated feasible trials, best on the first first.
     front: list[FrontTrial] = field(default_factory=list)
     registered: str | None = None  # the Model Registry's @best, in words
+    early_stopping: bool = True  # its scheduler stops trials early (ASHA)
 
 
 def best_trial(

@@ -57,7 +57,7 @@ from tuner.search.early_stops import EarlyStops
 from tuner.search.stops import FailFast
 from tuner.search.terminator import RegretStop
 from tuner.search.warm import StartingPoints
-from tuner.spec import SweepSpec, with_budget
+from tuner.spec import AshaScheduler, SweepSpec, with_budget
 from tuner.spec.secrets import secrets_back
 from tuner.tracking.models import import_model_logging
 from tuner.tracking.progress import ProgressTable
@@ -322,6 +322,7 @@ def _run_tracked(
             experiment_path=experiment.uri,
             num_trials=num_trials,
             num_stopped_early=len(early_stops),
+            early_stopping=isinstance(spec.scheduler, AshaScheduler),
             num_failed=failed,
             num_restarted=restarted,
             best=best,
