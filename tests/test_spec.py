@@ -222,6 +222,18 @@ def test_validate_cli_reports_each_bad_file_and_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_validate_shows_a_file_name_of_escape_codes_escaped(tmp_path: Path) -> None:
+    """A name with a line break or a terminal's escape codes: `ok:` printed it raw, so
+    the terminal ran the codes, and one file's line became two."""
+    name = "sweep\n\x1b[2J.yaml"
+    (tmp_path / name).write_text(SHIPPED[0].read_text())
+    result = run_cli("validate", name, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok: sweep\\n\\x1b[2J.yaml (")
+    assert "\x1b" not in result.stdout + result.stderr
+    assert len(result.stdout.splitlines()) == 1
+
+
 def test_run_cli_rejects_bad_file_before_starting_anything(tmp_path: Path) -> None:
     bad = write(tmp_path, mutate(searcher={"kind": "bayes"}), "bad.yaml")
     result = run_cli("run", str(bad), cwd=tmp_path)

@@ -15,6 +15,7 @@ from tuner.defaults import DEFAULT_TRACKING_URI
 from tuner.engine.loading import load_spec
 from tuner.engine.malloc_arenas import cap_malloc_arenas
 from tuner.spec import SpecError
+from tuner.spec.errors import printable
 
 if TYPE_CHECKING:
     from tuner.engine.outcome import SweepResult
@@ -51,7 +52,7 @@ T = TypeVar("T")
 
 
 def validate(
-    specs: Annotated[list[Path], typer.Argument(help="Sweep files to check.")],
+    specs: Annotated[list[Path], typer.Argument(metavar="SPEC", help="Sweep files to check.")],
 ) -> None:
     """Check sweep files without starting Ray. Exit 2 if any is invalid."""
     invalid = 0
@@ -62,12 +63,14 @@ def validate(
             invalid += 1
             stderr.print(f"error: {exc.line()}", markup=False)
             continue
+        # A file's name may hold a line break or a terminal's escape codes: shown escaped.
+        shown = printable(str(path))
         typer.echo(
-            f"ok: {path} ({spec.expected_trials()} trials, {spec.searcher_label} search, "
+            f"ok: {shown} ({spec.expected_trials()} trials, {spec.searcher_label} search, "
             f"{spec.scheduler.kind} scheduler, {len(spec.params)} params)"
         )
         for warning in spec.warnings():
-            stderr.print(f"warning: {path}: {warning}", markup=False)
+            stderr.print(f"warning: {shown}: {printable(warning)}", markup=False)
     if invalid:
         raise typer.Exit(EXIT_INVALID)
 

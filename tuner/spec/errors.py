@@ -16,7 +16,7 @@ class SpecError(Exception):
 
     def line(self) -> str:
         parts = [p for p in (self.file, _cut(self.key, 200)) if p]
-        return _printable(": ".join([*parts, _cut(self.problem, 2000)]))
+        return printable(": ".join([*parts, _cut(self.problem, 2000)]))
 
 
 def _cut(text: str, most: int) -> str:
@@ -25,7 +25,7 @@ def _cut(text: str, most: int) -> str:
     return text if len(text) <= most else f"{text[: most - 20]}... ({len(text):,} characters)"
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """One line a terminal shows as it is: control characters and line breaks a hostile
     file put in a key are escaped (a NUL as \\x00)."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
