@@ -179,6 +179,27 @@ def test_a_start_cut_off_before_its_trials_hides_no_sweep_from_report(
     assert f"report: out/report.html ({len(PLOTS)} plots)" in done.stdout
 
 
+def test_best_reads_the_sweep_that_finished_last_not_the_one_that_started_last(
+    swept: Path, tmp_path: Path
+) -> None:
+    """Sweep A interrupted, sweep B run to its end, then A resumed to its end: `best`
+    showed B, the one that started last, though A is the latest finished sweep."""
+    folder, client, experiment_id = copy_of(swept, tmp_path)
+    (b,) = client.search_runs([experiment_id], "tags.`tuner.role` = 'sweep'")
+    assert b.info.end_time is not None
+    tags = {k: v for k, v in b.data.tags.items() if k.startswith("tuner.")}
+    a = client.create_run(experiment_id, start_time=b.info.start_time - 60_000, tags=tags)
+    trial = client.create_run(experiment_id, tags={"tuner.role": "trial"})
+    metric = tags["tuner.metric"]
+    client.log_metric(trial.info.run_id, metric, 0.5)
+    client.set_tag(a.info.run_id, "tuner.best_run_id", trial.info.run_id)
+    client.set_terminated(a.info.run_id, "FINISHED", end_time=b.info.end_time + 60_000)
+    done = run_cli("best", "report-sweep", "--json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    best = json.loads(done.stdout)
+    assert (best["parent_run_id"], best["run_id"]) == (a.info.run_id, trial.info.run_id)
+
+
 def test_a_deleted_sweep_says_so_to_run_best_and_report(swept: Path, tmp_path: Path) -> None:
     """Deleted in MLflow's UI (its trash): `tuner run` printed MLflow's traceback, `best`
     said the sweep had no finished run."""

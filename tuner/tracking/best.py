@@ -51,7 +51,7 @@ def latest_sweep_run(
     client: MlflowClient, name: str, tracking_uri: str, *, finished: bool
 ) -> tuple[str, Run]:
     """(experiment id, parent run) of the latest run of sweep `name`; with `finished`,
-    the latest that recorded a best trial."""
+    the one that recorded a best trial and ended last."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         raise SweepNotFound(f"no sweep named {name!r} in {tracking_uri}")
@@ -61,11 +61,15 @@ def latest_sweep_run(
     if finished:
         condition += f" and tags.`{TAG_BEST_RUN}` != ''"
 
+    # Finished: the one that ended last. A sweep interrupted, then resumed after a later
+    # one finished, is the latest finished once it ends, though it started first.
+    order = ["attributes.end_time DESC"] if finished else []
+
     def latest(where: str) -> list[Run]:
         return client.search_runs(
             [experiment.experiment_id],
             filter_string=where,
-            order_by=["attributes.start_time DESC"],
+            order_by=[*order, "attributes.start_time DESC"],
             max_results=1,
         )
 
