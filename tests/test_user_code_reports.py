@@ -229,6 +229,50 @@ def test_the_metric_must_be_one_number() -> None:
             check_metric({"loss": value, "epoch": 1}, "loss")
 
 
+def test_each_objective_is_a_metric_every_result_holds() -> None:
+    check_metric({"acc": 0.9, "latency": 1.5, "epoch": 1}, ("acc", "latency"))
+    with pytest.raises(MetricNotReported, match=re.escape("metric 'latency' (it reported: acc")):
+        check_metric({"acc": 0.9, "epoch": 1}, ("acc", "latency"))
+
+
+MISSING_OBJECTIVE_CODE = """
+    from ray import tune
+
+
+    def fit(config):
+        for epoch in range(1, 3):
+            result = {"epoch": epoch, "acc": config["x"] * epoch / 2}
+            if config["x"] < 0.5:  # a latency measured only on some path of the code
+                result["latency"] = 1.0 + config["x"]
+            tune.report(result)
+"""
+
+
+@pytest.mark.e2e
+def test_a_trial_without_one_objective_fails_instead_of_leaving_the_front_unsaid(
+    tmp_path: Path,
+) -> None:
+    """The trial with the best accuracy never reported latency: it ran to its end,
+    FINISHED, and was left out of the Pareto front and of "best on the first
+    objective" without a word."""
+    sweep = write_sweep(
+        tmp_path,
+        MISSING_OBJECTIVE_CODE,
+        objectives=[{"metric": "acc", "mode": "max"}, {"metric": "latency", "mode": "min"}],
+        searcher={"kind": "grid"},
+        resources_per_trial={"cpu": 1},
+        params={"x": {"type": "grid", "values": [0.2, 0.9]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2 trials: 1 finished, 1 failed" in out.stdout
+    line = "MetricNotReported: a result without the sweep's metric 'latency' (it reported: "
+    assert f"failed before its first result: {line}acc, epoch)" in out.stdout
+    _, _, trials = trial_runs(tmp_path)
+    by_x = {run.data.params["x"]: run.info.status for run in trials}
+    assert by_x == {"0.2": "FINISHED", "0.9": "FAILED"}
+
+
 STRING_METRIC_CODE = """
     from ray import tune
 

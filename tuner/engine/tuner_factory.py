@@ -109,12 +109,14 @@ def trainable_with_resources(spec: SweepSpec, withheld: dict[str, Any]) -> Any:
         trainable = shared.around(trainable)
     trial_config = TrialConfig.needed(spec.config, withheld)
     no_credentials_in_runtime_env()
-    # Results are checked for the metric and made plain numbers in the worker.
+    # Results are checked for the metric (each objective's) and made plain numbers in
+    # the worker.
+    required = tuple(objective.metric for objective in spec.objective_list)
     if isinstance(trainable, type) and issubclass(trainable, tune.Trainable):
-        trainable = user_class(trainable, spec.metric, trial_config)
+        trainable = user_class(trainable, required, trial_config)
     elif not isinstance(trainable, type):
         reports = WORKER_REPORT if spec.resources_per_trial.distributed else TUNE_REPORT
-        trainable = user_function(trainable, spec.metric, trial_config, reports)
+        trainable = user_function(trainable, required, trial_config, reports)
     return tune.with_resources(trainable, resources)
 
 

@@ -66,23 +66,39 @@ TUNE_REPORT = "ray.tune.report({{{metric}: value}})"
 WORKER_REPORT = "ray.train.report({{{metric}: value}}) on every worker"
 
 
-def check_metric(metrics: dict[str, Any], metric: str) -> None:
-    """Raise MetricNotReported when `metrics` has no `metric`, naming what it has, or
-    when its value is not one number (NaN and infinity are numbers)."""
+# The metrics every result must hold: the sweep's metric, or each of its objectives.
+Required = str | tuple[str, ...]
+
+
+def _names(metric: Required) -> tuple[str, ...]:
+    return (metric,) if isinstance(metric, str) else metric
+
+
+def _example(metric: Required) -> str:
+    """`'acc': value, 'latency'`: the inside of the dict a report should hold."""
+    return ": value, ".join(repr(name) for name in _names(metric))
+
+
+def check_metric(metrics: dict[str, Any], metric: Required) -> None:
+    """Raise MetricNotReported when `metrics` lacks `metric` (or one of several),
+    naming what it has, or when its value is not one number (NaN and infinity are
+    numbers). A result without one objective of several left its trial out of the
+    Pareto front without a word, the best on the first objective included."""
     keys = reported_keys(metrics)
-    if metric not in keys:
-        shown = ", ".join(sorted(keys)) or "nothing"
-        raise MetricNotReported(
-            f"a result without the sweep's metric {metric!r} (it reported: {shown})"
-        )
-    # A string or None would reach the driver's scheduler and searcher, which do
-    # arithmetic on it: ASHA raised in the driver, ending the whole sweep with a
-    # traceback and leaving its trials RUNNING in MLflow.
-    value = plain_numbers(metrics)[metric]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MetricNotReported(
-            f"the sweep's metric {metric!r} must be a number; a result has {_kind(value)}"
-        )
+    for name in _names(metric):
+        if name not in keys:
+            shown = ", ".join(sorted(keys)) or "nothing"
+            raise MetricNotReported(
+                f"a result without the sweep's metric {name!r} (it reported: {shown})"
+            )
+        # A string or None would reach the driver's scheduler and searcher, which do
+        # arithmetic on it: ASHA raised in the driver, ending the whole sweep with a
+        # traceback and leaving its trials RUNNING in MLflow.
+        value = plain_numbers(metrics)[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise MetricNotReported(
+                f"the sweep's metric {name!r} must be a number; a result has {_kind(value)}"
+            )
 
 
 def _kind(value: Any) -> str:
@@ -108,7 +124,7 @@ def _session() -> Any:
 
 def user_function(
     fn: UserFunction,
-    metric: str,
+    metric: Required,
     trial_config: TrialConfig | None = None,
     report_call: str = TUNE_REPORT,
 ) -> UserFunction:
@@ -162,7 +178,7 @@ def user_function(
 
 
 def _checked_generator(
-    fn: UserFunction, metric: str, trial_config: TrialConfig | None
+    fn: UserFunction, metric: Required, trial_config: TrialConfig | None
 ) -> UserFunction:
     """A generator trainable whose yielded results are held to the rules of reported
     ones: unchecked, one without the metric (or with a string) ended the whole sweep
@@ -178,7 +194,7 @@ def _checked_generator(
             elif not isinstance(output, bool) and as_number(output) is not None:
                 raise MetricNotReported(
                     f"the trainable yielded a {type(output).__name__}, not a dict with "
-                    f"the sweep's metric: yield {{{metric!r}: value}} once per epoch"
+                    f"the sweep's metric: yield {{{_example(metric)}: value}} once per epoch"
                 )
             yield output
 
@@ -186,7 +202,7 @@ def _checked_generator(
 
 
 def _checked_output(
-    output: Any, metric: str, *, reported: bool, report_call: str = TUNE_REPORT
+    output: Any, metric: Required, *, reported: bool, report_call: str = TUNE_REPORT
 ) -> Any:
     if isinstance(output, dict) and output:
         check_metric(output, metric)
@@ -195,17 +211,19 @@ def _checked_output(
         raise MetricNotReported(
             f"the trainable returned a {type(output).__name__} instead of reporting the "
             "sweep's metric: "
-            f"call {report_call.format(metric=repr(metric))} once per epoch"
+            f"call {report_call.format(metric=_example(metric))} once per epoch"
         )
     if not reported:
         raise MetricNotReported(
             "the trainable reported no result: "
-            f"call {report_call.format(metric=repr(metric))} once per epoch"
+            f"call {report_call.format(metric=_example(metric))} once per epoch"
         )
     return output
 
 
-def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = None) -> type[Any]:
+def user_class(
+    cls: type[Any], metric: Required, trial_config: TrialConfig | None = None
+) -> type[Any]:
     """A `tune.Trainable` subclass whose `step()` results are checked for `metric` and
     made plain numbers, under the user's class name (Ray names trials after it).
     `trial_config` puts the sweep's secrets back into what `setup()` and
@@ -240,7 +258,7 @@ def user_class(cls: type[Any], metric: str, trial_config: TrialConfig | None = N
             if not isinstance(result, dict):
                 raise MetricNotReported(
                     f"step() returned {type(result).__name__}, not a dict with the "
-                    f"sweep's metric {metric!r}"
+                    f"sweep's metric: return {{{_example(metric)}: value}}"
                 )
             check_metric(result, metric)
             return plain_numbers(result)
