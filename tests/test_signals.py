@@ -87,6 +87,9 @@ def test_a_second_ctrl_c_still_closes_every_run_and_the_sweep_resumes(tmp_path: 
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
     done = run_and_signal(tmp_path, started, signal.SIGINT, "run", "sweep.yaml", again_after=0.1)
     assert done.returncode == 130, done.stderr
+    # Wherever the second one lands (Tune's stop, the runs' closing, Ray's shutdown), the
+    # last line says how to go on.
+    assert done.stderr.strip().splitlines()[-1].endswith("`tuner resume impatient` continues it")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("impatient")
     assert experiment is not None

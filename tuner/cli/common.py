@@ -136,6 +136,8 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM outside the trials' fit (starting, exporting the best model): ended like
     Ctrl-C, so that every run is closed, with 143 as its exit status."""
 
+    signal_name = "SIGTERM"  # what the engine's resume advice says (engine.closing)
+
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:

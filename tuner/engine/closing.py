@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from mlflow.entities import RunStatus
+
+from tuner.engine.experiments import Experiment
+from tuner.engine.outcome import SweepInterrupted
+from tuner.engine.signals import InterruptsHeld
 from tuner.tracking.runs import SweepRun
 from tuner.tracking.trials import TrialTracker
 from tuner.tracking.writer import TrackingWriter
@@ -29,3 +34,23 @@ def close_quietly(writer: TrackingWriter, sweep: SweepRun, status: int) -> None:
         sweep.finish(status)
     except Exception as exc:
         logger.warning("could not close the sweep's MLflow run: %s", str(exc).splitlines()[0])
+
+
+def close_interrupted(tracker: TrialTracker, writer: TrackingWriter, sweep: SweepRun) -> None:
+    """After an interrupt, every run ends KILLED. An impatient Ctrl-C meanwhile waits for
+    these last writes (a few hundred ms), or the trials' runs stayed RUNNING for good."""
+    with InterruptsHeld(
+        "closing the sweep's MLflow runs; press Ctrl-C again to leave them RUNNING"
+    ):
+        end_trials_quietly(tracker)
+        close_quietly(writer, sweep, RunStatus.KILLED)
+
+
+def resumable(interrupt: KeyboardInterrupt, sweep: str, experiment: Experiment) -> BaseException:
+    """The interrupt to end with: one that says how to resume, where Ray Tune has saved a
+    state to resume from (a second Ctrl-C out of its graceful stop, one during the best
+    model's export), the interrupt as it was otherwise."""
+    if isinstance(interrupt, SweepInterrupted) or not experiment.resumable():
+        return interrupt
+    signal_name = getattr(interrupt, "signal_name", "SIGINT")  # the CLI's SIGTERM says so
+    return SweepInterrupted(sweep, experiment.uri, signal_name)

@@ -60,6 +60,15 @@ class Experiment:
         with filesystem.open_output_stream(f"{self.path}/{SPEC_FILE}") as out:
             out.write(text.encode())
 
+    def resumable(self) -> bool:
+        """Whether Ray Tune saved a state here that `tuner resume` can start from."""
+        from ray import tune  # here: a resume submitted to a cluster reads this, Ray unneeded
+
+        try:
+            return bool(tune.Tuner.can_restore(self.path, self.storage.filesystem))
+        except Exception:  # storage gone: no advice to resume is better than a wrong one
+            return False
+
     def load_spec(self) -> SweepSpec:
         location = f"{self.uri}/{SPEC_FILE}"
         try:

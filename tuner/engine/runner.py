@@ -16,7 +16,7 @@ from rich.console import Console
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
-from tuner.engine.closing import close_quietly, end_trials_quietly
+from tuner.engine.closing import close_interrupted, close_quietly, resumable
 from tuner.engine.driver_lock import driver_lock
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.ended_trials import EndedTrials
@@ -41,7 +41,7 @@ from tuner.engine.preflight import preflight
 from tuner.engine.pretrained import prepare_init_from
 from tuner.engine.reopen import reopen_sweep
 from tuner.engine.session import needs_state_api, quiet_driver_output, start_or_join
-from tuner.engine.signals import InterruptWatch, restored_signal_handlers
+from tuner.engine.signals import InterruptsHeld, InterruptWatch, restored_signal_handlers
 from tuner.engine.startup import start_sweep
 from tuner.engine.state_digest import TAG_STATE_DIGEST, state_digest
 from tuner.engine.storage import resolve_storage
@@ -185,7 +185,9 @@ def _resume(
 
 def _shut_down(started_ray: bool, phases: Phases) -> None:
     if started_ray:
-        with phases.phase("ray shutdown"):
+        # A Ctrl-C inside it ended the command with status 1; by now it has nothing to stop.
+        held = InterruptsHeld("stopping Ray; press Ctrl-C again to leave now", then_raise=False)
+        with held, phases.phase("ray shutdown"):
             ray.shutdown()
 
 
@@ -335,12 +337,11 @@ def _run_tracked(
             artifact_location=sweep.artifact_location,
             front=front,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # A second Ctrl-C breaks out of Tune's graceful stop: the trials' runs must end
         # too, or MLflow shows them RUNNING for good.
-        end_trials_quietly(tracker)
-        close_quietly(writer, sweep, RunStatus.KILLED)
-        raise
+        close_interrupted(tracker, writer, sweep)
+        raise resumable(interrupt, spec.name, experiment) from None
     except BaseException:
         close_quietly(writer, sweep, RunStatus.FAILED)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,3 +89,40 @@ def callers_sigterm_kept() -> Iterator[None]:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class InterruptsHeld:
+    """Around the last steps of a command that a Ctrl-C must not cut in half: a tracking
+    flush cut short left trials' runs RUNNING for good; a `ray.shutdown` cut short ended
+    the command with status 1. One Ctrl-C (or SIGTERM) there is held and `saying` is
+    said; a second lets the user out at once. A held one is raised once the block ends,
+    if `then_raise` and no exception was already on its way out when the block began
+    (the interrupt being handled, say, which goes on as it was)."""
+
+    def __init__(self, saying: str, *, then_raise: bool = True) -> None:
+        self._saying = saying
+        self._then_raise = then_raise
+        self._held: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._unwinding = False
+
+    def __enter__(self) -> InterruptsHeld:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals only reach the main thread
+        self._unwinding = sys.exc_info()[1] is not None
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._hold)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        raising = self._then_raise and not self._unwinding and exc_info[1] is None
+        if self._held is not None and raising:
+            raise KeyboardInterrupt
+
+    def _hold(self, signum: int, frame: FrameType | None) -> None:
+        if self._held is not None:
+            raise KeyboardInterrupt  # asked twice: out now
+        self._held = signum
+        print(self._saying, file=sys.stderr, flush=True)
