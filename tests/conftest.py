@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from bench.common import python_path
 from bench.servers import (
@@ -156,6 +158,41 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+SLOW_TRAINABLE = textwrap.dedent(
+    """
+    import time
+    from pathlib import Path
+
+    from ray import tune
+
+
+    def fit(config):
+        for epoch in range(1, config["epochs"] + 1):
+            Path(config["started"]).touch()  # tells the test a trial is mid-run
+            time.sleep(0.2)
+            tune.report({"epoch": epoch, "loss": 1.0 / epoch})
+    """
+)
+
+
+def write_slow_sweep(cwd: Path, name: str, *, num_samples: int = 2, epochs: int = 10) -> Path:
+    """`cwd/sweep.yaml`, a sweep whose trials take 0.2 s an epoch, for a test to stop
+    mid-trial; returns the file a trial touches once it runs (see run_and_signal)."""
+    (cwd / "slow.py").write_text(SLOW_TRAINABLE)
+    started = cwd / "started"
+    spec = {
+        "name": name,
+        "trainable": "slow:fit",
+        "metric": "loss",
+        "mode": "min",
+        "num_samples": num_samples,
+        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "config": {"started": str(started), "epochs": epochs},
+    }
+    (cwd / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    return started
 
 
 def run_and_signal(

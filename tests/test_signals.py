@@ -8,51 +8,22 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import TUNER, cli_env, run_and_signal, run_cli
+from tests.conftest import TUNER, cli_env, run_and_signal, run_cli, write_slow_sweep
 from tuner.engine import startup
 from tuner.engine.phases import Phases
 from tuner.spec import parse_spec
 
 pytestmark = pytest.mark.e2e
 
-SLOW = textwrap.dedent(
-    """
-    import time
-    from pathlib import Path
-
-    from ray import tune
-
-
-    def fit(config):
-        for epoch in range(1, config["epochs"] + 1):
-            Path(config["started"]).touch()  # tells the test a trial is mid-run
-            time.sleep(0.2)
-            tune.report({"epoch": epoch, "loss": 1.0 / epoch})
-    """
-)
-
 
 def test_sigterm_saves_the_sweep_closes_every_run_and_exits_143(tmp_path: Path) -> None:
-    (tmp_path / "slow.py").write_text(SLOW)
-    started = tmp_path / "started"
-    spec = {
-        "name": "terminated",
-        "trainable": "slow:fit",
-        "metric": "loss",
-        "mode": "min",
-        "num_samples": 3,
-        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "config": {"started": str(started), "epochs": 10},
-    }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    started = write_slow_sweep(tmp_path, "terminated", num_samples=3)
     done = run_and_signal(tmp_path, started, signal.SIGTERM, "run", "sweep.yaml")
     assert done.returncode == 143, done.stderr
     # One line, tuner's: not Ray's advice to call Tuner.restore, nor a stack dump.
@@ -73,18 +44,7 @@ def test_sigterm_saves_the_sweep_closes_every_run_and_exits_143(tmp_path: Path) 
 def test_a_second_ctrl_c_still_closes_every_run_and_the_sweep_resumes(tmp_path: Path) -> None:
     """Tune's graceful stop gives the second Ctrl-C back to Python: a KeyboardInterrupt
     out of fit(). The trials' runs were left RUNNING in MLflow for good."""
-    (tmp_path / "slow.py").write_text(SLOW)
-    started = tmp_path / "started"
-    spec = {
-        "name": "impatient",
-        "trainable": "slow:fit",
-        "metric": "loss",
-        "mode": "min",
-        "num_samples": 2,
-        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "config": {"started": str(started), "epochs": 10},
-    }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    started = write_slow_sweep(tmp_path, "impatient")
     done = run_and_signal(tmp_path, started, signal.SIGINT, "run", "sweep.yaml", again_after=0.1)
     assert done.returncode == 130, done.stderr
     # Wherever the second one lands (Tune's stop, the runs' closing, Ray's shutdown), the
@@ -133,18 +93,7 @@ def test_a_resume_while_the_sweep_still_runs_is_refused_then_works_once_it_stopp
 ) -> None:
     """`tuner resume` in a second terminal while the sweep ran trained its trials a second
     time, into the same storage and MLflow runs: every epoch logged twice."""
-    (tmp_path / "slow.py").write_text(SLOW)
-    started = tmp_path / "started"
-    spec = {
-        "name": "twice-driven",
-        "trainable": "slow:fit",
-        "metric": "loss",
-        "mode": "min",
-        "num_samples": 2,
-        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "config": {"started": str(started), "epochs": 60},
-    }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    started = write_slow_sweep(tmp_path, "twice-driven", epochs=60)
     process = subprocess.Popen(
         [*TUNER, "run", "sweep.yaml"], cwd=tmp_path, env=cli_env(), stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL, text=True,

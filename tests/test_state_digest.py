@@ -8,11 +8,9 @@ import signal
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import run_and_signal, run_cli
-from tests.test_signals import SLOW
+from tests.conftest import run_and_signal, run_cli, write_slow_sweep
 from tuner.engine.experiments import Experiment
 from tuner.engine.state_digest import StateChanged, check_state, state_digest
 from tuner.engine.storage import resolve_storage
@@ -62,18 +60,7 @@ class Planted:
 
 @pytest.mark.e2e
 def test_resume_refuses_a_planted_pickle(tmp_path: Path) -> None:
-    (tmp_path / "slow.py").write_text(SLOW)
-    started = tmp_path / "started"
-    spec = {
-        "name": "planted",
-        "trainable": "slow:fit",
-        "metric": "loss",
-        "mode": "min",
-        "num_samples": 2,
-        "params": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-        "config": {"started": str(started), "epochs": 10},
-    }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    started = write_slow_sweep(tmp_path, "planted")
     done = run_and_signal(tmp_path, started, signal.SIGINT, "run", "sweep.yaml")
     assert done.returncode == 130, done.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
