@@ -44,7 +44,7 @@ def submit(
         key = next(iter(withheld))
         fail(
             f"{spec_path}: config.{key}: a secret written in the sweep file would be uploaded "
-            "to the cluster with the job; write ${env:NAME} instead and set NAME on the "
+            "to the cluster with the job; write the whole value as ${env:NAME} and set NAME on the "
             "cluster's nodes (docs/secrets.md)",
             EXIT_INVALID,
         )
