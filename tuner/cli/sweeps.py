@@ -58,7 +58,7 @@ def validate(
     invalid = 0
     for path in specs:
         try:
-            spec = load_spec(path)
+            spec = load_spec(path, hold_data=False)  # checked, not kept: bounded memory
         except SpecError as exc:
             invalid += 1
             stderr.print(f"error: {exc.line()}", markup=False)
