@@ -25,6 +25,7 @@ from tuner.cli.common import (
     load,
     with_num_samples,
 )
+from tuner.cli.json_errors import json_errors
 
 
 def submit(
@@ -132,6 +133,7 @@ def submit_resume(
     typer.echo(f"resuming sweep {name} as job {job_id}")
 
 
+@json_errors
 def status(
     sweep: Annotated[
         str | None, typer.Argument(metavar="[SWEEP]", help="Sweep name or job id.")

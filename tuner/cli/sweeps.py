@@ -45,6 +45,7 @@ from tuner.cli.common import (
     with_num_samples,
     with_register,
 )
+from tuner.cli.json_errors import json_errors
 from tuner.cli.remote import submit_resume
 from tuner.cli.summary import print_summary
 
@@ -209,6 +210,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         )
 
 
+@json_errors
 def best(
     name_or_spec: Annotated[
         str, typer.Argument(metavar="NAME_OR_SPEC", help="Sweep name or sweep file.")
