@@ -14,6 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from tuner.cli.json_errors import echo_error
 from tuner.engine.loading import load_spec
 from tuner.engine.phases import Phases
 from tuner.spec import SpecError, SweepSpec
@@ -36,6 +37,7 @@ TrackingUri = Annotated[
 
 def fail(message: str, code: int) -> NoReturn:
     stderr.print(f"error: {message}", markup=False)
+    echo_error(message, code)  # on stdout too, under --json
     raise typer.Exit(code)
 
 

@@ -25,6 +25,7 @@ from tuner.cli.common import (
     load,
     with_num_samples,
 )
+from tuner.cli.json_errors import json_errors
 
 
 def submit(
@@ -44,7 +45,7 @@ def submit(
         key = next(iter(withheld))
         fail(
             f"{spec_path}: config.{key}: a secret written in the sweep file would be uploaded "
-            "to the cluster with the job; write ${env:NAME} instead and set NAME on the "
+            "to the cluster with the job; write the whole value as ${env:NAME} and set NAME on the "
             "cluster's nodes (docs/secrets.md)",
             EXIT_INVALID,
         )
@@ -132,6 +133,7 @@ def submit_resume(
     typer.echo(f"resuming sweep {name} as job {job_id}")
 
 
+@json_errors
 def status(
     sweep: Annotated[
         str | None, typer.Argument(metavar="[SWEEP]", help="Sweep name or job id.")

@@ -45,6 +45,7 @@ from tuner.cli.common import (
     with_num_samples,
     with_register,
 )
+from tuner.cli.json_errors import json_errors
 from tuner.cli.remote import submit_resume
 from tuner.cli.summary import print_summary
 
@@ -58,7 +59,7 @@ def validate(
     invalid = 0
     for path in specs:
         try:
-            spec = load_spec(path)
+            spec = load_spec(path, hold_data=False)  # checked, not kept: bounded memory
         except SpecError as exc:
             invalid += 1
             stderr.print(f"error: {exc.line()}", markup=False)
@@ -209,6 +210,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         )
 
 
+@json_errors
 def best(
     name_or_spec: Annotated[
         str, typer.Argument(metavar="NAME_OR_SPEC", help="Sweep name or sweep file.")

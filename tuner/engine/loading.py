@@ -15,12 +15,17 @@ from tuner.engine.trainables import check_trainable as _check_trainable
 from tuner.spec import SpecError, SweepSpec, read_spec
 
 
-def load_spec(path: str | Path, *, check_trainable: bool = True) -> SweepSpec:
-    """Read and validate a sweep file; every failure is a one-line SpecError naming it."""
+def load_spec(
+    path: str | Path, *, check_trainable: bool = True, hold_data: bool = True
+) -> SweepSpec:
+    """Read and validate a sweep file; every failure is a one-line SpecError naming it.
+
+    `hold_data=False`: the file is only checked (`tuner validate`), so a built-in's .csv
+    is read a chunk at a time rather than loaded and kept for the sweep's trials."""
     spec = read_spec(path)
     if check_trainable:
         try:
-            _check_trainable(spec)
+            _check_trainable(spec, hold_data=hold_data)
             prepare_init_from(spec)  # what needs no MLflow: the run fetches and stages
         except SpecError as exc:
             raise SpecError(Path(path), exc.key, exc.problem) from None

@@ -120,8 +120,11 @@ def _arguments(signature: inspect.Signature) -> str:
     return f"({', '.join(names)})" if names else "no arguments"
 
 
-def check_trainable(spec: SweepSpec) -> None:
-    """Fail fast on a trainable that will not run with this sweep's params and config."""
+def check_trainable(spec: SweepSpec, *, hold_data: bool = True) -> None:
+    """Fail fast on a trainable that will not run with this sweep's params and config.
+
+    `hold_data`: load and split a built-in's data and keep it for the sweep; False (a
+    check only, `tuner validate`) reads a .csv a chunk at a time instead."""
     builtin = BUILTINS.get(spec.trainable)
     if builtin is None:
         _import_path(spec.trainable)  # unknown builtin names fail here
@@ -143,7 +146,7 @@ def check_trainable(spec: SweepSpec) -> None:
     _check_mutations(spec, builtin.knobs)
     _check_torchvision(spec, builtin.knobs.model_validate(spec.config))
     check_sync_batch_norm(spec, builtin.knobs.model_validate(spec.config).sync_batch_norm)
-    _check_data(spec, builtin)
+    _check_data(spec, builtin, hold_data)
 
 
 def with_absolute_paths(spec: SweepSpec) -> SweepSpec:
@@ -282,31 +285,34 @@ def _check_torchvision(spec: SweepSpec, knobs: TrainerKnobs) -> None:
                 raise SpecError(None, key, problem)
 
 
-def _check_data(spec: SweepSpec, builtin: Builtin) -> None:
+def _check_data(spec: SweepSpec, builtin: Builtin, hold: bool) -> None:
     """Load the data once when the sweep fixes it: a bad file fails here, not in N trials."""
     if spec.params.keys() & DATA_KNOBS:
         return  # searched data sources are checked by each trial
-    from tuner.trainer.data import DataError, fold_problem, load_arrays, model_problem, sweep_splits
+    from tuner.trainer import data
 
+    task: data.Task = builtin.task  # type: ignore[assignment]
     knobs = builtin.knobs.model_validate(spec.config)
     key, models = sweep_models(spec, knobs.model)
+    scanned = None
     # Split as the trials will train on it, and kept: the sweep hands these very splits
-    # to its trials (tuner.engine.shared_data).
+    # to its trials (tuner.engine.shared_data). Only checked, a .csv is scanned instead.
     for source, readers in data_sources(knobs, models).items():
         try:
-            (splits,) = sweep_splits(source, builtin.task, 1)  # type: ignore[arg-type]
-        except DataError as exc:
+            scanned = None if hold else data.scanned_arrays(source, task)
+            shape = scanned[1] if scanned else data.sweep_splits(source, task, 1)[0].feature_shape
+        except data.DataError as exc:
             raise SpecError(None, exc.key, exc.problem) from None
         for model in readers:
-            problem = model_problem(model, splits.feature_shape)
+            problem = data.model_problem(model, shape)
             if problem is not None:
                 raise SpecError(None, key, problem)
     # Each class needs a row per fold: check the most folds the sweep may train.
     counts, folds_key = fold_counts(spec, knobs.cv_folds)
     folds = max(counts)
     if folds > 1:
-        arrays = load_arrays(source, builtin.task)  # type: ignore[arg-type]
-        problem = fold_problem(arrays, builtin.task, folds)  # type: ignore[arg-type]
+        arrays = scanned[0] if scanned else data.load_arrays(source, task)
+        problem = data.fold_problem(arrays, task, folds)
         if problem is not None:
             where = source.data_path or f"dataset {source.dataset!r}"
             raise SpecError(None, folds_key, f"{where}: {problem}")

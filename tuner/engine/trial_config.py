@@ -57,10 +57,14 @@ class TrialConfig:
         withheld ones and each `${env:NAME}`'s value, longest first, so that an error
         message quoting one can have it taken out before it is stored anywhere."""
         values: set[str] = set()
+        withheld: dict[str, Any] = {}
         if self._withheld is not None:
-            values.update(_strings(ray.get(self._withheld)))
+            withheld = ray.get(self._withheld)
+            values.update(_strings(withheld))
         if self._uses_env:
-            values.update(os.environ.get(name, "") for name in env_names(config))
+            # A withheld value may hold references too (`abc${env:PW}`): PW is a secret.
+            names = env_names({**config, **withheld})
+            values.update(os.environ.get(name, "") for name in names)
         # A value of a few characters would take out ordinary words and numbers.
         return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 
 class SpecError(Exception):
     """Invalid sweep file: knows the file, the key path and the problem, renders one line."""
@@ -38,3 +40,12 @@ class KeyedProblem(ValueError):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}")
+
+
+class KeyedYAMLError(yaml.YAMLError):  # type: ignore[misc]
+    """A file YAML reads, but not as its author meant: its key path and the problem."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+        self.problem = problem

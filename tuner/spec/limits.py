@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from tuner.spec.errors import SpecError
+from tuner.spec.errors import KeyedYAMLError, SpecError
+from tuner.spec.yaml_words import refuse_boolean_words_in_lists
 
 MAX_FILE_BYTES = 1024 * 1024  # the shipped sweeps are under 2 KB
 MAX_VALUES = 100_000  # keys and values, with every alias expanded where it is used
@@ -19,16 +20,17 @@ MAX_DEPTH = 64
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class DuplicateKey(yaml.YAMLError):  # type: ignore[misc]
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(problem)
-        self.key = key
-        self.problem = problem
+class DuplicateKey(KeyedYAMLError):
+    """A key written twice in one mapping."""
 
 
 class SweepFileLoader(yaml.SafeLoader):  # type: ignore[misc]
     """YAML's safe loader, refusing a key written twice in one mapping (a `<<` merge may
     still be overridden: that is what merging is for)."""
+
+    def construct_document(self, node: Node) -> Any:
+        refuse_boolean_words_in_lists(node)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tuner.spec.errors import KeyedProblem, SpecError
-from tuner.spec.limits import MAX_FILE_BYTES, DuplicateKey, SweepFileLoader, check_size
+from tuner.spec.errors import KeyedProblem, KeyedYAMLError, SpecError
+from tuner.spec.limits import MAX_FILE_BYTES, SweepFileLoader, check_size
 from tuner.spec.schema import SweepSpec
 
 _FRIENDLY = {
@@ -137,7 +137,7 @@ def read_spec(path: str | Path) -> SweepSpec:
     text = _read_text(path)
     try:
         raw = yaml.load(text, Loader=SweepFileLoader)
-    except DuplicateKey as exc:
+    except KeyedYAMLError as exc:  # a key written twice, `[on, off]`
         raise SpecError(path, exc.key, exc.problem) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

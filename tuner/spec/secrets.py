@@ -76,9 +76,27 @@ def malformed_reference(value: Any) -> str | None:
 
 
 def _holds_literal(value: Any) -> bool:
-    """A secret key's value that would leak: anything but a string that names its
-    secret through `${env:NAME}` (which is only a name, fine to show)."""
-    return not (isinstance(value, str) and ENV_REFERENCE.search(value))
+    """A secret key's value that would leak: anything but a string made of `${env:NAME}`
+    references alone (names, fine to show), or a URL whose password is one. Other text
+    beside a reference may be part of the secret (`abc${env:PW}`, `sk-live-${env:KEY}`),
+    so such a value is withheld whole."""
+    if not isinstance(value, str) or not value:
+        return True
+    if not ENV_REFERENCE.sub("", value):
+        return False
+    return not _url_with_referenced_password(value)
+
+
+def _url_with_referenced_password(value: str) -> bool:
+    """`postgresql://app:${env:PW}@db/x`: a URL that has a secret slot (its password,
+    a secret query parameter), each filled by a reference; the rest is where it lives."""
+    if "://" not in value:
+        return False
+    try:
+        secrets = url_secrets(value)
+    except ValueError:  # not a URL after all (`http://[x`)
+        return False
+    return bool(secrets) and all(ENV_REFERENCE.fullmatch(secret) for secret in secrets)
 
 
 def _masked(value: Any, patterns: tuple[str, ...]) -> tuple[Any, bool]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tuner.trainer.csv_scan import scan_csv
 from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
@@ -44,6 +45,7 @@ __all__ = [
     "load_splits",
     "model_problem",
     "model_splits",
+    "scanned_arrays",
     "split_arrays",
 ]
 
@@ -145,12 +147,18 @@ def _synthetic(task: Task, knobs: DataSource) -> Arrays:
     return Arrays(x.astype(np.float32), y.astype(np.float32))
 
 
-def _check(arrays: Arrays, source: str, task: Task, key: str) -> Arrays:
+def _check(
+    arrays: Arrays, source: str, task: Task, key: str, bad_rows: np.ndarray | None = None
+) -> Arrays:
+    """`arrays` as the trainers take them, or the DataError that says why they cannot.
+    `bad_rows`: the rows whose features hold NaN or infinity, found while the features
+    were read (a scanned .csv has none left to look at)."""
     if len(arrays.labels) < 10:
         raise DataError(key, f"{source}: {len(arrays.labels)} rows; at least 10 are needed")
-    bad_rows = np.flatnonzero(
-        ~np.isfinite(arrays.features.reshape(len(arrays.features), -1)).all(1)
-    )
+    if bad_rows is None:
+        bad_rows = np.flatnonzero(
+            ~np.isfinite(arrays.features.reshape(len(arrays.features), -1)).all(1)
+        )
     if task == "regression":
         labels = np.asarray(arrays.labels, dtype=np.float64)
         bad_rows = np.union1d(bad_rows, np.flatnonzero(~np.isfinite(labels)))
@@ -194,6 +202,22 @@ def load_arrays(source: DataSource, task: Task) -> Arrays:
         return _check(arrays, location, task, "config.data_path")
     arrays = _builtin(source.dataset, task, source)
     return _check(arrays, f"dataset {source.dataset!r}", task, "config.dataset")
+
+
+def scanned_arrays(source: DataSource, task: Task) -> tuple[Arrays, tuple[int, ...]] | None:
+    """For a .csv, what `tuner validate` checks without holding the file: its rows with
+    the labels only (features of no columns), checked as load_arrays and the split
+    check them, and one sample's shape; None for any other source (load it)."""
+    location = source.data_path
+    if location is None or not location.endswith(".csv") or is_folder(location):
+        return None
+    scan = scan_csv(location, source.label_column)
+    arrays = _check(scan.arrays, location, task, "config.data_path", scan.bad_feature_rows)
+    try:
+        split_arrays(arrays, task)
+    except ValueError as exc:  # as _cached_splits says it
+        raise DataError("config.data_path", f"{location}: cannot split: {exc}") from None
+    return arrays, scan.feature_shape
 
 
 def model_problem(model: str, feature_shape: tuple[int, ...]) -> str | None:

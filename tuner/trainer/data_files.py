@@ -86,7 +86,7 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     if label_column not in frame.columns:
         raise DataError(
             "config.label_column",
-            f"{label_column!r} is not a column of {location} ({_listed(frame.columns, 20)})",
+            f"{label_column!r} is not a column of {location} ({listed_names(frame.columns, 20)})",
         )
     if frame.empty:
         # Columns of no rows read as text: "must be numeric" would send the user astray.
@@ -103,7 +103,8 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
     text = [str(c) for c, kind in features.dtypes.items() if not is_numeric_dtype(kind)]
     if text:
         raise DataError(
-            "config.data_path", f"{location}: feature columns must be numeric: {_listed(text, 5)}"
+            "config.data_path",
+            f"{location}: feature columns must be numeric: {listed_names(text, 5)}",
         )
     return Arrays(features.to_numpy(dtype=np.float32), labels)
 
@@ -165,7 +166,7 @@ def _looks_like_text(location: str, raw: bytes) -> None:
         )
 
 
-def _listed(names: Any, most: int) -> str:
+def listed_names(names: Any, most: int) -> str:
     """Column names for one line: each cut to 40 characters, at most `most` of them (a
     file's header is the user's data, of any length)."""
     names = [str(name) for name in names]
