@@ -231,13 +231,36 @@ def user_class(
 
     class Checked(cls):  # type: ignore[misc,valid-type]
         __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
+        __setup_error: Exception | None = None  # what the user's setup() raised, held
 
         def setup(self, config: dict[str, Any]) -> Any:
             quiet_worker_logs()
-            if trial_config is None:
-                return carried(super().setup, config)
-            self.__secrets = tuple(trial_config.secrets(config))
-            return carried(super().setup, trial_config(config), secrets=self.__secrets)
+            self.__setup_error = None
+            try:
+                if trial_config is None:
+                    return carried(super().setup, config)
+                self.__secrets = tuple(trial_config.secrets(config))
+                return carried(super().setup, trial_config(config), secrets=self.__secrets)
+            except Exception as exc:
+                # Raised here, inside Ray's actor creation, the worker printed its whole
+                # traceback (~30 lines) to the user's terminal. Raised from the first
+                # step() instead, it reaches the driver as a function's error does: the
+                # trial fails with one line, its traceback (setup's frames) in error.txt.
+                self.__setup_error = exc
+                return None
+
+        def _setup_failed(self) -> None:
+            if self.__setup_error is not None:
+                raise self.__setup_error
+
+        def load_checkpoint(self, checkpoint: Any) -> Any:
+            self._setup_failed()  # not an AttributeError of the half-built object instead
+            return super().load_checkpoint(checkpoint)
+
+        def cleanup(self) -> Any:
+            if self.__setup_error is None:  # a failed setup() has nothing to clean up
+                return super().cleanup()
+            return None
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
             config = new_config
@@ -254,6 +277,7 @@ def user_class(
             return True
 
         def step(self) -> Any:
+            self._setup_failed()
             result = carried(super().step, secrets=self.__secrets)
             if not isinstance(result, dict):
                 raise MetricNotReported(

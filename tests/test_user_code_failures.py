@@ -1,0 +1,76 @@
+"""How user code's failures reach the user, through the real `tuner` command: each is one
+line naming the trial and what went wrong, the trial FAILED in MLflow with that line,
+and none of Ray's own tracebacks on the terminal. The same style as
+tests/test_user_code.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.test_user_code import trial_runs, write_sweep
+
+SETUP_CODE = """
+    from ray import tune
+
+
+    class Loader(tune.Trainable):
+        def setup(self, config):
+            if config["height"] < 0:
+                raise FileNotFoundError("no data at /data/missing.csv")
+            self.timestep = 0
+
+        def step(self):
+            self.timestep += 1
+            return {"reward": self.config["height"] * self.timestep}
+
+        def cleanup(self):
+            print("cleaned up", self.timestep)  # fails on a trial whose setup failed
+
+
+    class Reused(Loader):
+        def reset_config(self, new_config):
+            self.timestep = 0
+            return True
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("trainable", ["Loader", "Reused"])
+def test_a_class_whose_setup_raises_fails_its_trial_with_one_line(
+    tmp_path: Path, trainable: str
+) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        SETUP_CODE,
+        trainable=f"user_train:{trainable}",
+        metric="reward",
+        mode="max",
+        searcher={"kind": "grid"},
+        stop={"training_iteration": 2},
+        max_concurrent_trials=1,
+        fail_fast_after=None,
+        params={"height": {"type": "grid", "values": [-1.0, 1.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    line = "FileNotFoundError: no data at /data/missing.csv"
+    assert f"failed before its first result: {line} (traceback: " in out.stdout
+    assert "2 trials: 1 finished" in out.stdout and "1 failed" in out.stdout
+    # Ray's worker printed ~30 lines here: "Exception raised in creation task" and the
+    # traceback, each line prefixed with the worker's pid.
+    assert "creation task" not in out.stderr and "Traceback" not in out.stderr
+    assert "pid=" not in out.stderr, out.stderr
+    _, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    by_height = {run.data.params["height"]: run for run in trials}
+    assert by_height["-1.0"].info.status == "FAILED"
+    assert by_height["-1.0"].data.tags["tuner.error"] == line
+    assert by_height["1.0"].info.status == "FINISHED"
+    assert by_height["1.0"].data.metrics["reward"] == 2.0
+    # The traceback kept for the user shows their setup() and the line that raised.
+    [error_file] = (tmp_path / "tuner_runs" / "user-code").glob("run-*/trial_*/error.txt")
+    text = error_file.read_text()
+    assert "user_train.py" in text and 'raise FileNotFoundError("no data' in text
