@@ -74,3 +74,42 @@ def test_a_class_whose_setup_raises_fails_its_trial_with_one_line(
     [error_file] = (tmp_path / "tuner_runs" / "user-code").glob("run-*/trial_*/error.txt")
     text = error_file.read_text()
     assert "user_train.py" in text and 'raise FileNotFoundError("no data' in text
+
+
+INTERRUPT_CODE = """
+    from ray import tune
+
+
+    def fetch(batch):
+        if batch == 2:
+            raise KeyboardInterrupt  # as a library does on a signal or a "stop" of its own
+        return 1.0 / batch
+
+
+    def fit(config):
+        for batch in range(1, 4):
+            tune.report({"loss": fetch(batch) * config["x"]})
+"""
+
+
+@pytest.mark.e2e
+def test_a_keyboard_interrupt_in_a_trainable_says_where_it_was_raised(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        INTERRUPT_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [1.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 1
+    where = f"{tmp_path / 'user_train.py'}:7 in fetch()"
+    line = f"KeyboardInterrupt raised in the trainable at {where}"
+    # It read "ray.exceptions.TaskCancelledError: Task: TaskID(...) was cancelled."
+    assert f"failed at epoch 1: {line} (traceback: " in out.stdout
+    assert "TaskCancelled" not in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    _, _, [trial] = trial_runs(tmp_path)
+    assert trial.info.status == "FAILED"
+    assert trial.data.tags["tuner.error"] == line
