@@ -113,3 +113,38 @@ def test_a_keyboard_interrupt_in_a_trainable_says_where_it_was_raised(tmp_path: 
     _, _, [trial] = trial_runs(tmp_path)
     assert trial.info.status == "FAILED"
     assert trial.data.tags["tuner.error"] == line
+
+
+EMPTY_GENERATOR_CODE = """
+    def fit(config):
+        batches = [] if config["x"] < 0 else [1.0, 0.5]  # an empty data set, unnoticed
+        for epoch, loss in enumerate(batches):
+            yield {"epoch": epoch, "loss": loss * abs(config["x"])}
+"""
+
+
+@pytest.mark.e2e
+def test_a_generator_that_yields_nothing_fails_its_trial_with_one_line(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        EMPTY_GENERATOR_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        fail_fast_after=None,
+        params={"x": {"type": "grid", "values": [-1.0, 1.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    line = (
+        "MetricNotReported: the trainable yielded no result: yield {'loss': value} once per epoch"
+    )
+    # It ran to FINISHED with an empty result, and Ray said "Last result: " on stdout.
+    assert f"failed before its first result: {line} (traceback: " in out.stdout
+    assert "Last result" not in out.stdout + out.stderr
+    _, parent, trials = trial_runs(tmp_path)
+    by_x = {run.data.params["x"]: run for run in trials}
+    assert by_x["-1.0"].info.status == "FAILED"
+    assert by_x["-1.0"].data.tags["tuner.error"] == line
+    assert by_x["1.0"].info.status == "FINISHED"
+    assert parent.data.tags["tuner.best_run_id"] == by_x["1.0"].info.run_id

@@ -182,11 +182,16 @@ def _checked_generator(
 ) -> UserFunction:
     """A generator trainable whose yielded results are held to the rules of reported
     ones: unchecked, one without the metric (or with a string) ended the whole sweep
-    with a traceback from Ray's driver."""
+    with a traceback from Ray's driver, and one that yielded nothing ran to FINISHED
+    with an empty result (Ray's "Last result: " line on the terminal)."""
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet_worker_logs()
+        from ray import tune
+
+        # As for a function: a trial started from a checkpoint of its end may be done.
+        yielded = _session() is None or tune.get_checkpoint() is not None
         for output in fn(trial_config(config) if trial_config is not None else config):
             if isinstance(output, dict):
                 check_metric(output, metric)
@@ -196,7 +201,13 @@ def _checked_generator(
                     f"the trainable yielded a {type(output).__name__}, not a dict with "
                     f"the sweep's metric: yield {{{_example(metric)}: value}} once per epoch"
                 )
+            yielded = True
             yield output
+        if not yielded:
+            raise MetricNotReported(
+                f"the trainable yielded no result: yield {{{_example(metric)}: value}} "
+                "once per epoch"
+            )
 
     return trainable
 
