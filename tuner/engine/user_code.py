@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from tuner.engine.session import quiet_worker_logs
+from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
@@ -137,10 +137,11 @@ def user_function(
     if inspect.isgeneratorfunction(fn):
         # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
         return _checked_generator(fn, metric, trial_config)
+    quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        quiet_worker_logs()
+        quiet.now()
         secrets: list[str] = []
         if trial_config is not None:
             secrets = trial_config.secrets(config)
@@ -185,9 +186,11 @@ def _checked_generator(
     with a traceback from Ray's driver, and one that yielded nothing ran to FINISHED
     with an empty result (Ray's "Last result: " line on the terminal)."""
 
+    quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
+
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        quiet_worker_logs()
+        quiet.now()
         from ray import tune
 
         # As for a function: a trial started from a checkpoint of its end may be done.
@@ -243,9 +246,11 @@ def user_class(
     class Checked(cls):  # type: ignore[misc,valid-type]
         __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
         __setup_error: Exception | None = None  # what the user's setup() raised, held
+        # Unpickled in a worker with the class, before Ray restores a trial there.
+        __quiet = QuietArrival()
 
         def setup(self, config: dict[str, Any]) -> Any:
-            quiet_worker_logs()
+            self.__quiet.now()
             self.__setup_error = None
             try:
                 if trial_config is None:
