@@ -117,9 +117,13 @@ def test_a_keyboard_interrupt_in_a_trainable_says_where_it_was_raised(tmp_path: 
 
 EMPTY_GENERATOR_CODE = """
     def fit(config):
-        batches = [] if config["x"] < 0 else [1.0, 0.5]  # an empty data set, unnoticed
+        if config["kind"] == "interrupt":
+            yield {"loss": 1.0}
+            raise KeyboardInterrupt
+        batches = [] if config["kind"] == "empty" else [1.0, 0.5]  # an empty data set
         for epoch, loss in enumerate(batches):
-            yield {"epoch": epoch, "loss": loss * abs(config["x"])}
+            # An early return or a bare yield: Ray skips a None, it is no result.
+            yield None if config["kind"] == "none" else {"epoch": epoch, "loss": loss}
 """
 
 
@@ -132,7 +136,7 @@ def test_a_generator_that_yields_nothing_fails_its_trial_with_one_line(tmp_path:
         mode="min",
         searcher={"kind": "grid"},
         fail_fast_after=None,
-        params={"x": {"type": "grid", "values": [-1.0, 1.0]}},
+        params={"kind": {"type": "grid", "values": ["empty", "none", "interrupt", "ok"]}},
     )
     out = run_cli("run", sweep.name, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -142,9 +146,16 @@ def test_a_generator_that_yields_nothing_fails_its_trial_with_one_line(tmp_path:
     # It ran to FINISHED with an empty result, and Ray said "Last result: " on stdout.
     assert f"failed before its first result: {line} (traceback: " in out.stdout
     assert "Last result" not in out.stdout + out.stderr
+    assert "TaskCancelled" not in out.stdout + out.stderr
     _, parent, trials = trial_runs(tmp_path)
-    by_x = {run.data.params["x"]: run for run in trials}
-    assert by_x["-1.0"].info.status == "FAILED"
-    assert by_x["-1.0"].data.tags["tuner.error"] == line
-    assert by_x["1.0"].info.status == "FINISHED"
-    assert parent.data.tags["tuner.best_run_id"] == by_x["1.0"].info.run_id
+    by_kind = {run.data.params["kind"]: run for run in trials}
+    for kind in ("empty", "none"):
+        assert by_kind[kind].info.status == "FAILED", kind
+        assert by_kind[kind].data.tags["tuner.error"] == line
+    # A generator's steps are carried as a function's are (tests above).
+    where = f"{tmp_path / 'user_train.py'}:5 in fit()"
+    assert by_kind["interrupt"].info.status == "FAILED"
+    interrupted = f"KeyboardInterrupt raised in the trainable at {where}"
+    assert by_kind["interrupt"].data.tags["tuner.error"] == interrupted
+    assert by_kind["ok"].info.status == "FINISHED"
+    assert parent.data.tags["tuner.best_run_id"] == by_kind["ok"].info.run_id

@@ -195,16 +195,23 @@ def _checked_generator(
 
         # As for a function: a trial started from a checkpoint of its end may be done.
         yielded = _session() is None or tune.get_checkpoint() is not None
-        for output in fn(trial_config(config) if trial_config is not None else config):
+        secrets = trial_config.secrets(config) if trial_config is not None else []
+        results = fn(trial_config(config) if trial_config is not None else config)
+        while True:
+            # Each step runs as a function does: what it raises (a KeyboardInterrupt, an
+            # error quoting a secret, sys.exit) reaches the user as it does from one.
+            output = carried(next, results, None, secrets=secrets)
+            if inspect.getgeneratorstate(results) == inspect.GEN_CLOSED:
+                break  # returned, or sys.exit(0)
             if isinstance(output, dict):
                 check_metric(output, metric)
                 output = plain_numbers(output)
+                yielded = True  # Ray reports a dict; it skips None
             elif not isinstance(output, bool) and as_number(output) is not None:
                 raise MetricNotReported(
                     f"the trainable yielded a {type(output).__name__}, not a dict with "
                     f"the sweep's metric: yield {{{_example(metric)}: value}} once per epoch"
                 )
-            yielded = True
             yield output
         if not yielded:
             raise MetricNotReported(
