@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from tuner.engine.session import quiet_worker_logs
+from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
@@ -137,10 +137,11 @@ def user_function(
     if inspect.isgeneratorfunction(fn):
         # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
         return _checked_generator(fn, metric, trial_config)
+    quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        quiet_worker_logs()
+        quiet.now()
         secrets: list[str] = []
         if trial_config is not None:
             secrets = trial_config.secrets(config)
@@ -182,21 +183,41 @@ def _checked_generator(
 ) -> UserFunction:
     """A generator trainable whose yielded results are held to the rules of reported
     ones: unchecked, one without the metric (or with a string) ended the whole sweep
-    with a traceback from Ray's driver."""
+    with a traceback from Ray's driver, and one that yielded nothing ran to FINISHED
+    with an empty result (Ray's "Last result: " line on the terminal)."""
+
+    quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        quiet_worker_logs()
-        for output in fn(trial_config(config) if trial_config is not None else config):
+        quiet.now()
+        from ray import tune
+
+        # As for a function: a trial started from a checkpoint of its end may be done.
+        yielded = _session() is None or tune.get_checkpoint() is not None
+        secrets = trial_config.secrets(config) if trial_config is not None else []
+        results = fn(trial_config(config) if trial_config is not None else config)
+        while True:
+            # Each step runs as a function does: what it raises (a KeyboardInterrupt, an
+            # error quoting a secret, sys.exit) reaches the user as it does from one.
+            output = carried(next, results, None, secrets=secrets)
+            if inspect.getgeneratorstate(results) == inspect.GEN_CLOSED:
+                break  # returned, or sys.exit(0)
             if isinstance(output, dict):
                 check_metric(output, metric)
                 output = plain_numbers(output)
+                yielded = True  # Ray reports a dict; it skips None
             elif not isinstance(output, bool) and as_number(output) is not None:
                 raise MetricNotReported(
                     f"the trainable yielded a {type(output).__name__}, not a dict with "
                     f"the sweep's metric: yield {{{_example(metric)}: value}} once per epoch"
                 )
             yield output
+        if not yielded:
+            raise MetricNotReported(
+                f"the trainable yielded no result: yield {{{_example(metric)}: value}} "
+                "once per epoch"
+            )
 
     return trainable
 
@@ -231,13 +252,38 @@ def user_class(
 
     class Checked(cls):  # type: ignore[misc,valid-type]
         __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
+        __setup_error: Exception | None = None  # what the user's setup() raised, held
+        # Unpickled in a worker with the class, before Ray restores a trial there.
+        __quiet = QuietArrival()
 
         def setup(self, config: dict[str, Any]) -> Any:
-            quiet_worker_logs()
-            if trial_config is None:
-                return carried(super().setup, config)
-            self.__secrets = tuple(trial_config.secrets(config))
-            return carried(super().setup, trial_config(config), secrets=self.__secrets)
+            self.__quiet.now()
+            self.__setup_error = None
+            try:
+                if trial_config is None:
+                    return carried(super().setup, config)
+                self.__secrets = tuple(trial_config.secrets(config))
+                return carried(super().setup, trial_config(config), secrets=self.__secrets)
+            except Exception as exc:
+                # Raised here, inside Ray's actor creation, the worker printed its whole
+                # traceback (~30 lines) to the user's terminal. Raised from the first
+                # step() instead, it reaches the driver as a function's error does: the
+                # trial fails with one line, its traceback (setup's frames) in error.txt.
+                self.__setup_error = exc
+                return None
+
+        def _setup_failed(self) -> None:
+            if self.__setup_error is not None:
+                raise self.__setup_error
+
+        def load_checkpoint(self, checkpoint: Any) -> Any:
+            self._setup_failed()  # not an AttributeError of the half-built object instead
+            return super().load_checkpoint(checkpoint)
+
+        def cleanup(self) -> Any:
+            if self.__setup_error is None:  # a failed setup() has nothing to clean up
+                return super().cleanup()
+            return None
 
         def reset_config(self, new_config: dict[str, Any]) -> Any:
             config = new_config
@@ -254,6 +300,7 @@ def user_class(
             return True
 
         def step(self) -> Any:
+            self._setup_failed()
             result = carried(super().step, secrets=self.__secrets)
             if not isinstance(result, dict):
                 raise MetricNotReported(

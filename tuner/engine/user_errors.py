@@ -7,7 +7,8 @@ class whose `__init__` takes other arguments than it passes to `Exception.__init
 from Python's copy module instead of their error. An exception holding something that
 does not pickle (a lock, a connection) made Ray print 80 lines of its own traceback.
 `sys.exit()` in a trainable either ended in Ray's "Should not have reached here" (code
-0) or killed the worker ("The actor is dead ...") for any other code.
+0) or killed the worker ("The actor is dead ...") for any other code. A KeyboardInterrupt
+raised in a trainable reached the user as Ray's TaskCancelledError.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def carried(call: Callable[..., T], *args: Any, secrets: Sequence[str] = ()) -> 
             return None  # type: ignore[return-value]
         failure = TrainableExit(f"the trainable called sys.exit({exc.code!r})")
         raise failure.with_traceback(exc.__traceback__) from None
+    except KeyboardInterrupt as exc:
+        # Ray's workers block SIGINT, so this is the user's code raising it (a library
+        # that turns a signal or a "stop" into one). Ray reported it as a bare
+        # "TaskCancelledError: Task ... was cancelled", as if Ray had stopped the trial.
+        interrupted = UserError(_redacted(_interrupted(exc), secrets))
+        raise interrupted.with_traceback(exc.__traceback__) from None
     except Exception as exc:
         stand_in = _without_secrets(exc, secrets) or _stand_in(exc)
         if stand_in is None:
@@ -76,6 +83,17 @@ def _without_secrets(exc: BaseException, secrets: Sequence[str]) -> UserError | 
         stand_in.add_note(f"caused by {_redacted(_python_line(cause), secrets)}")
         cause = cause.__cause__ or cause.__context__
     return stand_in
+
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """`KeyboardInterrupt raised in the trainable at /my/train.py:12 in load()`: the
+    innermost frame, where the user's code (or a library it called) raised it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}()"
+    message = str(exc)
+    return f"KeyboardInterrupt raised in the trainable{where if frames else ''}" + (
+        f": {message}" if message else ""
+    )
 
 
 def _redacted(text: str, secrets: Sequence[str]) -> str:
