@@ -30,6 +30,7 @@ from bench import (
     stores,
     tpe,
     tracking,
+    trial_start,
 )
 from bench.common import SHARED_RAY_ENV
 
@@ -304,3 +305,14 @@ def test_endtoend_benchmark_times_tuner_run_against_the_optuna_and_ray_tune_scri
     assert 0 < phases["first result"] <= phases["last trial ended"] <= phases["summary printed"]
     table = (tmp_path / "endtoend-smoke.md").read_text()
     assert "tuner / optuna" in table and "tuner / ray tune" in table
+
+
+def test_trial_start_benchmark_times_a_fresh_process_first_optimizer(tmp_path: Path) -> None:
+    result = json.loads(trial_start.main(["--smoke", "--out", str(tmp_path)]).read_text())
+    rows = result["processes"]
+    assert set(rows) == {"adam", trial_start.PREIMPORTED}
+    (alone,) = rows["adam"]
+    (preimported,) = rows[trial_start.PREIMPORTED]
+    assert alone["build_optimizer_s"] > 0 and alone["first_step_s"] > 0
+    assert "import_dynamo_s" in preimported and "import_dynamo_s" not in alone
+    assert (tmp_path / "trial-start-smoke.md").read_text().startswith("| optimizer |")
