@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from tuner.cli.common import held_line
+from tuner.spec.errors import printable
 
 if TYPE_CHECKING:
     from tuner.engine.outcome import SweepResult
@@ -15,14 +17,23 @@ if TYPE_CHECKING:
 
 
 def front_lines(front: list[FrontTrial]) -> list[str]:
-    """One line per trial of a Pareto front: its objectives, then its params."""
+    """One line per trial of a Pareto front: its objectives, then its params, escaped as
+    `param_lines` says."""
     return [
-        f"  trial {trial.trial_id}: "
-        + " ".join(f"{metric}={value:.6g}" for metric, value in trial.values.items())
-        + "  "
-        + " ".join(f"{name}={value}" for name, value in trial.params.items())
+        printable(
+            f"  trial {trial.trial_id}: "
+            + " ".join(f"{metric}={value:.6g}" for metric, value in trial.values.items())
+            + "  "
+            + " ".join(f"{name}={value}" for name, value in trial.params.items())
+        )
         for trial in front
     ]
+
+
+def param_lines(params: Mapping[str, object]) -> list[str]:
+    """`  name = value`, one a param. A value is the user's string (a choice): its escape
+    sequences shown as text, so that printing it cannot retitle or clear the terminal."""
+    return [printable(f"  {name} = {value}") for name, value in params.items()]
 
 
 def print_summary(result: SweepResult) -> None:
@@ -52,8 +63,8 @@ def _summarize(result: SweepResult) -> None:
     else:
         what = f"best trial {best.trial_id}"
     out.print(f"{what}: {best.metric} = {best.value:.6g}", markup=False)
-    for name, value in best.params.items():
-        out.print(f"  {name} = {value}", markup=False)
+    for line in param_lines(best.params):
+        out.print(line, markup=False)
     out.print(
         f"MLflow: experiment '{result.name}', sweep run {result.parent_run_id}, "
         f"best trial run {best.run_id}",

@@ -235,8 +235,10 @@ def best(
             typer.echo(line)
     typer.echo(f"sweep {report.sweep}: best trial {report.trial_id}")
     typer.echo(f"  {report.metric} = {report.value:.6g} ({report.mode})")
-    for key, value in sorted(report.params.items()):
-        typer.echo(f"  {key} = {value}")
+    from tuner.cli.summary import param_lines
+
+    for line in param_lines(dict(sorted(report.params.items()))):
+        typer.echo(line)
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
     if report.schedule:
@@ -332,7 +334,7 @@ def report(
         )
         typer.echo(f"logged to the sweep's MLflow run: {run.artifact_uri}/{PLOTS_ARTIFACT}/")
     for plot, why in made.skipped.items():
-        typer.echo(f"  not drawn: {plot}: {why}")
+        typer.echo(printable(f"  not drawn: {plot}: {why}"))  # an error's text, escaped
     if open_it:
         import webbrowser
 

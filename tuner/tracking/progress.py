@@ -16,9 +16,11 @@ from ray.tune import Callback
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from tuner.search.early_stops import EarlyStops
 from tuner.spec import SweepSpec
+from tuner.spec.errors import printable
 from tuner.tracking.results import (
     as_number,
     error_hint,
@@ -37,6 +39,13 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+def shown(text: str) -> Text:
+    """`text` as a terminal cell shows it, never as instructions: a choice value or an
+    error is the user's (`[bold red]`, an escape sequence that retitles or clears the
+    terminal). A plain string cell is Rich markup, and Rich passes ESC through."""
+    return Text(printable(text))
 
 
 def row_rank(score: float | None, mode: str) -> float:
@@ -89,24 +98,25 @@ class ProgressTable(Callback):  # type: ignore[misc]
         counts.update(self._released())
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
         table = Table(
-            title=f"{self._spec.name}: {counts.total()} trials ({summary})",
+            title=shown(f"{self._spec.name}: {counts.total()} trials ({summary})"),
             title_justify="left",
         )
         for column in ["trial", "status", *self._spec.params, "epoch", metric]:
-            table.add_column(column, justify="right" if column != "status" else "left")
+            table.add_column(shown(column), justify="right" if column != "status" else "left")
         # Running trials first, then the best scores: the rows a user watches.
         running = [t for t in trials if t.status == "RUNNING"]
         rest = sorted((t for t in trials if t.status != "RUNNING"), key=lambda t: rank[t.trial_id])
         for trial in (running + rest)[:MAX_ROWS]:
             result = trial.last_result or {}
             score = scores[trial.trial_id]
-            table.add_row(
+            cells = [
                 trial.trial_id,
                 self._status(trial),
                 *(format_value(trial.config.get(name)) for name in self._spec.params),
                 format_value(result_step(result) if "training_iteration" in result else None),
                 ("* " if trial is best else "") + format_value(score),
-            )
+            ]
+            table.add_row(*map(shown, cells))
         return table
 
     def setup(
@@ -135,9 +145,12 @@ class ProgressTable(Callback):  # type: ignore[misc]
         score = format_value(self._score(trial))
         epoch = format_value(result_step(trial.last_result) if trial.last_result else None)
         self._console.print(
-            f"trial {trial.trial_id} {self._status_after_end(trial)} at epoch {epoch}: "
-            f"{self._spec.metric}={score} {params}",
+            printable(
+                f"trial {trial.trial_id} {self._status_after_end(trial)} at epoch {epoch}: "
+                f"{self._spec.metric}={score} {params}"
+            ),
             highlight=False,
+            markup=False,
         )
 
     def _status_after_end(self, trial: Any) -> str:
@@ -175,8 +188,11 @@ class ProgressTable(Callback):  # type: ignore[misc]
             line = error + (f" -- {hint}" if hint else "")
             # Where the experiment keeps it (Ray's staging copy is gone after the run).
             line += f" (traceback: {trial.path}/error.txt)" if trial.error_file else ""
+        # The error is the user's text: escaped, so it cannot drive the terminal.
         self._console.print(
-            f"trial {trial.trial_id} failed{where}: {line}", highlight=False, markup=False
+            printable(f"trial {trial.trial_id} failed{where}: {line}"),
+            highlight=False,
+            markup=False,
         )
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
