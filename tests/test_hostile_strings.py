@@ -1,10 +1,14 @@
 """Strings a sweep's user or their code controls, shown where tuner shows them: choice
 values, an exception's text and reported metric names with HTML, Rich markup and
 terminal escape sequences in them, through the real `tuner` command. In a terminal they
-are text, never instructions."""
+are text, never instructions; in report.html, opened by a real headless browser, they
+are text, never markup or script."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -107,3 +111,50 @@ def test_a_cell_is_text_not_markup() -> None:
         console.print(shown(BEST))
     assert_inert(captured.get())
     assert MARKUP in captured.get()
+
+
+class Page(HTMLParser):
+    """What a page shows as text, and every attribute on its <body>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.body: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self.body = dict(attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def browser_dom(page: Path, profile: Path) -> Page:
+    """The page's DOM after a real headless Chromium loaded it and ran what it runs."""
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+    if browser is None:
+        pytest.skip("no Chromium on this machine to open the report in")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}"]
+    done = subprocess.run(
+        [browser, *flags, "--dump-dom", page.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    parsed = Page()
+    parsed.feed(done.stdout)
+    return parsed
+
+
+def test_the_report_shows_user_strings_as_text_in_a_browser(swept: Path) -> None:
+    # The probe itself: a page that does not escape them is marked.
+    control = swept / "control.html"
+    control.write_text(f"<!doctype html><html><body><p>{IMG}</p></body></html>")
+    assert browser_dom(control, swept / "profile").body.get("data-pwned") == "img"
+    done = run_cli("report", "hostile", "--out", "out", cwd=swept)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+    page = browser_dom(swept / "out" / "report.html", swept / "profile")
+    assert "data-pwned" not in page.body
+    assert f"{IMG}{SCRIPT}{MARKUP}" in "".join(page.text)
