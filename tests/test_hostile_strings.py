@@ -158,3 +158,35 @@ def test_the_report_shows_user_strings_as_text_in_a_browser(swept: Path) -> None
     page = browser_dom(swept / "out" / "report.html", swept / "profile")
     assert "data-pwned" not in page.body
     assert f"{IMG}{SCRIPT}{MARKUP}" in "".join(page.text)
+
+
+TEX_CODE = """
+from ray import tune
+
+def fit(config):
+    for epoch in range(2):
+        tune.report({"score": config["x"] + epoch, "epoch": epoch + 1})
+"""
+
+
+def test_choices_written_as_tex_are_drawn_as_written(tmp_path: Path) -> None:
+    # matplotlib reads "$...$" in a label as TeX: this choice once cost the two plots
+    # that label the params with it ("not drawn: ValueError: Unknown symbol").
+    (tmp_path / "user_train.py").write_text(TEX_CODE)
+    sweep = {
+        **SWEEP,
+        "name": "tex",
+        "num_samples": 6,
+        "searcher": {"kind": "optuna", "sampler": "random", "seed": 0},
+        "params": {
+            "kind": {"type": "categorical", "choices": ["$\\undefinedcmd$", "$x^2$"]},
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+        },
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    done = run_cli("run", "sweep.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("report", "tex", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "not drawn" not in done.stdout + done.stderr
+    assert "(5 plots)" in done.stdout

@@ -27,6 +27,7 @@ import optuna
 
 from tuner.search.promotion import rung_epochs
 from tuner.spec import AshaScheduler
+from tuner.spec.errors import printable
 from tuner.tracking.big_sweeps import (
     LEGEND_ENTRIES,
     curves_drawn,
@@ -93,18 +94,21 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
             report.skipped[name] = why
             continue
         try:
-            with warnings.catch_warnings():
+            # Labels are the user's values: a choice "$x^2$" was drawn as TeX, and one
+            # matplotlib cannot parse ("$\\alpha_$") cost the plots that label it.
+            with warnings.catch_warnings(), matplotlib.rc_context({"text.parse_math": False}):
                 warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
                 axes = draw()
-            figure = _figure_of(axes)
-            figure.set_size_inches(9, 5.5)
-            path = folder / f"{name}.png"
-            figure.savefig(path, dpi=DPI, bbox_inches="tight")
+                figure = _figure_of(axes)
+                figure.set_size_inches(9, 5.5)
+                path = folder / f"{name}.png"
+                figure.savefig(path, dpi=DPI, bbox_inches="tight")
             pyplot.close(figure)
             report.plots[name] = path
         except Exception as exc:  # one plot's failure must not cost the others
-            logger.warning("plot %s not drawn: %s", name, exc)
-            report.skipped[name] = f"{type(exc).__name__}: {exc}"
+            # One line: the text may quote a user's value, escape sequences and all.
+            report.skipped[name] = printable(f"{type(exc).__name__}: {exc}")
+            logger.warning("plot %s not drawn: %s", name, report.skipped[name])
     (folder / "importances.json").write_text(json.dumps(report.importances, indent=2))
     report.html.write_text(_html(sweep, report, finished))
     return report
