@@ -113,6 +113,20 @@ def test_a_cell_is_text_not_markup() -> None:
     assert MARKUP in captured.get()
 
 
+def test_a_sweep_whose_trials_all_fail_ends_on_an_escaped_line(tmp_path: Path) -> None:
+    (tmp_path / "user_train.py").write_text(f"def fit(config):\n    raise ValueError({ERROR!r})\n")
+    sweep = {**SWEEP, "num_samples": 3, "searcher": {"kind": "random"}}
+    sweep["params"] = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    done = run_cli("run", "sweep.yaml", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error: ")]
+    assert_inert(line)
+    assert line.endswith(
+        f"all failed with ValueError: boom <b>bold</b> {SCRIPT} {MARKUP} \\x1b]0;pwned\\x07\\x1b[2J"
+    )
+
+
 class Page(HTMLParser):
     """What a page shows as text, and every attribute on its <body>."""
 

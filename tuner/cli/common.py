@@ -18,6 +18,7 @@ from tuner.cli.json_errors import echo_error
 from tuner.engine.loading import load_spec
 from tuner.engine.phases import Phases
 from tuner.spec import SpecError, SweepSpec
+from tuner.spec.errors import printable
 from tuner.spec.limits import SweepFileLoader
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ TrackingUri = Annotated[
 
 
 def fail(message: str, code: int) -> NoReturn:
-    stderr.print(f"error: {message}", markup=False)
+    # Escaped: a message may quote a trial's exception ("its first 3 trials all failed
+    # with ..."), whose escape sequences a terminal would obey. JSON escapes its own.
+    stderr.print(printable(f"error: {message}"), markup=False)
     echo_error(message, code)  # on stdout too, under --json
     raise typer.Exit(code)
 
