@@ -1,0 +1,45 @@
+"""`tuner status/logs/stop` given odd input: each answer is one line, in bounded time.
+
+Without a cluster: addresses nobody answers. A user's shell holds a token but does
+not set RAY_AUTH_MODE (Ray's own helper turns token auth on from the token).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.servers import free_port
+from tests.conftest import TUNER, cli_env
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "0123456789abcdef" * 2
+
+
+def users_shell(**extra: str) -> dict[str, str]:
+    env = cli_env({"RAY_AUTH_TOKEN": TOKEN, **extra})
+    env.pop("RAY_AUTH_MODE", None)  # a user's shell: Ray decides from the token
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def tuner(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TUNER, *args], cwd=cwd, env=users_shell(**extra),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_status_of_an_unreachable_cluster_is_one_line_without_rays_auth_note(
+    tmp_path: Path,
+) -> None:
+    address = f"http://127.0.0.1:{free_port()}"
+    done = tuner("status", "--address", address, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot reach the Ray Jobs API at {address}: "
+        f"Failed to connect to Ray at address: {address}."
+    ]
