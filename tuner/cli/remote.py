@@ -146,9 +146,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """State of each submitted sweep: its job, trial counts by state, best so far."""
+    from tuner.cli.job_rows import job_counts, json_row
     from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
-    from tuner.tracking.access import TrackingLoginError, tracking_access
-    from tuner.tracking.status import INTERRUPTED, trial_counts
+    from tuner.tracking.status import INTERRUPTED
 
     try:
         cluster = Cluster(check_jobs_address(address))
@@ -157,36 +157,9 @@ def status(
         fail(str(exc), EXIT_FAILED)
     if sweep is not None and not jobs:
         fail(f"no sweep or job named {sweep!r} on the cluster", EXIT_FAILED)
-    rows = []
-    for job in jobs:
-        counts, problem = None, ""
-        uri = tracking_uri or job.tracking_uri
-        if uri:
-            try:
-                with tracking_access(uri):
-                    counts = trial_counts(uri, job.sweep, job.submission_id, job_ended=job.finished)
-            except TrackingLoginError as exc:
-                problem = str(exc)
-            except Exception as exc:  # the job's state is still worth showing
-                problem = f"MLflow unreachable: {type(exc).__name__}"
-        rows.append((job, counts, problem))
+    rows = [(job, *job_counts(job, tracking_uri)) for job in jobs]
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "sweep": job.sweep,
-                        "job": job.submission_id,
-                        "action": job.action,
-                        "status": job.status,
-                        "message": job.message,
-                        **(counts.as_dict() if counts else {}),
-                    }
-                    for job, counts, _ in rows
-                ],
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps([json_row(*row) for row in rows], indent=2))
         return
     if not rows:
         typer.echo("no sweeps submitted to this cluster")
