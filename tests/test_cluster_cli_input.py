@@ -43,3 +43,36 @@ def test_status_of_an_unreachable_cluster_is_one_line_without_rays_auth_note(
         f"error: cannot reach the Ray Jobs API at {address}: "
         f"Failed to connect to Ray at address: {address}."
     ]
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("http://[::1", "error: address 'http://[::1': not a URL (Invalid IPv6 URL)"),
+        (
+            "http://127.0.0.1:99999",
+            "error: address 'http://127.0.0.1:99999': not a URL (Port out of range 0-65535)",
+        ),
+        (
+            "127.0.0.1:8265",
+            "error: address '127.0.0.1:8265': the Ray Jobs API is an http(s):// URL "
+            "(http://HEAD:8265)",
+        ),
+        (
+            "http://bob:pw123@127.0.0.1:8265",
+            "error: address 'http://***@127.0.0.1:8265': the Ray Jobs API takes no login in "
+            "its URL; the cluster's token goes in RAY_AUTH_TOKEN",
+        ),
+    ],
+)
+def test_an_odd_address_is_one_line_without_its_password(
+    tmp_path: Path, address: str, expected: str
+) -> None:
+    """Before: "[::1" was a traceback; a login in the URL was echoed in every error line
+    and sent in place of the token, so the head said the token was wrong."""
+    for command in ("status", "logs", "stop"):
+        args = [command] if command == "status" else [command, "some-sweep"]
+        done = tuner(*args, "--address", address, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().splitlines() == [expected]
+        assert "pw123" not in done.stdout + done.stderr

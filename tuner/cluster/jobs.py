@@ -186,12 +186,33 @@ def check_jobs_address(address: str | None) -> str:
     """The Jobs API address, which is the dashboard's URL: http(s)://HEAD:8265."""
     if not address:
         raise ClusterError("no cluster address: set RAY_ADDRESS=http://HEAD:8265 or --address")
-    parsed = urlparse(address)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    try:
+        parsed = urlparse(address)
+        parsed.port  # noqa: B018 - parses the port: "[::1" and ":99999" raise here
+    except ValueError as exc:  # urllib's own words, not a traceback
+        raise ClusterError(f"address {redacted(address)!r}: not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ClusterError(
-            f"address {address!r}: the Ray Jobs API is an http(s):// URL (http://HEAD:8265)"
+            f"address {redacted(address)!r}: the Ray Jobs API is an http(s):// URL "
+            "(http://HEAD:8265)"
+        )
+    if parsed.username is not None or parsed.password is not None:
+        # Each error line echoed the address, password and all; and the login went out
+        # as HTTP basic auth in place of the cluster's token, which the head refused.
+        raise ClusterError(
+            f"address {redacted(address)!r}: the Ray Jobs API takes no login in its URL; "
+            "the cluster's token goes in RAY_AUTH_TOKEN"
         )
     return address.rstrip("/")
+
+
+def redacted(address: str) -> str:
+    """The address without what stands before an "@" in it (a login), fit to print."""
+    scheme, sep, rest = address.rpartition("://")
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return address
+    return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def connect(address: str) -> JobSubmissionClient:
