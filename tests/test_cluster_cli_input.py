@@ -76,3 +76,24 @@ def test_an_odd_address_is_one_line_without_its_password(
         assert done.returncode == 1, done.stderr
         assert done.stderr.strip().splitlines() == [expected]
         assert "pw123" not in done.stdout + done.stderr
+
+
+def test_submit_refuses_a_password_in_the_tracking_uri_before_anything_else(
+    tmp_path: Path,
+) -> None:
+    """Before: it went into the job's metadata and entrypoint, readable in the dashboard."""
+    (tmp_path / "sweep.yaml").write_text(
+        "name: pw-in-uri\ntrainable: builtin:classifier\nmetric: val_accuracy\nmode: max\n"
+        "params:\n  lr: {type: float, low: 0.001, high: 0.1}\n"
+    )
+    done = tuner(
+        "submit", "sweep.yaml", "--storage", "s3://bucket/sweeps",
+        "--tracking-uri", "http://bob:pw123@127.0.0.1:5000",
+        "--address", f"http://127.0.0.1:{free_port()}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: --tracking-uri http://bob:***@127.0.0.1:5000: put the login in "
+        "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD on the cluster's nodes, "
+        "not in the URI (it would be stored with the job)"
+    ]

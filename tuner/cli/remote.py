@@ -83,6 +83,17 @@ def submit(
 
 def cluster_locations(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
     """A cluster sweep needs storage every node shares and a tracking server to browse."""
+    if tracking_uri and urlparse(tracking_uri).password is not None:
+        from tuner.tracking.access import redacted
+
+        # Checked first: the URI goes into the job's metadata and command line, which
+        # anyone with the cluster's token reads in the dashboard.
+        fail(
+            f"--tracking-uri {redacted(tracking_uri)}: put the login in "
+            "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD on the cluster's nodes, "
+            "not in the URI (it would be stored with the job)",
+            EXIT_INVALID,
+        )
     if not storage:
         fail("--storage: a cluster sweep needs shared storage (s3://bucket/prefix)", EXIT_INVALID)
     check_storage(storage)
