@@ -205,14 +205,17 @@ def logs(
 ) -> None:
     """The driver's output of a sweep's latest job."""
     from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
+    from tuner.cluster.log_text import printable
 
     try:
         cluster = Cluster(check_jobs_address(address))
         job = cluster.latest(sweep)
         if follow:
-            cluster.follow_logs(job, lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+            cluster.follow_logs(
+                job, lambda text: (sys.stdout.write(printable(text)), sys.stdout.flush())
+            )
         else:
-            sys.stdout.write(cluster.logs(job))
+            sys.stdout.write(printable(cluster.logs(job)))
     except ClusterError as exc:
         fail(str(exc), EXIT_FAILED)
 
