@@ -158,7 +158,7 @@ def status(
 ) -> None:
     """State of each submitted sweep: its job, trial counts by state, best so far."""
     from tuner.cli.job_rows import job_counts, json_row
-    from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
+    from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address, shown
     from tuner.tracking.status import INTERRUPTED
 
     try:
@@ -167,7 +167,7 @@ def status(
     except ClusterError as exc:
         fail(str(exc), EXIT_FAILED)
     if sweep is not None and not jobs:
-        fail(f"no sweep or job named {sweep!r} on the cluster", EXIT_FAILED)
+        fail(f"no sweep or job named {shown(sweep)} on the cluster", EXIT_FAILED)
     rows = [(job, *job_counts(job, tracking_uri)) for job in jobs]
     if as_json:
         typer.echo(json.dumps([json_row(*row) for row in rows], indent=2))

@@ -142,7 +142,9 @@ class Cluster:
     def latest(self, sweep: str) -> SweepJob:
         jobs = self.jobs(sweep)
         if not jobs:
-            raise ClusterError(f"no sweep or job named {sweep!r} on the cluster at {self.address}")
+            raise ClusterError(
+                f"no sweep or job named {shown(sweep)} on the cluster at {self.address}"
+            )
         return jobs[-1]
 
     def logs(self, job: SweepJob) -> str:
@@ -180,6 +182,14 @@ class Cluster:
             raise ClusterError(f"lost the Ray cluster at {self.address}: {exc}") from None
         except RuntimeError as exc:  # the Jobs API's answer to a bad request
             raise ClusterError(_first_line(str(exc))) from None
+
+
+def shown(name: str, most: int = 80) -> str:
+    """A sweep name or job id as an error quotes it: escaped, and a long one cut short,
+    since a 10,000-character argument made a 10,000-character error line."""
+    if len(name) <= most:
+        return repr(name)
+    return f"{name[:most]!r}... ({len(name)} characters)"
 
 
 def check_jobs_address(address: str | None) -> str:
