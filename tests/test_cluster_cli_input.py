@@ -97,3 +97,13 @@ def test_submit_refuses_a_password_in_the_tracking_uri_before_anything_else(
         "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD on the cluster's nodes, "
         "not in the URI (it would be stored with the job)"
     ]
+
+
+def test_resume_with_a_broken_jobs_address_is_one_line(tmp_path: Path) -> None:
+    """Before: `tuner resume` parsed the address to choose the cluster path and raised
+    urllib's "Invalid IPv6 URL" traceback."""
+    done = tuner("resume", "some-sweep", "--address", "http://[::1", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: address 'http://[::1': not a URL (Invalid IPv6 URL)"
+    ]
