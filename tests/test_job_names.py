@@ -1,5 +1,6 @@
-"""A sweep name or job id that names nothing on the cluster is quoted in one short line:
-a 10,000-character argument was a 10,000-character error line."""
+"""The Jobs API client's answers to odd input, in one short line and bounded time: a sweep
+name or job id that names nothing (a 10,000-character one was a 10,000-character error
+line), a head that accepts connections and never answers."""
 
 from __future__ import annotations
 
@@ -29,3 +30,22 @@ def test_a_long_name_is_cut_short_in_the_error() -> None:
 def test_odd_characters_are_escaped() -> None:
     assert shown("a\nb\x1b[2J") == repr("a\nb\x1b[2J")
     assert "\n" not in shown("a\nb") and "\x1b" not in shown("\x1b")
+
+
+def test_a_head_that_never_answers_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: Ray's client set no timeout, and `tuner status` waited for as long as the
+    user did (over 100 s seen) on a port that accepts connections and says nothing."""
+    import socket
+    import time
+
+    from tuner.cluster import jobs
+
+    monkeypatch.setattr(jobs, "JOBS_API_TIMEOUT_S", (1.0, 1.0))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ClusterError, match=f"cannot reach the Ray Jobs API at {address}"):
+            jobs.connect(address)
+        assert time.monotonic() - started < 10

@@ -225,11 +225,25 @@ def redacted(address: str) -> str:
     return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{path}"
 
 
+# (connect, read) seconds for each Jobs API request. Ray's client sets none: a head
+# whose port accepts connections but never answers (a hung dashboard, a firewall that
+# swallows packets) held `tuner status` for as long as anyone waited.
+JOBS_API_TIMEOUT_S = (10.0, 60.0)
+
+
+class _BoundedClient(JobSubmissionClient):
+    """Ray's Jobs API client, each request bounded by JOBS_API_TIMEOUT_S."""
+
+    def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", JOBS_API_TIMEOUT_S)
+        return super()._do_request(method, endpoint, **kwargs)
+
+
 def connect(address: str) -> JobSubmissionClient:
     """A Jobs API client that sends the cluster's token (RAY_AUTH_TOKEN, ~/.ray/auth_token)."""
     use_token_auth_if_available()
     try:
-        return JobSubmissionClient(address)
+        return _BoundedClient(address)
     except AuthenticationError:
         raise ClusterError(_token_problem(address)) from None
     except (ConnectionError, OSError) as exc:
