@@ -97,3 +97,14 @@ def test_logs_keep_colours_and_drop_terminal_control(head: Head, tmp_path: Path)
     assert "A \x1b[31mred\x1b[0m B\n" in done.stdout
     assert "\x07" not in done.stdout and "\x1b]" not in done.stdout
     assert "\x1b[2J" not in done.stdout
+
+
+def test_logs_follow_of_an_ended_job_prints_its_log_and_nothing_else(
+    head: Head, tmp_path: Path
+) -> None:
+    """Before: Ray's "INFO ... WebSocket closed for job ..." line followed on stderr."""
+    submit_job(head, "followed-1", "echo the-end", f"http://127.0.0.1:{free_port()}")
+    done = run_cli("logs", "followed", "--follow", cwd=tmp_path, env=head.env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "the-end\n" in done.stdout
+    assert done.stderr == ""

@@ -11,6 +11,7 @@ here takes a sweep name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import time
@@ -152,6 +153,9 @@ class Cluster:
 
     def follow_logs(self, job: SweepJob, write: Callable[[str], Any]) -> None:
         """Stream the job's log until the job ends."""
+        # Ray's client logs "WebSocket closed for job ... with close code 1000" at INFO on
+        # stderr when the stream ends as it should: a line under the user's log.
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
 
         async def tail() -> None:
             async for lines in self.client.tail_job_logs(job.submission_id):
