@@ -83,6 +83,17 @@ def submit(
 
 def cluster_locations(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
     """A cluster sweep needs storage every node shares and a tracking server to browse."""
+    if tracking_uri and urlparse(tracking_uri).password is not None:
+        from tuner.tracking.access import redacted
+
+        # Checked first: the URI goes into the job's metadata and command line, which
+        # anyone with the cluster's token reads in the dashboard.
+        fail(
+            f"--tracking-uri {redacted(tracking_uri)}: put the login in "
+            "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD on the cluster's nodes, "
+            "not in the URI (it would be stored with the job)",
+            EXIT_INVALID,
+        )
     if not storage:
         fail("--storage: a cluster sweep needs shared storage (s3://bucket/prefix)", EXIT_INVALID)
     check_storage(storage)
@@ -146,9 +157,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """State of each submitted sweep: its job, trial counts by state, best so far."""
-    from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
-    from tuner.tracking.access import TrackingLoginError, tracking_access
-    from tuner.tracking.status import INTERRUPTED, trial_counts
+    from tuner.cli.job_rows import job_counts, json_row
+    from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address, shown
+    from tuner.tracking.status import INTERRUPTED
 
     try:
         cluster = Cluster(check_jobs_address(address))
@@ -156,37 +167,10 @@ def status(
     except ClusterError as exc:
         fail(str(exc), EXIT_FAILED)
     if sweep is not None and not jobs:
-        fail(f"no sweep or job named {sweep!r} on the cluster", EXIT_FAILED)
-    rows = []
-    for job in jobs:
-        counts, problem = None, ""
-        uri = tracking_uri or job.tracking_uri
-        if uri:
-            try:
-                with tracking_access(uri):
-                    counts = trial_counts(uri, job.sweep, job.submission_id, job_ended=job.finished)
-            except TrackingLoginError as exc:
-                problem = str(exc)
-            except Exception as exc:  # the job's state is still worth showing
-                problem = f"MLflow unreachable: {type(exc).__name__}"
-        rows.append((job, counts, problem))
+        fail(f"no sweep or job named {shown(sweep)} on the cluster", EXIT_FAILED)
+    rows = [(job, *job_counts(job, tracking_uri)) for job in jobs]
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "sweep": job.sweep,
-                        "job": job.submission_id,
-                        "action": job.action,
-                        "status": job.status,
-                        "message": job.message,
-                        **(counts.as_dict() if counts else {}),
-                    }
-                    for job, counts, _ in rows
-                ],
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps([json_row(*row) for row in rows], indent=2))
         return
     if not rows:
         typer.echo("no sweeps submitted to this cluster")
@@ -221,14 +205,17 @@ def logs(
 ) -> None:
     """The driver's output of a sweep's latest job."""
     from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
+    from tuner.cluster.log_text import printable
 
     try:
         cluster = Cluster(check_jobs_address(address))
         job = cluster.latest(sweep)
         if follow:
-            cluster.follow_logs(job, lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+            cluster.follow_logs(
+                job, lambda text: (sys.stdout.write(printable(text)), sys.stdout.flush())
+            )
         else:
-            sys.stdout.write(cluster.logs(job))
+            sys.stdout.write(printable(cluster.logs(job)))
     except ClusterError as exc:
         fail(str(exc), EXIT_FAILED)
 

@@ -7,7 +7,6 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
-from urllib.parse import urlparse
 
 import typer
 
@@ -139,7 +138,8 @@ def resume(
     phases = cli_phases()
     name, sweep_file = sweep_named(sweep)
     changes = budget_changes(budget)
-    if address and urlparse(address).scheme in ("http", "https"):
+    # By its scheme alone: urlparse raised on "http://[::1" before the address was checked.
+    if address and address.lower().startswith(("http://", "https://")):
         from tuner.cluster.jobs import ClusterError
 
         try:

@@ -11,6 +11,7 @@ here takes a sweep name.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import time
@@ -142,7 +143,9 @@ class Cluster:
     def latest(self, sweep: str) -> SweepJob:
         jobs = self.jobs(sweep)
         if not jobs:
-            raise ClusterError(f"no sweep or job named {sweep!r} on the cluster at {self.address}")
+            raise ClusterError(
+                f"no sweep or job named {shown(sweep)} on the cluster at {self.address}"
+            )
         return jobs[-1]
 
     def logs(self, job: SweepJob) -> str:
@@ -150,6 +153,9 @@ class Cluster:
 
     def follow_logs(self, job: SweepJob, write: Callable[[str], Any]) -> None:
         """Stream the job's log until the job ends."""
+        # Ray's client logs "WebSocket closed for job ... with close code 1000" at INFO on
+        # stderr when the stream ends as it should: a line under the user's log.
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
 
         async def tail() -> None:
             async for lines in self.client.tail_job_logs(job.submission_id):
@@ -182,23 +188,66 @@ class Cluster:
             raise ClusterError(_first_line(str(exc))) from None
 
 
+def shown(name: str, most: int = 80) -> str:
+    """A sweep name or job id as an error quotes it: escaped, and a long one cut short,
+    since a 10,000-character argument made a 10,000-character error line."""
+    if len(name) <= most:
+        return repr(name)
+    return f"{name[:most]!r}... ({len(name)} characters)"
+
+
 def check_jobs_address(address: str | None) -> str:
     """The Jobs API address, which is the dashboard's URL: http(s)://HEAD:8265."""
     if not address:
         raise ClusterError("no cluster address: set RAY_ADDRESS=http://HEAD:8265 or --address")
-    parsed = urlparse(address)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    try:
+        parsed = urlparse(address)
+        parsed.port  # noqa: B018 - parses the port: "[::1" and ":99999" raise here
+    except ValueError as exc:  # urllib's own words, not a traceback
+        raise ClusterError(f"address {redacted(address)!r}: not a URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ClusterError(
-            f"address {address!r}: the Ray Jobs API is an http(s):// URL (http://HEAD:8265)"
+            f"address {redacted(address)!r}: the Ray Jobs API is an http(s):// URL "
+            "(http://HEAD:8265)"
+        )
+    if parsed.username is not None or parsed.password is not None:
+        # Each error line echoed the address, password and all; and the login went out
+        # as HTTP basic auth in place of the cluster's token, which the head refused.
+        raise ClusterError(
+            f"address {redacted(address)!r}: the Ray Jobs API takes no login in its URL; "
+            "the cluster's token goes in RAY_AUTH_TOKEN"
         )
     return address.rstrip("/")
+
+
+def redacted(address: str) -> str:
+    """The address without what stands before an "@" in it (a login), fit to print."""
+    scheme, sep, rest = address.rpartition("://")
+    netloc, slash, path = rest.partition("/")
+    if "@" not in netloc:
+        return address
+    return f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+# (connect, read) seconds for each Jobs API request. Ray's client sets none: a head
+# whose port accepts connections but never answers (a hung dashboard, a firewall that
+# swallows packets) held `tuner status` for as long as anyone waited.
+JOBS_API_TIMEOUT_S = (10.0, 60.0)
+
+
+class _BoundedClient(JobSubmissionClient):
+    """Ray's Jobs API client, each request bounded by JOBS_API_TIMEOUT_S."""
+
+    def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", JOBS_API_TIMEOUT_S)
+        return super()._do_request(method, endpoint, **kwargs)
 
 
 def connect(address: str) -> JobSubmissionClient:
     """A Jobs API client that sends the cluster's token (RAY_AUTH_TOKEN, ~/.ray/auth_token)."""
     use_token_auth_if_available()
     try:
-        return JobSubmissionClient(address)
+        return _BoundedClient(address)
     except AuthenticationError:
         raise ClusterError(_token_problem(address)) from None
     except (ConnectionError, OSError) as exc:

@@ -114,9 +114,13 @@ def quiet_driver_output() -> None:
         ("ray.tune.logger.logger", _NoMissingResultFileLine),
         ("ray.tune.utils.util", _NoSlowStepLine),
     ):
-        ray_logger = logging.getLogger(name)
-        if not any(isinstance(f, line_filter) for f in ray_logger.filters):
-            ray_logger.addFilter(line_filter())
+        _add_filter(name, line_filter)
+
+
+def _add_filter(logger_name: str, line_filter: type[logging.Filter]) -> None:
+    ray_logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, line_filter) for f in ray_logger.filters):
+        ray_logger.addFilter(line_filter())
 
 
 def check_local_resources(spec: SweepSpec, num_cpus: int | None) -> None:
@@ -192,6 +196,10 @@ def use_token_auth_if_available() -> None:
         )
     except ImportError:  # Ray before 2.59 has no token auth
         return
+    # Ray's "Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out"
+    # is a second line beside each of `tuner status/logs/stop`'s own (an error's too),
+    # and its advice is the one a client must not take.
+    _add_filter("ray._private.authentication.authentication_token_setup", _NoAuthEnabledLine)
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
