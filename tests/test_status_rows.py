@@ -7,12 +7,7 @@ reason), and a tracking server that was down took MLflow's minutes of retries pe
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from bench.servers import free_port
 from tuner.cli.job_rows import job_counts, json_row
@@ -25,44 +20,6 @@ def a_job(tracking_uri: str | None) -> SweepJob:
         status="RUNNING", start_time_s=0.0, end_time_s=None, storage="s3://b/p",
         tracking_uri=tracking_uri, message="",
     )  # fmt: skip
-
-
-class _RefusesLogins(BaseHTTPRequestHandler):
-    """A tracking server behind a login (MLflow's basic-auth app answers /health to all)."""
-
-    def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/health" else 401)
-        self.end_headers()
-        self.wfile.write(b"OK" if self.path == "/health" else b"Unauthorized")
-
-    do_POST = do_GET  # MLflow's searches are POSTs
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def login_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusesLogins)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
-def test_a_refused_login_is_the_jobs_problem_in_json(
-    login_server: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    job = a_job(login_server)
-    counts, problem = job_counts(job, None)
-    assert counts is None
-    assert problem.startswith(f"MLflow tracking server {login_server} asks for a login")
-    row = json_row(job, counts, problem)
-    assert row["problem"] == problem
-    assert row["status"] == "RUNNING"
 
 
 def test_a_job_without_a_problem_says_null() -> None:

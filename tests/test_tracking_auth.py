@@ -21,6 +21,8 @@ from mlflow.server import get_app_client
 
 from bench.servers import running_mlflow_server
 from tests.conftest import run_cli
+from tests.test_status_rows import a_job
+from tuner.cli.job_rows import job_counts, json_row
 
 pytestmark = pytest.mark.e2e
 
@@ -164,3 +166,19 @@ def test_a_refused_login_is_one_line_and_exit_2_before_anything_starts(
         assert "MLFLOW_TRACKING_USERNAME" in line
         assert server.password not in done.stdout + done.stderr
     assert not (tmp_path / "runs").exists(), "nothing started"
+
+
+def test_a_refused_login_is_the_jobs_problem_in_status_json(
+    server: AuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tuner status --json` left out why a job had no trial counts, which its text line
+    said: a script saw a job without counts and no reason."""
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    job = a_job(server.uri)
+    counts, problem = job_counts(job, None)
+    assert counts is None
+    assert problem.startswith(f"MLflow tracking server {server.uri} asks for a login")
+    row = json_row(job, counts, problem)
+    assert row["problem"] == problem
+    assert row["status"] == "RUNNING"
