@@ -19,31 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner.engine.quiet_arrival import QuietArrival
+from tuner.engine.reported_values import plain_numbers
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
 
 # What Ray calls: a function of the config; what it returns Ray reports too.
 UserFunction = Callable[[dict[str, Any]], Any]
-
-
-def plain_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`metrics` with numpy scalars, 0-d arrays and 0-d tensors as floats, and nested
-    dicts flattened as Ray flattens them for its scheduler (`val/loss`), so that the
-    tracking, the best trial and the searcher all see the same keys.
-
-    Python's own numbers and everything that is not one number are left as they are.
-    """
-    plain: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict) and value:
-            plain.update(plain_numbers(value, f"{prefix}{key}/"))
-        elif isinstance(value, bool | int | float):
-            plain[f"{prefix}{key}"] = value
-        else:
-            number = as_number(value)
-            plain[f"{prefix}{key}"] = value if number is None else number
-    return plain
 
 
 class MetricNotReported(ValueError):

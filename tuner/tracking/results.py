@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import numbers
 import re
 from collections.abc import Iterator
@@ -37,15 +38,21 @@ def as_number(value: Any) -> float | None:
     """A reported value as a float when it is one number, else None.
 
     User code reports what its libraries return: numpy scalars (`np.mean`, sklearn's
-    metrics), 0-d numpy arrays and 0-d torch tensors (`loss` without `.item()`). Each is
-    a number to the user, so each is one here; duck-typed, so the driver imports no torch
-    for it. Booleans are flags, not metrics.
+    metrics), numpy arrays and torch tensors of one value (`loss` without `.item()`,
+    `torch.tensor([x])`), `Decimal`s. Each is a number to the user, so each is one here;
+    duck-typed, so the driver imports no torch for it. Booleans are flags, not metrics.
     """
     if isinstance(value, bool | str | bytes):
         return None
-    if isinstance(value, numbers.Real):  # int, float and numpy's scalars (registered)
+    if isinstance(value, numbers.Real):  # int, float, Fraction and numpy's scalars
         return float(value)
-    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+    if isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex):
+        try:  # Decimal: a Number, not a Real, and float() takes it (NaN included)
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):  # a signalling NaN
+            return None
+    shape = getattr(value, "shape", None)  # torch.Size is a tuple too
+    if isinstance(shape, tuple) and math.prod(shape) == 1 and hasattr(value, "item"):
         item = value.item()
         if not isinstance(item, bool) and isinstance(item, numbers.Real):
             return float(item)
