@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner.engine.quiet_arrival import QuietArrival
+from tuner.engine.report_calls import check_call
 from tuner.engine.reported_values import plain_numbers
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
@@ -137,9 +138,11 @@ def user_function(
         from ray import tune
 
         reported = tune.get_checkpoint() is not None
+        example = _example(metric)
 
         def checked_report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
             nonlocal reported
+            check_call(metrics, checkpoint, call=report_call.split("(")[0], example=example)
             check_metric(metrics, metric)
             reported = True
             try:

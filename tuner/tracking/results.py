@@ -200,6 +200,9 @@ def error_hint(error: str) -> str | None:
             "inside a tuner trainable use ray.tune.report / ray.tune.get_checkpoint / "
             "ray.tune.Checkpoint, not ray.train.*"
         )
+    if _REPORT_SIGNATURE.match(error):
+        # Ray 1's `tune.report(loss=x)`, still in many blog posts and older examples.
+        return "ray.tune.report takes one dict of metrics: ray.tune.report({'loss': value})"
     if _RELATIVE_MISSING.match(error):
         # Ray Tune runs each trial in a folder of its own: a path relative to where
         # `tuner run` started names a file that is not there.
@@ -210,5 +213,8 @@ def error_hint(error: str) -> str | None:
     return None
 
 
+_REPORT_SIGNATURE = re.compile(
+    r"^TypeError: report\(\) (?:got an unexpected keyword argument|missing 1 required)"
+)
 # "FileNotFoundError: [Errno 2] No such file or directory: 'data/train.csv'", not '/...'.
 _RELATIVE_MISSING = re.compile(r"^FileNotFoundError: \[Errno 2\] [^:]*: '(?![/~])")
