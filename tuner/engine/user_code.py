@@ -21,6 +21,7 @@ from typing import Any
 from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.report_calls import check_call
 from tuner.engine.reported_values import plain_numbers
+from tuner.engine.script_args import ByName
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
@@ -121,10 +122,12 @@ def user_function(
         # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
         return _checked_generator(fn, metric, trial_config)
     quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
+    held = ByName(fn)  # imported in the worker as a script without arguments
 
-    @functools.wraps(fn)
+    @_wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet.now()
+        fn = held.fn
         secrets: list[str] = []
         if trial_config is not None:
             secrets = trial_config.secrets(config)
@@ -163,6 +166,18 @@ def user_function(
     return trainable
 
 
+def _wraps(fn: UserFunction) -> Callable[[UserFunction], UserFunction]:
+    """functools.wraps without `__wrapped__`: cloudpickle would send the user's function
+    by reference through it, imported in the worker with Ray's command line."""
+
+    def wrap(wrapper: UserFunction) -> UserFunction:
+        functools.update_wrapper(wrapper, fn)
+        del wrapper.__wrapped__  # type: ignore[attr-defined]
+        return wrapper
+
+    return wrap
+
+
 def _checked_generator(
     fn: UserFunction, metric: Required, trial_config: TrialConfig | None
 ) -> UserFunction:
@@ -172,10 +187,12 @@ def _checked_generator(
     with an empty result (Ray's "Last result: " line on the terminal)."""
 
     quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
+    held = ByName(fn)  # imported in the worker as a script without arguments
 
-    @functools.wraps(fn)
+    @_wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet.now()
+        fn = held.fn
         from ray import tune
 
         # As for a function: a trial started from a checkpoint of its end may be done.
