@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from tuner.engine.own_mlflow import fluent_run_id, say_where_mlflow_went
 from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.report_calls import check_call
 from tuner.engine.reported_values import plain_numbers
@@ -157,10 +158,12 @@ def user_function(
 
         # On this session object only: it lives as long as this trial.
         session.report = checked_report
+        mlflow_run = fluent_run_id()
         try:
             output = carried(fn, config, secrets=secrets)
         finally:
             session.report = report
+            say_where_mlflow_went(mlflow_run)
         return _checked_output(output, metric, reported=reported, report_call=report_call)
 
     return trainable
