@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run, RunStatus
 
 from tests.conftest import run_cli
-from tuner.engine.user_code import MetricNotReported, check_metric, plain_numbers
+from tuner.engine.reported_values import plain_numbers
+from tuner.engine.user_code import MetricNotReported, check_metric
 from tuner.spec import parse_spec
 from tuner.tracking.results import as_number, metric_points, result_step
 from tuner.tracking.runs import SweepRun, artifact_root
@@ -55,7 +56,7 @@ def test_numpy_scalars_0d_arrays_and_0d_tensors_are_numbers() -> None:
     assert as_number(torch.tensor(0.5)) == 0.5
     assert as_number(torch.tensor(1.5, requires_grad=True) * 2) == 3.0
     assert math.isnan(as_number(np.float32("nan")) or 0.0)
-    for not_a_number in (True, np.bool_(True), "0.5", None, np.array([1.0]), torch.ones(2)):
+    for not_a_number in (True, np.bool_(True), "0.5", None, np.array([1.0, 2.0]), torch.ones(2)):
         assert as_number(not_a_number) is None, not_a_number
     result = {"loss": np.float32(0.5), "acc": torch.tensor(0.75), "epoch": np.int64(4)}
     assert metric_points(result) == {"loss": 0.5, "acc": 0.75}
@@ -71,8 +72,8 @@ def test_a_report_reaches_ray_with_plain_numbers() -> None:
     )
     assert plain == {"loss": 0.5, "val/acc": 0.25, "n": 3, "tag": "a"}  # flat, as Ray's keys
     assert type(plain["loss"]) is float and type(plain["val/acc"]) is float
-    weights = torch.ones(2)  # not one number: left for Ray to judge
-    assert plain_numbers({"w": weights})["w"] is weights
+    vector = np.ones(2)  # not one number, and Ray carries it: left as it is
+    assert plain_numbers({"w": vector})["w"] is vector
 
 
 NUMPY_CODE = """

@@ -18,32 +18,17 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from tuner.engine.own_mlflow import fluent_run_id, say_where_mlflow_went
 from tuner.engine.quiet_arrival import QuietArrival
+from tuner.engine.report_calls import check_call
+from tuner.engine.reported_values import plain_numbers
+from tuner.engine.script_args import ByName
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
 
 # What Ray calls: a function of the config; what it returns Ray reports too.
 UserFunction = Callable[[dict[str, Any]], Any]
-
-
-def plain_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`metrics` with numpy scalars, 0-d arrays and 0-d tensors as floats, and nested
-    dicts flattened as Ray flattens them for its scheduler (`val/loss`), so that the
-    tracking, the best trial and the searcher all see the same keys.
-
-    Python's own numbers and everything that is not one number are left as they are.
-    """
-    plain: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict) and value:
-            plain.update(plain_numbers(value, f"{prefix}{key}/"))
-        elif isinstance(value, bool | int | float):
-            plain[f"{prefix}{key}"] = value
-        else:
-            number = as_number(value)
-            plain[f"{prefix}{key}"] = value if number is None else number
-    return plain
 
 
 class MetricNotReported(ValueError):
@@ -138,10 +123,12 @@ def user_function(
         # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
         return _checked_generator(fn, metric, trial_config)
     quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
+    held = ByName(fn)  # imported in the worker as a script without arguments
 
-    @functools.wraps(fn)
+    @_wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet.now()
+        fn = held.fn
         secrets: list[str] = []
         if trial_config is not None:
             secrets = trial_config.secrets(config)
@@ -155,9 +142,11 @@ def user_function(
         from ray import tune
 
         reported = tune.get_checkpoint() is not None
+        example = _example(metric)
 
         def checked_report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
             nonlocal reported
+            check_call(metrics, checkpoint, call=report_call.split("(")[0], example=example)
             check_metric(metrics, metric)
             reported = True
             try:
@@ -169,13 +158,27 @@ def user_function(
 
         # On this session object only: it lives as long as this trial.
         session.report = checked_report
+        mlflow_run = fluent_run_id()
         try:
             output = carried(fn, config, secrets=secrets)
         finally:
             session.report = report
+            say_where_mlflow_went(mlflow_run)
         return _checked_output(output, metric, reported=reported, report_call=report_call)
 
     return trainable
+
+
+def _wraps(fn: UserFunction) -> Callable[[UserFunction], UserFunction]:
+    """functools.wraps without `__wrapped__`: cloudpickle would send the user's function
+    by reference through it, imported in the worker with Ray's command line."""
+
+    def wrap(wrapper: UserFunction) -> UserFunction:
+        functools.update_wrapper(wrapper, fn)
+        del wrapper.__wrapped__  # type: ignore[attr-defined]
+        return wrapper
+
+    return wrap
 
 
 def _checked_generator(
@@ -187,10 +190,12 @@ def _checked_generator(
     with an empty result (Ray's "Last result: " line on the terminal)."""
 
     quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
+    held = ByName(fn)  # imported in the worker as a script without arguments
 
-    @functools.wraps(fn)
+    @_wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
         quiet.now()
+        fn = held.fn
         from ray import tune
 
         # As for a function: a trial started from a checkpoint of its end may be done.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import numbers
 import re
 from collections.abc import Iterator
@@ -37,15 +38,21 @@ def as_number(value: Any) -> float | None:
     """A reported value as a float when it is one number, else None.
 
     User code reports what its libraries return: numpy scalars (`np.mean`, sklearn's
-    metrics), 0-d numpy arrays and 0-d torch tensors (`loss` without `.item()`). Each is
-    a number to the user, so each is one here; duck-typed, so the driver imports no torch
-    for it. Booleans are flags, not metrics.
+    metrics), numpy arrays and torch tensors of one value (`loss` without `.item()`,
+    `torch.tensor([x])`), `Decimal`s. Each is a number to the user, so each is one here;
+    duck-typed, so the driver imports no torch for it. Booleans are flags, not metrics.
     """
     if isinstance(value, bool | str | bytes):
         return None
-    if isinstance(value, numbers.Real):  # int, float and numpy's scalars (registered)
+    if isinstance(value, numbers.Real):  # int, float, Fraction and numpy's scalars
         return float(value)
-    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+    if isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex):
+        try:  # Decimal: a Number, not a Real, and float() takes it (NaN included)
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):  # a signalling NaN
+            return None
+    shape = getattr(value, "shape", None)  # torch.Size is a tuple too
+    if isinstance(shape, tuple) and math.prod(shape) == 1 and hasattr(value, "item"):
         item = value.item()
         if not isinstance(item, bool) and isinstance(item, numbers.Real):
             return float(item)
@@ -193,6 +200,9 @@ def error_hint(error: str) -> str | None:
             "inside a tuner trainable use ray.tune.report / ray.tune.get_checkpoint / "
             "ray.tune.Checkpoint, not ray.train.*"
         )
+    if _REPORT_SIGNATURE.match(error):
+        # Ray 1's `tune.report(loss=x)`, still in many blog posts and older examples.
+        return "ray.tune.report takes one dict of metrics: ray.tune.report({'loss': value})"
     if _RELATIVE_MISSING.match(error):
         # Ray Tune runs each trial in a folder of its own: a path relative to where
         # `tuner run` started names a file that is not there.
@@ -203,5 +213,8 @@ def error_hint(error: str) -> str | None:
     return None
 
 
+_REPORT_SIGNATURE = re.compile(
+    r"^TypeError: report\(\) (?:got an unexpected keyword argument|missing 1 required)"
+)
 # "FileNotFoundError: [Errno 2] No such file or directory: 'data/train.csv'", not '/...'.
 _RELATIVE_MISSING = re.compile(r"^FileNotFoundError: \[Errno 2\] [^:]*: '(?![/~])")

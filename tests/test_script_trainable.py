@@ -1,0 +1,88 @@
+"""A trainable module written as a script, with `argparse` at module level, run through
+the `tuner` command: its parser read tuner's arguments (`run sweep.yaml`) and exited,
+printing the script's own usage, and in the Ray workers it read Ray's and the workers
+died ("The actor is dead"), failing every trial."""
+
+from __future__ import annotations
+
+import pickle
+import textwrap
+from pathlib import Path
+
+import cloudpickle
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+from tests.test_user_code import trial_runs
+from tuner.engine.script_args import ByName
+
+SCRIPT = """
+    import argparse
+
+    from ray import tune
+
+    from .scales import SCALE  # a sibling module of the user's package
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=2)
+    {extra}
+    args = parser.parse_args()
+
+
+    def fit(config):
+        for epoch in range(1, args.epochs + 1):
+            tune.report({{"epoch": epoch, "loss": SCALE * config["x"] / epoch}})
+"""
+
+
+def write_project(tmp_path: Path, extra: str = "") -> Path:
+    package = tmp_path / "project"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "scales.py").write_text("SCALE = 3.0\n")
+    (package / "train.py").write_text(textwrap.dedent(SCRIPT.format(extra=extra)))
+    spec = {
+        "name": "user-code",
+        "trainable": "project.train:fit",
+        "metric": "loss",
+        "mode": "min",
+        "searcher": {"kind": "grid"},
+        "params": {"x": {"type": "grid", "values": [1.0, 2.0]}},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    return tmp_path / "sweep.yaml"
+
+
+def test_a_function_travels_by_name_and_anything_else_as_it_is() -> None:
+    by_name = pickle.loads(cloudpickle.dumps(ByName(textwrap.dedent)))
+    assert by_name.fn is textwrap.dedent
+    closure = pickle.loads(cloudpickle.dumps(ByName(lambda config: 1)))
+    assert closure.fn({}) == 1
+
+
+@pytest.mark.e2e
+def test_a_module_that_parses_its_command_line_at_import_runs_with_its_defaults(
+    tmp_path: Path,
+) -> None:
+    sweep = write_project(tmp_path)
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "unrecognized arguments" not in out.stderr
+    client, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert sorted(run.data.metrics["loss"] for run in trials) == [1.5, 3.0]
+    for run in trials:
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert [p.step for p in history] == [1, 2]  # --epochs took its default
+
+
+@pytest.mark.e2e
+def test_a_module_that_exits_at_import_is_refused_with_one_line(tmp_path: Path) -> None:
+    sweep = write_project(tmp_path, extra='parser.add_argument("--data", required=True)')
+    out = run_cli("validate", sweep.name, cwd=tmp_path)
+    assert out.returncode == 2
+    [line] = [line for line in out.stderr.splitlines() if line.startswith("error")]
+    assert "sweep.yaml" in line and "trainable" in line
+    assert "importing 'project.train' called sys.exit(2)" in line
+    assert "if __name__ == '__main__':" in line

@@ -1,0 +1,64 @@
+"""A trainable module written as a script: it parses its command line when imported.
+
+Training code often starts as `python train.py --epochs 5`, with `argparse` at module
+level, and is then named in a sweep file as it is. Imported by `tuner run`, its parser
+read tuner's arguments (`run sweep.yaml`) and exited: the user saw their own script's
+usage line and `unrecognized arguments: run sweep.yaml`, as if tuner had refused its
+command. In a Ray worker it read Ray's arguments and the worker died, failing every
+trial with "The actor is dead". So the user's module is imported with a command line of
+its name alone, as `python train.py` gives it: its parser takes its defaults. The
+function is carried to the workers by its name, to be imported there the same way
+(pickled by reference, Ray's worker would import it with Ray's arguments in sys.argv).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+
+@contextmanager
+def script_argv(module_name: str) -> Iterator[None]:
+    """sys.argv as `python <module>` with no arguments leaves it, for an import."""
+    saved, sys.argv = sys.argv, [module_name]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def import_user_module(module_name: str) -> ModuleType:
+    """`module_name` imported as a script with no arguments."""
+    with script_argv(module_name):
+        return importlib.import_module(module_name)
+
+
+class ByName:
+    """Holds a user's function; pickled, it travels as its module and name and is
+    imported under `script_argv` where it arrives. One not reachable by its name (a
+    closure, a wrapper of tuner's) travels as cloudpickle sends it."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        module, qualname = getattr(self.fn, "__module__", None), self.fn.__qualname__
+        if module is None or _named(module, qualname) is not self.fn:
+            return (ByName, (self.fn,))
+        return (_arrived, (module, qualname))
+
+
+def _named(module_name: str, qualname: str) -> Any:
+    found: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found
+
+
+def _arrived(module_name: str, qualname: str) -> ByName:
+    import_user_module(module_name)
+    return ByName(_named(module_name, qualname))
