@@ -6,6 +6,7 @@ died ("The actor is dead"), failing every trial."""
 from __future__ import annotations
 
 import pickle
+import sys
 import textwrap
 from pathlib import Path
 
@@ -86,3 +87,19 @@ def test_a_module_that_exits_at_import_is_refused_with_one_line(tmp_path: Path) 
     assert "sweep.yaml" in line and "trainable" in line
     assert "importing 'project.train' called sys.exit(2)" in line
     assert "if __name__ == '__main__':" in line
+
+
+def test_a_function_of_a_scripts_main_travels_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`__main__` in a Ray worker is Ray's own: imported by name there, the function
+    of the user's script would not be found."""
+
+    def fit(config: dict[str, int]) -> int:
+        return config["x"] * 2
+
+    fit.__module__, fit.__qualname__ = "__main__", "fit"
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "fit", fit, raising=False)
+    sent = cloudpickle.dumps(ByName(fit))
+    monkeypatch.delattr(main, "fit")  # as the worker's __main__ is
+    arrived = pickle.loads(sent)
+    assert arrived.fn({"x": 21}) == 42

@@ -47,7 +47,8 @@ class ByName:
 
     def __reduce__(self) -> tuple[Any, ...]:
         module, qualname = getattr(self.fn, "__module__", None), self.fn.__qualname__
-        if module is None or _named(module, qualname) is not self.fn:
+        # A script's own `__main__` is another module in a worker: sent as it is.
+        if module in (None, "__main__") or _named(module, qualname) is not self.fn:
             return (ByName, (self.fn,))
         return (_arrived, (module, qualname))
 
