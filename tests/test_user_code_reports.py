@@ -14,6 +14,7 @@ import torch
 
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
+from tuner.engine.reported_values import UnreportableValue
 from tuner.engine.user_code import MetricNotReported, check_metric
 from tuner.tracking.results import error_hint, error_summary, loggable_points
 
@@ -223,10 +224,12 @@ def test_the_metric_must_be_one_number() -> None:
         (None, "None"),
         (True, "a bool (True)"),
         ([1.0, 2.0], "a list ([1.0, 2.0])"),
-        (torch.ones(2), "a Tensor"),
     ]:
         with pytest.raises(MetricNotReported, match=re.escape(f"a result has {says}")):
             check_metric({"loss": value, "epoch": 1}, "loss")
+    shape = re.escape("'loss' is a torch tensor of shape (2,)")
+    with pytest.raises(UnreportableValue, match=shape):
+        check_metric({"loss": torch.ones(2), "epoch": 1}, "loss")
 
 
 def test_each_objective_is_a_metric_every_result_holds() -> None:
