@@ -12,10 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from tests.conftest import cli_env, run_cli
-from tests.test_trainer_data import BAD_CASES, _csv, table  # noqa: F401 (a fixture)
+from tests.test_trainer_data import (  # noqa: F401 (table: a fixture)
+    BAD_CASES,
+    _csv,
+    table,
+    write_classifier_sweep,
+)
 from tuner.trainer import csv_scan
 from tuner.trainer.data import (
     DataError,
@@ -171,15 +175,7 @@ def test_validate_refuses_a_late_text_value_in_one_line(
     tmp_path: Path,
 ) -> None:
     location = _csv(tmp_path, _late(table, "hue", "red", 170))
-    spec = {
-        "name": "late-text",
-        "trainable": "builtin:classifier",
-        "metric": "val_accuracy",
-        "mode": "max",
-        "params": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "config": {"data_path": location},
-    }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    write_classifier_sweep(tmp_path, "late-text", location)
     done = run_cli("validate", "sweep.yaml", cwd=tmp_path, timeout=120)
     assert done.returncode == 2
     assert done.stderr == (

@@ -216,19 +216,24 @@ def test_bad_data_is_one_clear_error(case: str, table: pd.DataFrame, tmp_path: P
     assert problem in caught.value.problem
 
 
-def test_validate_checks_the_data_file_before_anything_runs(
-    table: pd.DataFrame, tmp_path: Path
-) -> None:
-    location = _csv(tmp_path, table.drop(columns=["label"]))
+def write_classifier_sweep(folder: Path, name: str, data_path: str) -> None:
+    """`folder/sweep.yaml`: the built-in classifier on the data at `data_path`."""
     spec = {
-        "name": "user-csv",
+        "name": name,
         "trainable": "builtin:classifier",
         "metric": "val_accuracy",
         "mode": "max",
         "params": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "config": {"data_path": location},
+        "config": {"data_path": data_path},
     }
-    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(spec))
+
+
+def test_validate_checks_the_data_file_before_anything_runs(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    location = _csv(tmp_path, table.drop(columns=["label"]))
+    write_classifier_sweep(tmp_path, "user-csv", location)
     out = run_cli("validate", "sweep.yaml", cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [

@@ -90,12 +90,7 @@ def _holds_literal(value: Any) -> bool:
 def _url_with_referenced_password(value: str) -> bool:
     """`postgresql://app:${env:PW}@db/x`: a URL that has a secret slot (its password,
     a secret query parameter), each filled by a reference; the rest is where it lives."""
-    if "://" not in value:
-        return False
-    try:
-        secrets = url_secrets(value)
-    except ValueError:  # not a URL after all (`http://[x`)
-        return False
+    secrets = _url_slots(value)
     return bool(secrets) and all(ENV_REFERENCE.fullmatch(secret) for secret in secrets)
 
 
@@ -121,13 +116,18 @@ def _masked(value: Any, patterns: tuple[str, ...]) -> tuple[Any, bool]:
 
 def _holds_url_password(value: str) -> bool:
     """A URL with a password written in it, in its login or its query."""
+    return any(not ENV_REFERENCE.fullmatch(secret) for secret in _url_slots(value))
+
+
+def _url_slots(value: str) -> list[str]:
+    """What fills a URL's secret slots (its password, its secret query parameters); none
+    for a value that is no URL."""
     if "://" not in value:
-        return False
+        return []
     try:
-        secrets = url_secrets(value)
+        return url_secrets(value)
     except ValueError:  # not a URL after all (`http://[x`)
-        return False
-    return any(not ENV_REFERENCE.fullmatch(secret) for secret in secrets)
+        return []
 
 
 def withhold(
