@@ -16,13 +16,14 @@ CLOSING = "closing the sweep's MLflow runs; press Ctrl-C again to leave them RUN
 def test_a_ctrl_c_while_closing_waits_for_the_block_then_stops(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    before = signal.getsignal(signal.SIGINT)  # an earlier test's may stand
     finished = False
     with pytest.raises(KeyboardInterrupt), InterruptsHeld(CLOSING):
         signal.raise_signal(signal.SIGINT)
         finished = True  # the writes after the Ctrl-C still happen
     assert finished
     assert CLOSING in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_sigterm_while_closing_is_held_too() -> None:
@@ -64,14 +65,16 @@ def test_closing_after_an_interrupt_keeps_that_interrupt(
 
 
 def test_nothing_held_nothing_raised() -> None:
+    before = signal.getsignal(signal.SIGINT)  # an earlier test's may stand
     with InterruptsHeld(CLOSING):
         pass
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_ctrl_c_while_ray_stops_after_a_finished_sweep_is_not_raised() -> None:
     """The sweep had finished and said so; a Ctrl-C in Ray's shutdown ended the command
     with status 1, or would now call it interrupted."""
+    before = signal.getsignal(signal.SIGINT)  # an earlier test's may stand
     with InterruptsHeld("stopping Ray", then_raise=False):
         signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
