@@ -277,12 +277,12 @@ def user_class(
                 self.__setup_error = exc
                 return None
 
-        def _setup_failed(self) -> None:
+        def __raise_setup_error(self) -> None:  # mangled, as the attributes: no user name taken
             if self.__setup_error is not None:
                 raise self.__setup_error
 
         def load_checkpoint(self, checkpoint: Any) -> Any:
-            self._setup_failed()  # not an AttributeError of the half-built object instead
+            self.__raise_setup_error()  # not an AttributeError of the half-built object instead
             return super().load_checkpoint(checkpoint)
 
         def cleanup(self) -> Any:
@@ -305,7 +305,7 @@ def user_class(
             return True
 
         def step(self) -> Any:
-            self._setup_failed()
+            self.__raise_setup_error()
             result = carried(super().step, secrets=self.__secrets)
             if not isinstance(result, dict):
                 raise MetricNotReported(

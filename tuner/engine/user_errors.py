@@ -89,11 +89,11 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
     """`KeyboardInterrupt raised in the trainable at /my/train.py:12 in load()`: the
     innermost frame, where the user's code (or a library it called) raised it."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}()"
-    message = str(exc)
-    return f"KeyboardInterrupt raised in the trainable{where if frames else ''}" + (
-        f": {message}" if message else ""
+    where = (
+        f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}()" if frames else ""
     )
+    message = str(exc)
+    return f"KeyboardInterrupt raised in the trainable{where}" + (f": {message}" if message else "")
 
 
 def _redacted(text: str, secrets: Sequence[str]) -> str:
