@@ -592,6 +592,15 @@ def test_wrong_token_and_bad_input_are_one_line_errors(
     assert unknown.returncode == 1
     assert "no sweep or job named 'no-such-sweep'" in unknown.stderr
 
+    # Before: a sweep this cluster never ran was refused for a missing --storage.
+    never_submitted = tuner(ray_cluster, project, "resume", "never-submitted")
+    assert never_submitted.returncode == 1
+    assert never_submitted.stderr.strip().splitlines() == [
+        f"error: sweep 'never-submitted': the cluster at {ray_cluster.jobs_url} has no job of "
+        "that name to resume from; to resume it from its storage, give --storage s3://... and "
+        "--tracking-uri http://... as it was submitted with"
+    ]
+
 
 def test_a_spot_notice_costs_seconds_not_the_epoch_in_flight(
     ray_cluster: RayCluster, tmp_path: Path

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 from urllib.parse import urlparse
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    pass
 from tuner.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
@@ -113,7 +111,7 @@ def submit_resume(
     tracking_uri: str | None,
     budget: str | None = None,
 ) -> None:
-    from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address
+    from tuner.cluster.jobs import Cluster, ClusterError, check_jobs_address, shown
     from tuner.engine.experiments import NothingToResume, latest_experiment
     from tuner.engine.storage import resolve_storage
 
@@ -125,6 +123,13 @@ def submit_resume(
     if previous:
         storage = storage or previous[-1].storage
         tracking_uri = tracking_uri or previous[-1].tracking_uri
+    elif not (storage and tracking_uri):
+        fail(
+            f"sweep {shown(name)}: the cluster at {cluster.address} has no job of that "
+            "name to resume from; to resume it from its storage, give --storage s3://... and "
+            "--tracking-uri http://... as it was submitted with",
+            EXIT_FAILED,
+        )
     storage, tracking_uri = cluster_locations(storage, tracking_uri)
     try:  # the job would only find out on the head what can be checked here
         spec = latest_experiment(resolve_storage(storage), name).load_spec()
