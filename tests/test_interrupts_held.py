@@ -16,7 +16,7 @@ CLOSING = "closing the sweep's MLflow runs; press Ctrl-C again to leave them RUN
 def test_a_ctrl_c_while_closing_waits_for_the_block_then_stops(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    before = signal.getsignal(signal.SIGINT)  # an earlier test's may stand
+    before = signal.getsignal(signal.SIGINT)
     finished = False
     with pytest.raises(KeyboardInterrupt), InterruptsHeld(CLOSING):
         signal.raise_signal(signal.SIGINT)
@@ -65,7 +65,7 @@ def test_closing_after_an_interrupt_keeps_that_interrupt(
 
 
 def test_nothing_held_nothing_raised() -> None:
-    before = signal.getsignal(signal.SIGINT)  # an earlier test's may stand
+    before = signal.getsignal(signal.SIGINT)
     with InterruptsHeld(CLOSING):
         pass
     assert signal.getsignal(signal.SIGINT) is before
@@ -74,7 +74,7 @@ def test_nothing_held_nothing_raised() -> None:
 def test_a_ctrl_c_while_ray_stops_after_a_finished_sweep_is_not_raised() -> None:
     """The sweep had finished and said so; a Ctrl-C in Ray's shutdown ended the command
     with status 1, or would now call it interrupted."""
-    before = signal.getsignal(signal.SIGINT)  # an earlier test's may stand
+    before = signal.getsignal(signal.SIGINT)
     with InterruptsHeld("stopping Ray", then_raise=False):
         signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
