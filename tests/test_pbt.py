@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import pickle
 import signal
 from collections.abc import Generator
@@ -394,6 +395,55 @@ def test_a_users_trainable_goes_on_from_the_donors_checkpoint(tmp_path: Path) ->
     for run in runs:
         # Every rate a trial trained with (as it read it) is a mutation's: in range.
         assert all(0.01 <= lr <= 0.4 for _, lr in history(client, run.info.run_id, "got_lr"))
+
+
+@pytest.mark.e2e
+def test_each_epochs_hp_point_is_the_value_that_epoch_trained_with(tmp_path: Path) -> None:
+    # Ray 2.60 calls PBT's on_trial_result, which may give the trial a new config, before
+    # the tracker's on_trial_result gets that same result: the point logged must be the
+    # value the result was produced with (the config the worker reports with it).
+    raw = {
+        "name": "climbers-hp",
+        "trainable": "tests.trainables:pbt_climber",
+        "metric": "score",
+        "mode": "max",
+        "num_samples": 4,
+        "searcher": {"kind": "random", "seed": 0},
+        "scheduler": {"kind": "pbt", "perturbation_interval": 2},
+        # Room above the population's rates: a trial that copies the fastest climber may
+        # climb faster still, so the best trial's schedule tends to have exploits in it.
+        "params": {"lr": {"type": "float", "low": 0.01, "high": 0.6}},
+        "config": {
+            "epochs": 8,
+            "exploit_log": str(tmp_path / "exploits.jsonl"),
+            "trace": str(tmp_path / "trace.jsonl"),
+        },
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    result = run_cli("run", "sweep.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent, runs = sweep_runs(uri, "climbers-hp")
+    assert len(runs) == 4
+    exploited = [run for run in runs if TAG_EXPLOIT in run.data.tags]
+    assert exploited, "the slow climbers copied a fast one"
+    for run in runs:
+        seen = history(client, run.info.run_id, "got_lr")  # as the trainable read it
+        assert [step for step, _ in seen] == list(range(1, 9))
+        assert history(client, run.info.run_id, "hp.lr") == seen, run.data.tags
+    # An exploit shows in the points as a new rate from its first epoch on, where the
+    # trial had not trained that epoch already (MLflow keeps each epoch's first pass).
+    changed = [
+        r for r in exploited if len(set(dict(history(client, r.info.run_id, "hp.lr")).values())) > 1
+    ]
+    assert changed, "a trial's points show its rate changing at an exploit"
+    # The best weights' schedule replays to the best score Ray saw: the climber's
+    # position after epochs at rates r_1..r_8 is 1 - (1 - r_1) ... (1 - r_8).
+    schedule = yaml.safe_load(parent.data.tags[TAG_SCHEDULE])["schedule"]
+    rates = [schedule[max(e for e in schedule if e <= epoch)]["lr"] for epoch in range(1, 9)]
+    best_score = parent.data.metrics["best_score"]
+    assert 1.0 - math.prod(1.0 - rate for rate in rates) == pytest.approx(best_score, rel=1e-9)
 
 
 def test_a_fixed_schedule_changes_the_values_at_its_epochs() -> None:

@@ -216,6 +216,9 @@ class TrialTracker(Callback):  # type: ignore[misc]
         # exactly what a user needs to see.
         points = loggable_points(metric_points(result), self._refused)
         if self._lineage is not None:
+            # The config the worker reported this result with: Ray runs PBT's
+            # on_trial_result first, and an exploit there has already given
+            # trial.config the values the trial goes on with.
             config = result.get("config")
             points |= self._lineage.hp_points(config if isinstance(config, dict) else trial.config)
             self._tag_exploits(trial.trial_id)
