@@ -220,6 +220,11 @@ def test_a_trials_schedule_includes_its_donors_epochs_and_survives_pickling() ->
         "hp.lr": 0.02,
         "hp.optimizer": 1.0,
     }
+    # A choice of numbers is plotted as its number, not its place in the list.
+    rates = Lineage("rates", {"lr": CategoricalParam(type="categorical", choices=[0.01, 0.4])})
+    assert rates.hp_points({"lr": 0.4}) == {"hp.lr": 0.4}
+    flags = Lineage("flags", {"bn": CategoricalParam(type="categorical", choices=[False, True])})
+    assert flags.hp_points({"bn": True}) == {"hp.bn": 1.0}
     # Ray pickles the scheduler into the experiment; a restore in a new process brings
     # the lineage back as that process's lineage for the key.
     state = pickle.dumps(lineage)

@@ -95,17 +95,22 @@ class Lineage:
         return merged
 
     def hp_points(self, config: dict[str, Any]) -> dict[str, float]:
-        """`hp.<name>` metrics of the values in `config`: a choice as its index among the
-        mutation's choices (MLflow metrics are numbers), a bool as 0 or 1."""
+        """`hp.<name>` metrics of the values in `config`: a choice of words as its index
+        among the mutation's choices (MLflow metrics are numbers), a choice of numbers as
+        the number (lr 0.4 of [0.01, 0.4] plotted as 1.0 read as a rate), a bool as 0 or 1."""
         points = {}
         for name, mutation in self.mutations.items():
             value = config.get(name)
-            if isinstance(mutation, CategoricalParam):
+            if isinstance(mutation, CategoricalParam) and not _all_numbers(mutation.choices):
                 if value in mutation.choices:
                     points[f"hp.{name}"] = float(mutation.choices.index(value))
             elif isinstance(value, int | float):
                 points[f"hp.{name}"] = float(value)
         return points
+
+
+def _all_numbers(choices: list[Any]) -> bool:
+    return all(isinstance(c, int | float) and not isinstance(c, bool) for c in choices)
 
 
 def kept_in_range(value: Any, mutation: Mutation) -> Any:
