@@ -107,3 +107,25 @@ def test_resume_with_a_broken_jobs_address_is_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: address 'http://[::1': not a URL (Invalid IPv6 URL)"
     ]
+
+
+def test_submit_refuses_a_user_name_in_the_tracking_uri_as_the_cluster_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: a login without a password passed `tuner submit` and the job's own
+    preflight refused it on the cluster; one rule (has_login) serves both now."""
+    from tuner.cli import remote
+    from tuner.spec.secrets import has_login
+
+    assert has_login("http://bob@h:5000") and has_login("http://bob:pw@h:5000")
+    assert not has_login("http://h:5000") and not has_login("sqlite:///mlflow.db")
+
+    def refused(message: str, code: int) -> None:
+        raise ValueError(message, code)
+
+    monkeypatch.setattr(remote, "fail", refused)
+    with pytest.raises(ValueError) as raised:
+        remote.cluster_locations("s3://bucket/sweeps", "http://bob@127.0.0.1:5000")
+    message, code = raised.value.args
+    assert code == 2
+    assert message.startswith("--tracking-uri http://bob@127.0.0.1:5000: put the login in ")

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from subprocess import CompletedProcess
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from mlflow import MlflowClient
+from mlflow.entities import Run
 
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
@@ -288,11 +291,16 @@ STRING_METRIC_CODE = """
 """
 
 
-@pytest.mark.e2e
-def test_a_metric_that_is_no_number_fails_its_trial_not_the_sweep(tmp_path: Path) -> None:
+def run_with_x3_failing(
+    tmp_path: Path, code: str
+) -> tuple[CompletedProcess[str], MlflowClient, dict[str, Run]]:
+    """`code` run as a grid sweep of two trials, x=1.0 and x=3.0, under ASHA, where it
+    fails the trial of x=3.0: the sweep goes on to its end, exit status 0 and no
+    traceback, that trial FAILED and the other FINISHED in MLflow. (the output, the
+    MLflow client, the trial runs by x)."""
     sweep = write_sweep(
         tmp_path,
-        STRING_METRIC_CODE,
+        code,
         metric="loss",
         mode="min",
         searcher={"kind": "grid"},
@@ -301,17 +309,23 @@ def test_a_metric_that_is_no_number_fails_its_trial_not_the_sweep(tmp_path: Path
         params={"x": {"type": "grid", "values": [1.0, 3.0]}},
     )
     out = run_cli("run", sweep.name, cwd=tmp_path)
-    # It used to end the sweep with Ray's 111-line TuneError from ASHA's arithmetic on a
-    # str, exit status 1, and both trials RUNNING in MLflow.
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
-    line = "MetricNotReported: the sweep's metric 'loss' must be a number; a result has a str"
-    assert f"failed before its first result: {line} ('3.000')" in out.stdout
-    _, parent, trials = trial_runs(tmp_path)
+    client, parent, trials = trial_runs(tmp_path)
     assert parent.info.status == "FINISHED"
     by_x = {run.data.params["x"]: run for run in trials}
     assert by_x["1.0"].info.status == "FINISHED"
     assert by_x["3.0"].info.status == "FAILED"
+    return out, client, by_x
+
+
+@pytest.mark.e2e
+def test_a_metric_that_is_no_number_fails_its_trial_not_the_sweep(tmp_path: Path) -> None:
+    # It used to end the sweep with Ray's 111-line TuneError from ASHA's arithmetic on a
+    # str, exit status 1, and both trials RUNNING in MLflow.
+    out, _, by_x = run_with_x3_failing(tmp_path, STRING_METRIC_CODE)
+    line = "MetricNotReported: the sweep's metric 'loss' must be a number; a result has a str"
+    assert f"failed before its first result: {line} ('3.000')" in out.stdout
     assert by_x["3.0"].data.tags["tuner.error"] == f"{line} ('3.000')"
 
 
@@ -328,27 +342,10 @@ GENERATOR_CODE = """
 
 @pytest.mark.e2e
 def test_a_generators_results_are_checked_as_reported_ones(tmp_path: Path) -> None:
-    sweep = write_sweep(
-        tmp_path,
-        GENERATOR_CODE,
-        metric="loss",
-        mode="min",
-        searcher={"kind": "grid"},
-        scheduler={"kind": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
-        resources_per_trial={"cpu": 1},
-        params={"x": {"type": "grid", "values": [1.0, 3.0]}},
-    )
-    out = run_cli("run", sweep.name, cwd=tmp_path)
     # It used to end the sweep with Ray's traceback from the driver, exit status 1.
-    assert out.returncode == 0, out.stderr
-    assert "Traceback" not in out.stderr
+    out, client, by_x = run_with_x3_failing(tmp_path, GENERATOR_CODE)
     line = "MetricNotReported: a result without the sweep's metric 'loss' (it reported: "
     assert f"failed before its first result: {line}accuracy, epoch)" in out.stdout
-    client, parent, trials = trial_runs(tmp_path)
-    assert parent.info.status == "FINISHED"
-    by_x = {run.data.params["x"]: run for run in trials}
-    assert by_x["3.0"].info.status == "FAILED"
-    assert by_x["1.0"].info.status == "FINISHED"
     history = client.get_metric_history(by_x["1.0"].info.run_id, "loss")
     assert [m.step for m in history] == [0, 1, 2]
 

@@ -24,6 +24,7 @@ from tuner.cli.common import (
     with_num_samples,
 )
 from tuner.cli.json_errors import json_errors
+from tuner.spec.secrets import has_login
 
 
 def submit(
@@ -81,11 +82,12 @@ def submit(
 
 def cluster_locations(storage: str | None, tracking_uri: str | None) -> tuple[str, str]:
     """A cluster sweep needs storage every node shares and a tracking server to browse."""
-    if tracking_uri and urlparse(tracking_uri).password is not None:
+    if tracking_uri and has_login(tracking_uri):
         from tuner.tracking.access import redacted
 
         # Checked first: the URI goes into the job's metadata and command line, which
-        # anyone with the cluster's token reads in the dashboard.
+        # anyone with the cluster's token reads in the dashboard. The same rule as the
+        # job's own preflight, which would refuse a login on the cluster, minutes later.
         fail(
             f"--tracking-uri {redacted(tracking_uri)}: put the login in "
             "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD on the cluster's nodes, "

@@ -27,6 +27,7 @@ from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from tuner.defaults import SUBMISSION_ID_ENV
 from tuner.engine.session import use_token_auth_if_available
 from tuner.spec import SweepSpec
+from tuner.spec.secrets import has_login
 
 META_SWEEP = "tuner.sweep"
 META_ACTION = "tuner.action"  # "run" or "resume"
@@ -210,7 +211,7 @@ def check_jobs_address(address: str | None) -> str:
             f"address {redacted(address)!r}: the Ray Jobs API is an http(s):// URL "
             "(http://HEAD:8265)"
         )
-    if parsed.username is not None or parsed.password is not None:
+    if has_login(address):
         # Each error line echoed the address, password and all; and the login went out
         # as HTTP basic auth in place of the cluster's token, which the head refused.
         raise ClusterError(

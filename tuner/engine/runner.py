@@ -117,15 +117,10 @@ def run_sweep(spec: SweepSpec, options: RunOptions | None = None) -> SweepResult
             result = _run_tracked(
                 with_absolute_paths(spec), options, sweep, experiment, withheld, start=start
             )
-        if options.on_finish is not None:
-            options.on_finish(result)
-        plots = EndPlots(result, options.console)
-        plots.start()
+        plots = _ended(result, options)
         return result
     finally:
-        _shut_down(started_ray, phases)
-        if plots is not None:
-            plots.wait()
+        _shut_down(started_ray, phases, plots)
 
 
 def resume_sweep(
@@ -172,23 +167,29 @@ def _resume(
         if options.budget is not None:  # a later resume goes on with the new limits
             experiment.save_spec(spec)
         result = _run_tracked(spec, options, sweep, experiment, withheld, start=None)
-        if options.on_finish is not None:
-            options.on_finish(result)
-        plots = EndPlots(result, options.console)
-        plots.start()
+        plots = _ended(result, options)
         return result
     finally:
-        _shut_down(started_ray, phases)
-        if plots is not None:
-            plots.wait()
+        _shut_down(started_ray, phases, plots)
 
 
-def _shut_down(started_ray: bool, phases: Phases) -> None:
+def _ended(result: SweepResult, options: RunOptions) -> EndPlots:
+    """The summary said while Ray is up, then the plots begun: drawn while it shuts down."""
+    if options.on_finish is not None:
+        options.on_finish(result)
+    plots = EndPlots(result, options.console)
+    plots.start()
+    return plots
+
+
+def _shut_down(started_ray: bool, phases: Phases, plots: EndPlots | None) -> None:
     if started_ray:
         # A Ctrl-C inside it ended the command with status 1; by now it has nothing to stop.
         held = InterruptsHeld("stopping Ray; press Ctrl-C again to leave now", then_raise=False)
         with held, phases.phase("ray shutdown"):
             ray.shutdown()
+    if plots is not None:
+        plots.wait()
 
 
 def _run_tracked(

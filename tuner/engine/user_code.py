@@ -122,17 +122,11 @@ def user_function(
     if inspect.isgeneratorfunction(fn):
         # Ray drives a generator itself: the wrapper is one too, so Ray sees it as one.
         return _checked_generator(fn, metric, trial_config)
-    quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
-    held = ByName(fn)  # imported in the worker as a script without arguments
+    arrival = _Arrival(fn, trial_config)
 
     @_wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        quiet.now()
-        fn = held.fn
-        secrets: list[str] = []
-        if trial_config is not None:
-            secrets = trial_config.secrets(config)
-            config = trial_config(config)
+        fn, config, secrets = arrival.start(config)
         session = _session()
         if session is None:
             return fn(config)
@@ -169,6 +163,24 @@ def user_function(
     return trainable
 
 
+class _Arrival:
+    """What a wrapper of a user's function carries (pickled) to its Ray worker."""
+
+    def __init__(self, fn: UserFunction, trial_config: TrialConfig | None) -> None:
+        self.held = ByName(fn)  # imported in the worker as a script without arguments
+        self.quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
+        self.trial_config = trial_config
+
+    def start(self, config: dict[str, Any]) -> tuple[UserFunction, dict[str, Any], list[str]]:
+        """(the user's function, the config it receives with the sweep's secrets back in,
+        those secrets' values, kept out of its errors), with the worker's Ray loggers quiet."""
+        self.quiet.now()
+        if self.trial_config is None:
+            return self.held.fn, config, []
+        secrets = self.trial_config.secrets(config)
+        return self.held.fn, self.trial_config(config), secrets
+
+
 def _wraps(fn: UserFunction) -> Callable[[UserFunction], UserFunction]:
     """functools.wraps without `__wrapped__`: cloudpickle would send the user's function
     by reference through it, imported in the worker with Ray's command line."""
@@ -189,19 +201,16 @@ def _checked_generator(
     with a traceback from Ray's driver, and one that yielded nothing ran to FINISHED
     with an empty result (Ray's "Last result: " line on the terminal)."""
 
-    quiet = QuietArrival()  # unpickled in a worker before Ray restores a trial there
-    held = ByName(fn)  # imported in the worker as a script without arguments
+    arrival = _Arrival(fn, trial_config)
 
     @_wraps(fn)
     def trainable(config: dict[str, Any]) -> Any:
-        quiet.now()
-        fn = held.fn
+        fn, config, secrets = arrival.start(config)
         from ray import tune
 
         # As for a function: a trial started from a checkpoint of its end may be done.
         yielded = _session() is None or tune.get_checkpoint() is not None
-        secrets = trial_config.secrets(config) if trial_config is not None else []
-        results = fn(trial_config(config) if trial_config is not None else config)
+        results = fn(config)
         while True:
             # Each step runs as a function does: what it raises (a KeyboardInterrupt, an
             # error quoting a secret, sys.exit) reaches the user as it does from one.

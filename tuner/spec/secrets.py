@@ -206,6 +206,14 @@ def url_secrets(url: str) -> list[str]:
     return [password, *found] if password else found
 
 
+def has_login(url: str) -> bool:
+    """Whether a URL carries a login (`user@`, `user:password@`). tuner refuses one in
+    any URL it is given: it would print the URL and store it (with a job, in MLflow),
+    and logins come from the environment instead."""
+    parsed = urlparse(url)
+    return parsed.username is not None or parsed.password is not None
+
+
 def hidden(text: str, secrets: Iterable[str]) -> str:
     """`text` with each of `secrets` in it as ***, fit to print."""
     for secret in sorted(set(secrets), key=len, reverse=True):

@@ -21,6 +21,7 @@ from mlflow.environment_variables import (
 )
 from mlflow.exceptions import MlflowException
 
+from tuner.spec.secrets import has_login
 from tuner.tracking.writer import TrackingError
 
 UNAUTHENTICATED, FORBIDDEN = 401, 403
@@ -45,13 +46,13 @@ def check_tracking_reachable(
     """Fail in seconds, not after MLflow's minutes of retries, when a server is down or
     refuses our login. `must_exist`: a command that only reads (tuner best) must not
     create an empty SQLite store where none was."""
-    parsed = urlparse(tracking_uri)
-    if parsed.username is not None or parsed.password is not None:
+    if has_login(tracking_uri):
         raise TrackingLoginError(
             f"tracking URI {redacted(tracking_uri)}: put the login in "
             f"{MLFLOW_TRACKING_USERNAME.name} / {MLFLOW_TRACKING_PASSWORD.name}, not in the "
             "URI (MLflow would print and store it)"
         )
+    parsed = urlparse(tracking_uri)
     if parsed.scheme in ("http", "https"):
         try:
             with urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s) as response:
