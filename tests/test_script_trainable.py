@@ -1,7 +1,8 @@
 """A trainable module written as a script, with `argparse` at module level, run through
 the `tuner` command: its parser read tuner's arguments (`run sweep.yaml`) and exited,
 printing the script's own usage, and in the Ray workers it read Ray's and the workers
-died ("The actor is dead"), failing every trial."""
+died ("The actor is dead"), failing every trial. So it was for a function, a class
+`tune.Trainable` and a function run on several workers alike."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pickle
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import pytest
@@ -21,6 +23,7 @@ from tuner.engine.script_args import ByName
 SCRIPT = """
     import argparse
 
+    import ray.train
     from ray import tune
 
     from .scales import SCALE  # a sibling module of the user's package
@@ -29,28 +32,50 @@ SCRIPT = """
     parser.add_argument("--epochs", type=int, default=2)
     {extra}
     args = parser.parse_args()
-
-
-    def fit(config):
-        for epoch in range(1, args.epochs + 1):
-            tune.report({{"epoch": epoch, "loss": SCALE * config["x"] / epoch}})
 """
 
+# The trainable of each kind, reporting the same losses: SCALE * x / epoch.
+TRAINABLES = {
+    "function": """
+        def fit(config):
+            for epoch in range(1, args.epochs + 1):
+                tune.report({"epoch": epoch, "loss": SCALE * config["x"] / epoch})
+    """,
+    "class": """
+        class Fit(tune.Trainable):
+            def setup(self, config):
+                self.x = config["x"]
 
-def write_project(tmp_path: Path, extra: str = "") -> Path:
+            def step(self):
+                epoch = self.iteration + 1
+                loss = SCALE * self.x / epoch
+                return {"epoch": epoch, "loss": loss, "done": epoch == args.epochs}
+    """,
+    "workers": """
+        def fit(config):
+            for epoch in range(1, args.epochs + 1):
+                ray.train.report({"epoch": epoch, "loss": SCALE * config["x"] / epoch})
+    """,
+}
+
+
+def write_project(tmp_path: Path, extra: str = "", kind: str = "function") -> Path:
     package = tmp_path / "project"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "scales.py").write_text("SCALE = 3.0\n")
-    (package / "train.py").write_text(textwrap.dedent(SCRIPT.format(extra=extra)))
-    spec = {
+    script = textwrap.dedent(SCRIPT.format(extra=extra)) + textwrap.dedent(TRAINABLES[kind])
+    (package / "train.py").write_text(script)
+    spec: dict[str, Any] = {
         "name": "user-code",
-        "trainable": "project.train:fit",
+        "trainable": "project.train:Fit" if kind == "class" else "project.train:fit",
         "metric": "loss",
         "mode": "min",
         "searcher": {"kind": "grid"},
         "params": {"x": {"type": "grid", "values": [1.0, 2.0]}},
     }
+    if kind == "workers":
+        spec["resources_per_trial"] = {"workers": 2, "cpu": 1}
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
     return tmp_path / "sweep.yaml"
 
@@ -63,13 +88,16 @@ def test_a_function_travels_by_name_and_anything_else_as_it_is() -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["function", "class", "workers"])
 def test_a_module_that_parses_its_command_line_at_import_runs_with_its_defaults(
-    tmp_path: Path,
+    tmp_path: Path, kind: str
 ) -> None:
-    sweep = write_project(tmp_path)
+    """In the driver, in the trial's process and (`workers`) in each Ray Train worker."""
+    sweep = write_project(tmp_path, kind=kind)
     out = run_cli("run", sweep.name, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "unrecognized arguments" not in out.stderr
+    assert "2 trials: 2 finished" in out.stdout
     client, parent, trials = trial_runs(tmp_path)
     assert parent.info.status == "FINISHED"
     assert sorted(run.data.metrics["loss"] for run in trials) == [1.5, 3.0]

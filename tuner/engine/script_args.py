@@ -9,6 +9,9 @@ trial with "The actor is dead". So the user's module is imported with a command 
 its name alone, as `python train.py` gives it: its parser takes its defaults. The
 function is carried to the workers by its name, to be imported there the same way
 (pickled by reference, Ray's worker would import it with Ray's arguments in sys.argv).
+A class `tune.Trainable` travels by value as tuner's subclass of it, the user's class
+its base, by reference: `imported_first` puts a base before it whose arrival imports the
+user's module the same way, before Python looks the user's class up.
 """
 
 from __future__ import annotations
@@ -63,3 +66,38 @@ def _named(module_name: str, qualname: str) -> Any:
 def _arrived(module_name: str, qualname: str) -> ByName:
     import_user_module(module_name)
     return ByName(_named(module_name, qualname))
+
+
+class _ImportsAsScript:
+    """Pickled, imports `module_name` under `script_argv` where it arrives."""
+
+    def __init__(self, module_name: str) -> None:
+        self.module_name = module_name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_imported, (self.module_name,))
+
+
+def _imported(module_name: str) -> _ImportsAsScript:
+    import_user_module(module_name)
+    return _ImportsAsScript(module_name)
+
+
+def imported_first(cls: type[Any]) -> type[Any]:
+    """A base to list before `cls` in a subclass sent by value (`class C(first, cls)`).
+
+    cloudpickle sends a subclass made in a function by value, its bases one by one, in
+    order, each whole with its class dict; the user's class by reference, which the
+    worker resolves by importing its module with Ray's arguments in sys.argv. This base
+    is sent by value too, before it, and its dict holds what imports that module as a
+    script first: the lookup of the user's class then finds the module imported.
+    """
+    module = cls.__module__
+    # A script's own `__main__` is another module in a worker, and a class not reachable
+    # by its name is sent by value: neither is imported by name there.
+    by_name = module != "__main__" and _named(module, cls.__qualname__) is cls
+
+    class ImportedAsScript:
+        _tuner_imports_as_script = _ImportsAsScript(module) if by_name else None
+
+    return ImportedAsScript
