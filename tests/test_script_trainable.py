@@ -107,13 +107,33 @@ def test_a_module_that_parses_its_command_line_at_import_runs_with_its_defaults(
 
 
 @pytest.mark.e2e
-def test_a_module_that_exits_at_import_is_refused_with_one_line(tmp_path: Path) -> None:
-    sweep = write_project(tmp_path, extra='parser.add_argument("--data", required=True)')
+@pytest.mark.parametrize("kind", ["function", "class", "workers"])
+def test_a_module_whose_parser_exits_at_import_is_refused_with_one_line(
+    tmp_path: Path, kind: str
+) -> None:
+    """A required argument: the parser exits with status 2 when imported. Refused before
+    Ray starts, with the parser's own message, not its usage block above tuner's line."""
+    sweep = write_project(tmp_path, 'parser.add_argument("--data", required=True)', kind)
+    for command in ("validate", "run"):
+        out = run_cli(command, sweep.name, cwd=tmp_path)
+        assert out.returncode == 2, out.stderr
+        assert "usage:" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+        [line] = [line for line in out.stderr.splitlines() if line.startswith("error")]
+        assert "sweep.yaml" in line and "trainable" in line
+        assert "importing 'project.train': its argument parser exited (status 2)" in line
+        assert "the following arguments are required: --data" in line
+        assert "if __name__ == '__main__':" in line
+
+
+@pytest.mark.e2e
+def test_a_module_that_calls_sys_exit_at_import_is_refused_with_one_line(
+    tmp_path: Path,
+) -> None:
+    sweep = write_project(tmp_path, "raise SystemExit(3)")
     out = run_cli("validate", sweep.name, cwd=tmp_path)
     assert out.returncode == 2
     [line] = [line for line in out.stderr.splitlines() if line.startswith("error")]
-    assert "sweep.yaml" in line and "trainable" in line
-    assert "importing 'project.train' called sys.exit(2)" in line
+    assert "importing 'project.train' called sys.exit(3)" in line
     assert "if __name__ == '__main__':" in line
 
 

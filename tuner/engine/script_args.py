@@ -16,12 +16,13 @@ user's module the same way, before Python looks the user's class up.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 
 @contextmanager
@@ -38,6 +39,48 @@ def import_user_module(module_name: str) -> ModuleType:
     """`module_name` imported as a script with no arguments."""
     with script_argv(module_name):
         return importlib.import_module(module_name)
+
+
+class ParserExited(SystemExit):
+    """argparse's error() in a user's module imported by the driver: its exit, status 2,
+    with the parser's message kept for tuner's one line (not printed as a usage block
+    above it). A SystemExit still, for a module that catches its parser's exit."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+def _raise_exit(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    raise ParserExited(message)
+
+
+def import_in_driver(module_name: str) -> ModuleType:
+    """`import_user_module` where tuner says what went wrong (see exit_problem): a parser's
+    error raised as ParserExited. Set on argparse's class during the import only: the
+    driver imports before Ray starts, no thread of tuner's parses then."""
+    saved = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _raise_exit  # type: ignore[method-assign,assignment]
+    try:
+        return import_user_module(module_name)
+    finally:
+        argparse.ArgumentParser.error = saved  # type: ignore[method-assign]
+
+
+def exit_problem(module_name: str, exc: SystemExit) -> str:
+    """One line for a user's module that exited when imported. Without it, tuner itself
+    exited with the script's usage line, or a worker died with it."""
+    if isinstance(exc, ParserExited):
+        return (
+            f"importing {module_name!r}: its argument parser exited (status 2): "
+            f"{exc.message}; tuner imports a trainable module with no command-line "
+            "arguments: give each a default (values go in the sweep's config) or parse "
+            "them under if __name__ == '__main__':"
+        )
+    return (
+        f"importing {module_name!r} called sys.exit({exc.code!r}): a trainable module "
+        "must not exit when imported; parse arguments under if __name__ == '__main__':"
+    )
 
 
 class ByName:
