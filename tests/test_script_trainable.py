@@ -18,7 +18,7 @@ import yaml
 
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs
-from tuner.engine.script_args import ByName
+from tuner.engine.script_args import ByName, import_user_module, imported_first
 
 SCRIPT = """
     import argparse
@@ -85,6 +85,36 @@ def test_a_function_travels_by_name_and_anything_else_as_it_is() -> None:
     assert by_name.fn is textwrap.dedent
     closure = pickle.loads(cloudpickle.dumps(ByName(lambda config: 1)))
     assert closure.fn({}) == 1
+
+
+def test_a_subclass_sent_by_value_imports_its_base_module_as_a_script_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a worker unpickles tuner's subclass of a user's class: sys.argv is Ray's."""
+    (tmp_path / "argv_base.py").write_text(
+        "import argparse\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float, default=0.1)\n"
+        "args = parser.parse_args()\n"
+        "class Base:\n"
+        "    def lr(self):\n"
+        "        return args.lr\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = import_user_module("argv_base").Base  # as the driver imports it
+
+    def checked(cls: type) -> type:
+        class Checked(imported_first(cls), cls):  # type: ignore[misc]
+            pass
+
+        return Checked
+
+    sent = cloudpickle.dumps(checked(base))
+    monkeypatch.delitem(sys.modules, "argv_base")  # as in a fresh worker
+    monkeypatch.setattr(sys, "argv", ["default_worker.py", "--node-ip-address=127.0.0.1"])
+    arrived = pickle.loads(sent)
+    assert arrived().lr() == 0.1
+    assert sys.argv[0] == "default_worker.py", "the worker's own argv is put back"
 
 
 @pytest.mark.e2e
