@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
+from tuner.engine.script_args import ByName
 from tuner.spec import Resources, SweepSpec
 from tuner.trainer.registry import BUILTINS
 
@@ -73,12 +74,15 @@ def user_worker(fn: Trainable) -> Trainable:
     """A user's per-worker training function as each Ray Train worker runs it: called
     with the trial's config, as a one-process trainable is; `ray.train.get_checkpoint()`
     returns the trial's checkpoint to resume from."""
+    # Carried by name: the trial's process and each Train worker import the user's
+    # module as a script without arguments (see script_args), as a one-process trial's.
+    held = ByName(fn)
 
     def worker(loop_config: dict[str, Any]) -> None:
         checkpoint = loop_config.get("checkpoint")
         if checkpoint is not None:
             _resume_from(checkpoint)
-        fn(loop_config["config"])
+        held.fn(loop_config["config"])
 
     return worker
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from tuner.engine.script_args import import_user_module
+from tuner.engine.script_args import exit_problem, import_in_driver
 from tuner.engine.worker_checks import check_per_worker_function, check_sync_batch_norm
 from tuner.spec import (
     CategoricalParam,
@@ -59,16 +59,9 @@ def resolve_trainable(ref: str) -> Trainable:
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
-        module = import_user_module(module_name)
-    except SystemExit as exc:
-        # Script-style code that exits at import (a parser whose required arguments
-        # are missing): without this, tuner itself exited with the script's usage line.
-        raise SpecError(
-            None,
-            "trainable",
-            f"importing {module_name!r} called sys.exit({exc.code!r}): a trainable module "
-            "must not exit when imported; parse arguments under if __name__ == '__main__':",
-        ) from None
+        module = import_in_driver(module_name)
+    except SystemExit as exc:  # a script's parser, its required arguments missing
+        raise SpecError(None, "trainable", exit_problem(module_name, exc)) from None
     except Exception as exc:  # any import-time failure of user code is the user's error
         if isinstance(exc, ModuleNotFoundError) and module_name.endswith(".py"):
             # `train.py:fit`: Python looked for a submodule `py` of a package `train`.

@@ -22,7 +22,7 @@ from tuner.engine.own_mlflow import fluent_run_id, say_where_mlflow_went
 from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.report_calls import check_call
 from tuner.engine.reported_values import plain_numbers
-from tuner.engine.script_args import ByName
+from tuner.engine.script_args import ByName, imported_first
 from tuner.engine.trial_config import TrialConfig
 from tuner.engine.user_errors import RayStop, carried
 from tuner.tracking.results import as_number
@@ -264,7 +264,8 @@ def user_class(
     `trial_config` puts the sweep's secrets back into what `setup()` and
     `reset_config()` receive (`self.config` keeps Ray's copy, without them)."""
 
-    class Checked(cls):  # type: ignore[misc,valid-type]
+    # imported_first: the worker imports the user's module as a script, as a function's.
+    class Checked(imported_first(cls), cls):  # type: ignore[misc,valid-type]
         __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
         __setup_error: Exception | None = None  # what the user's setup() raised, held
         # Unpickled in a worker with the class, before Ray restores a trial there.
