@@ -264,7 +264,6 @@ def user_class(
     `trial_config` puts the sweep's secrets back into what `setup()` and
     `reset_config()` receive (`self.config` keeps Ray's copy, without them)."""
 
-    # imported_first: the worker imports the user's module as a script, as a function's.
     class Checked(imported_first(cls), cls):  # type: ignore[misc,valid-type]
         __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
         __setup_error: Exception | None = None  # what the user's setup() raised, held
