@@ -185,6 +185,21 @@ def test_mutations_default_to_the_searched_knobs_that_may_change() -> None:
     assert lineage is not None and list(lineage.mutations) == ["lr", "dropout"]
 
 
+def test_own_code_under_pbt_without_a_last_epoch_is_warned_about() -> None:
+    """A trial of one's own code was exploited at its last result in about half the runs
+    of a PBT sweep with no stop rule: it ended on the donor's weights under its own scores."""
+    own = {"trainable": "tests.trainables:pbt_climber", "metric": "score", "params": {"lr": LR}}
+    for kind in ("pbt", "pb2"):
+        sweep = pbt_sweep(**own, scheduler={"kind": kind})
+        assert parse_spec(sweep).warnings() == [
+            f"scheduler {kind} and no stop.training_iteration: a trial of your trainable may "
+            "copy another's checkpoint at its last epoch and end with those weights under its "
+            "own scores; add stop: {training_iteration: N}, N its epochs"
+        ]
+        assert parse_spec({**sweep, "stop": {"training_iteration": 8}}).warnings() == []
+    assert parse_spec(pbt_sweep()).warnings() == []  # a built-in trainer knows its epochs
+
+
 # --- perturbed values and the lineage ------------------------------------------------------
 
 

@@ -276,16 +276,25 @@ class SweepSpec(Strict):
     def warnings(self) -> list[str]:
         """What may be wrong with a valid sweep: one line each, printed, never fatal."""
         found = []
-        if (
-            isinstance(self.scheduler, FifoScheduler)
-            and not self.stop
-            and not self.trainable.startswith("builtin:")
-        ):
+        own_code = not self.trainable.startswith("builtin:")
+        if isinstance(self.scheduler, FifoScheduler) and not self.stop and own_code:
             # Ray's examples train in `while True` loops and end trials with a stop rule:
             # without one such a sweep never ends, and nothing says why.
             found.append(
                 "scheduler fifo and no `stop`: each trial runs until the trainable returns; "
                 "if it loops, add stop: {training_iteration: N} or {METRIC: threshold}"
+            )
+        if (
+            self.scheduler.kind in ("pbt", "pb2")
+            and own_code
+            and "training_iteration" not in self.stop
+        ):
+            # A built-in trainer's last epoch is its `epochs`; your code's is unknown, so a
+            # trial could copy another's checkpoint at its last result and end on its weights.
+            found.append(
+                f"scheduler {self.scheduler.kind} and no stop.training_iteration: a trial of your "
+                "trainable may copy another's checkpoint at its last epoch and end with those "
+                "weights under its own scores; add stop: {training_iteration: N}, N its epochs"
             )
         if self.scheduler.kind in ("pbt", "pb2") and self.max_concurrent_trials is not None:
             found.append(
