@@ -19,6 +19,7 @@ from tuner.trainer.csv_scan import scan_csv
 from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
+from tuner.trainer.labels import missing_rows, regression_targets
 from tuner.trainer.splits import (
     SPLIT_SEED,
     Splits,
@@ -148,11 +149,16 @@ def _synthetic(task: Task, knobs: DataSource) -> Arrays:
 
 
 def _check(
-    arrays: Arrays, source: str, task: Task, key: str, bad_rows: np.ndarray | None = None
+    arrays: Arrays,
+    source: str,
+    task: Task,
+    key: str,
+    bad_rows: np.ndarray | None = None,
+    column: str = "label",
 ) -> Arrays:
     """`arrays` as the trainers take them, or the DataError that says why they cannot.
     `bad_rows`: the rows whose features hold NaN or infinity, found while the features
-    were read (a scanned .csv has none left to look at)."""
+    were read (a scanned .csv has none left to look at); `column`: the label column."""
     if len(arrays.labels) < 10:
         raise DataError(key, f"{source}: {len(arrays.labels)} rows; at least 10 are needed")
     if bad_rows is None:
@@ -160,14 +166,18 @@ def _check(
             ~np.isfinite(arrays.features.reshape(len(arrays.features), -1)).all(1)
         )
     if task == "regression":
-        labels = np.asarray(arrays.labels, dtype=np.float64)
+        labels = regression_targets(arrays.labels, source, "config.label_column", column)
         bad_rows = np.union1d(bad_rows, np.flatnonzero(~np.isfinite(labels)))
-    elif arrays.labels.dtype.kind == "f" and np.isnan(arrays.labels).any():
-        bad_rows = np.union1d(bad_rows, np.flatnonzero(np.isnan(arrays.labels)))
     if len(bad_rows):
-        rows = ", ".join(str(r) for r in bad_rows[:5]) + (", ..." if len(bad_rows) > 5 else "")
         raise DataError(
-            key, f"{source}: {len(bad_rows)} rows with NaN or infinite values (rows {rows})"
+            key,
+            f"{source}: {len(bad_rows)} rows with NaN or infinite values (rows {_rows(bad_rows)})",
+        )
+    if task == "classification" and len(unlabelled := missing_rows(arrays.labels)):
+        raise DataError(
+            key,
+            f"{source}: {len(unlabelled)} rows without a label in {column!r} "
+            f"(rows {_rows(unlabelled)})",
         )
     if task == "classification":
         # Any label values (strings, 3/7/9...) become class indices 0..K-1.
@@ -187,7 +197,11 @@ def _check(
                 f"too few: {', '.join(scarce[:5])}",
             )
         return Arrays(arrays.features, index.astype(np.int64))
-    return Arrays(arrays.features, np.asarray(arrays.labels, dtype=np.float32))
+    return Arrays(arrays.features, labels.astype(np.float32))
+
+
+def _rows(rows: np.ndarray) -> str:
+    return ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
 
 
 def load_arrays(source: DataSource, task: Task) -> Arrays:
@@ -199,7 +213,7 @@ def load_arrays(source: DataSource, task: Task) -> Arrays:
         return _check(read_folder(location, source.image_size), location, task, "config.data_path")
     if location is not None:
         arrays = read_file(location, source.label_column, source.sequences)
-        return _check(arrays, location, task, "config.data_path")
+        return _check(arrays, location, task, "config.data_path", column=source.label_column)
     arrays = _builtin(source.dataset, task, source)
     return _check(arrays, f"dataset {source.dataset!r}", task, "config.dataset")
 
@@ -212,7 +226,9 @@ def scanned_arrays(source: DataSource, task: Task) -> tuple[Arrays, tuple[int, .
     if location is None or not location.endswith(".csv") or is_folder(location):
         return None
     scan = scan_csv(location, source.label_column)
-    arrays = _check(scan.arrays, location, task, "config.data_path", scan.bad_feature_rows)
+    arrays = _check(
+        scan.arrays, location, task, "config.data_path", scan.bad_feature_rows, source.label_column
+    )
     try:
         split_arrays(arrays, task)
     except ValueError as exc:  # as _cached_splits says it
