@@ -198,6 +198,8 @@ class TrainerKnobs(BaseModel):
             raise ValueError(f"{self.lr_schedule} has its own warm-up: leave warmup_epochs at 0")
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs")
+        if self.batch_norm and self.batch_size < 2:
+            raise ValueError("batch_norm needs batch_size 2 or more: it cannot train on one sample")
         if self.data_path is not None and "dataset" in self.model_fields_set:
             raise ValueError(
                 "give dataset (a built-in set) or data_path (a file or folder), not both"

@@ -32,7 +32,13 @@ from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss
 from tuner.trainer.models import build_model
 from tuner.trainer.optim import build_optimizer, build_schedule
 from tuner.trainer.resume import resume_training
-from tuner.trainer.steps import EpochPosition, TrainingDiverged, optimizer_steps, train_epoch
+from tuner.trainer.steps import (
+    EpochPosition,
+    TrainingDiverged,
+    optimizer_steps,
+    smallest_batch,
+    train_epoch,
+)
 from tuner.trainer.transfer import parameter_groups, start_from_checkpoint
 
 __all__ = ["TrainingDiverged", "run_epochs", "train_epoch"]
@@ -196,7 +202,7 @@ def _run_segment(
         trained = torch.compile(trained, mode=mode)  # type: ignore[assignment]
     optimizer = build_optimizer(parameter_groups(model, knobs), knobs)
     num_params = sum(parameter.numel() for parameter in model.parameters())
-    steps_per_epoch = optimizer_steps(len(train_data[1]), knobs)
+    steps_per_epoch = optimizer_steps(len(train_data[1]), knobs, smallest_batch(model, shard))
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
     loss_fn = build_loss(knobs)  # scores validation (and test) as they are
     train_loss_fn = loss_fn

@@ -54,7 +54,7 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 
 
 def batches(
-    order: Tensor, batch_size: int, accumulate: int, first_sample: int = 0
+    order: Tensor, batch_size: int, accumulate: int, first_sample: int = 0, smallest: int = 1
 ) -> Iterator[tuple[Tensor, float, bool]]:
     """Each batch's sample indices, its share of its optimizer step, and whether that
     step follows it, from `first_sample` (a step's boundary) on.
@@ -63,19 +63,40 @@ def batches(
     group's samples, so the step follows the mean gradient over the group: one batch of
     `accumulate * batch_size` for plain SGD, and a short last group still steps at full
     strength. Groups end with the epoch, so a resumed trial replays the same steps.
+
+    A last batch of fewer than `smallest` samples joins the one before it: batch norm
+    cannot train on one sample (torch raises), and 106 rows in batches of 15 leave one.
     """
     n = len(order)
-    group = batch_size * accumulate
-    for start in range(first_sample, n, batch_size):
-        index = order[start : start + batch_size]
-        group_start = start - start % group
-        group_size = min(n, group_start + group) - group_start
-        yield index, len(index) / group_size, start + len(index) == group_start + group_size
+    count = batch_count(n, batch_size, smallest)
+    for i in range(first_sample // batch_size, count):
+        start, end = i * batch_size, n if i == count - 1 else (i + 1) * batch_size
+        group = i // accumulate
+        group_start = group * accumulate * batch_size
+        group_end = (
+            n if (group + 1) * accumulate >= count else group_start + accumulate * batch_size
+        )
+        yield order[start:end], (end - start) / (group_end - group_start), end == group_end
 
 
-def optimizer_steps(n: int, knobs: TrainerKnobs) -> int:
+def batch_count(n: int, batch_size: int, smallest: int = 1) -> int:
+    """Batches in an epoch of `n` samples: a last one under `smallest` joins the one before."""
+    count = math.ceil(n / batch_size)
+    if count > 1 and n - (count - 1) * batch_size < smallest:
+        count -= 1
+    return count
+
+
+def smallest_batch(model: nn.Module, shard: Shard = ALONE) -> int:
+    """The fewest samples a training batch may have: 2 on each worker with batch norm
+    (its statistics need two), else 1."""
+    norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return 2 * shard.world if norms else 1
+
+
+def optimizer_steps(n: int, knobs: TrainerKnobs, smallest: int = 1) -> int:
     """Optimizer steps in an epoch of `n` training samples."""
-    return math.ceil(math.ceil(n / knobs.batch_size) / knobs.accumulate_steps)
+    return math.ceil(batch_count(n, knobs.batch_size, smallest) / knobs.accumulate_steps)
 
 
 def train_epoch(
@@ -115,7 +136,8 @@ def train_epoch(
         first_sample = start.next_sample
     optimizer.zero_grad(set_to_none=True)
     done = first_sample
-    steps = batches(order, knobs.batch_size, knobs.accumulate_steps, first_sample)
+    smallest = smallest_batch(model, shard)
+    steps = batches(order, knobs.batch_size, knobs.accumulate_steps, first_sample, smallest)
     for batch, share, step_after in steps:
         done += len(batch)
         index = shard.part(batch)
