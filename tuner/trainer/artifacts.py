@@ -12,7 +12,7 @@ from tuner.trainer.checkpoint import load_state
 from tuner.trainer.data import Splits, Task, model_splits
 from tuner.trainer.knobs import KNOBS_BY_TASK, TrainerKnobs
 from tuner.trainer.loop import predict, score, to_tensors
-from tuner.trainer.losses import build_loss
+from tuner.trainer.losses import scoring_loss
 from tuner.trainer.models import build_model
 
 
@@ -76,4 +76,4 @@ def test_metrics(checkpoint_dir: str) -> dict[str, float]:
     splits = model_splits(restored.knobs, restored.task)
     features, labels = to_tensors(splits.test)
     outputs = predict(restored.model, features, device=torch.device("cpu"))
-    return score(outputs, labels, build_loss(restored.knobs), splits, "test")
+    return score(outputs, labels, scoring_loss(restored.knobs), splits, "test")

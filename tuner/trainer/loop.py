@@ -28,7 +28,7 @@ from tuner.trainer.epoch import EarlyStopping, Epoch
 from tuner.trainer.folds import fold_seed, run_folds
 from tuner.trainer.gpu import GpuOutOfMemory, epoch_gpu_figures
 from tuner.trainer.knobs import KNOBS_BY_TASK, ClassifierKnobs
-from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss
+from tuner.trainer.losses import LossFn, balanced_class_weights, build_loss, scoring_loss
 from tuner.trainer.models import build_model
 from tuner.trainer.optim import build_optimizer, build_schedule
 from tuner.trainer.resume import resume_training
@@ -204,8 +204,8 @@ def _run_segment(
     num_params = sum(parameter.numel() for parameter in model.parameters())
     steps_per_epoch = optimizer_steps(len(train_data[1]), knobs, smallest_batch(model, shard))
     schedule, per_batch = build_schedule(optimizer, knobs, steps_per_epoch)
-    loss_fn = build_loss(knobs)  # scores validation (and test) as they are
-    train_loss_fn = loss_fn
+    loss_fn = scoring_loss(knobs)  # val_loss: the same loss in every trial, any loss knob
+    train_loss_fn = build_loss(knobs)
     if isinstance(knobs, ClassifierKnobs) and knobs.class_weights == "balanced":
         weights = balanced_class_weights(train_data[1], splits.num_classes).to(device)
         train_loss_fn = build_loss(knobs, weights)
