@@ -44,7 +44,8 @@ def raw_test_rows(bunch: Any, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
 
 def test_a_regressor_predicts_raw_rows_in_the_datas_units(tmp_path: Path) -> None:
     folder = checkpoint(tmp_path, {"dataset": "diabetes", "epochs": 30, "lr": 1e-2}, "regression")
-    model, example = export_model(folder)
+    exported = export_model(folder)
+    model, example = exported.model, exported.example
     features, targets = raw_test_rows(datasets.load_diabetes(), stratify=False)
     with torch.no_grad():
         predicted = model(torch.from_numpy(features)).squeeze(1).numpy()
@@ -56,7 +57,7 @@ def test_a_regressor_predicts_raw_rows_in_the_datas_units(tmp_path: Path) -> Non
 
 def test_a_classifier_scores_raw_rows_as_the_trainer_did(tmp_path: Path) -> None:
     folder = checkpoint(tmp_path, {"dataset": "wine", "epochs": 10}, "classification")
-    model, _ = export_model(folder)
+    model = export_model(folder).model
     features, labels = raw_test_rows(datasets.load_wine(), stratify=True)
     with torch.no_grad():
         predicted = model(torch.from_numpy(features)).argmax(1).numpy()

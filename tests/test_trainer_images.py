@@ -79,6 +79,7 @@ def test_a_folder_loads_one_sample_per_image_labelled_by_its_sub_folder(folder: 
     assert arrays.features.dtype == np.float32
     assert arrays.features.min() >= 0 and arrays.features.max() <= 1
     assert arrays.labels.tolist() == [0] * PER_CLASS + [1] * PER_CLASS + [2] * PER_CLASS
+    assert arrays.classes == tuple(sorted(CLASSES))  # the sub-folders' names, as sorted
     # A grey image is the same on each channel; a red-tinted one is not.
     assert np.array_equal(arrays.features[0, 0], arrays.features[0, 2])
     assert (arrays.features[-1, 0] > arrays.features[-1, 2]).any()
@@ -87,6 +88,7 @@ def test_a_folder_loads_one_sample_per_image_labelled_by_its_sub_folder(folder: 
     assert small.features.shape == (3 * PER_CLASS, 3, 16, 16)
     splits = split_arrays(small, "classification")
     assert splits.is_image and splits.feature_shape == (3, 16, 16) and splits.num_classes == 3
+    assert splits.classes == arrays.classes
 
 
 def test_an_all_grey_folder_is_one_channel_at_its_own_size(tmp_path: Path) -> None:

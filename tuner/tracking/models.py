@@ -5,7 +5,8 @@ also log an MLflow model (PyTorch, torch.export format), loadable without tuner
 installed: as an MLflow 3 logged model (`models:/<model_id>`, listed in the
 experiment's Models tab, linked to the best trial's run with its params and metrics)
 and under the run's `model/` (`runs:/<run_id>/model`), and are evaluated once on the
-test split that the search never saw.
+test split that the search never saw. A classifier's model carries its class names
+(`classes.json`, and `classes` in its MLmodel metadata): output i is the i-th label.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput
 
 from tuner.tracking.results import param_value
+from tuner.tracking.tags import TAG_CLASSES
 from tuner.trainer.registry import BUILTINS
 
 logger = logging.getLogger(__name__)
@@ -82,19 +84,30 @@ def log_best_model(
     import torch
 
     from tuner.trainer.artifacts import export_model
+    from tuner.trainer.classes import CLASSES_FILE, write_classes
 
     _model_logging_ready()
-    model, example = export_model(checkpoint_dir)
+    exported = export_model(checkpoint_dir)
     with tempfile.TemporaryDirectory(prefix="tuner-model-") as directory:
         target = Path(directory) / "model"
         mlflow.pytorch.save_model(
-            model,
+            exported.model,
             str(target),
-            input_example=example,
+            input_example=exported.example,
             # Inferring requirements imports and probes the environment: slow, and the
             # exported graph needs only torch.
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            # A classifier's outputs are scores for classes 0..K-1; their label values go
+            # with the model, in its MLmodel metadata and as classes.json beside it. The
+            # model itself stays a plain PyTorch one returning scores: a pyfunc wrapper
+            # that returned labels would need tuner's code to load, would hide the
+            # scores a user ranks or thresholds, and `mlflow.pytorch.load_model` users
+            # would get no labels anyway.
+            metadata={"classes": exported.classes} if exported.classes else None,
         )
+        if exported.classes:
+            write_classes(target, exported.classes)
+            client.set_tag(run_id, TAG_CLASSES, f"model/{CLASSES_FILE}")
         client.log_artifacts(run_id, str(target), artifact_path="model")
         logged = client.create_logged_model(
             experiment_id,

@@ -11,6 +11,8 @@ TAG_CHECKPOINT = "tuner.checkpoint"
 TAG_ERROR = "tuner.error"
 TAG_STOP_REASON = "tuner.stop_reason"  # a trainable that ended itself early says why
 TAG_BEST_RUN = "tuner.best_run_id"
+# On the best trial's run: the artifact holding its model's class names, in output order.
+TAG_CLASSES = "tuner.classes"
 TAG_BEST_TRIAL = "tuner.best_trial_id"
 TAG_EXPERIMENT_PATH = "tuner.experiment_path"  # where Ray Tune keeps the sweep's state
 TAG_SUBMISSION = "tuner.submission_id"  # the Ray job that drives the sweep, if any

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tuner.trainer.checkpoint import load_state
+from tuner.trainer.classes import ClassName
 from tuner.trainer.data import Splits, Task, model_splits
 from tuner.trainer.knobs import KNOBS_BY_TASK, TrainerKnobs
 from tuner.trainer.loop import predict, score, to_tensors
@@ -21,6 +22,7 @@ class Restored:
     model: nn.Module  # eval mode, on the CPU
     knobs: TrainerKnobs
     task: Task
+    classes: list[ClassName] | None  # None: a regressor, or a checkpoint from before
 
 
 def restore(checkpoint_dir: str) -> Restored:
@@ -30,7 +32,7 @@ def restore(checkpoint_dir: str) -> Restored:
     knobs = KNOBS_BY_TASK[task].model_validate(state.knobs)
     model = build_model(tuple(state.feature_shape), state.outputs, knobs)
     model.load_state_dict(state.model)
-    return Restored(model.eval(), knobs, task)
+    return Restored(model.eval(), knobs, task, state.classes)
 
 
 class RawInputs(nn.Module):
@@ -60,13 +62,24 @@ class RawInputs(nn.Module):
         return outputs  # type: ignore[no-any-return]
 
 
-def export_model(checkpoint_dir: str) -> tuple[nn.Module, Any]:
-    """The trained model on raw samples, and a few raw validation rows as its MLflow
-    input example."""
+@dataclass(frozen=True)
+class ModelExport:
+    model: nn.Module  # on raw samples (RawInputs), eval mode
+    example: Any  # a few raw validation rows: the MLflow model's input example
+    # A classifier's label for each output column, in order; None for a regressor.
+    classes: list[ClassName] | None
+
+
+def export_model(checkpoint_dir: str) -> ModelExport:
+    """The trained model on raw samples, a few raw validation rows as its MLflow input
+    example, and a classifier's class names."""
     restored = restore(checkpoint_dir)
     splits = model_splits(restored.knobs, restored.task)
     example = splits.val.features[:5] * splits.feature_std + splits.feature_mean
-    return RawInputs(restored.model, splits).eval(), example.astype("float32")
+    # A checkpoint written before class names were kept: the data it trained on,
+    # loaded again here anyway, says them (sorted, as the trainer encoded them).
+    classes = restored.classes or (list(splits.classes) or None)
+    return ModelExport(RawInputs(restored.model, splits).eval(), example.astype("float32"), classes)
 
 
 def test_metrics(checkpoint_dir: str) -> dict[str, float]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from tuner.trainer.classes import ClassName
+
 STATE_FILE = "state.pt"
 
 
@@ -35,6 +37,10 @@ class TrainerState:
     within_epoch: dict[str, Any] | None = None
     # A Tune checkpoint's own id: a mid-epoch checkpoint names the one it went on from.
     checkpoint_id: str | None = None
+    # A classifier's label value for each output 0..K-1 (sorted, as in the data: text,
+    # numbers, folder names); None for a regressor, and in a checkpoint written before
+    # class names were kept.
+    classes: list[ClassName] | None = None
 
 
 def as_dict(state: TrainerState) -> dict[str, Any]:
@@ -51,4 +57,4 @@ def save_state(state: TrainerState, directory: str | Path) -> Path:
 def load_state(directory: str | Path) -> TrainerState:
     # weights_only: a checkpoint is data, never code to execute.
     raw = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
-    return TrainerState(**raw)  # one written before `folds` existed has none
+    return TrainerState(**raw)  # one written before `folds` or `classes` has none

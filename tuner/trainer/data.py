@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tuner.trainer.classes import class_names
 from tuner.trainer.csv_scan import scan_csv
 from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
@@ -196,7 +197,7 @@ def _check(
                 f"{source}: each class needs at least 3 rows (train, validation, test); "
                 f"too few: {', '.join(scarce[:5])}",
             )
-        return Arrays(arrays.features, index.astype(np.int64))
+        return Arrays(arrays.features, index.astype(np.int64), class_names(classes))
     return Arrays(arrays.features, labels.astype(np.float32))
 
 

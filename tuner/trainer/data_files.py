@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuner.trainer.classes import ClassName
+
 if TYPE_CHECKING:
     import pyarrow.fs
 
@@ -40,6 +42,8 @@ class DataError(ValueError):
 class Arrays:
     features: np.ndarray  # (N, F) tabular, (N, T, F) sequences or (N, C, H, W) images; float32
     labels: np.ndarray  # (N,) int64 class index, or float32 target
+    # Checked classification data: the label value each class index stands for.
+    classes: tuple[ClassName, ...] = ()
 
 
 # --- readers ---------------------------------------------------------------------------

@@ -236,6 +236,7 @@ def _run_segment(
             feature_shape=list(splits.feature_shape),
             outputs=num_outputs(splits),
             within_epoch=position,
+            classes=list(splits.classes) or None,
         )
 
     for epoch in range(first_epoch, knobs.epochs + 1):

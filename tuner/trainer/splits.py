@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from tuner.trainer.classes import ClassName
 from tuner.trainer.data_files import Arrays
 from tuner.trainer.shuffle_split import train_test_split
 
@@ -42,6 +43,8 @@ class Splits:
     # samples are scored after the same (x - mean) / std.
     feature_mean: np.ndarray | None = None
     feature_std: np.ndarray | None = None
+    # The label value of each class index 0..K-1 (sorted); empty for regression.
+    classes: tuple[ClassName, ...] = ()
 
     def standardize(self, features: np.ndarray) -> np.ndarray:
         """New raw samples as the model saw its training data."""
@@ -156,4 +159,5 @@ def _standardized(
         target_std=target_std,
         feature_mean=mean,
         feature_std=std,
+        classes=arrays.classes if task == "classification" else (),
     )
