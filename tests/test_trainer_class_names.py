@@ -81,6 +81,7 @@ def test_the_best_model_from_mlflow_predicts_the_users_labels(tmp_path: Path) ->
     best = run_cli("best", "grapes", "--tracking-uri", tracking_uri, "--json", cwd=tmp_path)
     assert best.returncode == 0, best.stderr
     report = json.loads(best.stdout)
+    assert report["classes"] == f"runs:/{report['run_id']}/model/classes.json"
 
     # The model as a user fetches it from the run: classes.json comes with it.
     local = mlflow.artifacts.download_artifacts(
@@ -95,3 +96,6 @@ def test_the_best_model_from_mlflow_predicts_the_users_labels(tmp_path: Path) ->
     predicted = [classes[i] for i in model.predict(features).argmax(axis=1)]
     assert set(predicted) == set(GRAPES.values())
     assert np.mean(np.array(predicted) == frame["label"].to_numpy()) > 0.8
+
+    text = run_cli("best", "grapes", "--tracking-uri", tracking_uri, cwd=tmp_path)
+    assert f"  classes: {report['classes']} (" in text.stdout

@@ -241,6 +241,8 @@ def best(
         typer.echo(line)
     typer.echo(f"  mlflow run: {report.run_id} (sweep run {report.parent_run_id})")
     typer.echo(f"  checkpoint: {report.checkpoint or '-'}")
+    if report.classes:
+        typer.echo(f"  classes: {report.classes} (the label of each model output, in order)")
     if report.schedule:
         typer.echo(
             "  schedule (the values its weights were trained with, by first epoch; "

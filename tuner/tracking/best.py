@@ -13,6 +13,7 @@ from tuner.tracking.pareto_runs import FrontTrial, read_front
 from tuner.tracking.tags import (
     TAG_BEST_RUN,
     TAG_CHECKPOINT,
+    TAG_CLASSES,
     TAG_EXPERIMENT_PATH,
     TAG_ROLE,
     TAG_SCHEDULE,
@@ -42,6 +43,8 @@ class BestReport:
     # Population-based training: the values the best weights were trained with, by the
     # epoch each started at (its donors' included), as YAML for a sweep's config.
     schedule: str | None = None
+    # A built-in classifier's model: where its class names are (output i is entry i).
+    classes: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,4 +113,9 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
         checkpoint=run.data.tags.get(TAG_CHECKPOINT),
         experiment_id=experiment_id,
         schedule=parent.data.tags.get(TAG_SCHEDULE),
+        classes=_artifact_uri(run, run.data.tags.get(TAG_CLASSES)),
     )
+
+
+def _artifact_uri(run: Run, path: str | None) -> str | None:
+    return f"runs:/{run.info.run_id}/{path}" if path else None
