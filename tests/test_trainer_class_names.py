@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from mlflow import MlflowClient
 from sklearn.datasets import load_wine
 
 from tests.conftest import run_cli
@@ -91,6 +92,12 @@ def test_the_best_model_from_mlflow_predicts_the_users_labels(tmp_path: Path) ->
     classes = model.metadata.metadata["classes"]
     written = json.loads((Path(local) / "classes.json").read_text())
     assert classes == written == ["barbera", "barolo", "grignolino"]
+    # The same model as an MLflow 3 logged model carries them too.
+    (logged,) = MlflowClient(tracking_uri).search_logged_models([report["experiment_id"]])
+    in_logged = mlflow.artifacts.download_artifacts(
+        f"{logged.artifact_location}/classes.json", dst_path=str(tmp_path / "logged")
+    )
+    assert json.loads(Path(in_logged).read_text()) == classes
 
     features = frame.drop(columns=["label"]).to_numpy(np.float32)
     predicted = [classes[i] for i in model.predict(features).argmax(axis=1)]
