@@ -108,7 +108,17 @@ BAD_CASES: dict[str, BadCase] = {
         lambda folder, frame: _csv(folder, _with_nan(frame, rows=[3, 8])),
         {},
         "config.data_path",
-        "2 rows with NaN or infinite values (rows 3, 8)",
+        "2 rows with NaN or infinite values (lines 5, 10)",
+    ),
+    "nan-values-npz": (  # no lines in an .npz: its rows, counted from 1
+        lambda folder, frame: _npz(
+            folder,
+            _with_nan(frame, rows=[3, 8]).drop(columns=["label"]).to_numpy(np.float32),
+            frame["label"].to_numpy(),
+        ),
+        {},
+        "config.data_path",
+        "2 rows with NaN or infinite values (rows 4, 9)",
     ),
     "wrong-shapes": (
         lambda folder, frame: _npz(folder, np.zeros((10, 4), np.float32), np.zeros(9)),

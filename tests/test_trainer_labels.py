@@ -51,8 +51,12 @@ def test_text_labels_with_an_empty_cell_name_the_rows_without_a_label(tmp_path: 
     data.loc[[4, 17], "cultivar"] = None  # written as empty cells
     assert validate(tmp_path, "classifier", data) == [
         "error: sweep.yaml: config.data_path: wine.csv: 2 rows without a label in "
-        "'cultivar' (rows 4, 17)"
+        "'cultivar' (lines 6, 19)"
     ]
+    # The lines the user opens in an editor (line 1 is the header) are the unlabelled ones.
+    lines = (tmp_path / "wine.csv").read_text().splitlines()
+    assert [lines[n - 1].endswith(",") for n in (6, 19)] == [True, True]
+    assert sum(line.endswith(",") for line in lines) == 2
 
 
 def test_a_regressor_on_a_text_column_says_its_target_must_be_numbers(tmp_path: Path) -> None:
@@ -69,7 +73,7 @@ def test_a_trial_reading_the_file_whole_says_the_same(tmp_path: Path) -> None:
     data.loc[[4], "cultivar"] = None
     data.to_parquet(tmp_path / "wine.parquet")
     knobs = ClassifierKnobs(data_path=str(tmp_path / "wine.parquet"), label_column="cultivar")
-    with pytest.raises(DataError, match=r"1 rows without a label in 'cultivar' \(rows 4\)"):
+    with pytest.raises(DataError, match=r"1 rows without a label in 'cultivar' \(row 5\)"):
         load_arrays(DataSource.of(knobs), "classification")
     regressor = RegressorKnobs(data_path=str(tmp_path / "wine.parquet"), label_column="cultivar")
     with pytest.raises(DataError, match="the regressor's target 'cultivar' must hold numbers"):

@@ -21,6 +21,7 @@ from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
 from tuner.trainer.labels import missing_rows, regression_targets
+from tuner.trainer.places import rows_at
 from tuner.trainer.splits import (
     SPLIT_SEED,
     Splits,
@@ -172,13 +173,14 @@ def _check(
     if len(bad_rows):
         raise DataError(
             key,
-            f"{source}: {len(bad_rows)} rows with NaN or infinite values (rows {_rows(bad_rows)})",
+            f"{source}: {len(bad_rows)} rows with NaN or infinite values "
+            f"({rows_at(bad_rows, source)})",
         )
     if task == "classification" and len(unlabelled := missing_rows(arrays.labels)):
         raise DataError(
             key,
             f"{source}: {len(unlabelled)} rows without a label in {column!r} "
-            f"(rows {_rows(unlabelled)})",
+            f"({rows_at(unlabelled, source)})",
         )
     if task == "classification":
         # Any label values (strings, 3/7/9...) become class indices 0..K-1.
@@ -199,10 +201,6 @@ def _check(
             )
         return Arrays(arrays.features, index.astype(np.int64), class_names(classes))
     return Arrays(arrays.features, labels.astype(np.float32))
-
-
-def _rows(rows: np.ndarray) -> str:
-    return ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
 
 
 def load_arrays(source: DataSource, task: Task) -> Arrays:
