@@ -120,6 +120,30 @@ BAD_CASES: dict[str, BadCase] = {
         "config.data_path",
         "2 rows with NaN or infinite values (rows 4, 9)",
     ),
+    "empty-column": (  # all NaN: one column to drop or fill, not "178 rows with NaN"
+        lambda folder, frame: _csv(folder, frame.assign(magnesium=np.nan)),
+        {},
+        "config.data_path",
+        "feature column magnesium holds no numbers (empty, NaN or infinite in all 178 rows)",
+    ),
+    "empty-columns": (
+        lambda folder, frame: _csv(
+            folder, frame.assign(alcohol=np.nan, ash=np.inf, hue=np.nan, proline=np.nan)
+        ),
+        {},
+        "config.data_path",
+        "feature columns alcohol, ash, hue, and 1 more hold no numbers",
+    ),
+    "empty-column-npz": (
+        lambda folder, frame: _npz(
+            folder,
+            frame.assign(ash=np.nan).drop(columns=["label"]).to_numpy(np.float32),
+            frame["label"].to_numpy(),
+        ),
+        {},
+        "config.data_path",
+        "feature column features[:, 2] holds no numbers",
+    ),
     "wrong-shapes": (
         lambda folder, frame: _npz(folder, np.zeros((10, 4), np.float32), np.zeros(9)),
         {},
@@ -251,6 +275,23 @@ def test_validate_checks_the_data_file_before_anything_runs(
         "(alcohol, malic_acid, ash, alcalinity_of_ash, magnesium, total_phenols, flavanoids, "
         "nonflavanoid_phenols, proanthocyanins, color_intensity, hue, "
         "od280/od315_of_diluted_wines, proline)"
+    ]
+
+
+def test_validate_names_a_feature_column_without_numbers(
+    table: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A column left empty in the CSV: the line names it, not every row of the file."""
+    frame = table.astype({"hue": object}).assign(hue="")
+    location = _csv(tmp_path, frame)
+    header, first = Path(location).read_text().splitlines()[:2]
+    assert (header.split(",")[10], first.split(",")[10]) == ("hue", "")
+    write_classifier_sweep(tmp_path, "empty-hue", location)
+    out = run_cli("validate", "sweep.yaml", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: sweep.yaml: config.data_path: {location}: feature column hue holds no "
+        "numbers (empty, NaN or infinite in all 178 rows)"
     ]
 
 

@@ -39,6 +39,7 @@ class CsvScan:
     arrays: Arrays
     feature_shape: tuple[int, ...]
     bad_feature_rows: np.ndarray  # rows whose features hold NaN or infinity (as float32)
+    empty_columns: tuple[str, ...]  # feature columns without one finite value
 
 
 @contextmanager
@@ -98,6 +99,7 @@ def scan_csv(location: str, label_column: str) -> CsvScan:
     text: set[str] = set()
     columns: list[str] = []
     count = 0
+    finite: np.ndarray | None = None  # per feature column: a finite value seen
     with _opened(location) as stream:
         try:
             for chunk in pd.read_csv(stream, chunksize=rows):
@@ -115,7 +117,9 @@ def scan_csv(location: str, label_column: str) -> CsvScan:
                 )
                 if not text:  # once a column is text, no array is made of the features
                     values = features.to_numpy(dtype=np.float32)
-                    bad.append(count + np.flatnonzero(~np.isfinite(values).all(1)))
+                    ok = np.isfinite(values)
+                    bad.append(count + np.flatnonzero(~ok.all(1)))
+                    finite = ok.any(0) if finite is None else finite | ok.any(0)
                 labels.append(chunk[label_column].to_numpy())
                 count += len(chunk)
         except DataError:
@@ -132,8 +136,11 @@ def scan_csv(location: str, label_column: str) -> CsvScan:
         raise DataError(
             _KEY, f"{location}: feature columns must be numeric: {listed_names(ordered, 5)}"
         )
+    assert finite is not None  # rows of numeric columns were read: none of the above
+    feature_columns = [c for c in columns if c != label_column]
     return CsvScan(
         arrays=Arrays(np.empty((count, 0), dtype=np.float32), np.concatenate(labels)),
         feature_shape=(len(columns) - 1,),
         bad_feature_rows=np.concatenate(bad),
+        empty_columns=tuple(c for c, seen in zip(feature_columns, finite, strict=True) if not seen),
     )

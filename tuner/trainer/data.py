@@ -21,7 +21,7 @@ from tuner.trainer.data_files import Arrays, DataError, read_file
 from tuner.trainer.data_images import is_folder, read_folder
 from tuner.trainer.knobs import SEQUENCE_MODELS, TORCHVISION_BLOCKS, TrainerKnobs
 from tuner.trainer.labels import missing_rows, regression_targets
-from tuner.trainer.places import rows_at
+from tuner.trainer.places import empty_columns, empty_columns_problem, rows_at
 from tuner.trainer.splits import (
     SPLIT_SEED,
     Splits,
@@ -157,12 +157,18 @@ def _check(
     key: str,
     bad_rows: np.ndarray | None = None,
     column: str = "label",
+    empty: tuple[str, ...] | None = None,
 ) -> Arrays:
     """`arrays` as the trainers take them, or the DataError that says why they cannot.
-    `bad_rows`: the rows whose features hold NaN or infinity, found while the features
-    were read (a scanned .csv has none left to look at); `column`: the label column."""
+    `bad_rows`, `empty`: the rows whose features hold NaN or infinity and the feature
+    columns without a number, found while the features were read (a scanned .csv has
+    none left to look at); `column`: the label column."""
     if len(arrays.labels) < 10:
         raise DataError(key, f"{source}: {len(arrays.labels)} rows; at least 10 are needed")
+    if empty is None:
+        empty = empty_columns(arrays.features, arrays.feature_names)
+    if empty:
+        raise DataError(key, empty_columns_problem(empty, source, len(arrays.labels)))
     if bad_rows is None:
         bad_rows = np.flatnonzero(
             ~np.isfinite(arrays.features.reshape(len(arrays.features), -1)).all(1)
@@ -226,7 +232,13 @@ def scanned_arrays(source: DataSource, task: Task) -> tuple[Arrays, tuple[int, .
         return None
     scan = scan_csv(location, source.label_column)
     arrays = _check(
-        scan.arrays, location, task, "config.data_path", scan.bad_feature_rows, source.label_column
+        scan.arrays,
+        location,
+        task,
+        "config.data_path",
+        scan.bad_feature_rows,
+        source.label_column,
+        scan.empty_columns,
     )
     try:
         split_arrays(arrays, task)

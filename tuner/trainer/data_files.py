@@ -44,6 +44,9 @@ class Arrays:
     labels: np.ndarray  # (N,) int64 class index, or float32 target
     # Checked classification data: the label value each class index stands for.
     classes: tuple[ClassName, ...] = ()
+    # A table's feature column names, in order (none for an .npz, images, sequences):
+    # what a check names when a column holds no numbers.
+    feature_names: tuple[str, ...] = ()
 
 
 # --- readers ---------------------------------------------------------------------------
@@ -110,7 +113,8 @@ def _read_table(location: str, raw: bytes, label_column: str, sequences: bool) -
             "config.data_path",
             f"{location}: feature columns must be numeric: {listed_names(text, 5)}",
         )
-    return Arrays(features.to_numpy(dtype=np.float32), labels)
+    names = tuple(str(c) for c in features.columns)
+    return Arrays(features.to_numpy(dtype=np.float32), labels, feature_names=names)
 
 
 # A CSV header longer than this is not one: pandas holds a line in memory many times
