@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from tuner.trainer.augment import augment, cutout, mixup, random_flip, random_shift
-from tuner.trainer.data import load_splits
+from tuner.trainer.data import Arrays, load_splits, split_arrays
 from tuner.trainer.epoch import EarlyStopping
 from tuner.trainer.knobs import ClassifierKnobs, Optimizer, RegressorKnobs
 from tuner.trainer.loop import (
@@ -25,6 +27,7 @@ from tuner.trainer.models import ACTIVATIONS, build_model, initialize
 from tuner.trainer.optim import build_optimizer, build_schedule
 
 CPU = torch.device("cpu")
+KNOBS_DOC = Path(__file__).parent.parent / "docs" / "trainer-knobs.md"
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -193,6 +196,24 @@ def test_regression_losses() -> None:
     assert build_loss(RegressorKnobs(loss="mse"))(outputs, targets) == pytest.approx(4.625)
     huber = build_loss(RegressorKnobs(loss="huber", huber_delta=1.0))(outputs, targets)
     assert huber == pytest.approx(((3 - 0.5) + 0.125) / 2)
+
+
+def test_huber_delta_is_in_standard_deviations_of_the_target() -> None:
+    """As docs/trainer-knobs.md says: the same data in other units (cents, not euros)
+    trains on the same standardized targets, so one huber_delta means the same there."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(200, 3)).astype(np.float32)
+    euros = features @ np.array([1.0, -2.0, 0.5]) + rng.normal(size=200)
+    loss = build_loss(RegressorKnobs(loss="huber", huber_delta=1.0))
+    seen = []
+    for target in (euros, 100 * euros + 7):
+        train = split_arrays(Arrays(features, target.astype(np.float32)), "regression").train
+        labels = torch.from_numpy(train.labels)
+        assert float(labels.std()) == pytest.approx(1.0, abs=0.01)
+        seen.append(float(loss(torch.zeros(len(labels), 1), labels)))
+    assert seen[0] == pytest.approx(seen[1], rel=1e-4)
+    row = next(line for line in KNOBS_DOC.read_text().splitlines() if "`huber_delta`" in line)
+    assert "standard deviations of the target" in row
 
 
 def test_l1_penalty_sums_absolute_weights_not_biases() -> None:
