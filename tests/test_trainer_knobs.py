@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from torch import nn
 
+from tests.conftest import run_cli
 from tuner.trainer.augment import augment, cutout, mixup, random_flip, random_shift
 from tuner.trainer.data import Arrays, load_splits, split_arrays
 from tuner.trainer.epoch import EarlyStopping
@@ -148,6 +150,43 @@ def test_cosine_schedule_reaches_its_minimum_at_the_last_epoch() -> None:
     assert rates[0] == pytest.approx(0.1)
     assert min(rates) == rates[-1] == pytest.approx(0.001)
     assert all(a > b for a, b in itertools.pairwise(rates))
+
+
+def test_cosine_after_warmup_trains_its_last_step_at_the_floor() -> None:
+    """The fewest decay epochs cosine takes (2, after 8 of warm-up): the last optimizer
+    step of the last epoch trains at lr/100, the first after the warm-up at lr."""
+    k = ClassifierKnobs(lr=0.1, epochs=10, warmup_epochs=8, lr_schedule="cosine")
+    optimizer = build_optimizer([nn.Parameter(torch.zeros(1))], k)
+    schedule, per_step = build_schedule(optimizer, k, steps_per_epoch=4)
+    assert not per_step
+    at_step = []
+    for _ in range(k.epochs):
+        for _ in range(4):
+            at_step.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+        schedule.step()
+    assert at_step[8 * 4] == pytest.approx(0.1)
+    assert at_step[-1] == pytest.approx(0.001)
+
+
+def test_validate_refuses_cosine_with_one_epoch_after_warmup(tmp_path: Path) -> None:
+    """It trained that epoch at the full lr and never decayed: refused in one line."""
+    spec = {
+        "name": "cosine-one-decay-epoch",
+        "trainable": "builtin:classifier",
+        "metric": "val_accuracy",
+        "mode": "max",
+        "params": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "config": {"epochs": 10, "warmup_epochs": 9, "lr_schedule": "cosine"},
+    }
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    out = run_cli("validate", "sweep.yaml", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: sweep.yaml: config: lr_schedule cosine needs 2 or more epochs after warm-up "
+        "(the first at lr, the last at lr/100); epochs 10 with warmup_epochs 9 leaves 1 "
+        "(builtin:classifier)"
+    ]
 
 
 def test_step_schedule_decays_every_step_size_epochs() -> None:

@@ -198,6 +198,14 @@ class TrainerKnobs(BaseModel):
             raise ValueError(f"{self.lr_schedule} has its own warm-up: leave warmup_epochs at 0")
         if self.warmup_epochs >= self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs")
+        if self.lr_schedule == "cosine" and self.epochs - self.warmup_epochs < 2:
+            # Stepped per epoch (as step and the warm-up are): the first epoch after the
+            # warm-up trains at lr, so one such epoch would never decay towards lr/100.
+            raise ValueError(
+                f"lr_schedule cosine needs 2 or more epochs after warm-up (the first at lr, "
+                f"the last at lr/100); epochs {self.epochs} with warmup_epochs "
+                f"{self.warmup_epochs} leaves 1"
+            )
         if self.batch_norm and self.batch_size < 2:
             raise ValueError("batch_norm needs batch_size 2 or more: it cannot train on one sample")
         if self.data_path is not None and "dataset" in self.model_fields_set:
