@@ -280,3 +280,11 @@ def quick_then_slow(config: dict[str, Any]) -> None:
         Path(config["started"]).touch()
         time.sleep(3)
     tune.report({"score": config["x"]})
+
+
+def diverges(config: dict[str, Any]) -> None:
+    """Reports `score` = x x epoch and `size` = x; an x over 0.7 diverges: its `score` is
+    NaN from the second epoch on, as a model whose loss blew up."""
+    for epoch in range(1, config.get("epochs", 2) + 1):
+        score = float("nan") if config["x"] > 0.7 and epoch >= 2 else config["x"] * epoch
+        tune.report({"epoch": epoch, "score": score, "size": config["x"]})

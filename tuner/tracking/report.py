@@ -35,7 +35,7 @@ from tuner.tracking.big_sweeps import (
     judged_on_sample,
     known_importances,
 )
-from tuner.tracking.study import SweepStudy
+from tuner.tracking.study import NAN_FINAL, SweepStudy
 
 logger = logging.getLogger(__name__)
 DPI = 110
@@ -197,7 +197,10 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     spec, study = sweep.spec, sweep.study
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+        state = trial.state.name.lower()
+        if trial.user_attrs.get(NAN_FINAL):
+            state = f"finished with {spec.metric} NaN"  # not counted as a failure of its code
+        states[state] = states.get(state, 0) + 1
     if sweep.running:
         states["running"] = sweep.running
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))

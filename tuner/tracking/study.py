@@ -4,6 +4,7 @@ evaluators work on any sweep, finished or running, made by any version of tuner.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tuner.tracking.histories import metric_histories
 from tuner.tracking.runs import child_runs
 from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_TRIAL_ID
 
+NAN_FINAL = "nan_final"  # user attr: the run finished, its final metric NaN
 STATES = {
     "FINISHED": optuna.trial.TrialState.COMPLETE,
     "FAILED": optuna.trial.TrialState.FAIL,
@@ -91,6 +93,8 @@ def _objectives_study(
             continue
         if not feasible(spec.constraints, metrics):
             continue
+        if not all(math.isfinite(metrics[o.metric]) for o in objectives):
+            continue  # a NaN objective is on no front (and Optuna refuses the trial)
         params = {
             name: _typed(run.data.params[name], distribution)
             for name, distribution in distributions.items()
@@ -149,15 +153,24 @@ def _frozen_trial(
         if name in run.data.params
     }
     value = run.data.metrics.get(spec.metric)
+    attrs: dict[str, Any] = {
+        "trial_id": run.data.tags.get(TAG_TRIAL_ID, ""),
+        "run_id": run.info.run_id,
+    }
     if state == optuna.trial.TrialState.COMPLETE and value is None:
         state = optuna.trial.TrialState.FAIL  # finished without ever reporting the metric
+    elif state == optuna.trial.TrialState.COMPLETE and value is not None and math.isnan(value):
+        # A diverged trial: Optuna refuses a NaN value (and fails such a trial itself).
+        # It counts as failed in the plots; the report still says it finished with NaN.
+        state = optuna.trial.TrialState.FAIL
+        attrs[NAN_FINAL] = True
     trial = optuna.trial.create_trial(
         state=state,
         value=value if state == optuna.trial.TrialState.COMPLETE else None,
         params=params,
         distributions={name: distributions[name] for name in params},
         intermediate_values={step: v for step, v in history.items() if v == v},  # not NaN
-        user_attrs={"trial_id": run.data.tags.get(TAG_TRIAL_ID, ""), "run_id": run.info.run_id},
+        user_attrs=attrs,
     )
     return _with_times(trial, run)
 

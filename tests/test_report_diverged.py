@@ -1,0 +1,44 @@
+"""`tuner report` on a sweep some of whose trials diverged (their metric NaN at the end):
+the report is drawn from the others, and says how many ended so. Optuna refuses a NaN
+value, and one such trial used to cost the whole report a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+SWEEP = {
+    "name": "diverged-sweep",
+    "trainable": "tests.trainables:diverges",
+    # Several objectives: the report's Pareto front reads the final values too.
+    "objectives": [{"metric": "score", "mode": "max"}, {"metric": "size", "mode": "min"}],
+    "searcher": {"kind": "grid"},
+    "params": {"x": {"type": "grid", "values": [0.2, 0.5, 0.9]}},
+    "config": {"epochs": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("diverged")
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    done = run_cli("run", "sweep.yaml", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def test_a_sweep_with_a_nan_trial_gets_its_report(swept: Path) -> None:
+    done = run_cli("report", "diverged-sweep", "--out", "out", cwd=swept)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "report: out/report.html (" in done.stdout
+    for plot in ("optimization_history", "learning_curves", "pareto_front"):
+        assert (swept / "out" / f"{plot}.png").read_bytes().startswith(b"\x89PNG"), plot
+    page = (swept / "out" / "report.html").read_text()
+    assert "3 trials:\n2 complete, 1 finished with score NaN." in page
