@@ -41,4 +41,4 @@ def test_a_sweep_with_a_nan_trial_gets_its_report(swept: Path) -> None:
     for plot in ("optimization_history", "learning_curves", "pareto_front"):
         assert (swept / "out" / f"{plot}.png").read_bytes().startswith(b"\x89PNG"), plot
     page = (swept / "out" / "report.html").read_text()
-    assert "3 trials:\n2 complete, 1 finished with score NaN." in page
+    assert "3 trials:\n2 finished, 1 finished with score NaN." in page

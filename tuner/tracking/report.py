@@ -14,6 +14,7 @@ self-contained report.html (the pictures inline, no remote URL: it opens offline
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import json
 import logging
@@ -35,10 +36,18 @@ from tuner.tracking.big_sweeps import (
     judged_on_sample,
     known_importances,
 )
-from tuner.tracking.study import NAN_FINAL, SweepStudy
+from tuner.tracking.study import ENDED, SweepStudy
 
 logger = logging.getLogger(__name__)
 DPI = 110
+# Optuna's states in tuner's words, as the end-of-sweep summary and `tuner status` say them.
+ENDS = {
+    optuna.trial.TrialState.COMPLETE: "finished",
+    optuna.trial.TrialState.PRUNED: "stopped early",
+    optuna.trial.TrialState.FAIL: "failed",
+    optuna.trial.TrialState.RUNNING: "running",
+    optuna.trial.TrialState.WAITING: "waiting",
+}
 
 
 @dataclass
@@ -89,7 +98,7 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
         names = [objective.metric for objective in sweep.spec.objective_list]
         drawings["pareto_front"] = lambda: plots.plot_pareto_front(front, target_names=names)
     for name, draw in drawings.items():
-        why = _cannot_draw(name, finished, ranked, front)
+        why = _cannot_draw(name, sweep, finished, ranked, front)
         if why:
             report.skipped[name] = why
             continue
@@ -115,12 +124,26 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
 
 
 def _cannot_draw(
-    name: str, finished: list[Any], ranked: list[str], front: optuna.Study | None
+    name: str,
+    sweep: SweepStudy,
+    finished: list[Any],
+    ranked: list[str],
+    front: optuna.Study | None,
 ) -> str | None:
     if name == "pareto_front" and front is not None and not _count(front):
         return "no trial has finished feasible with every objective"
-    if not finished:
+    if name == "learning_curves":
+        # A curve needs epochs, not an end: an interrupted or diverged trial has one.
+        if any(t.intermediate_values for t in sweep.study.get_trials(deepcopy=False)):
+            return None
+        return "no trial has reported an epoch yet"
+    if name in ("param_importances", "contour") and ranked:
+        # Judged on the trials' values at ASHA's first rung: no trial need have finished.
+        return "needs two searched params" if name == "contour" and len(ranked) < 2 else None
+    if not finished and sweep.running:
         return "no trial has finished yet"
+    if not finished:
+        return f"no trial finished with a value of {sweep.spec.metric}"
     if name in ("param_importances", "parallel_coordinate") and not ranked:
         return "needs two finished trials and a searched param"
     if name == "contour" and len(ranked) < 2:
@@ -164,7 +187,7 @@ def _importances(study: optuna.Study) -> dict[str, float]:
 
 def _learning_curves(sweep: SweepStudy, plots: Any, notes: dict[str, str]) -> Any:
     drawn, which = curves_drawn(sweep.study)
-    axes = plots.plot_intermediate_values(drawn)
+    axes = plots.plot_intermediate_values(_every_curve(drawn))
     if len(axes.get_lines()) > LEGEND_ENTRIES and axes.get_legend() is not None:
         axes.get_legend().remove()  # past a few trials, a list of names no one reads
     if which:
@@ -179,6 +202,23 @@ def _learning_curves(sweep: SweepStudy, plots: Any, notes: dict[str, str]) -> An
     axes.set_xlabel("epoch")
     axes.set_ylabel(sweep.spec.metric)
     return axes
+
+
+def _every_curve(study: optuna.Study) -> optuna.Study:
+    """`study` with its failed trials' curves drawn too: Optuna's plot leaves failed
+    trials out, and a trial cut off by a Ctrl-C or that diverged has epochs worth seeing
+    (it is drawn as a pruned one: the plot draws every state alike)."""
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    if not any(t.intermediate_values for t in failed):
+        return study
+    drawn = optuna.create_study(directions=study.directions)
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.FAIL and trial.intermediate_values:
+            trial = copy.copy(trial)
+            trial.state = optuna.trial.TrialState.PRUNED
+        drawn.add_trial(trial)
+    return drawn
 
 
 def _figure_of(axes: Any) -> Any:
@@ -197,9 +237,7 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     spec, study = sweep.spec, sweep.study
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
-        state = trial.state.name.lower()
-        if trial.user_attrs.get(NAN_FINAL):
-            state = f"finished with {spec.metric} NaN"  # not counted as a failure of its code
+        state = trial.user_attrs.get(ENDED) or ENDS[trial.state]
         states[state] = states.get(state, 0) + 1
     if sweep.running:
         states["running"] = sweep.running

@@ -24,9 +24,11 @@ from tuner.spec.objectives import feasible
 from tuner.tracking.best import SweepNotFound, latest_sweep_run
 from tuner.tracking.histories import metric_histories
 from tuner.tracking.runs import child_runs
-from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_TRIAL_ID
+from tuner.tracking.tags import TAG_KILLED, TAG_STOPPED_EARLY, TAG_TRIAL_ID
 
-NAN_FINAL = "nan_final"  # user attr: the run finished, its final metric NaN
+# A user attr: how a trial Optuna must count as failed ended, in tuner's words (it
+# finished with the metric NaN, it was cut off by a Ctrl-C), for the report's counts.
+ENDED = "ended"
 STATES = {
     "FINISHED": optuna.trial.TrialState.COMPLETE,
     "FAILED": optuna.trial.TrialState.FAIL,
@@ -139,10 +141,15 @@ def _frozen_trial(
 ) -> optuna.trial.FrozenTrial | None:
     """One trial's run as Optuna would have recorded it; None while it runs."""
     status = run.info.status
+    attrs: dict[str, Any] = {
+        "trial_id": run.data.tags.get(TAG_TRIAL_ID, ""),
+        "run_id": run.info.run_id,
+    }
     if status == "KILLED" and TAG_STOPPED_EARLY in run.data.tags:
         state = optuna.trial.TrialState.PRUNED  # stopped by ASHA, as Optuna's pruners do
     elif status == "KILLED":
         state = optuna.trial.TrialState.FAIL  # cut off by an interrupt: no final value
+        attrs[ENDED] = f"cut off ({run.data.tags.get(TAG_KILLED) or 'interrupted'})"
     elif status in STATES:
         state = STATES[status]
     else:
@@ -153,17 +160,14 @@ def _frozen_trial(
         if name in run.data.params
     }
     value = run.data.metrics.get(spec.metric)
-    attrs: dict[str, Any] = {
-        "trial_id": run.data.tags.get(TAG_TRIAL_ID, ""),
-        "run_id": run.info.run_id,
-    }
     if state == optuna.trial.TrialState.COMPLETE and value is None:
         state = optuna.trial.TrialState.FAIL  # finished without ever reporting the metric
+        attrs[ENDED] = f"finished without {spec.metric}"
     elif state == optuna.trial.TrialState.COMPLETE and value is not None and math.isnan(value):
         # A diverged trial: Optuna refuses a NaN value (and fails such a trial itself).
         # It counts as failed in the plots; the report still says it finished with NaN.
         state = optuna.trial.TrialState.FAIL
-        attrs[NAN_FINAL] = True
+        attrs[ENDED] = f"finished with {spec.metric} NaN"
     trial = optuna.trial.create_trial(
         state=state,
         value=value if state == optuna.trial.TrialState.COMPLETE else None,
