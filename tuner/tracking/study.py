@@ -5,24 +5,20 @@ evaluators work on any sweep, finished or running, made by any version of tuner.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 from tuner.search.distributions import optuna_space
-from tuner.spec import SweepSpec, parse_spec
+from tuner.spec import SweepSpec
 from tuner.spec.objectives import feasible
-from tuner.tracking.best import SweepNotFound, latest_sweep_run
+from tuner.tracking.best import latest_sweep_run
 from tuner.tracking.histories import metric_histories
+from tuner.tracking.logged_params import sweep_file, typed
 from tuner.tracking.runs import child_runs
 from tuner.tracking.tags import TAG_KILLED, TAG_STOPPED_EARLY, TAG_TRIAL_ID
 
@@ -54,7 +50,7 @@ def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
 
 def sweep_of_run(client: MlflowClient, experiment_id: str, parent: Run) -> SweepStudy:
     """The sweep whose parent run is `parent`, as an in-memory Optuna study."""
-    spec = _sweep_file(client, parent)
+    spec = sweep_file(client, parent)
     runs = child_runs(client, experiment_id, parent.info.run_id)
     by_run = metric_histories(client, [run.info.run_id for run in runs], spec.metric)
     histories = [by_run[run.info.run_id] for run in runs]
@@ -98,7 +94,7 @@ def _objectives_study(
         if not all(math.isfinite(metrics[o.metric]) for o in objectives):
             continue  # a NaN objective is on no front (and Optuna refuses the trial)
         params = {
-            name: _typed(run.data.params[name], distribution)
+            name: typed(run.data.params[name], distribution)
             for name, distribution in distributions.items()
             if name in run.data.params
         }
@@ -111,22 +107,6 @@ def _objectives_study(
             )
         )
     return study
-
-
-def _sweep_file(client: MlflowClient, parent: Run) -> SweepSpec:
-    """The sweep file as the sweep ran it: its parent run keeps a copy."""
-    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")  # one file
-    with tempfile.TemporaryDirectory(prefix="tuner-report-") as folder:
-        try:
-            local = client.download_artifacts(parent.info.run_id, "spec", folder)
-        except Exception as exc:  # MLflow raises its own and OSError kinds
-            raise SweepNotFound(
-                f"sweep run {parent.info.run_id} has no sweep file (spec/): {exc}"
-            ) from None
-        files = sorted(Path(local).glob("*.y*ml"))
-        if not files:
-            raise SweepNotFound(f"sweep run {parent.info.run_id} has no sweep file (spec/)")
-        return parse_spec(yaml.safe_load(files[0].read_text()), files[0].name)
 
 
 def _started(pair: tuple[Run, dict[int, float]]) -> int:
@@ -155,7 +135,7 @@ def _frozen_trial(
     else:
         return None
     params = {
-        name: _typed(run.data.params[name], distribution)
+        name: typed(run.data.params[name], distribution)
         for name, distribution in distributions.items()
         if name in run.data.params
     }
@@ -186,16 +166,3 @@ def _with_times(trial: optuna.trial.FrozenTrial, run: Run) -> optuna.trial.Froze
     if run.info.end_time:
         trial.datetime_complete = datetime.fromtimestamp(run.info.end_time / 1000)
     return trial
-
-
-def _typed(logged: str, distribution: optuna.distributions.BaseDistribution) -> Any:
-    """A param as the trial had it: MLflow keeps strings (floats as their repr)."""
-    if isinstance(distribution, optuna.distributions.FloatDistribution):
-        return float(logged)
-    if isinstance(distribution, optuna.distributions.IntDistribution):
-        return int(float(logged))
-    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-        for choice in distribution.choices:
-            if logged in (str(choice), repr(choice)):
-                return choice
-    raise ValueError(f"{logged!r} is not a value of {distribution}")
