@@ -1,6 +1,7 @@
-"""`tuner report` on a sweep some of whose trials diverged (their metric NaN at the end):
-the report is drawn from the others, and says how many ended so. Optuna refuses a NaN
-value, and one such trial used to cost the whole report a traceback."""
+"""`tuner report` on a sweep some of whose trials diverged (their metric NaN or infinite
+at the end): the report is drawn from the others, and says how many ended so. Optuna
+refuses a NaN value, and one such trial used to cost the whole report a traceback; an
+infinite one (kept by MLflow as 1.8e308) cost the parallel coordinates and importances."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ SWEEP = {
     # Several objectives: the report's Pareto front reads the final values too.
     "objectives": [{"metric": "score", "mode": "max"}, {"metric": "size", "mode": "min"}],
     "searcher": {"kind": "grid"},
-    "params": {"x": {"type": "grid", "values": [0.2, 0.5, 0.9]}},
+    "params": {"x": {"type": "grid", "values": [0.2, 0.4, 0.6, 0.8, 0.9]}},
     "config": {"epochs": 2},
 }
 
@@ -38,7 +39,11 @@ def test_a_sweep_with_a_nan_trial_gets_its_report(swept: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "report: out/report.html (" in done.stdout
-    for plot in ("optimization_history", "learning_curves", "pareto_front"):
+    assert "not drawn: contour: needs two searched params" in done.stdout  # only x is searched
+    assert "not drawn: param_importances" not in done.stdout
+    for plot in ("optimization_history", "learning_curves", "parallel_coordinate", "pareto_front"):
         assert (swept / "out" / f"{plot}.png").read_bytes().startswith(b"\x89PNG"), plot
     page = (swept / "out" / "report.html").read_text()
-    assert "3 trials:\n2 finished, 1 finished with score NaN." in page
+    assert "5 trials:\n3 finished, 1 finished with score NaN, 1 finished with score inf." in page
+    # The best trials are the ones that scored: not the infinite one.
+    assert "<tr><td>" in page and ">inf<" not in page

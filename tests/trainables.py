@@ -284,7 +284,10 @@ def quick_then_slow(config: dict[str, Any]) -> None:
 
 def diverges(config: dict[str, Any]) -> None:
     """Reports `score` = x x epoch and `size` = x; an x over 0.7 diverges: its `score` is
-    NaN from the second epoch on, as a model whose loss blew up."""
+    NaN from the second epoch on (infinite for an x over 0.85), as a model whose loss
+    blew up."""
     for epoch in range(1, config.get("epochs", 2) + 1):
-        score = float("nan") if config["x"] > 0.7 and epoch >= 2 else config["x"] * epoch
+        score = config["x"] * epoch
+        if config["x"] > 0.7 and epoch >= 2:
+            score = float("inf") if config["x"] > 0.85 else float("nan")
         tune.report({"epoch": epoch, "score": score, "size": config["x"]})

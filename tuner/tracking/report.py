@@ -18,6 +18,7 @@ import copy
 import html
 import json
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,8 +145,10 @@ def _cannot_draw(
         return "no trial has finished yet"
     if not finished:
         return f"no trial finished with a value of {sweep.spec.metric}"
-    if name in ("param_importances", "parallel_coordinate") and not ranked:
-        return "needs two finished trials and a searched param"
+    if name == "parallel_coordinate" and len(finished) < 2:
+        return "needs two finished trials"
+    if name == "param_importances" and not ranked:
+        return "needs two finished trials with a finite value and a searched param"
     if name == "contour" and len(ranked) < 2:
         return "needs two searched params"
     return None
@@ -172,16 +175,22 @@ def _importance_study(sweep: SweepStudy) -> optuna.Study:
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:
-    finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
+    every = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
+    # An infinite value (a loss that overflowed) fails fANOVA's forests with a bare
+    # AssertionError, which cost the importances of every other trial.
+    finished = [t for t in every if t.value is not None and math.isfinite(t.value)]
     if len(finished) < 2 or not finished[0].distributions:
         return {}
+    if len(finished) < len(every):
+        study = optuna.create_study(directions=study.directions)
+        study.add_trials(finished)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             evaluator = importance_evaluator()
             return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except Exception as exc:  # e.g. every finished trial scored the same
-        logger.warning("importances not computed: %s", exc)
+        logger.warning("importances not computed: %s", printable(f"{type(exc).__name__}: {exc}"))
         return {}
 
 

@@ -5,6 +5,7 @@ evaluators work on any sweep, finished or running, made by any version of tuner.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,8 +92,8 @@ def _objectives_study(
             continue
         if not feasible(spec.constraints, metrics):
             continue
-        if not all(math.isfinite(metrics[o.metric]) for o in objectives):
-            continue  # a NaN objective is on no front (and Optuna refuses the trial)
+        if not all(math.isfinite(as_logged(metrics[o.metric])) for o in objectives):
+            continue  # a NaN or infinite objective is on no front, as when the sweep ended
         params = {
             name: typed(run.data.params[name], distribution)
             for name, distribution in distributions.items()
@@ -140,23 +141,33 @@ def _frozen_trial(
         if name in run.data.params
     }
     value = run.data.metrics.get(spec.metric)
+    value = None if value is None else as_logged(value)
     if state == optuna.trial.TrialState.COMPLETE and value is None:
         state = optuna.trial.TrialState.FAIL  # finished without ever reporting the metric
         attrs[ENDED] = f"finished without {spec.metric}"
-    elif state == optuna.trial.TrialState.COMPLETE and value is not None and math.isnan(value):
-        # A diverged trial: Optuna refuses a NaN value (and fails such a trial itself).
-        # It counts as failed in the plots; the report still says it finished with NaN.
+    elif state == optuna.trial.TrialState.COMPLETE and not math.isfinite(value or 0.0):
+        # A diverged trial: Optuna refuses a NaN value, and an infinite one breaks its
+        # parallel coordinates and fANOVA; tuner never makes either best. It counts as
+        # failed in the plots; the report still says it finished with NaN or inf.
         state = optuna.trial.TrialState.FAIL
-        attrs[ENDED] = f"finished with {spec.metric} NaN"
+        attrs[ENDED] = f"finished with {spec.metric} {'NaN' if math.isnan(value or 0.0) else value}"
     trial = optuna.trial.create_trial(
         state=state,
         value=value if state == optuna.trial.TrialState.COMPLETE else None,
         params=params,
         distributions={name: distributions[name] for name in params},
-        intermediate_values={step: v for step, v in history.items() if v == v},  # not NaN
+        # A NaN or infinite point cannot be drawn; one at MLflow's float max would squash
+        # every other curve flat.
+        intermediate_values={step: v for step, v in history.items() if math.isfinite(as_logged(v))},
         user_attrs=attrs,
     )
     return _with_times(trial, run)
+
+
+def as_logged(value: float) -> float:
+    """A metric as the trial reported it: MLflow's SQL stores keep an infinity as the
+    largest float (1.8e308), which no real metric reaches."""
+    return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
 
 
 def _with_times(trial: optuna.trial.FrozenTrial, run: Run) -> optuna.trial.FrozenTrial:
