@@ -291,3 +291,12 @@ def diverges(config: dict[str, Any]) -> None:
         if config["x"] > 0.7 and epoch >= 2:
             score = float("inf") if config["x"] > 0.85 else float("nan")
         tune.report({"epoch": epoch, "score": score, "size": config["x"]})
+
+
+def scores_then_fails(config: dict[str, Any]) -> None:
+    """Reports `score` = x x epoch; an x over 0.8 fails in its second epoch, after a
+    first score better than any other trial's last."""
+    for epoch in range(1, config.get("epochs", 2) + 1):
+        if config["x"] > 0.8 and epoch == 2:
+            raise RuntimeError("diverged")
+        tune.report({"epoch": epoch, "score": config["x"] * (epoch if config["x"] < 0.8 else 9)})
