@@ -45,5 +45,13 @@ def test_a_sweep_with_a_nan_trial_gets_its_report(swept: Path) -> None:
         assert (swept / "out" / f"{plot}.png").read_bytes().startswith(b"\x89PNG"), plot
     page = (swept / "out" / "report.html").read_text()
     assert "5 trials:\n3 finished, 1 finished with score NaN, 1 finished with score inf." in page
-    # The best trials are the ones that scored: not the infinite one.
-    assert "<tr><td>" in page and ">inf<" not in page
+    # The front of the trials that scored (not the NaN or infinite ones), with both
+    # objectives, best score first: every finite trial trades score for size.
+    assert "<p>score (max), size (min), 5 trials:" in page
+    front = page.split("<h2>Pareto front</h2>")[1].split("<h2>")[0]
+    rows = front.split("<tr><td>")[1:]
+    assert [row.split("</td>")[1:3] for row in rows] == [
+        ["<td>1.2", "<td>0.6"],
+        ["<td>0.8", "<td>0.4"],
+        ["<td>0.4", "<td>0.2"],
+    ]

@@ -41,6 +41,7 @@ from tuner.tracking.study import ENDED, SweepStudy
 
 logger = logging.getLogger(__name__)
 DPI = 110
+FRONT_ROWS = 50  # a front's trials shown in report.html; its plot shows them all
 # Optuna's states in tuner's words, as the end-of-sweep summary and `tuner status` say them.
 ENDS = {
     optuna.trial.TrialState.COMPLETE: "finished",
@@ -251,16 +252,8 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     if sweep.running:
         states["running"] = sweep.running
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-    rows = sorted(finished, key=lambda t: t.value, reverse=spec.mode == "max")[:10]
-    names = list(spec.params)
-    table = "".join(
-        "<tr>"
-        + f"<td>{html.escape(str(t.user_attrs.get('trial_id', t.number)))}</td>"
-        + f"<td>{t.value:.6g}</td>"
-        + "".join(f"<td>{html.escape(_shown(t.params.get(n, '')))}</td>" for n in names)
-        + "</tr>"
-        for t in rows
-    )
+    heading, table = _best_table(sweep, finished)
+    objectives = ", ".join(f"{o.metric} ({o.mode})" for o in spec.objective_list)
     importances = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td></tr>"
         for name, value in sorted(report.importances.items(), key=lambda kv: -kv[1])
@@ -275,7 +268,6 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     skipped = "".join(
         f"<li>{html.escape(name)}: {html.escape(why)}</li>" for name, why in report.skipped.items()
     )
-    header = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(spec.name)}: sweep report</title>
@@ -283,16 +275,41 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(spec.name)}</h1>
-<p>{html.escape(spec.metric)} ({spec.mode}), {_count(study) + sweep.running} trials:
+<p>{html.escape(objectives)}, {_count(study) + sweep.running} trials:
 {html.escape(counts)}. Searcher {html.escape(spec.searcher_label)}, scheduler
 {html.escape(spec.scheduler.kind)}. MLflow sweep run {html.escape(sweep.parent.info.run_id)}.</p>
-<h2>Best trials</h2><table><tr><th>trial</th><th>{html.escape(spec.metric)}</th>{header}</tr>
-{table}</table>
+<h2>{heading}</h2><table>{table}</table>
 <h2>Parameter importances</h2>{_note(report, "param_importances")}<table>{importances}</table>
 <h2>Plots</h2>{figures}
 {f"<h2>Not drawn</h2><ul>{skipped}</ul>" if skipped else ""}
 </body></html>
 """
+
+
+def _best_table(sweep: SweepStudy, finished: list[Any]) -> tuple[str, str]:
+    """(heading, table rows): the ten best finished trials, or with several objectives the
+    Pareto front (best on the first objective first), each with every objective."""
+    spec, front = sweep.spec, sweep.front
+    metrics = [o.metric for o in spec.objective_list]
+    if front is not None:
+        heading = "Pareto front"
+        trials = sorted(front.best_trials, key=lambda t: t.values[0], reverse=spec.mode == "max")
+        rows = [(t, list(t.values)) for t in trials[:FRONT_ROWS]]
+    else:
+        heading = "Best trials"
+        ranked = sorted(finished, key=lambda t: t.value, reverse=spec.mode == "max")
+        rows = [(t, [t.value]) for t in ranked[:10]]
+    names = list(spec.params)
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in ["trial", *metrics, *names])
+    body = "".join(
+        "<tr>"
+        + f"<td>{html.escape(str(t.user_attrs.get('trial_id', t.number)))}</td>"
+        + "".join(f"<td>{value:.6g}</td>" for value in values)
+        + "".join(f"<td>{html.escape(_shown(t.params.get(n, '')))}</td>" for n in names)
+        + "</tr>"
+        for t, values in rows
+    )
+    return heading, f"<tr>{header}</tr>\n{body}"
 
 
 def _note(report: Report, plot: str) -> str:
