@@ -157,7 +157,10 @@ def test_tuner_best_agrees_with_mlflow(sweep: Sweep) -> None:
     best = sweep.client.get_run(sweep.parent.data.tags["tuner.best_run_id"])
     assert report["run_id"] == best.info.run_id
     assert report["value"] == best.data.metrics["val_accuracy"]
-    assert report["params"] == best.data.params
+    # Typed as the trial had them (MLflow keeps strings): a script gets numbers.
+    assert {name: str(value) for name, value in report["params"].items()} == best.data.params
+    assert isinstance(report["params"]["lr"], float)
+    assert isinstance(report["params"]["hidden"], int)
     assert report["checkpoint"] == best.data.tags["tuner.checkpoint"]
     assert Path(report["checkpoint"], "state.pt").is_file()
 

@@ -280,3 +280,23 @@ def quick_then_slow(config: dict[str, Any]) -> None:
         Path(config["started"]).touch()
         time.sleep(3)
     tune.report({"score": config["x"]})
+
+
+def diverges(config: dict[str, Any]) -> None:
+    """Reports `score` = x x epoch and `size` = x; an x over 0.7 diverges: its `score` is
+    NaN from the second epoch on (infinite for an x over 0.85), as a model whose loss
+    blew up."""
+    for epoch in range(1, config.get("epochs", 2) + 1):
+        score = config["x"] * epoch
+        if config["x"] > 0.7 and epoch >= 2:
+            score = float("inf") if config["x"] > 0.85 else float("nan")
+        tune.report({"epoch": epoch, "score": score, "size": config["x"]})
+
+
+def scores_then_fails(config: dict[str, Any]) -> None:
+    """Reports `score` = x x epoch; an x over 0.8 fails in its second epoch, after a
+    first score better than any other trial's last."""
+    for epoch in range(1, config.get("epochs", 2) + 1):
+        if config["x"] > 0.8 and epoch == 2:
+            raise RuntimeError("diverged")
+        tune.report({"epoch": epoch, "score": config["x"] * (epoch if config["x"] < 0.8 else 9)})

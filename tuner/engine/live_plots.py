@@ -5,8 +5,8 @@ Every `TUNER_PLOTS_EVERY_S` seconds (default 600; 0 never), or less often when d
 takes long (a long sweep), a child process reads the sweep back from MLflow and logs
 its report under `plots/`, as `tuner report --log` does (tuner.tracking.plots_process:
 the draw's memory and CPU are not the driver's). Trials keep running meanwhile;
-a report that cannot be drawn yet (no trial has finished) is skipped quietly and tried
-again at the next interval.
+a report that cannot be drawn yet (no trial has reported an epoch) is skipped quietly
+and tried again at the next interval; until a trial finishes it has the learning curves.
 """
 
 from __future__ import annotations
@@ -69,5 +69,5 @@ class LivePlots:
                 logger.debug("plots not refreshed: %s", drawn.error)
             # Paced by the drawing itself, which grows with the sweep, not by the child's
             # start and imports (seconds, whatever the sweep's size). A report with no
-            # plot yet (no trial finished) cost little: the next comes at the interval.
+            # plot yet (no epoch reported) cost little: the next comes at the interval.
             wait = max(self._every_s, WAIT_PER_DRAW_S * drawn.seconds * bool(drawn.plots))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from tuner.tracking.first_use import deleted_line
+
+# SweepNotFound is where commands have always imported it from.
+from tuner.tracking.logged_params import SweepNotFound as SweepNotFound
+from tuner.tracking.logged_params import typed_params
 from tuner.tracking.pareto_runs import FrontTrial, read_front
 from tuner.tracking.tags import (
     TAG_BEST_RUN,
@@ -21,10 +25,6 @@ from tuner.tracking.tags import (
 )
 
 
-class SweepNotFound(LookupError):
-    pass
-
-
 @dataclass(frozen=True)
 class BestReport:
     sweep: str
@@ -34,7 +34,7 @@ class BestReport:
     metric: str
     mode: str
     value: float
-    params: dict[str, str]
+    params: dict[str, Any]  # typed by the sweep file: 0.01, not "0.01"
     checkpoint: str | None
     experiment_id: str
     # Several objectives: [[metric, mode], ...] and the Pareto front's trials.
@@ -98,7 +98,10 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
         raise SweepNotFound(
             f"sweep {name!r}: its best trial's run {run.info.run_id} has no metric {metric!r}"
         )
+    as_trained = typed_params(client, parent)
     objectives, front = read_front(client, parent)
+    # A script reading `tuner best --json` gets numbers where the trials had numbers.
+    front = [replace(trial, params=as_trained(trial.params)) for trial in front]
     return BestReport(
         objectives=objectives,
         front=front,
@@ -109,7 +112,7 @@ def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
         metric=metric,
         mode=parent.data.tags["tuner.mode"],
         value=run.data.metrics[metric],
-        params=dict(run.data.params),
+        params=as_trained(dict(run.data.params)),
         checkpoint=run.data.tags.get(TAG_CHECKPOINT),
         experiment_id=experiment_id,
         schedule=parent.data.tags.get(TAG_SCHEDULE),

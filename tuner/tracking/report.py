@@ -14,9 +14,11 @@ self-contained report.html (the pictures inline, no remote URL: it opens offline
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import json
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,10 +37,19 @@ from tuner.tracking.big_sweeps import (
     judged_on_sample,
     known_importances,
 )
-from tuner.tracking.study import SweepStudy
+from tuner.tracking.study import ENDED, SweepStudy
 
 logger = logging.getLogger(__name__)
 DPI = 110
+FRONT_ROWS = 50  # a front's trials shown in report.html; its plot shows them all
+# Optuna's states in tuner's words, as the end-of-sweep summary and `tuner status` say them.
+ENDS = {
+    optuna.trial.TrialState.COMPLETE: "finished",
+    optuna.trial.TrialState.PRUNED: "stopped early",
+    optuna.trial.TrialState.FAIL: "failed",
+    optuna.trial.TrialState.RUNNING: "running",
+    optuna.trial.TrialState.WAITING: "waiting",
+}
 
 
 @dataclass
@@ -89,7 +100,7 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
         names = [objective.metric for objective in sweep.spec.objective_list]
         drawings["pareto_front"] = lambda: plots.plot_pareto_front(front, target_names=names)
     for name, draw in drawings.items():
-        why = _cannot_draw(name, finished, ranked, front)
+        why = _cannot_draw(name, sweep, finished, ranked, front)
         if why:
             report.skipped[name] = why
             continue
@@ -115,14 +126,30 @@ def write_report(sweep: SweepStudy, folder: Path) -> Report:
 
 
 def _cannot_draw(
-    name: str, finished: list[Any], ranked: list[str], front: optuna.Study | None
+    name: str,
+    sweep: SweepStudy,
+    finished: list[Any],
+    ranked: list[str],
+    front: optuna.Study | None,
 ) -> str | None:
     if name == "pareto_front" and front is not None and not _count(front):
         return "no trial has finished feasible with every objective"
-    if not finished:
+    if name == "learning_curves":
+        # A curve needs epochs, not an end: an interrupted or diverged trial has one.
+        if any(t.intermediate_values for t in sweep.study.get_trials(deepcopy=False)):
+            return None
+        return "no trial has reported an epoch yet"
+    if name in ("param_importances", "contour") and ranked:
+        # Judged on the trials' values at ASHA's first rung: no trial need have finished.
+        return "needs two searched params" if name == "contour" and len(ranked) < 2 else None
+    if not finished and sweep.running:
         return "no trial has finished yet"
-    if name in ("param_importances", "parallel_coordinate") and not ranked:
-        return "needs two finished trials and a searched param"
+    if not finished:
+        return f"no trial finished with a value of {sweep.spec.metric}"
+    if name == "parallel_coordinate" and len(finished) < 2:
+        return "needs two finished trials"
+    if name == "param_importances" and not ranked:
+        return "needs two finished trials with a finite value and a searched param"
     if name == "contour" and len(ranked) < 2:
         return "needs two searched params"
     return None
@@ -149,22 +176,28 @@ def _importance_study(sweep: SweepStudy) -> optuna.Study:
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:
-    finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
+    every = study.get_trials(states=[optuna.trial.TrialState.COMPLETE], deepcopy=False)
+    # An infinite value (a loss that overflowed) fails fANOVA's forests with a bare
+    # AssertionError, which cost the importances of every other trial.
+    finished = [t for t in every if t.value is not None and math.isfinite(t.value)]
     if len(finished) < 2 or not finished[0].distributions:
         return {}
+    if len(finished) < len(every):
+        study = optuna.create_study(directions=study.directions)
+        study.add_trials(finished)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             evaluator = importance_evaluator()
             return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except Exception as exc:  # e.g. every finished trial scored the same
-        logger.warning("importances not computed: %s", exc)
+        logger.warning("importances not computed: %s", printable(f"{type(exc).__name__}: {exc}"))
         return {}
 
 
 def _learning_curves(sweep: SweepStudy, plots: Any, notes: dict[str, str]) -> Any:
     drawn, which = curves_drawn(sweep.study)
-    axes = plots.plot_intermediate_values(drawn)
+    axes = plots.plot_intermediate_values(_every_curve(drawn))
     if len(axes.get_lines()) > LEGEND_ENTRIES and axes.get_legend() is not None:
         axes.get_legend().remove()  # past a few trials, a list of names no one reads
     if which:
@@ -179,6 +212,23 @@ def _learning_curves(sweep: SweepStudy, plots: Any, notes: dict[str, str]) -> An
     axes.set_xlabel("epoch")
     axes.set_ylabel(sweep.spec.metric)
     return axes
+
+
+def _every_curve(study: optuna.Study) -> optuna.Study:
+    """`study` with its failed trials' curves drawn too: Optuna's plot leaves failed
+    trials out, and a trial cut off by a Ctrl-C or that diverged has epochs worth seeing
+    (it is drawn as a pruned one: the plot draws every state alike)."""
+    trials = study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    if not any(t.intermediate_values for t in failed):
+        return study
+    drawn = optuna.create_study(directions=study.directions)
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.FAIL and trial.intermediate_values:
+            trial = copy.copy(trial)
+            trial.state = optuna.trial.TrialState.PRUNED
+        drawn.add_trial(trial)
+    return drawn
 
 
 def _figure_of(axes: Any) -> Any:
@@ -197,20 +247,13 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     spec, study = sweep.spec, sweep.study
     states: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+        state = trial.user_attrs.get(ENDED) or ENDS[trial.state]
+        states[state] = states.get(state, 0) + 1
     if sweep.running:
         states["running"] = sweep.running
     counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
-    rows = sorted(finished, key=lambda t: t.value, reverse=spec.mode == "max")[:10]
-    names = list(spec.params)
-    table = "".join(
-        "<tr>"
-        + f"<td>{html.escape(str(t.user_attrs.get('trial_id', t.number)))}</td>"
-        + f"<td>{t.value:.6g}</td>"
-        + "".join(f"<td>{html.escape(_shown(t.params.get(n, '')))}</td>" for n in names)
-        + "</tr>"
-        for t in rows
-    )
+    heading, table = _best_table(sweep, finished)
+    objectives = ", ".join(f"{o.metric} ({o.mode})" for o in spec.objective_list)
     importances = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td></tr>"
         for name, value in sorted(report.importances.items(), key=lambda kv: -kv[1])
@@ -225,7 +268,6 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
     skipped = "".join(
         f"<li>{html.escape(name)}: {html.escape(why)}</li>" for name, why in report.skipped.items()
     )
-    header = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{html.escape(spec.name)}: sweep report</title>
@@ -233,16 +275,41 @@ def _html(sweep: SweepStudy, report: Report, finished: list[Any]) -> str:
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px}}
 img{{max-width:100%}}</style></head><body>
 <h1>{html.escape(spec.name)}</h1>
-<p>{html.escape(spec.metric)} ({spec.mode}), {_count(study) + sweep.running} trials:
+<p>{html.escape(objectives)}, {_count(study) + sweep.running} trials:
 {html.escape(counts)}. Searcher {html.escape(spec.searcher_label)}, scheduler
 {html.escape(spec.scheduler.kind)}. MLflow sweep run {html.escape(sweep.parent.info.run_id)}.</p>
-<h2>Best trials</h2><table><tr><th>trial</th><th>{html.escape(spec.metric)}</th>{header}</tr>
-{table}</table>
+<h2>{heading}</h2><table>{table}</table>
 <h2>Parameter importances</h2>{_note(report, "param_importances")}<table>{importances}</table>
 <h2>Plots</h2>{figures}
 {f"<h2>Not drawn</h2><ul>{skipped}</ul>" if skipped else ""}
 </body></html>
 """
+
+
+def _best_table(sweep: SweepStudy, finished: list[Any]) -> tuple[str, str]:
+    """(heading, table rows): the ten best finished trials, or with several objectives the
+    Pareto front (best on the first objective first), each with every objective."""
+    spec, front = sweep.spec, sweep.front
+    metrics = [o.metric for o in spec.objective_list]
+    if front is not None:
+        heading = "Pareto front"
+        trials = sorted(front.best_trials, key=lambda t: t.values[0], reverse=spec.mode == "max")
+        rows = [(t, list(t.values)) for t in trials[:FRONT_ROWS]]
+    else:
+        heading = "Best trials"
+        ranked = sorted(finished, key=lambda t: t.value, reverse=spec.mode == "max")
+        rows = [(t, [t.value]) for t in ranked[:10]]
+    names = list(spec.params)
+    header = "".join(f"<th>{html.escape(n)}</th>" for n in ["trial", *metrics, *names])
+    body = "".join(
+        "<tr>"
+        + f"<td>{html.escape(str(t.user_attrs.get('trial_id', t.number)))}</td>"
+        + "".join(f"<td>{value:.6g}</td>" for value in values)
+        + "".join(f"<td>{html.escape(_shown(t.params.get(n, '')))}</td>" for n in names)
+        + "</tr>"
+        for t, values in rows
+    )
+    return heading, f"<tr>{header}</tr>\n{body}"
 
 
 def _note(report: Report, plot: str) -> str:

@@ -4,27 +4,28 @@ evaluators work on any sweep, finished or running, made by any version of tuner.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 
 from tuner.search.distributions import optuna_space
-from tuner.spec import SweepSpec, parse_spec
+from tuner.spec import SweepSpec
 from tuner.spec.objectives import feasible
-from tuner.tracking.best import SweepNotFound, latest_sweep_run
+from tuner.tracking.best import latest_sweep_run
 from tuner.tracking.histories import metric_histories
+from tuner.tracking.logged_params import sweep_file, typed
 from tuner.tracking.runs import child_runs
-from tuner.tracking.tags import TAG_STOPPED_EARLY, TAG_TRIAL_ID
+from tuner.tracking.tags import TAG_KILLED, TAG_STOPPED_EARLY, TAG_TRIAL_ID
 
+# A user attr: how a trial Optuna must count as failed ended, in tuner's words (it
+# finished with the metric NaN, it was cut off by a Ctrl-C), for the report's counts.
+ENDED = "ended"
 STATES = {
     "FINISHED": optuna.trial.TrialState.COMPLETE,
     "FAILED": optuna.trial.TrialState.FAIL,
@@ -50,7 +51,7 @@ def read_sweep(name: str, tracking_uri: str) -> SweepStudy:
 
 def sweep_of_run(client: MlflowClient, experiment_id: str, parent: Run) -> SweepStudy:
     """The sweep whose parent run is `parent`, as an in-memory Optuna study."""
-    spec = _sweep_file(client, parent)
+    spec = sweep_file(client, parent)
     runs = child_runs(client, experiment_id, parent.info.run_id)
     by_run = metric_histories(client, [run.info.run_id for run in runs], spec.metric)
     histories = [by_run[run.info.run_id] for run in runs]
@@ -91,8 +92,10 @@ def _objectives_study(
             continue
         if not feasible(spec.constraints, metrics):
             continue
+        if not all(math.isfinite(as_logged(metrics[o.metric])) for o in objectives):
+            continue  # a NaN or infinite objective is on no front, as when the sweep ended
         params = {
-            name: _typed(run.data.params[name], distribution)
+            name: typed(run.data.params[name], distribution)
             for name, distribution in distributions.items()
             if name in run.data.params
         }
@@ -107,22 +110,6 @@ def _objectives_study(
     return study
 
 
-def _sweep_file(client: MlflowClient, parent: Run) -> SweepSpec:
-    """The sweep file as the sweep ran it: its parent run keeps a copy."""
-    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")  # one file
-    with tempfile.TemporaryDirectory(prefix="tuner-report-") as folder:
-        try:
-            local = client.download_artifacts(parent.info.run_id, "spec", folder)
-        except Exception as exc:  # MLflow raises its own and OSError kinds
-            raise SweepNotFound(
-                f"sweep run {parent.info.run_id} has no sweep file (spec/): {exc}"
-            ) from None
-        files = sorted(Path(local).glob("*.y*ml"))
-        if not files:
-            raise SweepNotFound(f"sweep run {parent.info.run_id} has no sweep file (spec/)")
-        return parse_spec(yaml.safe_load(files[0].read_text()), files[0].name)
-
-
 def _started(pair: tuple[Run, dict[int, float]]) -> int:
     return int(pair[0].info.start_time or 0)
 
@@ -135,31 +122,52 @@ def _frozen_trial(
 ) -> optuna.trial.FrozenTrial | None:
     """One trial's run as Optuna would have recorded it; None while it runs."""
     status = run.info.status
+    attrs: dict[str, Any] = {
+        "trial_id": run.data.tags.get(TAG_TRIAL_ID, ""),
+        "run_id": run.info.run_id,
+    }
     if status == "KILLED" and TAG_STOPPED_EARLY in run.data.tags:
         state = optuna.trial.TrialState.PRUNED  # stopped by ASHA, as Optuna's pruners do
     elif status == "KILLED":
         state = optuna.trial.TrialState.FAIL  # cut off by an interrupt: no final value
+        attrs[ENDED] = f"cut off ({run.data.tags.get(TAG_KILLED) or 'interrupted'})"
     elif status in STATES:
         state = STATES[status]
     else:
         return None
     params = {
-        name: _typed(run.data.params[name], distribution)
+        name: typed(run.data.params[name], distribution)
         for name, distribution in distributions.items()
         if name in run.data.params
     }
     value = run.data.metrics.get(spec.metric)
+    value = None if value is None else as_logged(value)
     if state == optuna.trial.TrialState.COMPLETE and value is None:
         state = optuna.trial.TrialState.FAIL  # finished without ever reporting the metric
+        attrs[ENDED] = f"finished without {spec.metric}"
+    elif state == optuna.trial.TrialState.COMPLETE and not math.isfinite(value or 0.0):
+        # A diverged trial: Optuna refuses a NaN value, and an infinite one breaks its
+        # parallel coordinates and fANOVA; tuner never makes either best. It counts as
+        # failed in the plots; the report still says it finished with NaN or inf.
+        state = optuna.trial.TrialState.FAIL
+        attrs[ENDED] = f"finished with {spec.metric} {'NaN' if math.isnan(value or 0.0) else value}"
     trial = optuna.trial.create_trial(
         state=state,
         value=value if state == optuna.trial.TrialState.COMPLETE else None,
         params=params,
         distributions={name: distributions[name] for name in params},
-        intermediate_values={step: v for step, v in history.items() if v == v},  # not NaN
-        user_attrs={"trial_id": run.data.tags.get(TAG_TRIAL_ID, ""), "run_id": run.info.run_id},
+        # A NaN or infinite point cannot be drawn; one at MLflow's float max would squash
+        # every other curve flat.
+        intermediate_values={step: v for step, v in history.items() if math.isfinite(as_logged(v))},
+        user_attrs=attrs,
     )
     return _with_times(trial, run)
+
+
+def as_logged(value: float) -> float:
+    """A metric as the trial reported it: MLflow's SQL stores keep an infinity as the
+    largest float (1.8e308), which no real metric reaches."""
+    return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
 
 
 def _with_times(trial: optuna.trial.FrozenTrial, run: Run) -> optuna.trial.FrozenTrial:
@@ -169,16 +177,3 @@ def _with_times(trial: optuna.trial.FrozenTrial, run: Run) -> optuna.trial.Froze
     if run.info.end_time:
         trial.datetime_complete = datetime.fromtimestamp(run.info.end_time / 1000)
     return trial
-
-
-def _typed(logged: str, distribution: optuna.distributions.BaseDistribution) -> Any:
-    """A param as the trial had it: MLflow keeps strings (floats as their repr)."""
-    if isinstance(distribution, optuna.distributions.FloatDistribution):
-        return float(logged)
-    if isinstance(distribution, optuna.distributions.IntDistribution):
-        return int(float(logged))
-    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-        for choice in distribution.choices:
-            if logged in (str(choice), repr(choice)):
-                return choice
-    raise ValueError(f"{logged!r} is not a value of {distribution}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ TALLY_PERIOD_S = 2.0
 # ASHA-stopped trial's KILLED run is "stopped_early".
 RUNNING = "running"
 STOPPED_EARLY = "stopped_early"
+FAILED = "failed"
 
 
 def state_of(run_status: str, *, stopped_early: bool) -> str:
@@ -118,9 +120,12 @@ class SweepTally:
             for key, hours in record.held.items():
                 held[key] = held.get(key, 0.0) + hours
             lost_work += record.lost_work_s
-            # NaN is never best; the full read skips it the same way.
-            if record.value is None or record.value != record.value:
+            # NaN or infinity is never best, and a failed trial's last value is not a
+            # result: the sweep's own best (tuner best) skips them the same way.
+            if record.state == FAILED or record.value is None:
                 continue
+            if not math.isfinite(record.value) or abs(record.value) == sys.float_info.max:
+                continue  # MLflow's SQL stores keep an infinity as the largest float
             signed = self._sign * record.value
             if best is None or signed > best[0]:
                 best = (signed, trial_id)
