@@ -74,6 +74,18 @@ INVALID = [
         mutate(params__lr__high=1e-5), "params.lr.high", "must be greater than low", id="low>=high"
     ),
     pytest.param(
+        mutate(params__opt={"type": "categorical", "choices": ["adam", "sgd", "adam"]}),
+        "params.opt.choices",
+        "'adam' is listed more than once: list each value once",
+        id="choice-listed-twice",  # drawn twice as often, and Optuna maps it to one place
+    ),
+    pytest.param(
+        mutate(params__width={"type": "grid", "values": [32, 64, 32]}),
+        "params.width.values",
+        "32 is listed more than once",
+        id="grid-value-listed-twice",  # its trials would run twice
+    ),
+    pytest.param(
         mutate(params__lr={"type": "float", "low": 0.0, "high": 1.0, "log": True}),
         "params.lr.log",
         "log scale needs low > 0",

@@ -106,11 +106,25 @@ class IntParam(SearchedParam):
     )
 
 
+def _listed_once(options: list[Scalar]) -> list[Scalar]:
+    """A repeated choice is drawn twice as often by a random search and confuses Optuna
+    (it maps each value to its first place); a repeated grid value runs its trials twice.
+    Both are slips of the pen, so they are refused, not quietly taken."""
+    seen: set[tuple[type, str]] = set()
+    for option in options:
+        key = (type(option), repr(option))  # 1 and true differ; so do 1 and 1.0
+        if key in seen:
+            raise ValueError(f"{option!r} is listed more than once: list each value once")
+        seen.add(key)
+    return options
+
+
 class CategoricalParam(SearchedParam):
     type: Literal["categorical"]
     choices: Annotated[list[Scalar], Field(min_length=1)]
 
     options_key: ClassVar[str] = "choices"
+    _choices_once = field_validator("choices")(_listed_once)
 
     @property
     def options(self) -> list[Scalar]:
@@ -124,6 +138,7 @@ class GridParam(SearchedParam):
     values: Annotated[list[Scalar], Field(min_length=1)]
 
     options_key: ClassVar[str] = "values"
+    _values_once = field_validator("values")(_listed_once)
 
     @property
     def options(self) -> list[Scalar]:
