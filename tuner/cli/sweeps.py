@@ -188,12 +188,15 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
         terminated = exc.signal_name == "SIGTERM"
-        fail(
-            f"{'terminated' if terminated else 'interrupted'}; Ray Tune saved the sweep's "
-            f"state in {exc.experiment_path}; its MLflow runs are marked KILLED; "
-            f"`tuner resume {exc.sweep}` continues it",
-            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
-        )
+        how = "terminated" if terminated else "interrupted"
+        if exc.experiment_path is None:  # no trial had started: there is nothing to resume
+            again = f"`tuner run {spec_path}`" if spec_path else "`tuner run`"
+            said = f"{how} before Ray Tune saved the sweep's state; its MLflow run is marked "
+            said += f"KILLED; {again} starts it again"
+        else:
+            said = f"{how}; Ray Tune saved the sweep's state in {exc.experiment_path}; its "
+            said += f"MLflow runs are marked KILLED; `tuner resume {exc.sweep}` continues it"
+        fail(said, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except Terminated:
         fail("terminated; the sweep's MLflow run is marked KILLED", EXIT_TERMINATED)
     except KeyboardInterrupt:

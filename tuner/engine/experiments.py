@@ -20,6 +20,7 @@ from tuner.spec import SweepSpec, parse_spec
 
 SPEC_FILE = "sweep.yaml"
 RUN_PREFIX = "run-"
+STATE_PREFIX = "experiment_state-"  # Ray Tune's snapshot of the trials
 
 
 class NothingToResume(RuntimeError):
@@ -61,13 +62,33 @@ class Experiment:
             out.write(text.encode())
 
     def resumable(self) -> bool:
-        """Whether Ray Tune saved a state here that `tuner resume` can start from."""
+        """Whether Ray Tune saved a state here that `tuner resume` can start from.
+
+        Its `tuner.pkl` is not enough: Ray writes it before the trials start and their
+        state (`experiment_state-*.json`) at its first snapshot. A sweep stopped between
+        the two has nothing to resume, and restoring it ran the trials without their config.
+        """
         from ray import tune  # here: a resume submitted to a cluster reads this, Ray unneeded
 
         try:
-            return bool(tune.Tuner.can_restore(self.path, self.storage.filesystem))
+            if not tune.Tuner.can_restore(self.path, self.storage.filesystem):
+                return False
+            entries = _filesystem(self.storage).get_file_info(pyarrow.fs.FileSelector(self.path))
         except Exception:  # storage gone: no advice to resume is better than a wrong one
             return False
+        return any(
+            entry.base_name.startswith(STATE_PREFIX) and entry.base_name.endswith(".json")
+            for entry in entries
+        )
+
+    def check_resumable(self) -> None:
+        """NothingToResume, saying why and what to do, unless `resumable()`."""
+        if not self.resumable():
+            raise NothingToResume(
+                f"{self.uri}: Ray Tune saved no state of the trials to resume from (the sweep "
+                f"stopped before they started, or its storage is gone); `tuner run` starts "
+                f"the sweep again"
+            )
 
     def load_spec(self) -> SweepSpec:
         location = f"{self.uri}/{SPEC_FILE}"
