@@ -21,6 +21,7 @@ from tuner.engine.end_plots import EndPlots
 from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
+from tuner.engine.file_changes import changes_note
 from tuner.engine.finished_trials import CompactFinishedTrials
 from tuner.engine.front import best_result, record_front_of
 from tuner.engine.live_plots import LivePlots
@@ -140,6 +141,8 @@ def _resume(
 ) -> SweepResult:
     phases = options.phases
     spec = experiment.load_spec()
+    if sweep_file is not None and (note := changes_note(spec, sweep_file)) is not None:
+        options.say(note)  # before preflight: a trainable renamed since fails there
     if options.budget is not None:
         spec = with_budget(spec, options.budget)
     from_file = sweep_file.without_secrets()[1] if sweep_file is not None else None
