@@ -170,6 +170,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
 
     The summary is printed by the sweep itself (RunOptions.on_finish), before Ray shuts down.
     """
+    from tuner.cli.resume_advice import resume_command
     from tuner.engine.experiments import NothingToResume
     from tuner.engine.outcome import SweepFailed, SweepInterrupted
     from tuner.engine.session import RayUnavailable
@@ -195,7 +196,8 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
             said += f"KILLED; {again} starts it again"
         else:
             said = f"{how}; Ray Tune saved the sweep's state in {exc.experiment_path}; its "
-            said += f"MLflow runs are marked KILLED; `tuner resume {exc.sweep}` continues it"
+            again = resume_command(exc.sweep, exc.experiment_path, tracking_uri)
+            said += f"MLflow runs are marked KILLED; `{again}` continues it"
         fail(said, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except Terminated:
         fail("terminated; the sweep's MLflow run is marked KILLED", EXIT_TERMINATED)
