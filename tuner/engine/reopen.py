@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tuner.engine.experiments import Experiment, NothingToResume
+from tuner.engine.moved_storage import refuse_if_moved
 from tuner.engine.state_digest import TAG_STATE_DIGEST, check_state
 from tuner.spec import SweepSpec
 from tuner.tracking.access import redacted
@@ -21,6 +22,7 @@ def reopen_sweep(
     """
     sweep = SweepRun.find(spec, tracking_uri, experiment.uri)
     if sweep is None:  # the tracking store lost it, or the sweep ran with another one
+        refuse_if_moved(spec.name, experiment, tracking_uri)  # or its state was moved
         check_state(experiment, None)  # no digest to compare with, as the note says
         lost = (
             f"note: {redacted(tracking_uri)} holds no MLflow run of sweep {spec.name!r} "
