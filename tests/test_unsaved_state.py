@@ -2,7 +2,8 @@
 in the second between Ray writing `tuner.pkl` and its first snapshot) has nothing to
 resume. The run said "Ray Tune saved the sweep's state ... `tuner resume` continues it";
 the resume then printed Ray's traceback, ran a trial without the sweep's config (a
-KeyError in the user's code, a FAILED run in MLflow) and ended "no trial finished"."""
+KeyError in the user's code, a FAILED run in MLflow) and ended "no trial finished".
+And a resume stopped before the sweep went on says the sweep is as it was."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import typer
 from mlflow import MlflowClient
 
 from tests.conftest import run_and_signal, run_cli, write_slow_sweep
+from tuner.cli.common import Terminated
 from tuner.cli.sweeps import _drive
 from tuner.engine.closing import interrupted
 from tuner.engine.experiments import Experiment
@@ -87,3 +89,30 @@ def test_resume_without_a_snapshot_refuses_in_one_line_and_runs_nothing(tmp_path
     )
     after = {r.info.run_id: r.info.status for r in client.search_runs([experiment.experiment_id])}
     assert after == before, "no trial ran, no run was opened or changed"
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "said", "status"),
+    [
+        (KeyboardInterrupt(), "interrupted", 130),
+        (Terminated(), "terminated", 143),
+    ],
+)
+def test_a_resume_stopped_before_the_sweep_went_on_says_it_is_as_it_was(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    interrupt: KeyboardInterrupt,
+    said: str,
+    status: int,
+) -> None:
+    """A Ctrl-C while the resume checked the sweep or started Ray said "the sweep's MLflow
+    run is marked KILLED", which it had not touched, and not that it still resumes."""
+
+    def starting() -> NoReturn:
+        raise interrupt
+
+    with pytest.raises(typer.Exit) as exited:
+        _drive(starting, None, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert exited.value.exit_code == status
+    (line,) = capfd.readouterr().err.strip().splitlines()
+    assert line == f"error: {said}; the sweep is as it was; the same `tuner resume` continues it"

@@ -199,10 +199,14 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
             again = resume_command(exc.sweep, exc.experiment_path, tracking_uri)
             said += f"MLflow runs are marked KILLED; `{again}` continues it"
         fail(said, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
-    except Terminated:
-        fail("terminated; the sweep's MLflow run is marked KILLED", EXIT_TERMINATED)
-    except KeyboardInterrupt:
-        fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        # A resume's comes before the sweep went on (SweepInterrupted after): nothing changed.
+        done = "the sweep's MLflow run is marked KILLED"
+        if spec_path is None:
+            done = "the sweep is as it was; the same `tuner resume` continues it"
+        how = "terminated" if terminated else "interrupted"
+        fail(f"{how}; {done}", EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except Exception as exc:
         full = disk_full(exc)
         if full is None:
