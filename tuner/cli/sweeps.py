@@ -170,6 +170,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
 
     The summary is printed by the sweep itself (RunOptions.on_finish), before Ray shuts down.
     """
+    from tuner.cli.resume_advice import resume_command
     from tuner.engine.experiments import NothingToResume
     from tuner.engine.outcome import SweepFailed, SweepInterrupted
     from tuner.engine.session import RayUnavailable
@@ -188,16 +189,24 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
         terminated = exc.signal_name == "SIGTERM"
-        fail(
-            f"{'terminated' if terminated else 'interrupted'}; Ray Tune saved the sweep's "
-            f"state in {exc.experiment_path}; its MLflow runs are marked KILLED; "
-            f"`tuner resume {exc.sweep}` continues it",
-            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
-        )
-    except Terminated:
-        fail("terminated; the sweep's MLflow run is marked KILLED", EXIT_TERMINATED)
-    except KeyboardInterrupt:
-        fail("interrupted; the sweep's MLflow run is marked KILLED", EXIT_INTERRUPTED)
+        how = "terminated" if terminated else "interrupted"
+        if exc.experiment_path is None:  # no trial had started: there is nothing to resume
+            again = f"`tuner run {spec_path}`" if spec_path else "`tuner run`"
+            said = f"{how} before Ray Tune saved the sweep's state; its MLflow run is marked "
+            said += f"KILLED; {again} starts it again"
+        else:
+            said = f"{how}; Ray Tune saved the sweep's state in {exc.experiment_path}; its "
+            again = resume_command(exc.sweep, exc.experiment_path, tracking_uri)
+            said += f"MLflow runs are marked KILLED; `{again}` continues it"
+        fail(said, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        # A resume's comes before the sweep went on (SweepInterrupted after): nothing changed.
+        done = "the sweep's MLflow run is marked KILLED"
+        if spec_path is None:
+            done = "the sweep is as it was; the same `tuner resume` continues it"
+        how = "terminated" if terminated else "interrupted"
+        fail(f"{how}; {done}", EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     except Exception as exc:
         full = disk_full(exc)
         if full is None:

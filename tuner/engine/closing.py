@@ -54,3 +54,10 @@ def resumable(interrupt: KeyboardInterrupt, sweep: str, experiment: Experiment) 
         return interrupt
     signal_name = getattr(interrupt, "signal_name", "SIGINT")  # the CLI's SIGTERM says so
     return SweepInterrupted(sweep, experiment.uri, signal_name)
+
+
+def interrupted(sweep: str, experiment: Experiment, signal_name: str) -> SweepInterrupted:
+    """The interrupt that ended fit(). A Ctrl-C just as it began stops it before Ray Tune
+    saved the trials' state: that one says so (no path), not to resume what cannot be."""
+    saved = experiment.uri if experiment.resumable() else None
+    return SweepInterrupted(sweep, saved, signal_name)

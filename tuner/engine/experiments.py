@@ -20,6 +20,8 @@ from tuner.spec import SweepSpec, parse_spec
 
 SPEC_FILE = "sweep.yaml"
 RUN_PREFIX = "run-"
+STATE_PREFIX = "experiment_state-"  # Ray Tune's snapshot of the trials
+TUNER_FILE = "tuner.pkl"  # Ray Tune's Tuner, written as fit() starts
 
 
 class NothingToResume(RuntimeError):
@@ -61,13 +63,30 @@ class Experiment:
             out.write(text.encode())
 
     def resumable(self) -> bool:
-        """Whether Ray Tune saved a state here that `tuner resume` can start from."""
-        from ray import tune  # here: a resume submitted to a cluster reads this, Ray unneeded
+        """Whether Ray Tune saved a state here that `tuner resume` can start from.
 
+        Its `tuner.pkl` (all that Tuner.can_restore looks for) is not enough: Ray writes
+        it before the trials start and their state (`experiment_state-*.json`) at its
+        first snapshot. A sweep stopped between the two has nothing to resume, and
+        restoring it ran the trials without their config. Read by listing the folder:
+        a resume submitted to a cluster asks this where Ray is not needed.
+        """
         try:
-            return bool(tune.Tuner.can_restore(self.path, self.storage.filesystem))
+            entries = _filesystem(self.storage).get_file_info(pyarrow.fs.FileSelector(self.path))
         except Exception:  # storage gone: no advice to resume is better than a wrong one
             return False
+        names = {entry.base_name for entry in entries}
+        snapshots = (n for n in names if n.startswith(STATE_PREFIX) and n.endswith(".json"))
+        return TUNER_FILE in names and any(snapshots)
+
+    def check_resumable(self) -> None:
+        """NothingToResume, saying why and what to do, unless `resumable()`."""
+        if not self.resumable():
+            raise NothingToResume(
+                f"{self.uri}: Ray Tune saved no state of the trials to resume from (the sweep "
+                f"stopped before they started, or its storage is gone); `tuner run` starts "
+                f"the sweep again"
+            )
 
     def load_spec(self) -> SweepSpec:
         location = f"{self.uri}/{SPEC_FILE}"
@@ -80,7 +99,8 @@ class Experiment:
 
 
 def latest_experiment(storage: Storage, sweep: str) -> Experiment:
-    """The sweep's most recent experiment in `storage`."""
+    """The sweep's most recent experiment in `storage` that Ray Tune saved trials in, or
+    its most recent one if none did."""
     filesystem = _filesystem(storage)
     folder = f"{storage.path}/{sweep}"
     try:
@@ -94,7 +114,11 @@ def latest_experiment(storage: Storage, sweep: str) -> Experiment:
     )
     if not names:
         raise NothingToResume(f"no experiment of sweep {sweep!r} in {storage.uri_of(folder)}")
-    return Experiment(storage, sweep, names[-1])
+    experiments = [Experiment(storage, sweep, name) for name in reversed(names)]
+    # A run stopped as it started (a `tuner run` by mistake, Ctrl-C at once) saved nothing
+    # of its trials: the one before it holds the sweep's work. It was refused in favour of
+    # the empty one, and `tuner run` advised, which loses that work.
+    return next((each for each in experiments if each.resumable()), experiments[0])
 
 
 def _filesystem(storage: Storage) -> pyarrow.fs.FileSystem:

@@ -28,9 +28,12 @@ class SweepFailed(RuntimeError):
 
 class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C, SIGTERM (or `tuner stop`): Ray Tune stopped the trials and saved the
-    experiment state. `signal_name` says which, for the exit status."""
+    experiment state in `experiment_path`, or None: stopped before it saved any.
+    `signal_name` says which signal, for the exit status."""
 
-    def __init__(self, sweep: str, experiment_path: str, signal_name: str = "SIGINT") -> None:
+    def __init__(
+        self, sweep: str, experiment_path: str | None, signal_name: str = "SIGINT"
+    ) -> None:
         super().__init__(experiment_path)
         self.sweep = sweep
         self.experiment_path = experiment_path

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from tuner.engine.experiments import Experiment, NothingToResume
+from tuner.engine.moved_storage import refuse_if_moved
 from tuner.engine.state_digest import TAG_STATE_DIGEST, check_state
 from tuner.spec import SweepSpec
+from tuner.tracking.access import redacted
 from tuner.tracking.runs import SweepRun
 from tuner.tracking.tags import TAG_BUDGET_REACHED, TAG_STOPPED_BY
 
@@ -19,9 +21,15 @@ def reopen_sweep(
     and `extended` (a new budget was given); NothingToResume otherwise.
     """
     sweep = SweepRun.find(spec, tracking_uri, experiment.uri)
-    if sweep is None:  # the tracking store lost it: the rest goes into a new run
-        note = check_state(experiment, None)
-        return SweepRun.start(spec, None, tracking_uri), note
+    if sweep is None:  # the tracking store lost it, or the sweep ran with another one
+        refuse_if_moved(spec.name, experiment, tracking_uri)  # or its state was moved
+        check_state(experiment, None)  # no digest to compare with, as the note says
+        lost = (
+            f"note: {redacted(tracking_uri)} holds no MLflow run of sweep {spec.name!r} "
+            f"({experiment.uri}), nor the digest of its state: it goes on unchecked, in a "
+            "new run there; a sweep run with another --tracking-uri resumes with that one"
+        )
+        return SweepRun.start(spec, None, tracking_uri), lost
     run = sweep.client.get_run(sweep.run_id)  # read once: status and every tag
     tags = run.data.tags
     stale = [TAG_STATE_DIGEST]  # the state changes from here on

@@ -10,18 +10,18 @@ from typing import Any
 
 import ray
 from mlflow.entities import RunStatus
-from ray import tune
 from rich.console import Console
 
 from tuner.defaults import DEFAULT_TRACKING_URI, SUBMISSION_ID_ENV
 from tuner.engine.budget import BudgetStop, end_reason, stop_tags, trials_capped
 from tuner.engine.checkpoints import prune_checkpoints
-from tuner.engine.closing import close_interrupted, close_quietly, resumable
+from tuner.engine.closing import close_interrupted, close_quietly, interrupted, resumable
 from tuner.engine.driver_lock import driver_lock
 from tuner.engine.end_plots import EndPlots
 from tuner.engine.ended_trials import EndedTrials
-from tuner.engine.experiments import Experiment, NothingToResume, latest_experiment
+from tuner.engine.experiments import Experiment, latest_experiment
 from tuner.engine.fail_fast import FailFastWatch
+from tuner.engine.file_changes import changes_note
 from tuner.engine.finished_trials import CompactFinishedTrials
 from tuner.engine.front import best_result, record_front_of
 from tuner.engine.live_plots import LivePlots
@@ -29,7 +29,6 @@ from tuner.engine.moments import TrialMoments
 from tuner.engine.outcome import (
     Exported,
     SweepFailed,
-    SweepInterrupted,
     SweepResult,
     best_trial,
     export_best,
@@ -142,6 +141,8 @@ def _resume(
 ) -> SweepResult:
     phases = options.phases
     spec = experiment.load_spec()
+    if sweep_file is not None and (note := changes_note(spec, sweep_file)) is not None:
+        options.say(note)  # before preflight: a trainable renamed since fails there
     if options.budget is not None:
         spec = with_budget(spec, options.budget)
     from_file = sweep_file.without_secrets()[1] if sweep_file is not None else None
@@ -152,8 +153,7 @@ def _resume(
             tracking_uri=options.tracking_uri,
         )  # fmt: skip
     plots: EndPlots | None = None
-    if not tune.Tuner.can_restore(experiment.path, experiment.storage.filesystem):
-        raise NothingToResume(f"{experiment.uri}: Ray Tune saved no state to resume from")
+    experiment.check_resumable()
     with phases.phase("ray start"):
         started_ray = start_or_join(
             options.address, options.num_cpus, state_api=needs_state_api(spec)
@@ -257,7 +257,7 @@ def _run_tracked(
         if interrupts.interrupted and budget.reached is None:
             tracker.end_open_runs("interrupted")
             sweep.record_cost(tracker.cost.total().metrics(spec.cost))
-            raise SweepInterrupted(spec.name, experiment.uri, interrupts.signal_name)
+            raise interrupted(spec.name, experiment, interrupts.signal_name)
         # Trials still running when the sweep was stopped (fail fast) ended with it.
         stopped_by = budget.reached or trials_capped(spec)
         terminated = RegretStop.shared(experiment.uri).reached  # stop_when held
