@@ -170,7 +170,7 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
 
     The summary is printed by the sweep itself (RunOptions.on_finish), before Ray shuts down.
     """
-    from tuner.cli.resume_advice import resume_command
+    from tuner.cli.resume_advice import interrupted_line
     from tuner.engine.experiments import NothingToResume
     from tuner.engine.outcome import SweepFailed, SweepInterrupted
     from tuner.engine.session import RayUnavailable
@@ -189,16 +189,10 @@ def _drive(sweep: Callable[[], SweepResult], spec_path: Path | None, tracking_ur
         fail(str(exc), EXIT_FAILED)
     except SweepInterrupted as exc:
         terminated = exc.signal_name == "SIGTERM"
-        how = "terminated" if terminated else "interrupted"
-        if exc.experiment_path is None:  # no trial had started: there is nothing to resume
-            again = f"`tuner run {spec_path}`" if spec_path else "`tuner run`"
-            said = f"{how} before Ray Tune saved the sweep's state; its MLflow run is marked "
-            said += f"KILLED; {again} starts it again"
-        else:
-            said = f"{how}; Ray Tune saved the sweep's state in {exc.experiment_path}; its "
-            again = resume_command(exc.sweep, exc.experiment_path, tracking_uri)
-            said += f"MLflow runs are marked KILLED; `{again}` continues it"
-        fail(said, EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+        fail(
+            interrupted_line(exc, spec_path, tracking_uri),
+            EXIT_TERMINATED if terminated else EXIT_INTERRUPTED,
+        )
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         # A resume's comes before the sweep went on (SweepInterrupted after): nothing changed.
