@@ -79,13 +79,30 @@ def latest_sweep_run(
     # A start cut off before its trials (Ctrl-C while Ray started, no cluster) leaves a
     # sweep run with no trials and no experiment path: it must not hide the sweep before.
     parents = latest(f"{condition} and tags.`{TAG_EXPERIMENT_PATH}` != ''") or latest(condition)
-    if not parents:
+    if not parents and finished:
+        unfinished = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`{TAG_ROLE}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
         raise SweepNotFound(
             f"sweep {name!r} in {tracking_uri} has no finished run with a best trial"
-            if finished
-            else f"experiment {name!r} in {tracking_uri} holds no tuner sweep"
+            + (_why_unfinished(name, unfinished[0]) if unfinished else "")
         )
+    if not parents:
+        raise SweepNotFound(f"experiment {name!r} in {tracking_uri} holds no tuner sweep")
     return experiment.experiment_id, parents[0]
+
+
+def _why_unfinished(name: str, latest: Run) -> str:
+    """What became of the sweep's latest run, and the command that finishes it."""
+    status = latest.info.status
+    if status == "RUNNING":  # or its driver died without a word
+        return f"; its latest run is still RUNNING (if its driver is gone, `tuner resume {name}`)"
+    if status == "KILLED":
+        return f"; its latest run was interrupted: `tuner resume {name}` finishes it"
+    return f"; its latest run ended {status}"
 
 
 def best_of_sweep(name: str, tracking_uri: str) -> BestReport:
