@@ -20,6 +20,7 @@ from mlflow.entities import Experiment, LifecycleStage
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
+from tuner.tracking.blank_store import place_blank_store
 from tuner.tracking.operations import TrackingError
 
 
@@ -36,6 +37,7 @@ def sqlite_database(tracking_uri: str) -> Path | None:
 @contextmanager
 def store_opened_alone(tracking_uri: str) -> Iterator[None]:
     """Hold the store's lock file (`mlflow.db.lock`) for SQLite; nothing for a server.
+    A store not made yet starts as a copy of a blank one (tuner.tracking.blank_store).
 
     Open the first client of the process inside: MlflowClient() opens the store."""
     database = sqlite_database(tracking_uri)
@@ -45,6 +47,7 @@ def store_opened_alone(tracking_uri: str) -> Iterator[None]:
     with open(database.with_name(f"{database.name}.lock"), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
+            place_blank_store(database)
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
