@@ -214,13 +214,20 @@ def run(
         result["gpu"] = torch.cuda.get_device_name(0)
     else:
         result["skipped"] = "no CUDA GPU here: the GPU figures need one; CPU phases only"
+    # The smoke run checks each part's code once, not torch's compiler on a CPU: one batch
+    # size, one compiled mode, one of each repeat (it took 70 s of the suite's time).
+    smoke = workload is SMOKE_WORKLOAD
     for part in parts:  # in the order asked: a run cut short keeps the first parts
         if part == "epochs":
-            result["placement"] = placement(workload, (workload["batch_size"], 1024))
+            result["placement"] = placement(
+                workload,
+                (workload["batch_size"],) if smoke else (workload["batch_size"], 1024),
+                (True,) if smoke and not gpus else (True, "reduce-overhead"),
+            )
             save(result)
-            result["fresh_first_epoch_s"] = fresh_first_epoch(workload)
+            result["fresh_first_epoch_s"] = fresh_first_epoch(workload, 1 if smoke else 2)
             save(result)
-            result["shared_data"] = shared_against_loaded(workload)
+            result["shared_data"] = shared_against_loaded(workload, 1 if smoke else 3)
         elif part == "command":
             result["whole_command"] = whole_command(trials, 0.25 if gpus else 0.0, workload)
         elif part == "shares":

@@ -24,7 +24,11 @@ def epoch_seconds(config: dict[str, Any], epochs: int = 3) -> list[float]:
     return [float(epoch.metrics["epoch_time_s"]) for epoch in run]
 
 
-def placement(workload: dict[str, Any], batch_sizes: Sequence[int]) -> list[dict[str, Any]]:
+def placement(
+    workload: dict[str, Any],
+    batch_sizes: Sequence[int],
+    compile_modes: Sequence[bool | str] = (True, "reduce-overhead"),
+) -> list[dict[str, Any]]:
     """Per batch size: the epoch's time with the data copied per batch, and on the device.
         The first epoch is apart (CUDA and cuBLAS start in it); the steady one is the
         median of the others. Last, `compile: true` and `compile: reduce-overhead` (CUDA
@@ -34,7 +38,7 @@ def placement(workload: dict[str, Any], batch_sizes: Sequence[int]) -> list[dict
     for batch_size in batch_sizes:
         for on_device in (False, True):
             rows.append(_timed({**workload, "batch_size": batch_size, "data_on_device": on_device}))
-    for mode in (True, "reduce-overhead"):
+    for mode in compile_modes:
         rows.append({**_timed({**workload, "compile": mode}), "compile": mode})
     return rows
 
