@@ -103,3 +103,15 @@ def test_two_workers_train_as_one_process_and_log_each_epoch_once(
     print(f"2 workers vs 1 process after {EPOCHS} epochs: max |weight difference| {drift:.2e}")
     # Ray Train's own copies of the checkpoints are gone once Tune holds them.
     assert not list((tmp_path / "runs" / "ddp").glob("run-*/trial_*/train-runs"))
+    # The Train run started its controller and workers, and no Ray Data actor: the
+    # trial has no datasets for one to serve (tuner.engine.train_without_data).
+    made = {actor["ActorClassName"] for actor in ray_actors().values()}
+    assert {"TrainController", "RayTrainWorker"} <= made, made
+    assert "DatasetManager" not in made, made
+
+
+def ray_actors() -> dict[str, Any]:
+    """Every actor this Ray has made, live or dead, from its GCS (no dashboard here)."""
+    from ray._private.state import actors
+
+    return dict(actors())

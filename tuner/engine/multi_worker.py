@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from tuner.engine.script_args import ByName
+from tuner.engine.train_without_data import torch_trainer_class
 from tuner.spec import Resources, SweepSpec
 from tuner.trainer.registry import BUILTINS
 
@@ -135,7 +136,7 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
 
     def trial(config: dict[str, Any]) -> None:
         from ray import train, tune
-        from ray.train.torch import TorchConfig, TorchTrainer
+        from ray.train.torch import TorchConfig
         from ray.train.v2._internal.constants import is_v2_enabled
         from ray.train.v2.api.config import LoggingConfig
         from ray.util.queue import Queue
@@ -148,7 +149,7 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
         relay: Any = Queue(actor_options={"num_cpus": 0})
         per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
         storage = _trial_storage()
-        trainer = TorchTrainer(
+        trainer = torch_trainer_class()(
             _quiet(worker, relay),
             train_loop_config={"config": config, "checkpoint": tune.get_checkpoint()},
             # Ray Train picks gloo on CPUs and NCCL on GPUs; said here, not left implicit.
