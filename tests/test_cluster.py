@@ -4,6 +4,10 @@ The parts are real and all on 127.0.0.1: a Ray head with no CPUs and its dashboa
 (the Jobs API), two 1-CPU worker nodes, token auth on; a `mlflow server` on PostgreSQL;
 moto's S3 server over HTTP. The tests act as a user: `tuner submit/status/logs/stop/resume`, and
 they kill a worker node (a spot preemption) and the driver (a lost head process).
+
+The failure stories are `heavy` (a minute to three each, about 8 minutes together):
+`python -m pytest -m heavy` runs them; the default run, CI's, has the submitted sweep,
+stop and resume, and the refused token and input.
 """
 
 from __future__ import annotations
@@ -374,6 +378,7 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
     assert "best trial" in logs.stdout
 
 
+@pytest.mark.heavy
 def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3_and_outlives_a_lost_node(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
@@ -423,6 +428,7 @@ def test_a_pbt_sweep_copies_checkpoints_across_nodes_through_s3_and_outlives_a_l
     assert yaml.safe_load(parent.data.tags["tuner.pbt_schedule"])["schedule"]
 
 
+@pytest.mark.heavy
 def test_a_preempted_worker_costs_at_most_an_epoch(ray_cluster: RayCluster, tmp_path: Path) -> None:
     project = tmp_path / "project"
     # 1 s epochs: the trial on the lost node still has about 6 s to go when it is lost,
@@ -480,6 +486,7 @@ def test_a_preempted_worker_costs_at_most_an_epoch(ray_cluster: RayCluster, tmp_
     assert "preempted" in logs.stdout
 
 
+@pytest.mark.heavy
 def test_resume_finishes_a_sweep_whose_driver_died(ray_cluster: RayCluster, tmp_path: Path) -> None:
     project = tmp_path / "project"
     write_project(project, "cluster-resume", num_samples=5, config={
@@ -602,6 +609,7 @@ def test_wrong_token_and_bad_input_are_one_line_errors(
     ]
 
 
+@pytest.mark.heavy
 def test_a_spot_notice_costs_seconds_not_the_epoch_in_flight(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
@@ -744,6 +752,7 @@ def lose_worker_node(cluster: RayCluster, node_id: str) -> None:
     cluster.workers.append(add_worker(cluster.cluster))
 
 
+@pytest.mark.heavy
 def test_two_worker_trials_spread_one_worker_per_node_and_go_on_from_a_checkpoint_when_one_dies(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:

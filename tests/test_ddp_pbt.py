@@ -26,6 +26,7 @@ EPOCHS = 12
 
 
 @pytest.mark.ray
+@pytest.mark.heavy  # about 6 minutes: every exploit restarts a Train run, 7 processes
 def test_pbt_exploits_multi_worker_trials_and_each_epoch_is_logged_once(
     ray_session: None, tmp_path: Path
 ) -> None:
