@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 from tests.conftest import run_and_signal, run_cli
 from tuner.trainer.checkpoint import load_state
 
-pytestmark = pytest.mark.e2e
+# Two CLI runs of two-worker trials: over two minutes, a `heavy` test (-m heavy).
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 EPOCHS = 4
 TOLERANCE = 1e-5

@@ -209,6 +209,7 @@ def test_a_trainable_of_your_own_checkpoints_when_should_checkpoint_says_so(
         assert json.loads(Path(folder, "state.json").read_text()) == {"step": at}
 
 
+@pytest.mark.bench  # a benchmark's smoke run: opt-in, as test_bench.py's
 def test_the_preemption_benchmark_measures_both_policies(tmp_path: Path) -> None:
     # In its own process: it starts a cluster of its own and opts in to token auth.
     done = subprocess.run(

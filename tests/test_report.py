@@ -284,6 +284,7 @@ print(plots.drawn, ",".join(loaded) or "none")
 """
 
 
+@pytest.mark.heavy  # two minutes of a sweep drawing its plots as it runs
 def test_live_plots_are_drawn_by_a_child_process_not_the_driver(swept: Path) -> None:
     """A draw's memory (hundreds of MB at thousands of trials) goes with the child that
     drew it: the driver never loads the plotting modules."""
