@@ -24,7 +24,10 @@ the GCS every 20 ms first, with Ray's own call after, cuts that wait to the regi
 
 Measured whole (`ray.init` of a 2-CPU local Ray, then `ray.shutdown`), 2 cores:
 init 2.5-3.5 s before, 1.4-1.5 s after (once 2.4 s: the raylet's own start varies by a
-second); shutdown 1.1-1.4 s before, 0.1-0.3 s after.
+second); shutdown 1.1-1.4 s before, 0.1-0.3 s after. Measured again later on a slower
+day of the same kind of machine: init 3.6-3.9 s, 2 s of it the raylet's agents starting
+(two Python processes importing aiohttp, gRPC and OpenTelemetry), 1 s Ray's core worker
+connecting; shutdown 0.2-0.4 s.
 """
 
 from __future__ import annotations
