@@ -107,7 +107,7 @@ def test_a_keyboard_interrupt_in_a_trainable_says_where_it_was_raised(tmp_path: 
     where = f"{tmp_path / 'user_train.py'}:7 in fetch()"
     line = f"KeyboardInterrupt raised in the trainable at {where}"
     # It read "ray.exceptions.TaskCancelledError: Task: TaskID(...) was cancelled."
-    assert f"failed at epoch 1: {line} (traceback: " in out.stdout
+    assert f"failed after epoch 1: {line} (traceback: " in out.stdout
     assert "TaskCancelled" not in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     _, _, [trial] = trial_runs(tmp_path)

@@ -155,7 +155,7 @@ def test_what_a_trainable_raises_reaches_the_user_as_raised(tmp_path: Path) -> N
         run = by_kind[kind]
         assert run.info.status == "FAILED", kind
         assert run.data.tags["tuner.error"] == line
-        assert f"failed at epoch 1: {line} (traceback: " in out.stdout
+        assert f"failed after epoch 1: {line} (traceback: " in out.stdout
     # The full traceback names the user's file and the line that raised.
     [error_file] = (tmp_path / "tuner_runs" / "user-code").glob(
         f"run-*/trial_{by_kind['api'].data.tags['tuner.trial_id']}/error.txt"
@@ -472,7 +472,7 @@ def test_an_error_quoting_a_secret_is_stored_without_it(tmp_path: Path) -> None:
     # the storage's error.txt and error.pkl: docs/secrets.md promises none of them.
     assert out.returncode == 1
     line = "RuntimeError: login failed with <secret>"
-    assert f"failed at epoch 1: {line} (traceback: " in out.stdout
+    assert f"failed after epoch 1: {line} (traceback: " in out.stdout
     _, _, [trial] = trial_runs(tmp_path)
     assert trial.data.tags["tuner.error"] == line
     stored = [tmp_path / "mlflow.db", *(tmp_path / "tuner_runs").rglob("*")]

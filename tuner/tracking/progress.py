@@ -48,6 +48,16 @@ def shown(text: str) -> Text:
     return Text(printable(text))
 
 
+def when_it_ended(last_result: dict[str, Any] | None) -> str:
+    """When a trial failed or lost its worker, as far as its results tell: "after epoch
+    N" names the last epoch it reported (it ended in a later one, so "at" would name the
+    wrong one), "before its first result" when it reported none."""
+    result = last_result or {}
+    if not result.get("training_iteration"):
+        return "before its first result"
+    return f"after epoch {result_step(result)}"
+
+
 def row_rank(score: float | None, mode: str) -> float:
     """Where a trial's row goes, lowest first: the best score first, then the rest;
     trials without a score (yet), or with NaN, last. The engine keeps the trials that
@@ -166,9 +176,8 @@ class ProgressTable(Callback):  # type: ignore[misc]
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         # Printed above a live table too: a lost node is news even when all goes on.
         checkpoint = "its last checkpoint" if trial.checkpoint else "the start"
-        epoch = format_value(result_step(trial.last_result) if trial.last_result else None)
         self._console.print(
-            f"trial {trial.trial_id} lost its worker at epoch {epoch} "
+            f"trial {trial.trial_id} lost its worker {when_it_ended(trial.last_result)} "
             f"({restart_reason(trial)}); restarting from {checkpoint}",
             highlight=False,
         )
@@ -176,9 +185,6 @@ class ProgressTable(Callback):  # type: ignore[misc]
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         # One line, above a live table too: Ray's traceback of it is off (it is mostly
         # Ray's own frames); the whole one stays in the trial's error file.
-        result = trial.last_result or {}
-        reported = bool(result.get("training_iteration"))
-        where = f" at epoch {result_step(result)}" if reported else " before its first result"
         error = error_summary(trial)
         first = self._first_with.setdefault(error, trial.trial_id)
         if first != trial.trial_id:  # said once is enough: a bug fails every trial alike
@@ -190,7 +196,7 @@ class ProgressTable(Callback):  # type: ignore[misc]
             line += f" (traceback: {trial.path}/error.txt)" if trial.error_file else ""
         # The error is the user's text: escaped, so it cannot drive the terminal.
         self._console.print(
-            printable(f"trial {trial.trial_id} failed{where}: {line}"),
+            printable(f"trial {trial.trial_id} failed {when_it_ended(trial.last_result)}: {line}"),
             highlight=False,
             markup=False,
         )
