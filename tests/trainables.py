@@ -300,3 +300,27 @@ def scores_then_fails(config: dict[str, Any]) -> None:
         if config["x"] > 0.8 and epoch == 2:
             raise RuntimeError("diverged")
         tune.report({"epoch": epoch, "score": config["x"] * (epoch if config["x"] < 0.8 else 9)})
+
+
+def checkpointed_epochs(config: dict[str, Any]) -> None:
+    """A user trainable checkpointing each 0.3 s epoch as `state.json`, that resumes from
+    its checkpoint (writing the epoch it resumed after to `<started>.resumed-<x>`) and
+    touches `started` after epoch 3, so that a signal lands mid-sweep."""
+    import json
+    import tempfile
+    import time
+
+    started = Path(config["started"])
+    first = 1
+    if (checkpoint := tune.get_checkpoint()) is not None:
+        with checkpoint.as_directory() as folder:
+            first = json.loads((Path(folder) / "state.json").read_text())["epoch"] + 1
+    Path(f"{started}.resumed-{config['x']}").write_text(str(first - 1))
+    for epoch in range(first, int(config["epochs"]) + 1):
+        time.sleep(0.3)
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            saved = tune.Checkpoint.from_directory(folder)
+            tune.report({"epoch": epoch, "score": config["x"] * epoch}, checkpoint=saved)
+        if epoch == 3:
+            started.touch()

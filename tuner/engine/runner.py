@@ -235,7 +235,7 @@ def _run_tracked(
             tracker.continue_runs(
                 existing_trial_runs(sweep.client, sweep.experiment_id, sweep.run_id, spec.metric)
             )
-            tuner = restore_tuner(spec, experiment, callbacks, withheld)
+            tuner = restore_tuner(spec, experiment, callbacks, withheld, options.say)
         else:
             experiment.save_spec(spec)
             on_cluster = options.address is not None

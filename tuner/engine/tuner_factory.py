@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from tuner.engine.checkpoints import trial_space
 from tuner.engine.ended_trials import EndedTrials
 from tuner.engine.experiments import Experiment
 from tuner.engine.fixed_resources import placement_groups_off, ray_started_here
+from tuner.engine.gone_checkpoints import GoneCheckpoints
 from tuner.engine.lost_workers import recover_trials_on_lost_workers
 from tuner.engine.multi_worker import (
     concurrent_trials,
@@ -236,10 +237,11 @@ def restore_tuner(
     experiment: Experiment,
     callbacks: list[tune.Callback],
     withheld: dict[str, Any],
+    say: Callable[[str], None],
 ) -> tune.Tuner:
     """The experiment's Tuner as Ray Tune saved it: unfinished and errored trials resume
-    from their latest checkpoints, finished ones stay finished, the searcher keeps its
-    history."""
+    from their latest checkpoints (or, those gone, older ones: `say` tells), finished
+    ones stay finished, the searcher keeps its history."""
     recover_trials_on_lost_workers()
     RegretStop.shared(experiment.uri).watch(spec.stop_when)  # the restored searcher asks it
     with result_histories_unread():  # Ray reads the sweep back as it restores
@@ -253,5 +255,6 @@ def restore_tuner(
     # and terminal, and has no public way to pass new ones: hand it this driver's.
     local = tuner._local_tuner
     assert local is not None, "a driver (not a Ray Client) restores locally"
-    local.get_run_config().callbacks = [*callbacks, JsonLoggerCallback()]
+    # GoneCheckpoints last: the saved callbacks' states go back by their place in the list.
+    local.get_run_config().callbacks = [*callbacks, JsonLoggerCallback(), GoneCheckpoints(say)]
     return tuner
