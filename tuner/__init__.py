@@ -23,20 +23,14 @@ so `load_spec` stays cheap. The packages, by concern (dependencies point down):
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from tuner.spec import SpecError, SweepSpec, parse_spec
 
 if TYPE_CHECKING:
     from tuner.engine.outcome import BestTrial, SweepResult
     from tuner.engine.runner import RunOptions
+    from tuner.spec import SpecError, SweepSpec, parse_spec
 
-try:
-    __version__ = version("tuner")
-except PackageNotFoundError:  # a checkout on sys.path that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "BestTrial",
@@ -85,7 +79,20 @@ def should_checkpoint() -> bool:
 
 
 def __getattr__(name: str) -> Any:
-    # Lazily, so that `import tuner` does not import Ray.
+    # Lazily, so that `import tuner` does not import Ray, nor the sweep file's schema:
+    # every process importing a part of tuner runs this module first, the `tuner`
+    # command's among them (tuner.entry).
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("tuner")
+        except PackageNotFoundError:  # a checkout on sys.path that was never installed
+            return "0+unknown"
+    if name in ("SpecError", "SweepSpec", "parse_spec"):
+        from tuner import spec
+
+        return getattr(spec, name)
     if name == "RunOptions":
         from tuner.engine.runner import RunOptions
 

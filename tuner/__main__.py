@@ -1,5 +1,5 @@
 """`python -m tuner`: the same command as `tuner`."""
 
-from tuner.cli import main
+from tuner.entry import main
 
 main()

@@ -63,9 +63,19 @@ def main() -> None:
         code: int | str | None = 0
     except SystemExit as exc:
         code = exc.code
+        if _untold_interrupt(exc):
+            sys.stderr.write("error: interrupted\n")
     except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
         code = 130
     _exit_now(code)
+
+
+def _untold_interrupt(exc: SystemExit) -> bool:
+    """Whether typer ended the command for a Ctrl-C that no command took (one in its
+    imports, say): typer turns it into a silent exit 130, `Exit(130) from` the
+    interrupt. A command's own `fail()` raised its Exit after saying why."""
+    return isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt)
 
 
 def _exit_now(code: int | str | None) -> None:
