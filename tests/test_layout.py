@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"defaults", "spec", "search", "tracking", "trainer"},
     "cluster": {"defaults", "spec", "tracking", "engine", "trainer"},
     "cli": EVERYTHING | {""},  # the version lives in the public API
-    # The public API (tuner/__init__.py) and `python -m tuner`.
+    # The public API (tuner/__init__.py), `python -m tuner` and the `tuner` script's entry.
     "": EVERYTHING,
 }
 
@@ -42,9 +42,10 @@ MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
 def part_of(module: str) -> str:
-    """`tuner.search.asha` -> "search"; `tuner` and `tuner.__main__` -> ""."""
+    """`tuner.search.asha` -> "search"; `tuner`, `tuner.__main__` and the command's
+    entry point `tuner.entry` -> ""."""
     parts = module.split(".")
-    return "" if len(parts) == 1 or parts[1] == "__main__" else parts[1]
+    return "" if len(parts) == 1 or parts[1] in ("__main__", "entry") else parts[1]
 
 
 def imported_modules(module: str) -> Iterator[str]:
