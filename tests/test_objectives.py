@@ -263,6 +263,31 @@ def test_a_two_objective_sweep_records_its_front(tmp_path: Path, scheduler: str)
 
 
 @pytest.mark.e2e
+def test_a_front_of_trials_asha_stopped_says_so(tmp_path: Path) -> None:
+    """Every trial ASHA let go on fails: no trial trained to its end, and the front is of
+    one-epoch values. It was printed as a front of trained models."""
+    spec = sweep(
+        scheduler={"kind": "asha", "max_t": 3, "grace_period": 1, "reduction_factor": 2},
+        num_samples=6,
+        max_concurrent_trials=1,  # in turn: ASHA stops the later ones at epoch 1
+        config={"epochs": 3, "fail_after_epoch": 1},
+        fail_fast_after=None,  # those that go on all fail alike
+    )
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(spec))
+    result = run_cli("run", "two.yaml", cwd=tmp_path)
+    _, trials = runs_of(f"sqlite:///{tmp_path / 'mlflow.db'}", "two")
+    tags = [run.data.tags for run in trials]
+    stopped = {t["tuner.trial_id"] for t in tags if "tuner.stopped_early" in t}
+    front = {t["tuner.trial_id"] for t in tags if t.get(TAG_PARETO)}
+    assert stopped and front and front <= stopped, result.stdout
+    shown = run_cli("best", "two", cwd=tmp_path, timeout=120)
+    for output in (result.stdout, shown.stdout):
+        listed = [line for line in output.splitlines() if line.startswith("  trial ")]
+        assert len(listed) == len(front), output
+        assert all(line.endswith("  (stopped early by ASHA)") for line in listed), output
+
+
+@pytest.mark.e2e
 def test_a_trial_that_breaks_a_constraint_is_never_best(tmp_path: Path) -> None:
     spec = {
         **sweep(searcher={"kind": "grid"}, num_samples=1, max_concurrent_trials=2),

@@ -105,8 +105,11 @@ def conditional_score(config: dict[str, Any]) -> None:
 
 def two_objectives(config: dict[str, Any]) -> None:
     """Quality peaks at x = 0.3 and grows with training; size is y; latency is 10 x.
-    Quality and size trade off only through y's bonus, so the front has several trials."""
+    Quality and size trade off only through y's bonus, so the front has several trials.
+    With `fail_after_epoch`, a trial that goes on past that epoch fails."""
     for epoch in range(1, config.get("epochs", 3) + 1):
+        if epoch > config.get("fail_after_epoch", epoch):
+            raise RuntimeError(f"injected failure in epoch {epoch}")
         quality = 1.0 - (config["x"] - 0.3) ** 2 + 0.05 * config["y"] - 0.5 / epoch
         tune.report(
             {"epoch": epoch, "quality": quality, "size": config["y"], "latency": 10 * config["x"]}

@@ -18,13 +18,15 @@ if TYPE_CHECKING:
 
 def front_lines(front: list[FrontTrial]) -> list[str]:
     """One line per trial of a Pareto front: its objectives, then its params, escaped as
-    `param_lines` says."""
+    `param_lines` says. A front of trials ASHA stopped (no trial trained to its end)
+    says so on each: their values are of a few epochs, not of a trained model."""
     return [
         printable(
             f"  trial {trial.trial_id}: "
             + " ".join(f"{metric}={value:.6g}" for metric, value in trial.values.items())
             + "  "
             + " ".join(f"{name}={value}" for name, value in trial.params.items())
+            + ("  (stopped early by ASHA)" if trial.stopped_early else "")
         )
         for trial in front
     ]

@@ -77,7 +77,10 @@ def best_result(
 
 
 def front_trials(
-    spec: SweepSpec, front: list[tune.Result], writer: TrackingWriter
+    spec: SweepSpec,
+    front: list[tune.Result],
+    writer: TrackingWriter,
+    stopped_early: Container[str] = (),
 ) -> list[FrontTrial]:
     trials = []
     for result in front:
@@ -89,6 +92,7 @@ def front_trials(
                 run_id=writer.run_id(trial_id),
                 values={o.metric: float(metrics[o.metric]) for o in spec.objective_list},
                 params={name: config[name] for name in spec.params if name in config},
+                stopped_early=trial_id in stopped_early,
             )
         )
     return trials
@@ -104,7 +108,7 @@ def record_front_of(
     """The Pareto front of a multi-objective sweep, tagged in MLflow; [] for one objective."""
     if not spec.is_multi_objective:
         return []
-    front = front_trials(spec, pareto_results(spec, results, stopped_early), writer)
+    front = front_trials(spec, pareto_results(spec, results, stopped_early), writer, stopped_early)
     objectives: list[tuple[str, str]] = [(o.metric, o.mode) for o in spec.objective_list]
     record_front(sweep.client, sweep.run_id, objectives, front)
     return front

@@ -11,9 +11,11 @@ fails either way without datasets, Ray's own message saying so.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
+@functools.cache  # one class per process: each trial's restart builds a trainer again
 def torch_trainer_class() -> type[Any]:
     """TorchTrainer, less the datasets callback when it has no datasets to serve."""
     from ray.train.torch import TorchTrainer

@@ -15,6 +15,7 @@ from tuner.tracking.tags import (
     TAG_PARETO,
     TAG_PARETO_RUNS,
     TAG_PARETO_SIZE,
+    TAG_STOPPED_EARLY,
     TAG_TRIAL_ID,
 )
 
@@ -28,6 +29,8 @@ class FrontTrial:
     run_id: str | None
     values: dict[str, float]  # each objective's final value
     params: dict[str, Any]
+    # ASHA stopped it: on the front only when no trial trained to its end (front.py).
+    stopped_early: bool = False
 
 
 def record_front(
@@ -67,6 +70,7 @@ def read_front(client: MlflowClient, parent: Run) -> tuple[list[tuple[str, str]]
                 run_id=run_id,
                 values={m: run.data.metrics[m] for m, _ in objectives if m in run.data.metrics},
                 params=dict(run.data.params),
+                stopped_early=TAG_STOPPED_EARLY in run.data.tags,
             )
         )
     return objectives, front
