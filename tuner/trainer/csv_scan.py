@@ -43,7 +43,7 @@ class CsvScan:
 
 
 @contextmanager
-def _opened(location: str) -> Iterator[IO[bytes]]:
+def open_data_file(location: str) -> Iterator[IO[bytes]]:
     """The file's bytes as a stream, refused as the trainers' reader refuses it."""
     if location.startswith("s3://"):
         try:
@@ -64,7 +64,7 @@ def _rows_per_chunk(location: str) -> int:
     as the reader does, in one pass of fixed-size blocks; then the number of rows that
     make about _CHUNK_BYTES, from the first block's lines."""
     seen, first_newline, lines_in_first = 0, -1, 0
-    with _opened(location) as stream:
+    with open_data_file(location) as stream:
         while block := stream.read(_BLOCK_BYTES):
             if (at := block.find(b"\0")) >= 0:
                 raise DataError(
@@ -100,7 +100,7 @@ def scan_csv(location: str, label_column: str) -> CsvScan:
     columns: list[str] = []
     count = 0
     finite: np.ndarray | None = None  # per feature column: a finite value seen
-    with _opened(location) as stream:
+    with open_data_file(location) as stream:
         try:
             for chunk in pd.read_csv(stream, chunksize=rows):
                 if not columns:

@@ -1,14 +1,15 @@
 """Where in a data file a problem is, said as the user looks for it.
 
 The checks find rows as 0-based indices of the data; a user opens a CSV in an editor
-and looks for a line number (the header is line 1, so data row i is line i + 2), and
-counts a parquet's or an .npz's rows from 1. Numpy only, as tuner.trainer.data.
+and looks for a line number (tuner.trainer.csv_lines), and counts a parquet's or an
+.npz's rows from 1.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tuner.trainer.csv_lines import csv_line_numbers
 from tuner.trainer.data_files import listed_names
 
 _SHOWN = 5
@@ -16,13 +17,14 @@ _SHOWN = 5
 
 def rows_at(rows: np.ndarray, source: str) -> str:
     """`rows` (0-based data rows) of `source` as the user finds them: "lines 6, 19" in a
-    .csv (pandas skips blank lines: a file with some is off by them), "rows 5, 18" in
-    any other file or dataset; the first few, then "..."."""
+    .csv (the lines they start on, blank lines and fields over several lines counted),
+    "rows 5, 18" in any other file or dataset; the first few, then "..."."""
+    first = [int(r) for r in rows[:_SHOWN]]
     if source.endswith(".csv"):
-        word, first = "line", 2
+        word, numbers = "line", csv_line_numbers(source, first)
     else:
-        word, first = "row", 1
-    shown = ", ".join(str(int(r) + first) for r in rows[:_SHOWN])
+        word, numbers = "row", [r + 1 for r in first]
+    shown = ", ".join(str(n) for n in numbers)
     more = ", ..." if len(rows) > _SHOWN else ""
     return f"{word}{'s' if len(rows) > 1 else ''} {shown}{more}"
 
