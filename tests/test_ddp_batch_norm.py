@@ -80,6 +80,36 @@ def test_cpu_workers_refuse_it_and_one_worker_or_gpus_take_it() -> None:
     check_trainable(parse_spec(sweep({"workers": 2, "cpu": 1}, sync_batch_norm=False)))
 
 
+def test_a_batch_that_leaves_a_worker_one_sample_is_refused_where_it_is_set() -> None:
+    """batch_size is the global batch: 3 over 2 workers gives one of them 1 sample a
+    step, and batch norm on 1 sample fails the trial at its first step (torch)."""
+    cpus = {"workers": 2, "cpu": 1}
+    fixed = refusal(sweep(cpus, batch_size=3))
+    assert fixed.key == "config.batch_size"
+    assert fixed.problem == (
+        "batch_size 3 over 2 workers leaves a worker 1 sample a step, and batch_norm "
+        "needs 2 on each: use batch_size 4 or more"
+    )
+    searched = sweep(cpus)
+    del searched["config"]["batch_size"]
+    searched["params"]["batch_size"] = {"type": "categorical", "choices": [64, 2]}
+    assert refusal(searched).key == "params.batch_size.choices[1]"
+    searched["params"]["batch_size"] = {"type": "int", "low": 3, "high": 64}
+    searched["searcher"] = {"kind": "random"}
+    assert refusal(searched).key == "params.batch_size.low"
+    maybe = sweep(cpus, batch_size=2)
+    del maybe["config"]["batch_norm"]
+    maybe["params"]["batch_norm"] = {"type": "categorical", "choices": [False, True]}
+    assert refusal(maybe).key == "config.batch_size"
+    # Enough for each, no batch norm, one worker, or SyncBatchNorm over all the GPUs.
+    check_trainable(parse_spec(sweep(cpus, batch_size=4)))
+    check_trainable(parse_spec(sweep(cpus, batch_size=3, batch_norm=False)))
+    check_trainable(parse_spec(sweep({"workers": 1, "cpu": 1}, batch_size=2)))
+    gpus = {"workers": 2, "cpu": 1, "gpu": 1}
+    check_trainable(parse_spec(sweep(gpus, batch_size=3, sync_batch_norm=True)))
+    assert refusal(sweep(gpus, batch_size=3)).problem.endswith(", or sync_batch_norm: true")
+
+
 def test_validate_says_it_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "bn.yaml"
     path.write_text(yaml.safe_dump(sweep({"workers": 2, "cpu": 1}, sync_batch_norm=True)))

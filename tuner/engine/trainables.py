@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from tuner.engine.script_args import exit_problem, import_in_driver
-from tuner.engine.worker_checks import check_per_worker_function, check_sync_batch_norm
+from tuner.engine.worker_checks import (
+    check_batch_norm_split,
+    check_per_worker_function,
+    check_sync_batch_norm,
+)
 from tuner.spec import (
     CategoricalParam,
     FloatParam,
@@ -148,6 +152,7 @@ def check_trainable(spec: SweepSpec, *, hold_data: bool = True) -> None:
     _check_mutations(spec, builtin.knobs)
     _check_torchvision(spec, builtin.knobs.model_validate(spec.config))
     check_sync_batch_norm(spec, builtin.knobs.model_validate(spec.config).sync_batch_norm)
+    check_batch_norm_split(spec, builtin.knobs.model_validate(spec.config))
     _check_data(spec, builtin, hold_data)
 
 
