@@ -1,5 +1,6 @@
 """What a multi-worker trial (`resources_per_trial.workers` > 1) can run, checked before
-Ray starts: the trainable's shape and the knobs that need a GPU."""
+Ray starts: the trainable's shape, the knobs that need a GPU, and a batch that batch
+norm can train on once cut between the workers."""
 
 from __future__ import annotations
 
