@@ -244,6 +244,14 @@ def test_a_sweep_with_secrets_runs_and_writes_none_of_them(trainable: str, short
     leaks = [leak for leak in leaks if not leak.startswith(f"{work / 's.yaml'}:")]
     assert leaks == []
     assert not [s for s in secrets if s in done.stdout + done.stderr]
+    # Each trial printed its config: the token's place shows <secret>, where Ray keeps
+    # the workers' output.
+    printed = [
+        path
+        for path in (short_tmp / "ray").rglob("worker-*.out")
+        if "'api_token': '<secret>'" in path.read_text(errors="replace")
+    ]
+    assert printed, "no worker output holds the printed config"
     assert any((work / "runs").rglob("params.json"))  # the storage was searched, not empty
     assert any((short_tmp / "ray").rglob("*.log")) or any((short_tmp / "ray").rglob("*.out"))
 

@@ -60,7 +60,12 @@ def config_digest(value: Any) -> str:
 
 def secrets_received(config: dict[str, Any]) -> None:
     """A user trainable that needs secrets: `received` is 1.0 when every config key in
-    `expect` ([[key, digest], ...]) arrived with the value of that digest."""
+    `expect` ([[key, digest], ...]) arrived with the value of that digest. It prints its
+    config, as many a training script does first."""
+    import sys
+
+    print(f"config: {config}")
+    print(f"token: {config['api_token']}", file=sys.stderr)
     received = all(config_digest(config.get(key)) == digest for key, digest in config["expect"])
     tune.report({"received": float(received), "x": float(config["x"])})
 
@@ -69,6 +74,7 @@ class SecretsReceived(tune.Trainable):
     """The same check in a class Trainable: what setup() receives."""
 
     def setup(self, config: dict[str, Any]) -> None:
+        print(f"config: {config}")
         self.received = all(
             config_digest(config.get(key)) == digest for key, digest in config["expect"]
         )

@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 
+from tuner.engine.hidden_output import hide_in_output
 from tuner.spec.secrets import MissingEnvironment, env_names, resolved
 
 _AWS_CREDENTIALS = (
@@ -55,7 +56,8 @@ class TrialConfig:
     def secrets(self, config: dict[str, Any]) -> list[str]:
         """The secret values this process puts into `config` (Ray's stored one): the
         withheld ones and each `${env:NAME}`'s value, longest first, so that an error
-        message quoting one can have it taken out before it is stored anywhere."""
+        message quoting one can have it taken out before it is stored anywhere. From
+        now on this process's output has them taken out too (hidden_output)."""
         values: set[str] = set()
         withheld: dict[str, Any] = {}
         if self._withheld is not None:
@@ -66,7 +68,9 @@ class TrialConfig:
             names = env_names({**config, **withheld})
             values.update(os.environ.get(name, "") for name in names)
         # A value of a few characters would take out ordinary words and numbers.
-        return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+        secrets = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+        hide_in_output(secrets)
+        return secrets
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         full = dict(config)
