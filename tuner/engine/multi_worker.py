@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
+from tuner.engine.checkpoint_links import worker_reports_links_in
 from tuner.engine.script_args import ByName
 from tuner.engine.train_without_data import torch_trainer_class
 from tuner.spec import Resources, SweepSpec
@@ -80,9 +81,12 @@ def user_worker(fn: Trainable) -> Trainable:
     held = ByName(fn)
 
     def worker(loop_config: dict[str, Any]) -> None:
+        from ray.train.v2._internal.execution.context import get_train_context
+
         checkpoint = loop_config.get("checkpoint")
         if checkpoint is not None:
             _resume_from(checkpoint)
+        worker_reports_links_in(get_train_context(), loop_config.get("trial", "?"))
         held.fn(loop_config["config"])
 
     return worker
@@ -151,7 +155,11 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
         storage = _trial_storage()
         trainer = torch_trainer_class()(
             _quiet(worker, relay),
-            train_loop_config={"config": config, "checkpoint": tune.get_checkpoint()},
+            train_loop_config={
+                "config": config,
+                "checkpoint": tune.get_checkpoint(),
+                "trial": tune.get_context().get_trial_id(),  # named in a worker's warnings
+            },
             # Ray Train picks gloo on CPUs and NCCL on GPUs; said here, not left implicit.
             torch_config=TorchConfig(backend="nccl" if resources.gpu else "gloo"),
             scaling_config=train.ScalingConfig(

@@ -9,6 +9,7 @@ from typing import Any
 
 from ray import tune
 
+from tuner.engine.checkpoint_links import fetch
 from tuner.engine.phases import Phases
 from tuner.engine.storage import Storage
 from tuner.spec import SweepSpec
@@ -113,7 +114,7 @@ def export_best(
     phases = phases or Phases()
     with tempfile.TemporaryDirectory(prefix="tuner-best-") as directory:
         with phases.phase("  checkpoint fetched"):
-            checkpoint.to_directory(directory)
+            fetch(checkpoint, directory, best.trial_id)  # no link followed out of it
         with phases.phase("  model logged"):
             model_id = log_best_model(
                 sweep.client,

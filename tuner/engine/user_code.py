@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from tuner.engine.checkpoint_links import SavesLinksIn, reporting
 from tuner.engine.own_mlflow import fluent_run_id, say_where_mlflow_went
 from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.report_calls import check_call
@@ -95,11 +96,9 @@ def _kind(value: Any) -> str:
 
 
 def _session() -> Any:
-    """The trial's Ray session in this worker, or None outside a trial.
-
-    `ray.tune.report` (however it was imported) ends in the session's `report`: the one
-    place to see every result of a function trainable.
-    """
+    """The trial's Ray session in this worker, or None outside a trial. `ray.tune.report`
+    (however it was imported) ends in the session's `report`: the one place to see every
+    result of a function trainable, and every checkpoint it hands Ray to copy."""
     try:
         from ray.train._internal.session import get_session
     except ImportError:  # another Ray layout: results go to Ray untouched
@@ -131,6 +130,7 @@ def user_function(
         if session is None:
             return fn(config)
         report = session.report
+        contained = reporting(report, session.trial_id)  # no link followed out of a checkpoint
         # A trial started from a checkpoint of its end (restarted after its last report,
         # or given another trial's final checkpoint by PBT) has nothing left to report.
         from ray import tune
@@ -144,7 +144,7 @@ def user_function(
             check_metric(metrics, metric)
             reported = True
             try:
-                report(plain_numbers(metrics), checkpoint=checkpoint)
+                contained(plain_numbers(metrics), checkpoint=checkpoint)
             except SystemExit as exc:
                 # Ray ends the function of a trial it stops (ASHA, a stop rule, the
                 # sweep's end) with sys.exit(0) inside report: its exit, not the user's.
@@ -264,7 +264,7 @@ def user_class(
     `trial_config` puts the sweep's secrets back into what `setup()` and
     `reset_config()` receive (`self.config` keeps Ray's copy, without them)."""
 
-    class Checked(imported_first(cls), cls):  # type: ignore[misc,valid-type]
+    class Checked(imported_first(cls), SavesLinksIn, cls):  # type: ignore[misc,valid-type]
         __secrets: tuple[str, ...] = ()  # the trial's secret values, kept out of its errors
         __setup_error: Exception | None = None  # what the user's setup() raised, held
         # Unpickled in a worker with the class, before Ray restores a trial there.
