@@ -5,6 +5,7 @@ in one line, not once per epoch."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -92,8 +93,11 @@ def test_a_link_out_of_a_checkpoint_reaches_neither_storage_nor_mlflow(
     # its three reports had them.
     told = [line for line in out.stderr.splitlines() if "left out" in line]
     assert len(told) == 2, out.stderr
+    trials_told = {re.search(r"warning: trial (\w+): checkpoint /", line) for line in told}
+    assert {match.group(1) for match in trials_told if match} == {
+        run.data.tags["tuner.trial_id"] for run in trials
+    }
     for line in told:
-        assert "warning: checkpoint /" in line
         assert f"credentials (a link to {credentials}, outside the checkpoint folder)" in line
         assert f"data (a link to {home}/.aws, outside the checkpoint folder)" in line
     assert secret not in out.stdout + out.stderr

@@ -130,8 +130,9 @@ def copied_from(folder: str, found: Contents) -> Iterator[str]:
 
 
 def remove_left_out(folder: str, found: Contents) -> None:
-    """Remove from `folder` what is not copied: the links themselves, never what they
-    point to. Only for a folder Ray made and copies (a class Trainable's checkpoint)."""
+    """Remove from `folder` what is not copied: the links themselves (never what they
+    point to) and what is no file. For a folder Ray copies after it is handed over: one
+    Ray made for a class Trainable's save, or a Ray Train worker's."""
     for left in found.left_out:
         os.unlink(os.path.join(folder, left.name))
 

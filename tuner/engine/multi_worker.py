@@ -75,7 +75,8 @@ def worker_function(ref: str) -> Trainable:
 def user_worker(fn: Trainable) -> Trainable:
     """A user's per-worker training function as each Ray Train worker runs it: called
     with the trial's config, as a one-process trainable is; `ray.train.get_checkpoint()`
-    returns the trial's checkpoint to resume from."""
+    returns the trial's checkpoint to resume from; `ray.train.report` copies no link out
+    of a checkpoint's folder (see checkpoint_links)."""
     # Carried by name: the trial's process and each Train worker import the user's
     # module as a script without arguments (see script_args), as a one-process trial's.
     held = ByName(fn)
