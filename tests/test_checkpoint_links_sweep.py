@@ -23,7 +23,7 @@ LINKING_CODE = """
 
 
     def fit(config):
-        outside = Path(config["credentials"])
+        outside = Path(config["linked_file"])
         for epoch in range(1, 4):
             with tempfile.TemporaryDirectory() as folder:
                 Path(folder, "weights.txt").write_text(f"weights of epoch {epoch}")
@@ -65,7 +65,8 @@ def test_a_link_out_of_a_checkpoint_reaches_neither_storage_nor_mlflow(
         mode="min",
         searcher={"kind": "grid"},
         params={"x": {"type": "grid", "values": [1.0, 2.0]}},
-        config={"credentials": str(credentials)},
+        # Not under a key that names a secret: a trial's output would show <secret>.
+        config={"linked_file": str(credentials)},
     )
     out = run_cli("run", sweep.name, cwd=work)
     assert out.returncode == 0, out.stderr
