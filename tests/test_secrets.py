@@ -264,6 +264,38 @@ def test_a_sweep_with_secrets_runs_and_writes_none_of_them(trainable: str, short
 
 
 @pytest.mark.e2e
+def test_what_the_workers_of_a_multi_worker_trial_print_hides_its_secrets(
+    short_tmp: Path,
+) -> None:
+    """Ray Train's workers get the trial's config, secrets in, but not its TrialConfig;
+    and Train turns their print into a log record of its own file."""
+    token, from_env = _secret("tok"), _secret("env")
+    config = {"api_token": token, "hf_token": "${env:TUNER_TEST_HF_TOKEN}"}
+    received = {"api_token": token, "hf_token": from_env}
+    sweep = _sweep(
+        trainable="tests.trainables:secrets_received_on_workers",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [1]}},
+        resources_per_trial={"workers": 2, "cpu": 1},
+        config={**config, "expect": [[k, config_digest(v)] for k, v in received.items()]},
+    )
+    work = short_tmp / "w"
+    work.mkdir()
+    (work / "s.yaml").write_text(yaml.safe_dump(sweep))
+    env = {"TUNER_TEST_HF_TOKEN": from_env, "RAY_TMPDIR": str(short_tmp / "ray")}
+    done = run_cli("run", "s.yaml", "--storage", str(work / "runs"), cwd=work, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "best trial" in done.stdout and "received = 1" in done.stdout
+    output = done.stdout + done.stderr
+    assert "'api_token': '<secret>'" in output and "token: <secret>" in output
+    secrets = [token, from_env]
+    assert not [s for s in secrets if s in output]
+    leaks = _files_holding(short_tmp / "ray", secrets) + _files_holding(work / "runs", secrets)
+    assert leaks == []
+    assert any((short_tmp / "ray").rglob("ray-train-app-worker-*.log"))  # Train's own logs
+
+
+@pytest.mark.e2e
 def test_an_unset_env_reference_stops_the_run_before_ray_starts(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(
         yaml.safe_dump(_sweep(config={"hf_token": "${env:TUNER_TEST_UNSET}", "expect": []}))

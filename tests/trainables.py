@@ -70,6 +70,19 @@ def secrets_received(config: dict[str, Any]) -> None:
     tune.report({"received": float(received), "x": float(config["x"])})
 
 
+def secrets_received_on_workers(config: dict[str, Any]) -> None:
+    """`secrets_received` as each worker of a multi-worker trial runs it: printing its
+    config, reporting with Ray Train's call, every worker."""
+    import sys
+
+    import ray.train
+
+    print(f"config: {config}")
+    print(f"token: {config['api_token']}", file=sys.stderr)
+    received = all(config_digest(config.get(key)) == digest for key, digest in config["expect"])
+    ray.train.report({"received": float(received)})
+
+
 class SecretsReceived(tune.Trainable):
     """The same check in a class Trainable: what setup() receives."""
 

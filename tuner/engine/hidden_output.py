@@ -6,18 +6,44 @@ Ray's worker log on the node, and on a cluster into the job's log that `tuner lo
 shows. In the trial's process, its `sys.stdout` and `sys.stderr` take each secret out
 of what is written through them, as its errors have them taken out (user_errors).
 
-Python-level writes only: print, sys.stdout/sys.stderr, and logging handlers made
-after the trial started. What C code, a subprocess or a handler made before writes to
-the file descriptors directly is not seen.
+Python-level output only: print, sys.stdout/sys.stderr, and what is logged through
+the root logger's handlers (Ray Train's workers turn `print` into a root-logger record,
+written to their own log file). What C code or a subprocess writes to the file
+descriptors directly is not seen.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 SHOWN_INSTEAD = "<secret>"
+# The secrets this process hides, shared by its streams and filters: a worker runs trial
+# after trial, and each one's join those of the trials before.
+_hiding: set[str] = set()
+
+
+def _hidden(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):  # "abcd1" before "abcd"
+        text = text.replace(secret, SHOWN_INSTEAD)
+    return text
+
+
+class _HidingFilter(logging.Filter):
+    """A log record's message with the secrets taken out, before any handler writes it."""
+
+    def __init__(self, secrets: set[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = _hidden(message, self.secrets)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
 
 
 class _HidingStream:
@@ -29,10 +55,7 @@ class _HidingStream:
         self._secrets = secrets
 
     def write(self, text: str) -> int:
-        shown = text
-        for secret in sorted(self._secrets, key=len, reverse=True):  # "abcd1" before "abcd"
-            shown = shown.replace(secret, SHOWN_INSTEAD)
-        self._stream.write(shown)
+        self._stream.write(_hidden(text, self._secrets))
         return len(text)  # what the caller wrote, as a plain stream says
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -48,9 +71,20 @@ def hide_in_output(secrets: Sequence[str]) -> None:
     A worker runs trial after trial: each one's secrets join those already hidden."""
     if not secrets:
         return
+    _hiding.update(secrets)
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if isinstance(stream, _HidingStream):
-            stream._secrets.update(secrets)
-        elif stream is not None:
-            setattr(sys, name, _HidingStream(stream, set(secrets)))
+        if stream is not None and not isinstance(stream, _HidingStream):
+            setattr(sys, name, _HidingStream(stream, _hiding))
+    # On the root logger, for records logged there (Train's print); on its handlers, for
+    # those that reach them from other loggers (a logger's own filters see only its own).
+    root = logging.getLogger()
+    for holder in [root, *root.handlers]:
+        if not any(isinstance(f, _HidingFilter) for f in holder.filters):
+            holder.addFilter(_HidingFilter(_hiding))
+
+
+def hidden_secrets() -> list[str]:
+    """The secrets this process's output hides: what a trial hands its own workers (a
+    multi-worker trial's Ray Train workers, which never see its TrialConfig)."""
+    return sorted(_hiding)

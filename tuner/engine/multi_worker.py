@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from tuner.engine.checkpoint_links import worker_reports_links_in
+from tuner.engine.hidden_output import hidden_secrets, hide_in_output
 from tuner.engine.script_args import ByName
 from tuner.engine.train_without_data import torch_trainer_class
 from tuner.spec import Resources, SweepSpec
@@ -76,7 +77,8 @@ def user_worker(fn: Trainable) -> Trainable:
     """A user's per-worker training function as each Ray Train worker runs it: called
     with the trial's config, as a one-process trainable is; `ray.train.get_checkpoint()`
     returns the trial's checkpoint to resume from; `ray.train.report` copies no link out
-    of a checkpoint's folder (see checkpoint_links)."""
+    of a checkpoint's folder (see checkpoint_links); what it prints hides the sweep's
+    secrets, as a one-process trial's does (hidden_output)."""
     # Carried by name: the trial's process and each Train worker import the user's
     # module as a script without arguments (see script_args), as a one-process trial's.
     held = ByName(fn)
@@ -88,6 +90,7 @@ def user_worker(fn: Trainable) -> Trainable:
         if checkpoint is not None:
             _resume_from(checkpoint)
         worker_reports_links_in(get_train_context(), loop_config.get("trial", "?"))
+        hide_in_output(loop_config.get("hidden", ()))  # the config holds the secrets
         held.fn(loop_config["config"])
 
     return worker
@@ -160,6 +163,7 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
                 "config": config,
                 "checkpoint": tune.get_checkpoint(),
                 "trial": tune.get_context().get_trial_id(),  # named in a worker's warnings
+                "hidden": hidden_secrets(),  # kept out of what the workers print
             },
             # Ray Train picks gloo on CPUs and NCCL on GPUs; said here, not left implicit.
             torch_config=TorchConfig(backend="nccl" if resources.gpu else "gloo"),
