@@ -1,11 +1,13 @@
 """A user's per-worker training function (tests/per_worker.py) on 2 workers x 1 CPU, run
 by the `tuner` command as a user runs it: one MLflow child run per trial with each epoch
-once, the function saw a world of 2, `tuner best` reads the sweep back, and what
-`tuner status` shows of a submitted sweep counts the trials' workers."""
+once, the function saw a world of 2, each line a worker prints reaches the terminal
+once, `tuner best` reads the sweep back, and what `tuner status` shows of a submitted
+sweep counts the trials' workers."""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.e2e
 EPOCHS = 3
 SPEC = {
     "name": "per-worker",
-    "trainable": "tests.per_worker:fit",
+    "trainable": "says:fit",
     "metric": "loss",
     "mode": "min",
     "searcher": {"kind": "grid"},
@@ -29,9 +31,32 @@ SPEC = {
     "params": {"lr": {"type": "grid", "values": [0.01, 0.05]}},
     "config": {"epochs": EPOCHS, "batch_size": 64},
 }
+# tests/per_worker.py, each worker first printing a line to stdout and one to stderr.
+# Words without digits name the trial and the rank: Ray's deduplication of the
+# terminal's lines takes words with digits out before it compares lines.
+SAYS = """
+import sys
+
+import ray.train
+
+from tests.per_worker import fit as fit_a_line
+
+
+def fit(config):
+    rank = ray.train.get_context().get_world_rank()
+    said = f"{TRIALS[config['lr']]}-{RANKS[rank]}"
+    print(f"says-out-{said}", flush=True)
+    print(f"says-err-{said}", file=sys.stderr, flush=True)
+    fit_a_line(config)
+
+
+TRIALS = {0.01: "slow", 0.05: "fast"}
+RANKS = ("zero", "one")
+"""
 
 
 def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "says.py").write_text(textwrap.dedent(SAYS))
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
     # As on a cluster, where `tuner submit` gives the driver its job's id.
     out = run_cli("run", "sweep.yaml", cwd=tmp_path, env={SUBMISSION_ID_ENV: "raysubmit_ddp"})
@@ -50,6 +75,16 @@ def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Pat
     ):
         said = out.stdout + out.stderr
         assert noise not in said, said[max(0, said.find(noise) - 2000) :][:4000]
+    # Each line a worker printed, once, on its own stream, with Ray's prefix for the
+    # worker (Ray Train's print in its workers printed it twice: tuner turns it off).
+    for trial in ("slow", "fast"):
+        for rank in ("zero", "one"):
+            for stream, text in (("out", out.stdout), ("err", out.stderr)):
+                marker = f"says-{stream}-{trial}-{rank}"
+                lines = [line for line in said.splitlines() if marker in line]
+                assert len(lines) == 1, lines
+                assert lines[0] in text.splitlines(), f"{marker} not on std{stream}"
+                assert "(RayTrainWorker pid=" in lines[0] and "repeated" not in lines[0]
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("per-worker")

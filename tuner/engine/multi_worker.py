@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 # Ray Train's controller polls its workers' reports this often (its default: 2 s, a
 # lag of up to 2 s per epoch before Tune, MLflow and ASHA see it).
 REPORT_POLL_S = "0.2"
+# Off: Ray Train V2's `print` in its workers (ray/train/v2/_internal/logging/
+# patch_print.py) logs each line to the root logger, whose console handler writes it to
+# stderr, and prints it too, since a Ray worker's sys.stdout is never sys.__stdout__:
+# each line reached the terminal twice. Unpatched, it goes to the worker's stdout or
+# stderr once, as a one-process trial's does (Ray's worker log files keep it).
+PRINT_PATCH = ("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 
 Trainable = Callable[[dict[str, Any]], None]
 
@@ -153,7 +159,9 @@ def data_parallel(worker: Trainable, resources: Resources, name: str) -> Trainab
             raise RuntimeError(
                 "multi-worker trials need Ray Train V2: unset RAY_TRAIN_V2_ENABLED (or set 1)"
             )
+        # Train hands both on to its controller and workers; a user's own setting wins.
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", REPORT_POLL_S)
+        os.environ.setdefault(*PRINT_PATCH)
         relay: Any = Queue(actor_options={"num_cpus": 0})
         per_worker = {"CPU": resources.cpu, **({"GPU": resources.gpu} if resources.gpu else {})}
         storage = _trial_storage()
