@@ -7,9 +7,9 @@ shows. In the trial's process, its `sys.stdout` and `sys.stderr` take each secre
 of what is written through them, as its errors have them taken out (user_errors).
 
 Python-level output only: print, sys.stdout/sys.stderr, and what is logged through
-the root logger's handlers (Ray Train's workers turn `print` into a root-logger record,
-written to their own log file). What C code or a subprocess writes to the file
-descriptors directly is not seen.
+the root logger's handlers (Ray Train's workers may turn `print` into a root-logger
+record, written to their own log file). What C code or a subprocess writes to the
+file descriptors directly is not seen.
 """
 
 from __future__ import annotations
