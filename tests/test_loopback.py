@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Any
 
 import psutil
 import pytest
 import ray
 
+from tuner.engine.own_state_api import API_SERVER_ENV
 from tuner.engine.session import start_or_join
 
 pytestmark = pytest.mark.ray
@@ -55,5 +57,17 @@ def test_an_embedded_ray_listens_on_loopback_only(state_api: bool) -> None:
             from ray.util.state import list_actors
 
             assert isinstance(list_actors(limit=5, timeout=10), list)
+
+            # Its processes ask this Ray's State API even with another Ray on the
+            # machine (tests/test_per_worker.py): they inherit its URL; this process
+            # keeps its own environment.
+            @ray.remote
+            def api_server() -> str | None:
+                return os.environ.get(API_SERVER_ENV)
+
+            node: Any = ray._private.worker._global_node  # typed None in Ray
+            dashboard = node.webui_url
+            assert ray.get(api_server.remote()) == f"http://{dashboard}"
+            assert API_SERVER_ENV not in os.environ
     finally:
         ray.shutdown()

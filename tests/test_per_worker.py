@@ -2,12 +2,21 @@
 by the `tuner` command as a user runs it: one MLflow child run per trial with each epoch
 once, the function saw a world of 2, each line a worker prints reaches the terminal
 once, `tuner best` reads the sweep back, and what `tuner status` shows of a submitted
-sweep counts the trials' workers."""
+sweep counts the trials' workers. Another Ray runs on the machine meanwhile (a second
+sweep's, say): Ray Train's placement-group cleaner asks the sweep's own Ray, not a
+guess among the two."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,11 +64,52 @@ RANKS = ("zero", "one")
 """
 
 
+# A second Ray on the machine, on loopback, in its own short temp folder (Ray's socket
+# paths must stay short); it ends when its stdin closes.
+OTHER_RAY = """
+import sys
+
+import ray
+
+ray.init(num_cpus=1, include_dashboard=False, _temp_dir=sys.argv[1])
+print("up", flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+
+
+@contextmanager
+def another_ray() -> Iterator[None]:
+    folder = tempfile.mkdtemp(prefix="tw-", dir="/tmp")
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_RAY, folder],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "up\n"
+        yield
+    finally:
+        assert other.stdin is not None
+        other.stdin.close()
+        try:
+            other.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            other.kill()
+            other.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "says.py").write_text(textwrap.dedent(SAYS))
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
-    # As on a cluster, where `tuner submit` gives the driver its job's id.
-    out = run_cli("run", "sweep.yaml", cwd=tmp_path, env={SUBMISSION_ID_ENV: "raysubmit_ddp"})
+    with another_ray():
+        # As on a cluster, where `tuner submit` gives the driver its job's id.
+        env = {SUBMISSION_ID_ENV: "raysubmit_ddp"}
+        out = run_cli("run", "sweep.yaml", cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 trials: 2 finished" in out.stdout
     # Ray Train's INFO lines per report and checkpoint stay out of the user's terminal,
@@ -71,6 +121,7 @@ def test_a_per_worker_function_runs_on_two_workers_through_the_cli(tmp_path: Pat
         "Checkpoint successfully created",
         "Failed to stop PlacementGroupCleaner",
         "PreemptionWatcher",
+        "multiple active Ray instances",
         "Traceback",
     ):
         said = out.stdout + out.stderr

@@ -18,6 +18,7 @@ import ray
 from ray._private import ray_constants
 
 from tuner.engine.lean_ray import lean_embedded_start
+from tuner.engine.own_state_api import own_state_api
 from tuner.engine.prestarted_workers import inherited_environment
 from tuner.engine.signals import callers_sigterm_kept
 from tuner.spec import SpecError, SweepSpec
@@ -303,6 +304,7 @@ def start_or_join(address: str | None, num_cpus: int | None, *, state_api: bool 
         with (
             _few_connect_retries(joining=address is not None),
             _loopback_only(embedded=address is None),
+            own_state_api(embedded=address is None, dashboard=state_api) as dashboard_at,
             inherited_environment(pythonpath if address is None else None),
             lean_embedded_start(embedded=address is None, dashboard=state_api),
             callers_sigterm_kept(),
@@ -313,6 +315,7 @@ def start_or_join(address: str | None, num_cpus: int | None, *, state_api: bool 
                 address=address or "local",
                 num_cpus=None if address else num_cpus,
                 include_dashboard=state_api if address is None else None,
+                **dashboard_at,
                 logging_level=logging.WARNING,
                 runtime_env=None if address is None else _job_runtime_env(pythonpath),
             )
