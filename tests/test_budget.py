@@ -136,6 +136,9 @@ def test_max_usd_stops_once_the_trials_cost_it(tmp_path: Path) -> None:
     )
 
 
+# heavy: the slowest test of the default run (108 s), a sweep run, stopped by its budget
+# and resumed; CI's 90 minutes are close. The budget's stops run in the default run.
+@pytest.mark.heavy
 @pytest.mark.e2e
 def test_resume_with_a_new_budget_goes_on_where_the_old_one_stopped(tmp_path: Path) -> None:
     _, first, trials = run_sweep(

@@ -118,7 +118,12 @@ def test_a_subclass_sent_by_value_imports_its_base_module_as_a_script_first(
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("kind", ["function", "class", "workers"])
+@pytest.mark.parametrize(
+    # heavy with workers: two Train runs of two workers (84 s); function and class keep
+    # the trial process's case in the default run.
+    "kind",
+    ["function", "class", pytest.param("workers", marks=pytest.mark.heavy)],
+)
 def test_a_module_that_parses_its_command_line_at_import_runs_with_its_defaults(
     tmp_path: Path, kind: str
 ) -> None:
