@@ -20,13 +20,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 SHOWN_INSTEAD = "<secret>"
-# The secrets this process hides, shared by its streams and filters: a worker runs trial
-# after trial, and each one's join those of the trials before.
-_hiding: set[str] = set()
+# The secrets this process hides, longest first ("abcd1" before "abcd"), read by its
+# streams and filters at each write: a worker runs trial after trial, and each one's
+# join those of the trials before.
+_hiding: tuple[str, ...] = ()
 
 
-def _hidden(text: str, secrets: set[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):  # "abcd1" before "abcd"
+def hidden(text: str, secrets: Sequence[str]) -> str:
+    """`text` with each of `secrets` (longest first) replaced by SHOWN_INSTEAD: what a
+    trial prints, and its errors (user_errors)."""
+    for secret in secrets:
         text = text.replace(secret, SHOWN_INSTEAD)
     return text
 
@@ -34,13 +37,9 @@ def _hidden(text: str, secrets: set[str]) -> str:
 class _HidingFilter(logging.Filter):
     """A log record's message with the secrets taken out, before any handler writes it."""
 
-    def __init__(self, secrets: set[str]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        shown = _hidden(message, self.secrets)
+        shown = hidden(message, _hiding)
         if shown != message:
             record.msg, record.args = shown, None
         return True
@@ -50,12 +49,11 @@ class _HidingStream:
     """A text stream that writes to `stream` with the secrets taken out; everything else
     (flush, fileno, encoding, isatty, buffer) is the stream's own."""
 
-    def __init__(self, stream: TextIO, secrets: set[str]) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._secrets = secrets
 
     def write(self, text: str) -> int:
-        self._stream.write(_hidden(text, self._secrets))
+        self._stream.write(hidden(text, _hiding))
         return len(text)  # what the caller wrote, as a plain stream says
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -69,22 +67,23 @@ class _HidingStream:
 def hide_in_output(secrets: Sequence[str]) -> None:
     """From now on in this process, `secrets` never reach its sys.stdout or sys.stderr.
     A worker runs trial after trial: each one's secrets join those already hidden."""
+    global _hiding
     if not secrets:
         return
-    _hiding.update(secrets)
+    _hiding = tuple(sorted({*_hiding, *secrets}, key=len, reverse=True))
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, _HidingStream):
-            setattr(sys, name, _HidingStream(stream, _hiding))
+            setattr(sys, name, _HidingStream(stream))
     # On the root logger, for records logged there (Train's print); on its handlers, for
     # those that reach them from other loggers (a logger's own filters see only its own).
     root = logging.getLogger()
     for holder in [root, *root.handlers]:
         if not any(isinstance(f, _HidingFilter) for f in holder.filters):
-            holder.addFilter(_HidingFilter(_hiding))
+            holder.addFilter(_HidingFilter())
 
 
 def hidden_secrets() -> list[str]:
     """The secrets this process's output hides: what a trial hands its own workers (a
     multi-worker trial's Ray Train workers, which never see its TrialConfig)."""
-    return sorted(_hiding)
+    return list(_hiding)

@@ -17,6 +17,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from tuner.engine.hidden_output import hidden
+
 T = TypeVar("T")
 
 
@@ -57,7 +59,7 @@ def carried(call: Callable[..., T], *args: Any, secrets: Sequence[str] = ()) -> 
         # Ray's workers block SIGINT, so this is the user's code raising it (a library
         # that turns a signal or a "stop" into one). Ray reported it as a bare
         # "TaskCancelledError: Task ... was cancelled", as if Ray had stopped the trial.
-        interrupted = UserError(_redacted(_interrupted(exc), secrets))
+        interrupted = UserError(hidden(_interrupted(exc), secrets))
         raise interrupted.with_traceback(exc.__traceback__) from None
     except Exception as exc:
         stand_in = _without_secrets(exc, secrets) or _stand_in(exc)
@@ -75,12 +77,12 @@ def _without_secrets(exc: BaseException, secrets: Sequence[str]) -> UserError | 
     text = "".join(traceback.format_exception(exc))
     if not any(secret in text for secret in secrets):
         return None
-    stand_in = UserError(_redacted(_python_line(exc), secrets))
+    stand_in = UserError(hidden(_python_line(exc), secrets))
     cause = exc.__cause__ or exc.__context__
     for _ in range(8):  # chains are short; a cycle must not loop
         if cause is None:
             break
-        stand_in.add_note(f"caused by {_redacted(_python_line(cause), secrets)}")
+        stand_in.add_note(f"caused by {hidden(_python_line(cause), secrets)}")
         cause = cause.__cause__ or cause.__context__
     return stand_in
 
@@ -94,12 +96,6 @@ def _interrupted(exc: KeyboardInterrupt) -> str:
     )
     message = str(exc)
     return f"KeyboardInterrupt raised in the trainable{where}" + (f": {message}" if message else "")
-
-
-def _redacted(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "<secret>")
-    return text
 
 
 def _stand_in(exc: BaseException) -> UserError | None:
