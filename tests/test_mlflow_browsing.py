@@ -23,7 +23,7 @@ from tuner.engine.trainables import dataset_of
 from tuner.spec import SpecError, parse_spec
 from tuner.tracking.first_use import EXPERIMENT_KIND_TAG, MODEL_TRAINING, experiment_id_for
 from tuner.tracking.registry import register_best
-from tuner.tracking.trials import run_name
+from tuner.tracking.results import run_name
 from tuner.trainer.data import load_splits
 from tuner.trainer.knobs import ClassifierKnobs
 

@@ -1,6 +1,9 @@
-"""A trainable that calls `mlflow.log_metric` itself, run through the `tuner` command:
-its values went to a SQLite store in the trial's temporary folder under Ray's session,
-and nothing said so; the user found them nowhere in the sweep's MLflow."""
+"""A trainable that calls `mlflow.log_*` itself, as the single-run script it came from
+did, run through the `tuner` command: its params, tags, metric points and artifacts
+went to a SQLite store in the trial's temporary folder under Ray's session, and the
+user found none of them in the sweep's MLflow. Now they land in the trial's run, also
+for a trial ASHA stopped in the middle; code that points MLflow elsewhere itself is
+told where its run went."""
 
 from __future__ import annotations
 
@@ -15,9 +18,71 @@ OWN_MLFLOW_CODE = """
     import mlflow
     from ray import tune
 
+    mlflow.set_experiment("my-script")  # at import, as the script did: another store's id
+
 
     def fit(config):
         mlflow.log_param("layers", 3)  # as the single-run script did
+        mlflow.log_param("x", config["x"])  # the searched value, logged again
+        mlflow.set_tag("data_version", "v2")
+        for epoch in range(1, 5):
+            mlflow.log_metric("train_loss", config["x"] / epoch, step=epoch)
+            tune.report({"epoch": epoch, "loss": config["x"] / epoch})
+        # After the last report: only a trial that ran to its end gets here.
+        mlflow.log_metric("final_score", 10 * config["x"])
+        mlflow.log_text(f"x={config['x']}", "notes/summary.txt")
+"""
+
+
+@pytest.mark.e2e
+def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(tmp_path: Path) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        OWN_MLFLOW_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        # max_t past the last epoch: a trial at max_t is stopped at that report.
+        scheduler={"kind": "asha", "max_t": 8, "grace_period": 1, "reduction_factor": 2},
+        max_concurrent_trials=1,  # one worker, reused: each trial's logs its own
+        params={"x": {"type": "grid", "values": [1.0, 2.0, 4.0, 8.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "logged to MLflow itself" not in out.stderr
+    assert "Downloading artifacts" not in out.stderr + out.stdout  # staged without a word
+    client, parent, trials = trial_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert len(trials) == 4
+    stopped = [run for run in trials if run.data.tags.get("tuner.stopped_early") == "asha"]
+    assert stopped, "ASHA stopped no trial: the mid-trial case is not exercised"
+    for run in trials:
+        x = float(run.data.params["x"])
+        assert run.data.params["layers"] == "3"
+        assert run.data.tags["data_version"] == "v2"
+        history = client.get_metric_history(run.info.run_id, "train_loss")
+        points = sorted((point.step, point.value) for point in history)
+        last_epoch = len(client.get_metric_history(run.info.run_id, "loss"))
+        assert points == [(epoch, x / epoch) for epoch in range(1, last_epoch + 1)]
+        if run in stopped:
+            assert last_epoch < 4
+            assert "final_score" not in run.data.metrics  # its function never got there
+            continue
+        assert run.data.metrics["final_score"] == 10 * x
+        summary = client.download_artifacts(run.info.run_id, "notes/summary.txt", str(tmp_path))
+        assert Path(summary).read_text() == f"x={x}"
+    # Copied, then removed from the storage: the trial's run is where they are.
+    assert not list((tmp_path / "tuner_runs").rglob("own_mlflow/*"))
+
+
+ELSEWHERE_CODE = """
+    import mlflow
+    from ray import tune
+
+
+    def fit(config):
+        mlflow.set_tracking_uri(config["own_store"])  # the code's own choice
+        mlflow.log_param("layers", 3)
         for epoch in range(1, 3):
             mlflow.log_metric("train_loss", config["x"] / epoch, step=epoch)
             tune.report({"epoch": epoch, "loss": config["x"] / epoch})
@@ -25,23 +90,23 @@ OWN_MLFLOW_CODE = """
 
 
 @pytest.mark.e2e
-def test_a_trainable_logging_to_mlflow_itself_is_told_where_that_went(tmp_path: Path) -> None:
+def test_a_trainable_pointing_mlflow_elsewhere_is_told_where_its_run_went(tmp_path: Path) -> None:
     sweep = write_sweep(
         tmp_path,
-        OWN_MLFLOW_CODE,
+        ELSEWHERE_CODE,
         metric="loss",
         mode="min",
         searcher={"kind": "grid"},
         max_concurrent_trials=1,  # one worker, reused: told once
+        config={"own_store": f"sqlite:///{tmp_path / 'own.db'}"},
         params={"x": {"type": "grid", "values": [1.0, 2.0]}},
     )
     out = run_cli("run", sweep.name, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     told = [line for line in out.stderr.splitlines() if "logged to MLflow itself" in line]
     assert len(told) == 1, out.stderr
-    assert "not to the sweep's tracking store: report values with ray.tune.report" in told[0]
+    assert f"in sqlite:///{tmp_path / 'own.db'}), not to the sweep's tracking store" in told[0]
     _client, parent, trials = trial_runs(tmp_path)
     assert parent.info.status == "FINISHED"
-    # The sweep's runs are tuner's: the trials' own MLflow runs did not land there.
     assert len(trials) == 2
     assert all("train_loss" not in run.data.metrics for run in trials)

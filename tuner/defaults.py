@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 # SQLite in the working directory: MLflow 3's file store needs opting in, and one
 # writer process (the sweep's driver) is what SQLite handles well.
@@ -22,6 +23,17 @@ CHECKPOINT_MIN_INTERVAL_S = 30.0
 def s3_endpoint() -> str | None:
     """The S3-compatible endpoint to use instead of AWS's, from the standard variables."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def s3_filesystem() -> Any:
+    """A pyarrow S3 filesystem for the sweep's storage: the endpoint and region of the
+    standard variables (pyarrow imported here, where it is needed)."""
+    import pyarrow.fs
+
+    return pyarrow.fs.S3FileSystem(
+        endpoint_override=s3_endpoint(),
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+    )
 
 
 # A sweep stops when its first this many trials to end all failed with the same error.

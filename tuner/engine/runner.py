@@ -212,7 +212,7 @@ def _run_tracked(
     tracker = TrialTracker(
         writer, sweep.run_id, spec.params, early_stops, storage.uri_of, prices=spec.cost,
         dataset=dataset, lineage=lineage, resources=spec.resources_per_trial,
-        objective=(spec.metric, spec.mode),
+        objective=(spec.metric, spec.mode), own_logs=not spec.trainable.startswith("builtin:"),
     )  # fmt: skip
     interrupts = InterruptWatch()
     ended = EndedTrials.shared(experiment.uri).start(spec, early_stops)

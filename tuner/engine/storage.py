@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs
 
-from tuner.defaults import DEFAULT_STORAGE, s3_endpoint
+from tuner.defaults import DEFAULT_STORAGE, s3_filesystem
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,7 @@ def resolve_storage(location: str | None) -> Storage:
         if not parsed.netloc:
             raise ValueError(f"storage {location!r}: an s3:// URI needs a bucket")
         path = f"{parsed.netloc}{parsed.path}".rstrip("/")
-        filesystem = pyarrow.fs.S3FileSystem(
-            endpoint_override=s3_endpoint(),
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-        )
-        return Storage(uri=f"s3://{path}", path=path, filesystem=filesystem)
+        return Storage(uri=f"s3://{path}", path=path, filesystem=s3_filesystem())
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"storage {location!r}: use a local path or an s3:// URI")
     local = Path(parsed.path if parsed.scheme == "file" else location).expanduser().resolve()

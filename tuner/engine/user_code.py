@@ -6,9 +6,8 @@ may not unpickle on the driver: a CUDA tensor on a CPU head) and the driver woul
 numpy value as something other than a number. The wrapper here turns every single-number
 value into a float in the worker, before Ray sees the result.
 
-A result without the sweep's metric fails its trial here, with the keys it did report:
-Ray would instead raise in the driver and end the whole sweep with a long traceback.
-The same holds for a class `tune.Trainable`'s `step()` results.
+A result without the sweep's metric fails its trial here (a class Trainable's too),
+naming the keys it did report: Ray would end the whole sweep with a traceback instead.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner.engine.checkpoint_links import SavesLinksIn, reporting
-from tuner.engine.own_mlflow import fluent_run_id, say_where_mlflow_went
+from tuner.engine.own_mlflow import OwnMlflow
 from tuner.engine.quiet_arrival import QuietArrival
 from tuner.engine.report_calls import check_call
 from tuner.engine.reported_values import plain_numbers
@@ -143,6 +142,7 @@ def user_function(
             check_call(metrics, checkpoint, call=report_call.split("(")[0], example=example)
             check_metric(metrics, metric)
             reported = True
+            own_mlflow.note_report()
             try:
                 contained(plain_numbers(metrics), checkpoint=checkpoint)
             except SystemExit as exc:
@@ -152,12 +152,12 @@ def user_function(
 
         # On this session object only: it lives as long as this trial.
         session.report = checked_report
-        mlflow_run = fluent_run_id()
+        own_mlflow = OwnMlflow(session if report_call == TUNE_REPORT else None)
         try:
             output = carried(fn, config, secrets=secrets)
         finally:
             session.report = report
-            say_where_mlflow_went(mlflow_run)
+            own_mlflow.finish()
         return _checked_output(output, metric, reported=reported, report_call=report_call)
 
     return trainable

@@ -19,6 +19,7 @@ from typing import Any
 from mlflow.entities import Metric
 
 from tuner.tracking.operations import (
+    CopyOwnLogs,
     CreateRun,
     EndRun,
     LogMetrics,
@@ -92,7 +93,8 @@ def _decode(line: dict[str, Any]) -> Op:
         return LogMetrics(line["trial_id"], metrics)
     if kind == "ReopenRun":
         return ReopenRun(line["trial_id"], tuple(line["stale_tags"]))
-    types: dict[str, type[CreateRun] | type[EndRun] | type[SetTags]] = {
+    types: dict[str, type[CreateRun] | type[EndRun] | type[SetTags] | type[CopyOwnLogs]] = {
+        "CopyOwnLogs": CopyOwnLogs,
         "CreateRun": CreateRun,
         "EndRun": EndRun,
         "SetTags": SetTags,

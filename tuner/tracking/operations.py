@@ -49,7 +49,17 @@ class SetTags:
     tags: dict[str, str]
 
 
-Op = CreateRun | LogMetrics | EndRun | ReopenRun | SetTags
+@dataclass(frozen=True)
+class CopyOwnLogs:
+    """What the trial's function logged to MLflow itself, left at `location` (a folder
+    or s3://bucket/path of the sweep's storage): copied into its run
+    (tracking.own_logs)."""
+
+    trial_id: str
+    location: str
+
+
+Op = CreateRun | LogMetrics | EndRun | ReopenRun | SetTags | CopyOwnLogs
 
 
 class TrackingOffline(TrackingError):

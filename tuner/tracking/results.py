@@ -218,3 +218,18 @@ _REPORT_SIGNATURE = re.compile(
 )
 # "FileNotFoundError: [Errno 2] No such file or directory: 'data/train.csv'", not '/...'.
 _RELATIVE_MISSING = re.compile(r"^FileNotFoundError: \[Errno 2\] [^:]*: '(?![/~])")
+
+
+def run_name(trial_id: str, params: dict[str, str]) -> str:
+    """What the runs table shows: the trial id and its first two searched values (the
+    sweep file's order), e.g. `5fb07bec lr=0.0014 hidden=27`."""
+    shown = [f"{name}={_short(value)}" for name, value in list(params.items())[:2]]
+    return " ".join([trial_id, *shown])
+
+
+def _short(logged: str) -> str:
+    try:
+        number = float(logged)
+    except ValueError:
+        return logged[:24]
+    return logged if number.is_integer() and "." not in logged else f"{number:.4g}"

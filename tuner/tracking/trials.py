@@ -20,6 +20,8 @@ from tuner.tracking.cost import CostLedger
 from tuner.tracking.datasets import DatasetFields
 from tuner.tracking.lost_work import LostWork, seconds_text
 from tuner.tracking.node_prices import NodePrices
+from tuner.tracking.operations import CopyOwnLogs
+from tuner.tracking.own_logs import FOLDER as OWN_LOGS
 from tuner.tracking.results import (
     as_number,
     error_summary,
@@ -28,6 +30,7 @@ from tuner.tracking.results import (
     param_value,
     restart_reason,
     result_step,
+    run_name,
 )
 from tuner.tracking.runs import ExistingRun
 from tuner.tracking.tags import (
@@ -66,8 +69,10 @@ class TrialTracker(Callback):  # type: ignore[misc]
         lineage: Lineage | None = None,
         resources: Resources | None = None,
         objective: tuple[str, str] | None = None,
+        own_logs: bool = False,
     ) -> None:
         self._writer = writer
+        self._own_logs = own_logs  # the trainable is the user's: copy its own MLflow logs
         # (metric, mode): keep the counts `tuner status` reads from the sweep's run
         # (tuner.tracking.tally), written through the writer like a trial's tags.
         self._tally = SweepTally(*objective) if objective is not None else None
@@ -243,6 +248,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._writer.submit(SetTags(trial_id, tags))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._copy_own_logs(trial)
         tags = self._checkpoint_tag(trial)
         if trial.trial_id in self._stop_reasons:
             tags[TAG_STOP_REASON] = self._stop_reasons[trial.trial_id][:5000]
@@ -274,6 +280,7 @@ class TrialTracker(Callback):  # type: ignore[misc]
         # A trial that failed to start (its worker could not be made or reused) has a
         # run too: it is a trial the user asked for, and this is where it ended.
         self._create_run(trial)
+        self._copy_own_logs(trial)
         tags = self._checkpoint_tag(trial)
         tags[TAG_ERROR] = self.errors[trial.trial_id] = error_summary(trial)
         self._end(trial.trial_id, RunStatus.to_string(RunStatus.FAILED), tags)
@@ -318,24 +325,15 @@ class TrialTracker(Callback):  # type: ignore[misc]
         self._stop_reasons.pop(trial_id, None)
         self._exploits_tagged.pop(trial_id, None)
 
+    def _copy_own_logs(self, trial: Any) -> None:
+        storage = getattr(trial, "storage", None)  # before the run ends: seen whole once ended
+        if self._own_logs and storage is not None:
+            location = self._checkpoint_uri(f"{storage.trial_fs_path}/{OWN_LOGS}")
+            self._writer.submit(CopyOwnLogs(trial.trial_id, location))
+
     def _checkpoint_tag(self, trial: Any) -> dict[str, str]:
         checkpoint = trial.checkpoint
         return {TAG_CHECKPOINT: self._checkpoint_uri(checkpoint.path)} if checkpoint else {}
-
-
-def run_name(trial_id: str, params: dict[str, str]) -> str:
-    """What the runs table shows: the trial id and its first two searched values (the
-    sweep file's order), e.g. `5fb07bec lr=0.0014 hidden=27`."""
-    shown = [f"{name}={_short(value)}" for name, value in list(params.items())[:2]]
-    return " ".join([trial_id, *shown])
-
-
-def _short(logged: str) -> str:
-    try:
-        number = float(logged)
-    except ValueError:
-        return logged[:24]
-    return logged if number.is_integer() and "." not in logged else f"{number:.4g}"
 
 
 def _placed(trial: Any) -> tuple[float, float]:

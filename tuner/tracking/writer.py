@@ -42,6 +42,7 @@ from tuner.tracking.client_settings import (
 from tuner.tracking.datasets import dataset_input
 from tuner.tracking.journal import DEFAULT_JOURNAL_DIR, save_journal
 from tuner.tracking.operations import (
+    CopyOwnLogs,
     CreateRun,
     EndRun,
     LogMetrics,
@@ -51,6 +52,7 @@ from tuner.tracking.operations import (
     TrackingError,
     TrackingOffline,
 )
+from tuner.tracking.own_logs import copy_own_logs
 from tuner.tracking.run_turns import RunTurns
 from tuner.tracking.writer_stats import WriterStats
 
@@ -249,7 +251,13 @@ class TrackingWriter:
         made before and its status changed after."""
         steps: list[_Step] = []
         writes = _RunWrites()
+        # The user's own logs (tracking.own_logs) go in after the batch, before the end:
+        # no request of their own where there are none.
+        copies: list[_Step] = []
         for op in ops:
+            if isinstance(op, CopyOwnLogs):
+                copies.append(_Step(partial(self._copy_own_logs, op), (op,)))
+                continue
             writes.ops.append(op)
             if isinstance(op, LogMetrics):
                 writes.metrics.extend(op.metrics)
@@ -263,11 +271,12 @@ class TrackingWriter:
                 if isinstance(op, EndRun):
                     writes.tags.extend(RunTag(key, value) for key, value in op.tags.items())
                 steps.append(_Step(partial(self._write, trial_id, writes), tuple(writes.ops)))
+                steps.extend(copies)
                 steps.append(_Step(partial(self._change_status, op), (op,)))
-                writes = _RunWrites()
+                writes, copies = _RunWrites(), []
         if writes.ops:
             steps.append(_Step(partial(self._write, trial_id, writes), tuple(writes.ops)))
-        return steps
+        return steps + copies
 
     def _in_order(self, steps: Sequence[_Step]) -> None:
         """A run's steps in order. Once the store stops answering, a step and every later
@@ -323,6 +332,9 @@ class TrackingWriter:
             room = MAX_METRICS_PER_BATCH - len(params_now) - len(tags_now)
             metrics_now, metrics = metrics[:room], metrics[room:]
             self._client.log_batch(run_id, metrics=metrics_now, params=params_now, tags=tags_now)
+
+    def _copy_own_logs(self, op: CopyOwnLogs) -> None:
+        copy_own_logs(self._client, self._run_ids[op.trial_id], op.location)
 
     def _change_status(self, op: EndRun | ReopenRun) -> None:
         run_id = self._run_ids[op.trial_id]
