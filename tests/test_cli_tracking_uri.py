@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bench.servers import free_port
-from tests.conftest import run_cli
+from tests.conftest import S3_BUCKET, run_cli
 from tuner.cli.summary import browse_line
 
 SPEC = {
@@ -101,3 +101,27 @@ def test_the_summarys_browse_command_pastes_into_a_shell_whatever_the_path() -> 
     assert (
         browse_line("http://head:5000", "1", "abc") == "http://head:5000/#/experiments/1/runs/abc"
     )
+
+
+@pytest.mark.parametrize("where", ["no such bucket", "no endpoint answering"])
+def test_s3_storage_that_cannot_be_written_is_one_line_before_anything_starts(
+    tmp_path: Path, s3_endpoint: str, where: str
+) -> None:
+    """pyarrow's traceback came out of `tuner run` after the tracking store was made,
+    from the sweep file's first write to the bucket."""
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SPEC))
+    storage, env = "s3://no-such-bucket/runs", {}
+    if where == "no endpoint answering":
+        storage, env = (
+            f"s3://{S3_BUCKET}/runs",
+            {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}"},
+        )
+    done = run_cli("run", "sweep.yaml", "--storage", storage, cwd=tmp_path, timeout=60, env=env)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert line.startswith(f"error: --storage: storage {storage}: cannot write there: ")
+    if where == "no such bucket":
+        assert line.endswith("no bucket 'no-such-bucket' there (tuner does not create buckets)")
+    else:
+        assert "Could not connect" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.yaml"]

@@ -96,11 +96,12 @@ def with_register(spec: SweepSpec, name: str | None) -> SweepSpec:
         fail(f"--register: {exc.problem}", EXIT_INVALID)
 
 
-def check_storage(storage: str | None) -> None:
+def check_storage(storage: str | None, *, reach: bool = True) -> None:
+    """`reach`: this process writes the storage (a cluster's nodes do, for submit)."""
     from tuner.engine.storage import check_writable, resolve_storage
 
     try:
-        check_writable(resolve_storage(storage))
+        check_writable(resolve_storage(storage), reach=reach)
     except ValueError as exc:
         fail(f"--storage: {exc}", EXIT_INVALID)
 

@@ -96,7 +96,7 @@ def cluster_locations(storage: str | None, tracking_uri: str | None) -> tuple[st
         )
     if not storage:
         fail("--storage: a cluster sweep needs shared storage (s3://bucket/prefix)", EXIT_INVALID)
-    check_storage(storage)
+    check_storage(storage, reach=False)  # the cluster's nodes have its login, maybe not we
     if not tracking_uri or urlparse(tracking_uri).scheme not in ("http", "https"):
         fail(
             "--tracking-uri: a cluster sweep needs an MLflow server (http://HEAD:5000); "

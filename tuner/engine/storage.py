@@ -54,11 +54,13 @@ def resolve_storage(location: str | None) -> Storage:
 MIN_FREE_BYTES = 64 * 2**20
 
 
-def check_writable(storage: Storage) -> None:
+def check_writable(storage: Storage, *, reach: bool = True) -> None:
     """A local storage folder that cannot be written (read-only, full, not ours) is
     found before Ray starts, with the path and the reason, not as a traceback after.
-    S3 is checked by Ray's own marker file when the sweep starts."""
+    S3 too, where this process writes it (`reach`; `tuner submit`'s cluster does)."""
     if storage.is_remote:
+        if reach:
+            _check_bucket(storage)
         return
     # The folder, or the nearest one above it that exists: nothing is left behind.
     folder = Path(storage.path)
@@ -81,3 +83,18 @@ def check_writable(storage: Storage) -> None:
             f"needs {MIN_FREE_BYTES // 2**20} MiB at least for Ray's state and checkpoints "
             "(ENOSPC)"
         )
+
+
+def _check_bucket(storage: Storage) -> None:
+    """The sweep's folder made on S3, as the sweep would first: an endpoint that does not
+    answer, a bucket that does not exist or a refused login is one line here, not
+    pyarrow's traceback from the middle of the sweep's start."""
+    assert storage.filesystem is not None
+    bucket = storage.path.split("/", 1)[0]
+    try:
+        storage.filesystem.create_dir(storage.path, recursive=True)
+    except OSError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if problem.startswith(f"Bucket '{bucket}' not found"):
+            problem = f"no bucket {bucket!r} there (tuner does not create buckets)"
+        raise ValueError(f"storage {storage.uri}: cannot write there: {problem}") from None
