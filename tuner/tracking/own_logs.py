@@ -45,15 +45,19 @@ def copy_own_logs(client: Any, run_id: str, location: str, wait_s: float = WAIT_
     filesystem, folder = _filesystem_at(location)
     listing = filesystem.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
     calls = sorted(info.path for info in listing if info.type == pyarrow.fs.FileType.Directory)
+    left = False
     for call in calls:
         if not _wait_done(filesystem, call, wait_s):
             logger.warning("a trial's own MLflow logs at %s were not complete in %.0f s: "
                            "left there, not copied", call, wait_s)  # fmt: skip
+            left = True
             continue
         with tempfile.TemporaryDirectory(prefix="tuner-own-logs-") as local:
             pyarrow.fs.copy_files(call, local, filesystem, pyarrow.fs.LocalFileSystem())
             _log(client, run_id, local)
         filesystem.delete_dir(call)
+    if calls and not left:
+        filesystem.delete_dir(folder)  # its marker too, on S3: the trial's folder as before
 
 
 def _filesystem_at(location: str) -> tuple[Any, str]:
