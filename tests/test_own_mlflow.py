@@ -7,6 +7,8 @@ told where its run went."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
 
+TOKEN = "tok-" + secrets.token_hex(8)
 OWN_MLFLOW_CODE = """
     import mlflow
     from ray import tune
@@ -25,6 +28,9 @@ OWN_MLFLOW_CODE = """
         mlflow.log_param("layers", 3)  # as the single-run script did
         mlflow.log_param("x", config["x"])  # the searched value, logged again
         mlflow.set_tag("data_version", "v2")
+        mlflow.log_param("api_token", config["api_token"])  # the whole config, as scripts do
+        mlflow.set_tag("login", "token " + config["api_token"])
+        mlflow.log_dict(config, "config.json")
         for epoch in range(1, 5):
             mlflow.log_metric("train_loss", config["x"] / epoch, step=epoch)
             tune.report({"epoch": epoch, "loss": config["x"] / epoch})
@@ -45,6 +51,7 @@ def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(tmp_path
         # max_t past the last epoch: a trial at max_t is stopped at that report.
         scheduler={"kind": "asha", "max_t": 8, "grace_period": 1, "reduction_factor": 2},
         max_concurrent_trials=1,  # one worker, reused: each trial's logs its own
+        config={"api_token": TOKEN},
         params={"x": {"type": "grid", "values": [1.0, 2.0, 4.0, 8.0]}},
     )
     out = run_cli("run", sweep.name, cwd=tmp_path)
@@ -60,6 +67,11 @@ def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(tmp_path
         x = float(run.data.params["x"])
         assert run.data.params["layers"] == "3"
         assert run.data.tags["data_version"] == "v2"
+        # The function had the token; MLflow has it nowhere.
+        assert run.data.params["api_token"] == "<secret>"
+        assert run.data.tags["login"] == "token <secret>"
+        logged_config = client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))
+        assert json.loads(Path(logged_config).read_text())["api_token"] == "<secret>"
         history = client.get_metric_history(run.info.run_id, "train_loss")
         points = sorted((point.step, point.value) for point in history)
         last_epoch = len(client.get_metric_history(run.info.run_id, "loss"))
@@ -71,6 +83,9 @@ def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(tmp_path
         assert run.data.metrics["final_score"] == 10 * x
         summary = client.download_artifacts(run.info.run_id, "notes/summary.txt", str(tmp_path))
         assert Path(summary).read_text() == f"x={x}"
+    assert TOKEN.encode() not in (tmp_path / "mlflow.db").read_bytes()
+    assert not [p for p in (tmp_path / "mlartifacts").rglob("*") if p.is_file()
+                and TOKEN.encode() in p.read_bytes()]  # fmt: skip
     # Copied, then removed from the storage: the trial's run is where they are.
     assert not list((tmp_path / "tuner_runs").rglob("own_mlflow"))
 

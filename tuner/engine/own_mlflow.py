@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tuner.engine.hidden_output import hidden_secrets
 from tuner.engine.own_mlflow_parts import NewLogs, remove_local_artifacts, write_part
 from tuner.tracking.blank_store import place_blank_store
 from tuner.tracking.own_logs import FOLDER
@@ -115,7 +116,8 @@ class OwnMlflow:
             if part:
                 self._parts += 1
                 destination = f"{self._destination}/{self._parts:05d}"
-                write_part(part, self._filesystem, destination, Path(self._folder) / "part")
+                staging = Path(self._folder) / "part"
+                write_part(part, self._filesystem, destination, staging, hidden_secrets())
         except Exception as exc:  # the trial's own outcome stands: the logs are extra
             self._filesystem = None
             print(

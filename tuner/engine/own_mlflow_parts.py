@@ -19,12 +19,16 @@ import json
 import math
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from tuner.engine.hidden_output import SHOWN_INSTEAD, hidden
 from tuner.tracking.own_logs import ARTIFACTS, DONE, PAYLOAD
+
+HIDE_IN_FILES_UP_TO = 64 * 2**20
 
 
 @dataclass
@@ -93,24 +97,46 @@ class NewLogs:
                 part.files[name] = path
 
 
-def write_part(part: Part, filesystem: Any, destination: str, staging: Path) -> None:
+def write_part(
+    part: Part, filesystem: Any, destination: str, staging: Path, secrets: Sequence[str] = ()
+) -> None:
     """`part` in storage at `destination`, its `done` marker written last (a part cut
-    off on its way is left out by the driver)."""
+    off on its way is left out by the driver). Each of `secrets` (the sweep's, longest
+    first) is `<secret>` in its params, tags and artifact files: code that logs its
+    whole config (`mlflow.log_params(config)`) logs the token tuner put back into it."""
     import pyarrow.fs
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    logged = {"params": part.params, "tags": part.tags, "metrics": part.points}
+    logged = {
+        "params": {k: hidden(v, secrets) for k, v in part.params.items()},
+        "tags": {k: hidden(v, secrets) for k, v in part.tags.items()},
+        "metrics": part.points,
+    }
     (staging / PAYLOAD).write_text(json.dumps(logged), encoding="utf-8")
     for name, path in part.files.items():
         target = staging / ARTIFACTS / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+        _hide_in_file(target, secrets)
     filesystem.create_dir(destination, recursive=True)
     pyarrow.fs.copy_files(str(staging), destination, pyarrow.fs.LocalFileSystem(), filesystem)
     with filesystem.open_output_stream(f"{destination}/{DONE}") as out:
         out.write(b"")
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _hide_in_file(path: Path, secrets: Sequence[str]) -> None:
+    """The secrets' bytes replaced in a staged artifact: text (a config dumped as JSON or
+    YAML) and binary alike. A file over HIDE_IN_FILES_UP_TO is copied as it is: one the
+    size of a model's weights is not read into memory for a token."""
+    if not secrets or path.stat().st_size > HIDE_IN_FILES_UP_TO:
+        return
+    content = original = path.read_bytes()
+    for secret in secrets:
+        content = content.replace(secret.encode(), SHOWN_INSTEAD.encode())
+    if content != original:
+        path.write_bytes(content)
 
 
 def _local_path(artifact_uri: str | None) -> Path | None:
