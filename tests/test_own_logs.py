@@ -23,7 +23,7 @@ from tuner.engine.own_mlflow_parts import NewLogs, write_part
 from tuner.tracking.client_process import ClientProcess
 from tuner.tracking.journal import read_journal, save_journal
 from tuner.tracking.operations import CopyOwnLogs
-from tuner.tracking.own_logs import DONE, PAYLOAD, copy_own_logs
+from tuner.tracking.own_logs import DONE, PAYLOAD
 from tuner.tracking.writer import CreateRun, EndRun, TrackingWriter
 
 FINISHED = RunStatus.to_string(RunStatus.FINISHED)
@@ -93,8 +93,7 @@ def test_a_part_cut_off_or_unreadable_is_left_out_and_nothing_waits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    run_id = client.create_run(client.create_experiment("own-logs")).info.run_id
-    client.log_param(run_id, "lr", "0.01")
+    writer = TrackingWriter(client, client.create_experiment("own-logs"))
     filesystem = pyarrow.fs.LocalFileSystem()
     folder = tmp_path / "trial_1" / "own_mlflow"
     leave_parts(filesystem, str(folder / "a1"), tmp_path)
@@ -104,7 +103,12 @@ def test_a_part_cut_off_or_unreadable_is_left_out_and_nothing_waits(
     (folder / "a1" / "00004").mkdir()
     (folder / "a1" / "00004" / PAYLOAD).write_text('{"params": {"cut": "1"}, "tags": ')
     (folder / "a1" / "00004" / DONE).write_bytes(b"")
-    copy_own_logs(client, run_id, str(folder))  # raises nothing
+    writer.submit(CreateRun("trial_1", "trial one", {"lr": "0.01"}, {}))
+    writer.submit(CopyOwnLogs("trial_1", str(folder)))
+    writer.flush()  # raises nothing: no failed write
+    run_id = writer.run_id("trial_1")
+    writer.close()
+    assert run_id is not None
     assert "00003 were cut off on their way: left out" in caplog.text
     assert "00004 could not be read, left out" in caplog.text
     assert_copied(client, run_id, tmp_path)

@@ -99,13 +99,12 @@ class OwnMlflow:
                 else:
                     _tell(run_id, uri)
         finally:
-            if self._folder:
-                _swap_experiment(self._experiment)
             for name, value in self._saved.items():
                 os.environ.pop(name, None)
                 if value is not None:
                     os.environ[name] = value
             if self._folder:
+                _swap_experiment(self._experiment)
                 shutil.rmtree(self._folder, ignore_errors=True)
 
     def _send(self) -> None:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from tuner.defaults import s3_filesystem
@@ -31,15 +32,16 @@ FOLDER = "own_mlflow"
 PAYLOAD = "logged.json"
 ARTIFACTS = "artifacts"
 DONE = "done"  # a part's last file: a part without it was cut off on its way
-# MLflow's log_batch limits, per request: params, tags, metric points.
-_PARAMS_PER_BATCH, _TAGS_PER_BATCH, _POINTS_PER_BATCH = 100, 100, 1000
+# The tracking writer's own batched log_batch (MLflow's limits per request kept there):
+# (params, tags, metric points) for the run.
+Write = Callable[[list[Any], list[Any], list[Any]], None]
 
 
-def copy_own_logs(client: Any, run_id: str, location: str) -> None:
+def copy_own_logs(client: Any, run_id: str, location: str, write: Write) -> None:
     """Copy every part found at `location` (a local folder or s3://bucket/path) into
-    the run `run_id`, in the order they were sent; then remove them from storage.
-    Storage that does not answer, or a part that cannot be read, is a warning: they are
-    extra to the sweep, whose end does not fail for them."""
+    the run `run_id`, in the order they were sent, its entries through `write`; then
+    remove them from storage. Storage that does not answer, or a part that cannot be
+    read, is a warning: they are extra to the sweep, whose end does not fail for them."""
     filesystem, folder = _filesystem_at(location)
     try:
         calls = _folders(filesystem, folder)
@@ -50,7 +52,7 @@ def copy_own_logs(client: Any, run_id: str, location: str) -> None:
         try:
             parts = _folders(filesystem, call)
             for part in parts:
-                _copy_part(client, run_id, filesystem, part)
+                _copy_part(client, run_id, filesystem, part, write)
             filesystem.delete_dir(call)
         except OSError as exc:
             logger.warning("a trial's own MLflow logs at %s were not all copied: %s", call, exc)
@@ -67,7 +69,7 @@ def _folders(filesystem: Any, folder: str) -> list[str]:
     return sorted(info.path for info in listing if info.type == pyarrow.fs.FileType.Directory)
 
 
-def _copy_part(client: Any, run_id: str, filesystem: Any, part: str) -> None:
+def _copy_part(client: Any, run_id: str, filesystem: Any, part: str, write: Write) -> None:
     import pyarrow.fs
 
     if filesystem.get_file_info(f"{part}/{DONE}").type == pyarrow.fs.FileType.NotFound:
@@ -82,7 +84,7 @@ def _copy_part(client: Any, run_id: str, filesystem: Any, part: str) -> None:
             logger.warning("a trial's own MLflow logs at %s could not be read, left "
                            "out: %s", part, exc)  # fmt: skip
             return
-        _log(client, run_id, logged, local)
+        _log(client, run_id, logged, local, write)
 
 
 def _filesystem_at(location: str) -> tuple[Any, str]:
@@ -112,7 +114,7 @@ def _point(key: Any, value: Any, at: Any, step: Any) -> tuple[str, float, int, i
     return str(key), float(value), int(at), int(step)
 
 
-def _log(client: Any, run_id: str, logged: dict[str, Any] | None, local: str) -> None:
+def _log(client: Any, run_id: str, logged: dict[str, Any] | None, local: str, write: Write) -> None:
     if logged is not None:
         has = client.get_run(run_id).data.params
         params = {k: v for k, v in logged["params"].items() if has.get(k, v) == v}
@@ -122,15 +124,11 @@ def _log(client: Any, run_id: str, logged: dict[str, Any] | None, local: str) ->
                            "another, and MLflow does not change a param", run_id, kept)  # fmt: skip
         from mlflow.entities import Metric, Param, RunTag  # not in a trial's process
 
-        new_params = [Param(k, v) for k, v in params.items() if k not in has]
-        tags = [RunTag(k, v) for k, v in logged["tags"].items()]
-        points = [Metric(*point) for point in logged["metrics"]]
-        for start in range(0, len(new_params), _PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=new_params[start : start + _PARAMS_PER_BATCH])
-        for start in range(0, len(tags), _TAGS_PER_BATCH):
-            client.log_batch(run_id, tags=tags[start : start + _TAGS_PER_BATCH])
-        for start in range(0, len(points), _POINTS_PER_BATCH):
-            client.log_batch(run_id, metrics=points[start : start + _POINTS_PER_BATCH])
+        write(
+            [Param(k, v) for k, v in params.items() if k not in has],
+            [RunTag(k, v) for k, v in logged["tags"].items()],
+            [Metric(*point) for point in logged["metrics"]],
+        )
     artifacts = os.path.join(local, ARTIFACTS)
     if os.path.isdir(artifacts) and os.listdir(artifacts):
         client.log_artifacts(run_id, artifacts)

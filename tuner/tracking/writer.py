@@ -334,7 +334,10 @@ class TrackingWriter:
             self._client.log_batch(run_id, metrics=metrics_now, params=params_now, tags=tags_now)
 
     def _copy_own_logs(self, op: CopyOwnLogs) -> None:
-        copy_own_logs(self._client, self._run_ids[op.trial_id], op.location)
+        def write(params: list[Param], tags: list[RunTag], metrics: list[Metric]) -> None:
+            self._write(op.trial_id, _RunWrites(metrics=metrics, params=params, tags=tags))
+
+        copy_own_logs(self._client, self._run_ids[op.trial_id], op.location, write)
 
     def _change_status(self, op: EndRun | ReopenRun) -> None:
         run_id = self._run_ids[op.trial_id]
