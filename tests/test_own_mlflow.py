@@ -11,7 +11,11 @@ import json
 import secrets
 from pathlib import Path
 
+import mlflow
+import mlflow.pytorch
 import pytest
+import torch
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from tests.conftest import run_cli
 from tests.test_user_code import trial_runs, write_sweep
@@ -19,6 +23,9 @@ from tests.test_user_code import trial_runs, write_sweep
 TOKEN = "tok-" + secrets.token_hex(8)
 OWN_MLFLOW_CODE = """
     import mlflow
+    import mlflow.pytorch
+    import numpy
+    import torch
     from ray import tune
 
     mlflow.set_experiment("my-script")  # at import, as the script did: another store's id
@@ -33,6 +40,11 @@ OWN_MLFLOW_CODE = """
         mlflow.log_dict(config, "config.json")
         for epoch in range(1, 5):
             mlflow.log_metric("train_loss", config["x"] / epoch, step=epoch)
+            if epoch == 2 and config["x"] == 1.0:  # the best trial's model, as scripts log it
+                model = torch.nn.Linear(2, 1)
+                torch.nn.init.constant_(model.weight, config["x"])
+                example = numpy.zeros((1, 2), dtype=numpy.float32)
+                mlflow.pytorch.log_model(model, name="model", input_example=example)
             tune.report({"epoch": epoch, "loss": config["x"] / epoch})
         # After the last report: only a trial that ran to its end gets here.
         mlflow.log_metric("final_score", 10 * config["x"])
@@ -41,7 +53,9 @@ OWN_MLFLOW_CODE = """
 
 
 @pytest.mark.e2e
-def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(tmp_path: Path) -> None:
+def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sweep = write_sweep(
         tmp_path,
         OWN_MLFLOW_CODE,
@@ -83,6 +97,17 @@ def test_what_a_trainable_logs_to_mlflow_itself_lands_in_its_trials_run(tmp_path
         assert run.data.metrics["final_score"] == 10 * x
         summary = client.download_artifacts(run.info.run_id, "notes/summary.txt", str(tmp_path))
         assert Path(summary).read_text() == f"x={x}"
+    # The model the best trial logged is a logged model of its run, and loads from there.
+    [model] = client.search_logged_models([parent.info.experiment_id])
+    best = next(run for run in trials if run.data.params["x"] == "1.0")
+    assert (model.name, model.source_run_id) == ("model", best.info.run_id)
+    outputs = client.get_run(best.info.run_id).outputs
+    assert outputs is not None
+    assert [o.model_id for o in outputs.model_outputs] == [model.model_id]
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)  # as a user loading it does
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    loaded = mlflow.pytorch.load_model(f"models:/{model.model_id}")
+    assert loaded(torch.ones(1, 2)).sum().item() == pytest.approx(2.0 + loaded.bias.item())
     assert TOKEN.encode() not in (tmp_path / "mlflow.db").read_bytes()
     assert not [p for p in (tmp_path / "mlartifacts").rglob("*") if p.is_file()
                 and TOKEN.encode() in p.read_bytes()]  # fmt: skip

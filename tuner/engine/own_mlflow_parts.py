@@ -2,15 +2,17 @@
 
 A trial's function logs into a SQLite store of its own (tuner.engine.own_mlflow). At each
 report, and when the function ends, what is new there goes to the sweep's storage as
-one numbered part: the params and tags not sent yet, the metric points added since, and
-the artifact files new or changed. Sent before the report reaches Ray, a part is in
-storage before the driver can stop the trial for that report: a trial that ASHA stops
-loses none of what it logged up to there, and the driver never waits for it.
+one numbered part: the params and tags not sent yet, the metric points added since, the
+artifact files new or changed, and the models logged since (`mlflow.<flavor>.log_model`:
+MLflow 3 logged models, with their files, params, tags and metrics). Sent before the
+report reaches Ray, a part is in storage before the driver can stop the trial for that
+report: a trial that ASHA stops loses none of what it logged up to there, and the
+driver never waits for it.
 
-The store is read with SQL, not MLflow's client: four small queries on MLflow's own
-tables (`runs`, `params`, `tags`, `metrics`), the points since the last look by rowid,
-about a millisecond where the client takes tens. An unexpected schema is an error the
-caller reports once.
+The store is read with SQL, not MLflow's client: small queries on MLflow's own tables
+(`runs`, `params`, `tags`, `metrics`, `logged_models` and theirs), the points since the
+last look by rowid, about a millisecond where the client takes tens. An unexpected
+schema is an error the caller reports once.
 """
 
 from __future__ import annotations
@@ -26,9 +28,26 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tuner.engine.hidden_output import SHOWN_INSTEAD, hidden
-from tuner.tracking.own_logs import ARTIFACTS, DONE, PAYLOAD
+from tuner.tracking.own_logs import ARTIFACTS, DONE, MODELS, PAYLOAD
 
 HIDE_IN_FILES_UP_TO = 64 * 2**20
+READY = 2  # LoggedModelStatus.READY in MLflow's `logged_models.status`: the files are all there
+
+
+@dataclass
+class LoggedModel:
+    """A model the function logged (`mlflow.pytorch.log_model`), as the driver re-creates
+    it in the sweep's store: its ids here are named in its MLmodel file, rewritten there."""
+
+    model_id: str
+    name: str
+    model_type: str | None
+    source_run_id: str
+    location: str  # its artifact location in the trial's store
+    step: int  # the run's output step
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    folder: Path | None = None  # its files, on this machine
 
 
 @dataclass
@@ -37,9 +56,16 @@ class Part:
     tags: dict[str, str] = field(default_factory=dict)
     points: list[tuple[str, float, int, int]] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)  # artifact path -> local file
+    models: list[LoggedModel] = field(default_factory=list)
+    # (model id, key, value, timestamp, step): points logged with `model_id=`, of a model
+    # in this part or an earlier one
+    model_points: list[tuple[str, str, float, int, int]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.params or self.tags or self.points or self.files)
+        return bool(
+            self.params or self.tags or self.points or self.files or self.models
+            or self.model_points
+        )  # fmt: skip
 
 
 class NewLogs:
@@ -51,7 +77,10 @@ class NewLogs:
         self._params: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._files: dict[str, tuple[int, int]] = {}  # artifact path -> (mtime, size) sent
-        self.artifact_folders: list[Path] = []  # the runs' local artifact folders, seen
+        self._models: set[str] = set()  # ids of the models sent
+        self._last_model_point = 0
+        self._waiting: list[tuple[str, str, float, int, int]] = []  # of a model not sent yet
+        self.artifact_folders: list[Path] = []  # the runs' and models' local folders, seen
 
     def next_part(self) -> Part:
         """What is new since the last part (empty before the store exists)."""
@@ -73,6 +102,8 @@ class NewLogs:
                 "WHERE rowid > ? ORDER BY rowid",
                 (self._last_point,),
             ).fetchall()
+            if _has_table(store, "logged_models"):  # MLflow 3's: a store of 2.x has none
+                self._new_models(store, part)
         for rowid, key, value, at, step, is_nan in rows:
             part.points.append((key, math.nan if is_nan else float(value), int(at), int(step)))
             self._last_point = rowid
@@ -81,6 +112,46 @@ class NewLogs:
             below = "" if index == 0 else f"{name or run_uuid}/"
             self._changed_files(_local_path(artifact_uri), below, part)
         return part
+
+    def _new_models(self, store: sqlite3.Connection, part: Part) -> None:
+        """The models finished since the last look, and the points logged to models."""
+        rows = store.execute(
+            "SELECT model_id, name, model_type, source_run_id, artifact_location "
+            "FROM logged_models WHERE status = ? ORDER BY creation_timestamp_ms, model_id",
+            (READY,),
+        ).fetchall()
+        for model_id, name, model_type, source_run_id, location in rows:
+            if model_id in self._models:
+                continue
+            self._models.add(model_id)
+            output = store.execute(
+                "SELECT step FROM inputs WHERE source_type = 'RUN_OUTPUT' AND destination_id = ?",
+                (model_id,),
+            ).fetchone()
+            folder = _local_path(location)
+            if folder is not None and folder.parent not in self.artifact_folders:
+                self.artifact_folders.append(folder.parent)  # models/<id>: its files in there
+            part.models.append(LoggedModel(
+                model_id, str(name), model_type, str(source_run_id or ""), str(location or ""),
+                int(output[0]) if output else 0,
+                params={str(k): str(v) for k, v in store.execute(
+                    "SELECT param_key, param_value FROM logged_model_params WHERE model_id = ?",
+                    (model_id,))},
+                tags={str(k): str(v) for k, v in store.execute(
+                    "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ?",
+                    (model_id,)) if not str(k).startswith("mlflow.")},
+                folder=folder,
+            ))  # fmt: skip
+        points = store.execute(
+            "SELECT rowid, model_id, metric_name, metric_value, metric_timestamp_ms, "
+            "metric_step FROM logged_model_metrics WHERE rowid > ? ORDER BY rowid",
+            (self._last_model_point,),
+        ).fetchall()
+        for rowid, model_id, key, value, at, step in points:
+            self._waiting.append((str(model_id), str(key), float(value), int(at), int(step)))
+            self._last_model_point = rowid
+        part.model_points = [point for point in self._waiting if point[0] in self._models]
+        self._waiting = [point for point in self._waiting if point[0] not in self._models]
 
     def _changed_files(self, folder: Path | None, below: str, part: Part) -> None:
         if folder is None or not folder.is_dir():
@@ -112,18 +183,47 @@ def write_part(
         "params": {k: hidden(v, secrets) for k, v in part.params.items()},
         "tags": {k: hidden(v, secrets) for k, v in part.tags.items()},
         "metrics": part.points,
+        "models": [_model_entry(model, secrets) for model in part.models],
+        "model_metrics": part.model_points,
     }
     (staging / PAYLOAD).write_text(json.dumps(logged), encoding="utf-8")
     for name, path in part.files.items():
-        target = staging / ARTIFACTS / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        _hide_in_file(target, secrets)
+        _stage_file(path, staging / ARTIFACTS / name, secrets)
+    for model in part.models:
+        if model.folder is not None and model.folder.is_dir():
+            for path in sorted(model.folder.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    below = path.relative_to(model.folder)
+                    _stage_file(path, staging / MODELS / model.model_id / below, secrets)
     filesystem.create_dir(destination, recursive=True)
     pyarrow.fs.copy_files(str(staging), destination, pyarrow.fs.LocalFileSystem(), filesystem)
     with filesystem.open_output_stream(f"{destination}/{DONE}") as out:
         out.write(b"")
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _model_entry(model: LoggedModel, secrets: Sequence[str]) -> dict[str, Any]:
+    return {
+        "model_id": model.model_id,
+        "name": model.name,
+        "model_type": model.model_type,
+        "source_run_id": model.source_run_id,
+        "location": model.location,
+        "step": model.step,
+        "params": {k: hidden(v, secrets) for k, v in model.params.items()},
+        "tags": {k: hidden(v, secrets) for k, v in model.tags.items()},
+    }
+
+
+def _stage_file(path: Path, target: Path, secrets: Sequence[str]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    _hide_in_file(target, secrets)
+
+
+def _has_table(store: sqlite3.Connection, name: str) -> bool:
+    found = store.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
 
 
 def _hide_in_file(path: Path, secrets: Sequence[str]) -> None:

@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 MODULE_NAME = __name__  # what the child runs, `python -m` it
 # MLflow client methods the writer calls; nothing else is served.
 SERVED = frozenset({"create_run", "log_inputs", "log_batch", "set_terminated", "update_run",
-                    "delete_tag", "get_run", "log_artifacts"})  # fmt: skip
+                    "delete_tag", "get_run", "log_artifacts", "create_logged_model",
+                    "log_model_artifacts", "finalize_logged_model", "log_outputs"})  # fmt: skip
 # How long close() waits for the child to finish its last request and exit.
 CLOSE_WAIT_S = 30.0
 
