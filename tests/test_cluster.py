@@ -48,6 +48,7 @@ from ray.util.state import list_placement_groups
 from bench.servers import free_port, new_database, running_mlflow_server
 from tests.conftest import TUNER, cli_env, run_cli
 from tests.fake_imds import FakeMetadata
+from tuner.cli.common import amount
 from tuner.cluster.preemption import Notice, drain_with_ray
 from tuner.trainer.loop import run_epochs
 
@@ -333,7 +334,7 @@ def test_submitted_sweep_runs_on_the_cluster_with_checkpoints_on_s3(
     assert shown.stdout.strip() == (
         f"cluster-submit  job {final['job']} (run): SUCCEEDED; 4 trials (4 finished); "
         f"best score = {max(scores):.6g} (trial {final['best_trial']}); "
-        f"held {cpu_hours:.4g} CPU-hours, 0 GPU-hours by the trials that ended"
+        f"held {amount(cpu_hours)} CPU-hours, 0 GPU-hours by the trials that ended"
     )
 
     # The driver ran on the head node, never on a (spot) worker.

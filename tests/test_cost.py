@@ -10,6 +10,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_cli
+from tuner.cli.common import amount, held_line
 from tuner.spec import parse_spec
 from tuner.spec.schema import CostPrices
 from tuner.tracking.cost import CostLedger, Held
@@ -110,8 +111,22 @@ def test_a_sweep_logs_what_each_trial_held_and_the_sum(tmp_path: Path) -> None:
     for key in ("cpu_hours", "gpu_hours", "cost_usd"):
         assert parent[key] == pytest.approx(sum(metrics[key] for metrics in trials))
     held = next(line for line in done.stdout.splitlines() if line.startswith("held: "))
-    assert f"(${parent['cost_usd']:.4g})" in held
+    assert f"(${amount(parent['cost_usd'])})" in held
     # A sweep this short ends without drawing its plots, and says how to draw them.
     assert "plots: `tuner report costed --log` draws them into the sweep's MLflow run" in (
         done.stdout
     )
+
+
+def test_held_hours_and_dollars_read_without_an_exponent() -> None:
+    # A second's trial held 9.607e-06 CPU-hours: printed so, it read as nine.
+    assert held_line({"cpu_hours": 9.607e-06, "gpu_hours": 0.0}) == (
+        "<0.0001 CPU-hours, 0 GPU-hours"
+    )
+    assert held_line({"cpu_hours": 0.01234567, "gpu_hours": 2.5, "cost_usd": 4.5e-05}) == (
+        "0.01235 CPU-hours, 2.5 GPU-hours (<$0.0001)"
+    )
+    assert held_line({"cpu_hours": 12345.6, "gpu_hours": 1.0, "cost_usd": 38211.0}) == (
+        "12,346 CPU-hours, 1 GPU-hours ($38,211)"
+    )
+    assert amount(0.0001) == "0.0001"

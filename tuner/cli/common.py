@@ -176,8 +176,24 @@ def disk_full(exc: BaseException) -> OSError | None:
 
 def held_line(cost: dict[str, float]) -> str:
     """e.g. "0.0123 CPU-hours, 0 GPU-hours ($0.0005)": what the trials held, and cost."""
-    line = f"{cost.get('cpu_hours', 0.0):.4g} CPU-hours, {cost.get('gpu_hours', 0.0):.4g} GPU-hours"
-    return line + (f" (${cost['cost_usd']:.4g})" if "cost_usd" in cost else "")
+    line = (f"{amount(cost.get('cpu_hours', 0.0))} CPU-hours, "
+            f"{amount(cost.get('gpu_hours', 0.0))} GPU-hours")  # fmt: skip
+    if "cost_usd" not in cost:
+        return line
+    dollars = amount(cost["cost_usd"])
+    return line + (f" (<${dollars[1:]})" if dollars.startswith("<") else f" (${dollars})")
+
+
+def amount(value: float) -> str:
+    """Hours or dollars as a person reads them: four significant digits and never an
+    exponent (a second's trial held 9.607e-06 CPU-hours, which read as nine)."""
+    if value == 0:
+        return "0"
+    if abs(value) < 1e-4:
+        return "<0.0001"
+    if abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def budget_changes(text: str | None) -> dict[str, Any] | None:
