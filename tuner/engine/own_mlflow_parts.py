@@ -48,6 +48,7 @@ class LoggedModel:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     folder: Path | None = None  # its files, on this machine
+    registered_as: list[str] = field(default_factory=list)  # `registered_model_name=`
 
 
 @dataclass
@@ -104,6 +105,7 @@ class NewLogs:
             ).fetchall()
             if _has_table(store, "logged_models"):  # MLflow 3's: a store of 2.x has none
                 self._new_models(store, part)
+                _registered_names(store, part.models)
         for rowid, key, value, at, step, is_nan in rows:
             part.points.append((key, math.nan if is_nan else float(value), int(at), int(step)))
             self._last_point = rowid
@@ -202,6 +204,14 @@ def write_part(
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _registered_names(store: sqlite3.Connection, models: list[LoggedModel]) -> None:
+    """The names each model was registered under in the trial's store."""
+    for model in models:
+        model.registered_as = [str(name) for (name,) in store.execute(
+            "SELECT DISTINCT name FROM model_versions WHERE source = ? ORDER BY name",
+            (f"models:/{model.model_id}",))]  # fmt: skip
+
+
 def _model_entry(model: LoggedModel, secrets: Sequence[str]) -> dict[str, Any]:
     return {
         "model_id": model.model_id,
@@ -212,6 +222,7 @@ def _model_entry(model: LoggedModel, secrets: Sequence[str]) -> dict[str, Any]:
         "step": model.step,
         "params": {k: hidden(v, secrets) for k, v in model.params.items()},
         "tags": {k: hidden(v, secrets) for k, v in model.tags.items()},
+        "registered_as": model.registered_as,
     }
 
 

@@ -44,7 +44,8 @@ MODULE_NAME = __name__  # what the child runs, `python -m` it
 # MLflow client methods the writer calls; nothing else is served.
 SERVED = frozenset({"create_run", "log_inputs", "log_batch", "set_terminated", "update_run",
                     "delete_tag", "get_run", "log_artifacts", "create_logged_model",
-                    "log_model_artifacts", "finalize_logged_model", "log_outputs"})  # fmt: skip
+                    "log_model_artifacts", "finalize_logged_model", "log_outputs",
+                    "create_registered_model", "create_model_version"})  # fmt: skip
 # How long close() waits for the child to finish its last request and exit.
 CLOSE_WAIT_S = 30.0
 
@@ -169,6 +170,7 @@ def fold_write_ahead_log(database: Path) -> None:
 def serve(fd: int) -> None:
     """The child: take the tracking URI, then answer each request until the driver's
     end of the socket closes."""
+    import mlflow
     from mlflow import MlflowClient
 
     from tuner.tracking.client_settings import bound_mlflow_retries, skip_run_links
@@ -180,6 +182,9 @@ def serve(fd: int) -> None:
         return
     skip_run_links()
     bound_mlflow_retries()
+    # MLflow's SQL registry reads a `models:/<id>` source through the process's global
+    # URI (tuner.tracking.own_models): this process has one store.
+    mlflow.set_tracking_uri(tracking_uri)
     database = sqlite_database(tracking_uri)
     if database is not None and on_network_file_system(database):
         database = None  # the classic journal: nothing to switch, nothing to fold back

@@ -7,14 +7,23 @@ run's output that names it. The tracking writer makes each again in the sweep's 
 from the sweep's storage (tuner.tracking.own_logs): a logged model of the trial's run,
 its files uploaded, its MLmodel file naming its new id and run, READY, and the run's
 output at the step the function logged it. `mlflow.pytorch.load_model("models:/<id>")`
-then loads it from the sweep's MLflow, and the run's page lists it.
+then loads it from the sweep's MLflow, and the run's page lists it. A model the
+function registered (`registered_model_name=`) is a new version of that registered
+model in the sweep's registry, as each run of the script made one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
+_GLOBAL_URI = threading.Lock()  # the one process-wide tracking URI, lent while registering
 
 MLMODEL = "MLmodel"
 
@@ -31,6 +40,7 @@ class ModelEntry:
     step: int
     params: dict[str, str]
     tags: dict[str, str]
+    registered_as: list[str]
 
 
 def model_entry(entry: dict[str, Any]) -> ModelEntry:
@@ -45,6 +55,7 @@ def model_entry(entry: dict[str, Any]) -> ModelEntry:
         step=int(entry["step"]),
         params={str(k): str(v) for k, v in dict(entry["params"]).items()},
         tags={str(k): str(v) for k, v in dict(entry["tags"]).items()},
+        registered_as=[str(name) for name in entry.get("registered_as", [])],
     )
 
 
@@ -70,7 +81,29 @@ def create_model(
         client.log_model_artifacts(new_id, files)
     client.finalize_logged_model(new_id, "READY")
     client.log_outputs(run_id, [LoggedModelOutput(new_id, step=model.step)])
+    for name in model.registered_as:
+        _register(client, name, new_id, run_id)
     return new_id
+
+
+def _register(client: Any, name: str, model_id: str, run_id: str) -> None:
+    """A new version of the registered model `name`, made if the registry has none: a
+    registry that refuses is a warning, since the model itself is in the run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        with _lookups_at(client.tracking_uri):
+            client.create_model_version(
+                name, f"models:/{model_id}", run_id=run_id, model_id=model_id
+            )
+    except MlflowException as exc:
+        logger.warning("the model %s a trial logged was not registered as %r: %s",
+                       model_id, name, exc.message)  # fmt: skip
 
 
 def _rename_in_mlmodel(
@@ -89,3 +122,22 @@ def _rename_in_mlmodel(
         text = text.replace(model.source_run_id, run_id)
     with open(path, "w", encoding="utf-8") as stream:
         stream.write(text)
+
+
+@contextlib.contextmanager
+def _lookups_at(uri: str) -> Iterator[None]:
+    """MLflow's SQL registry reads a `models:/<id>` source's model through the process's
+    global tracking URI (`MlflowClient()`), not the registering client's: the driver's
+    is none (a writer process sets its own, tracking.client_process). Lent for the call,
+    the private value alone: `set_tracking_uri` would also export it to the environment
+    of processes started meanwhile."""
+    from mlflow.tracking._tracking_service import utils as mlflow_utils
+
+    utils: Any = mlflow_utils  # its private global, typed None
+    with _GLOBAL_URI:
+        had = utils._tracking_uri
+        utils._tracking_uri = uri
+        try:
+            yield
+        finally:
+            utils._tracking_uri = had
