@@ -150,3 +150,41 @@ def test_a_trainable_pointing_mlflow_elsewhere_is_told_where_its_run_went(tmp_pa
     assert parent.info.status == "FINISHED"
     assert len(trials) == 2
     assert all("train_loss" not in run.data.metrics for run in trials)
+
+
+CLIENT_API_CODE = """
+    from mlflow import MlflowClient
+    from ray import tune
+
+
+    def fit(config):
+        # As a logger does (Lightning's MLFlowLogger given the environment's URI): the
+        # client API, an experiment and a run of its own, no fluent run at all.
+        client = MlflowClient()
+        run = client.create_run(client.create_experiment("lightning_logs"))
+        client.log_param(run.info.run_id, "layers", 3)
+        for epoch in range(1, 4):
+            client.log_metric(run.info.run_id, "train_loss", config["x"] / epoch, step=epoch)
+            tune.report({"epoch": epoch, "loss": config["x"] / epoch})
+        client.set_terminated(run.info.run_id)
+"""
+
+
+@pytest.mark.e2e
+def test_what_a_trainable_logs_through_mlflows_client_lands_in_its_trials_run(
+    tmp_path: Path,
+) -> None:
+    sweep = write_sweep(
+        tmp_path,
+        CLIENT_API_CODE,
+        metric="loss",
+        mode="min",
+        searcher={"kind": "grid"},
+        params={"x": {"type": "grid", "values": [2.0]}},
+    )
+    out = run_cli("run", sweep.name, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    client, _parent, [trial] = trial_runs(tmp_path)
+    assert trial.data.params["layers"] == "3"
+    history = client.get_metric_history(trial.info.run_id, "train_loss")
+    assert sorted((p.step, p.value) for p in history) == [(1, 2.0), (2, 1.0), (3, 2.0 / 3)]

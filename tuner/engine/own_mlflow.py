@@ -79,9 +79,10 @@ class OwnMlflow:
 
     def note_report(self) -> None:
         """Before each report reaches Ray: what the function logged since the last one
-        goes to storage, so a trial stopped at this report has it all there."""
-        if self._filesystem is not None and fluent_run_id() not in (None, self._before):
-            self._send()
+        goes to storage, so a trial stopped at this report has it all there. Read
+        whichever API wrote it: `MlflowClient()` (a logger's) finds the store as the
+        fluent API does, through the environment."""
+        self._send()
 
     def finish(self) -> None:
         """After the function: its run ended, the rest sent, the environment back."""
@@ -91,13 +92,13 @@ class OwnMlflow:
                 import mlflow
 
                 uri = mlflow.get_tracking_uri()
-                if mlflow.active_run() is not None:
-                    mlflow.end_run()  # also flushes what it logged asynchronously
-                if self._filesystem is not None and uri == self._uri:
-                    self._send()
-                    remove_local_artifacts(self._logs.artifact_folders)
-                else:
+                if uri != self._uri:
                     _tell(run_id, uri)
+                elif mlflow.active_run() is not None:
+                    mlflow.end_run()  # also flushes what it logged asynchronously
+            self._send()
+            if self._filesystem is not None:
+                remove_local_artifacts(self._logs.artifact_folders)
         finally:
             for name, value in self._saved.items():
                 os.environ.pop(name, None)

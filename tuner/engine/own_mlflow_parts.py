@@ -92,6 +92,8 @@ class NewLogs:
             runs = store.execute(
                 "SELECT run_uuid, name, artifact_uri FROM runs ORDER BY start_time, run_uuid"
             ).fetchall()
+            if not runs:  # MLflow imported, nothing logged yet: one query a report
+                return part
             for key, value in store.execute("SELECT key, value FROM params"):
                 if key not in self._params:
                     part.params[key] = self._params[key] = str(value)
