@@ -11,7 +11,7 @@ import optuna
 import pytest
 from ray.tune.experiment import Trial
 
-from tuner.search.asha import RecordingASHAScheduler
+from tuner.search.asha import ParetoASHAScheduler, RecordingASHAScheduler
 from tuner.search.early_stops import EarlyStops
 from tuner.search.optuna_search import PruningOptunaSearch
 from tuner.search.promotion import promoted_count, promotion_cutoff
@@ -101,6 +101,34 @@ def test_asha_promotes_the_top_third_of_a_rung_counting_the_trial_itself() -> No
     assert reach_first_rung("third-of-7", 2.5) == "STOP"
     assert reach_first_rung("second-of-8", 1.5) == "CONTINUE"
     assert "t2" in stops and "third-of-7" in stops and "second-of-8" not in stops
+
+
+@pytest.mark.parametrize("objectives", [None, [("loss", -1.0), ("ms", -1.0)]])
+def test_a_trial_at_max_t_ends_as_its_function_does_and_one_past_it_stops(
+    objectives: list[tuple[str, float]] | None,
+) -> None:
+    """Ray's ASHA stopped a trial at max_t inside its report: code after the function's
+    loop (a final log_model) never ran, for the best trials of the sweep."""
+    stops = EarlyStops()
+    asha = (
+        RecordingASHAScheduler(
+            stops, time_attr="training_iteration", max_t=3, grace_period=1, reduction_factor=3
+        )
+        if objectives is None
+        else ParetoASHAScheduler(
+            stops, objectives, time_attr="training_iteration", max_t=3, grace_period=1,
+            reduction_factor=3,
+        )
+    )  # fmt: skip
+    asha.set_search_properties(metric="loss", mode="min")
+    trial = Trial("null", stub=True, trial_id="best")
+    asha.on_trial_add(None, trial)
+    decisions = [
+        asha.on_trial_result(None, trial, {"training_iteration": epoch, "loss": 1.0, "ms": 2.0})
+        for epoch in (1, 2, 3, 4)
+    ]
+    assert decisions == ["CONTINUE", "CONTINUE", "CONTINUE", "STOP"]
+    assert "best" not in stops  # a normal end, not an early stop
 
 
 def test_early_stop_ledger_survives_ray_pickling_as_one_ledger() -> None:

@@ -42,8 +42,16 @@ class TopFractionBracket(_Bracket):  # type: ignore[misc]
 
 
 class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
-    """ASHA with top-fraction brackets, recording its early stops (a STOP at max_t is a
-    normal end, not one), choosing the next trial without a scan of all (InOrder)."""
+    """ASHA with top-fraction brackets, recording its early stops (a STOP past max_t is
+    a normal end, not one), choosing the next trial without a scan of all (InOrder).
+
+    A trial that reaches max_t is not stopped at that result, as Ray's ASHA stops it:
+    stopped inside `tune.report`, its function never ran the code after its loop (the
+    final `mlflow.pytorch.log_model`, a test-set score, a saved model), and the trials
+    that got there are the best of the sweep. With max_t its last epoch, as it usually
+    is, its function ends by itself right after; one that reports again is stopped at
+    that result, one past max_t.
+    """
 
     def __init__(
         self,
@@ -64,10 +72,23 @@ class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
         self._brackets = [TopFractionBracket(grace_period, max_t, reduction_factor, s=0)]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        at_end = past_max_t(result.get(self._time_attr), self._max_t)
+        if at_end is not None and self._metric in result:
+            if at_end == TrialScheduler.STOP:
+                self._num_stopped += 1
+            return at_end
         action: str = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
+        if action == TrialScheduler.STOP:
             self.early_stops.add(trial.trial_id)
         return action
+
+
+def past_max_t(time: Any, max_t: int) -> str | None:
+    """At max_t a trial goes on to its function's own end; past it, it stops (a normal
+    end). None before max_t: the bracket decides."""
+    if time is None or time < max_t:
+        return None
+    return TrialScheduler.CONTINUE if time == max_t else TrialScheduler.STOP
 
 
 class ParetoBracket(TopFractionBracket):
@@ -110,8 +131,9 @@ class ParetoASHAScheduler(RecordingASHAScheduler):
         point = self._point(result)
         if self._time_attr not in result or point is None:
             return TrialScheduler.CONTINUE
-        if result[self._time_attr] >= self._max_t:
-            action: str = TrialScheduler.STOP  # the last epoch: a normal end
+        at_end = past_max_t(result[self._time_attr], self._max_t)
+        if at_end is not None:
+            action: str = at_end  # its own end, or a normal stop past it
         else:
             bracket = self._trial_info[trial.trial_id]
             action = bracket.on_result(trial, result[self._time_attr], point)
