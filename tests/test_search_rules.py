@@ -129,6 +129,13 @@ def test_a_trial_at_max_t_ends_as_its_function_does_and_one_past_it_stops(
     ]
     assert decisions == ["CONTINUE", "CONTINUE", "CONTINUE", "STOP"]
     assert "best" not in stops  # a normal end, not an early stop
+    # A class Trainable's step() has nothing after it: its trials stop at max_t, as in Ray.
+    asha.stop_at_max_t = True
+    other = Trial("null", stub=True, trial_id="a-class")
+    asha.on_trial_add(None, other)
+    result = {"training_iteration": 3, "loss": 1.0, "ms": 2.0}
+    assert asha.on_trial_result(None, other, result) == "STOP"
+    assert "a-class" not in stops
 
 
 def test_early_stop_ledger_survives_ray_pickling_as_one_ledger() -> None:

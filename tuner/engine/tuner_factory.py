@@ -168,7 +168,7 @@ def build_tuner(
             metric=spec.metric,
             mode=spec.mode,
             search_alg=search_alg,
-            scheduler=_scheduler(spec, experiment, early_stops),
+            scheduler=_scheduler(spec, experiment, early_stops, user_trainable),
             num_samples=_num_samples(spec),
             # Searchers get wrapped in a ConcurrencyLimiter; generators carry it themselves.
             max_concurrent_trials=(
@@ -213,9 +213,14 @@ def build_tuner(
     )
 
 
-def _scheduler(spec: SweepSpec, experiment: Experiment, early_stops: EarlyStops) -> Any:
+def _scheduler(
+    spec: SweepSpec, experiment: Experiment, early_stops: EarlyStops, user_trainable: Any
+) -> Any:
     """The sweep's scheduler; one that chooses in order also lets ended trials go."""
-    scheduler = build_scheduler(spec, early_stops, lineage_of(spec, experiment.uri))
+    is_class = isinstance(user_trainable, type) and issubclass(user_trainable, tune.Trainable)
+    scheduler = build_scheduler(
+        spec, early_stops, lineage_of(spec, experiment.uri), runs_to_its_end=not is_class
+    )
     if isinstance(scheduler, InOrder):
         scheduler.release_ended = EndedTrials.shared(experiment.uri).release_from
     return scheduler

@@ -50,8 +50,11 @@ class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
     final `mlflow.pytorch.log_model`, a test-set score, a saved model), and the trials
     that got there are the best of the sweep. With max_t its last epoch, as it usually
     is, its function ends by itself right after; one that reports again is stopped at
-    that result, one past max_t.
+    that result, one past max_t. A class Trainable's trials (`stop_at_max_t`) stop at
+    max_t, as in Ray: Ray calls its step() until it is stopped, with nothing after.
     """
+
+    stop_at_max_t = False  # also for a scheduler a resumed sweep unpickles from before it
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
         max_t: int,
         grace_period: int,
         reduction_factor: float,
+        stop_at_max_t: bool = False,
     ) -> None:
         super().__init__(
             time_attr=time_attr,
@@ -69,10 +73,11 @@ class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
             reduction_factor=reduction_factor,
         )
         self.early_stops = early_stops
+        self.stop_at_max_t = stop_at_max_t
         self._brackets = [TopFractionBracket(grace_period, max_t, reduction_factor, s=0)]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        at_end = past_max_t(result.get(self._time_attr), self._max_t)
+        at_end = past_max_t(result.get(self._time_attr), self._max_t, self.stop_at_max_t)
         if at_end is not None and self._metric in result:
             if at_end == TrialScheduler.STOP:
                 self._num_stopped += 1
@@ -83,12 +88,15 @@ class RecordingASHAScheduler(InOrder, ASHAScheduler):  # type: ignore[misc]
         return action
 
 
-def past_max_t(time: Any, max_t: int) -> str | None:
-    """At max_t a trial goes on to its function's own end; past it, it stops (a normal
-    end). None before max_t: the bracket decides."""
+def past_max_t(time: Any, max_t: int, stop_at_max_t: bool) -> str | None:
+    """At max_t a trial goes on to its function's own end (or stops there, if
+    `stop_at_max_t`); past it, it stops. Either is a normal end. None before max_t: the
+    bracket decides."""
     if time is None or time < max_t:
         return None
-    return TrialScheduler.CONTINUE if time == max_t else TrialScheduler.STOP
+    if time == max_t and not stop_at_max_t:
+        return TrialScheduler.CONTINUE
+    return TrialScheduler.STOP
 
 
 class ParetoBracket(TopFractionBracket):
@@ -131,7 +139,7 @@ class ParetoASHAScheduler(RecordingASHAScheduler):
         point = self._point(result)
         if self._time_attr not in result or point is None:
             return TrialScheduler.CONTINUE
-        at_end = past_max_t(result[self._time_attr], self._max_t)
+        at_end = past_max_t(result[self._time_attr], self._max_t, self.stop_at_max_t)
         if at_end is not None:
             action: str = at_end  # its own end, or a normal stop past it
         else:

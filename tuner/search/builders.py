@@ -98,9 +98,16 @@ def build_search_algorithm(
 
 
 def build_scheduler(
-    spec: SweepSpec, early_stops: EarlyStops, lineage: Lineage | None = None
+    spec: SweepSpec,
+    early_stops: EarlyStops,
+    lineage: Lineage | None = None,
+    *,
+    runs_to_its_end: bool = True,
 ) -> TrialScheduler:
-    """`lineage`: where a PBT sweep records its exploits (with its mutations)."""
+    """`lineage`: where a PBT sweep records its exploits (with its mutations).
+    `runs_to_its_end`: the trainable is a function, whose code after its last report
+    runs if ASHA lets a trial at max_t go on; a class Trainable has none (Ray calls its
+    step() until it is stopped), so its trials stop at max_t."""
     scheduler = spec.scheduler
     if isinstance(scheduler, FifoScheduler):
         return InOrderFIFOScheduler()
@@ -115,6 +122,7 @@ def build_scheduler(
             max_t=scheduler.max_t,
             grace_period=scheduler.grace_period,
             reduction_factor=scheduler.reduction_factor,
+            stop_at_max_t=not runs_to_its_end,
         )
     if isinstance(scheduler, AshaScheduler):
         return RecordingASHAScheduler(
@@ -123,5 +131,6 @@ def build_scheduler(
             max_t=scheduler.max_t,
             grace_period=scheduler.grace_period,
             reduction_factor=scheduler.reduction_factor,
+            stop_at_max_t=not runs_to_its_end,
         )
     raise AssertionError(f"unhandled scheduler {scheduler!r}")
