@@ -67,7 +67,12 @@ def test_asha_forces_checkpoints_at_its_rungs_and_max_t() -> None:
     plan = checkpoint_plan(spec)
     assert plan.forced_epochs == {1, 3, 9, 10}
     assert (plan.every_epochs, plan.min_interval_s) == (4, 0.0)
+    # A built-in trial of 12 epochs ends after its 10th: ASHA lets a trial at max_t go on
+    # to its function's end, and would stop it an epoch later.
+    assert not plan.ends_after(9) and plan.ends_after(10)
+    assert CheckpointPlan.from_config({PLAN_KEY: plan.as_config()}) == plan
     assert checkpoint_plan(sweep()).forced_epochs == frozenset()  # fifo judges nobody
+    assert not checkpoint_plan(sweep()).ends_after(12)
 
 
 def test_only_builtin_trials_get_a_plan_in_their_config() -> None:

@@ -41,6 +41,7 @@ def checkpoint_plan(spec: SweepSpec) -> CheckpointPlan:
         min_interval_s=spec.checkpoint.min_interval_s,
         forced_epochs=frozenset(forced),
         forced_every=scheduler.perturbation_interval if isinstance(scheduler, PbtScheduler) else 0,
+        ends_at=scheduler.max_t if isinstance(scheduler, AshaScheduler) else 0,
     )
 
 

@@ -1,9 +1,9 @@
 """When a trainer writes a checkpoint: a pure decision over the epoch and the clock.
 
 The engine hands each built-in trial a plan (the sweep's `checkpoint` policy plus the
-epochs where one is forced: ASHA's rungs and max_t, PBT's perturbation points) under
-`PLAN_KEY` in its config. A trainer of your own may read the same plan with
-`CheckpointPlan.from_config(config)`.
+epochs where one is forced: ASHA's rungs and max_t, PBT's perturbation points; and
+ASHA's max_t, where the trial ends) under `PLAN_KEY` in its config. A trainer of your
+own may read the same plan with `CheckpointPlan.from_config(config)`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ class CheckpointPlan:
     # Every multiple of this is forced too (PBT clones a trial from the checkpoint of its
     # last perturbation point); 0: none.
     forced_every: int = 0
+    # ASHA's max_t: the trial's last epoch when it comes before the trainer's own (ASHA
+    # lets a trial at max_t go on to its function's end); 0: none.
+    ends_at: int = 0
+
+    def ends_after(self, epoch: int) -> bool:
+        """Whether the trial's function ends after `epoch`'s report."""
+        return 0 < self.ends_at <= epoch
 
     def due(self, epoch: int, seconds_since_last: float, *, last: bool) -> bool:
         """Write a checkpoint after `epoch`? `last`: no epoch follows it in this trial."""
@@ -46,6 +53,7 @@ class CheckpointPlan:
             "min_interval_s": self.min_interval_s,
             "forced_epochs": sorted(self.forced_epochs),
             "forced_every": self.forced_every,
+            "ends_at": self.ends_at,
         }
 
     @classmethod
@@ -59,6 +67,7 @@ class CheckpointPlan:
             min_interval_s=float(raw["min_interval_s"]),
             forced_epochs=frozenset(int(epoch) for epoch in forced),
             forced_every=int(raw.get("forced_every", 0)),
+            ends_at=int(raw.get("ends_at", 0)),
         )
 
 

@@ -47,14 +47,16 @@ def train_worker(loop_config: dict[str, Any], task: Task) -> None:
     for epoch in run_epochs(without_plan(config), task, resume, shard=shard):
         seconds = time.monotonic() - last_saved
         # Only rank 0 writes: its clock alone decides, the others need not agree.
-        if shard.rank != 0 or not plan.due(epoch.number, seconds, last=epoch.last):
+        if shard.rank == 0 and plan.due(epoch.number, seconds, last=epoch.last):
+            state = epoch.state()
+            state.checkpoint_id = uuid.uuid4().hex
+            with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
+                save_state(state, directory)
+                ray.train.report(
+                    epoch.metrics, checkpoint=ray.train.Checkpoint.from_directory(directory)
+                )
+            last_saved = time.monotonic()
+        else:
             ray.train.report(epoch.metrics)
-            continue
-        state = epoch.state()
-        state.checkpoint_id = uuid.uuid4().hex
-        with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
-            save_state(state, directory)
-            ray.train.report(
-                epoch.metrics, checkpoint=ray.train.Checkpoint.from_directory(directory)
-            )
-        last_saved = time.monotonic()
+        if plan.ends_after(epoch.number):  # ASHA's max_t, the same epoch on every rank
+            break

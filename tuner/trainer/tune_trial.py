@@ -67,16 +67,19 @@ def train(config: dict[str, Any], task: Task) -> None:
         for epoch in run_epochs(without_plan(config), task, resume, notices):
             noticed = notices.pending()  # cv_folds: the epoch's end is the first chance
             seconds = time.monotonic() - last_saved
-            if not noticed and not plan.due(epoch.number, seconds, last=epoch.last):
+            if noticed or plan.due(epoch.number, seconds, last=epoch.last):
+                state = epoch.state()
+                state.checkpoint_id = notices.went_on_from = uuid.uuid4().hex
+                with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
+                    save_state(state, directory)
+                    checkpoint = tune.Checkpoint.from_directory(directory)
+                    tune.report(epoch.metrics, checkpoint=checkpoint)
+                last_saved = time.monotonic()
+                if noticed:
+                    notices.checkpointed()
+            else:
                 tune.report(epoch.metrics)
-                continue
-            state = epoch.state()
-            state.checkpoint_id = notices.went_on_from = uuid.uuid4().hex
-            with tempfile.TemporaryDirectory(prefix="tuner-ckpt-") as directory:
-                save_state(state, directory)
-                tune.report(epoch.metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-            last_saved = time.monotonic()
-            if noticed:
-                notices.checkpointed()
+            if plan.ends_after(epoch.number):  # ASHA's max_t: no epoch past it
+                break
     finally:
         stop_listening()
