@@ -121,6 +121,7 @@ def test_validate_says_it_in_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.ray
+@pytest.mark.heavy  # about 40 s: a sweep of two-worker trials, why the knob is there
 def test_without_it_two_cpu_workers_normalize_each_their_half(
     ray_session: None, tmp_path: Path
 ) -> None:

@@ -107,6 +107,7 @@ def free_cpus_become(wanted: float, within_s: float = 5.0) -> float:
 
 
 @pytest.mark.ray
+@pytest.mark.heavy  # about 50 s: a two-worker Train run started and stopped
 def test_a_stopped_multi_worker_trial_has_freed_its_workers_when_stop_returns(
     ray_session: None, tmp_path: Path
 ) -> None:

@@ -171,6 +171,7 @@ def test_released_trials_are_gone_from_the_driver_and_the_best_is_kept(
 
 
 @pytest.mark.e2e
+@pytest.mark.heavy  # about 45 s; test_tally counts a resumed sweep's trials by default
 def test_a_sweep_interrupted_and_resumed_counts_every_trial_and_names_the_true_best(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

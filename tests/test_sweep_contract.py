@@ -87,8 +87,18 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 PBT = ("pbt", "pb2")
+# Optuna's samplers meet ASHA in one place, the searcher that tells them of its stops,
+# the same for each: TPE with ASHA runs by default, the others with it are `heavy`
+# (about 45 s of CI's 90 minutes).
+HEAVY = {"optuna-gp-asha", "optuna-cmaes-asha", "optuna-random-asha"}
 ALLOWED = [
-    pytest.param(searcher, scheduler, objectives, id=f"{searcher}-{scheduler}-{objectives}")
+    pytest.param(
+        searcher,
+        scheduler,
+        objectives,
+        id=f"{searcher}-{scheduler}-{objectives}",
+        marks=[pytest.mark.heavy] if f"{searcher}-{scheduler}" in HEAVY else [],
+    )
     for objectives in OBJECTIVES
     for searcher in SEARCHERS
     for scheduler in SCHEDULERS
