@@ -81,6 +81,7 @@ class NewLogs:
         self._models: set[str] = set()  # ids of the models sent
         self._last_model_point = 0
         self._waiting: list[tuple[str, str, float, int, int]] = []  # of a model not sent yet
+        self._has_models = False  # MLflow 3's `logged_models` table seen (a 2.x store has none)
         self.artifact_folders: list[Path] = []  # the runs' and models' local folders, seen
 
     def next_part(self) -> Part:
@@ -105,9 +106,9 @@ class NewLogs:
                 "WHERE rowid > ? ORDER BY rowid",
                 (self._last_point,),
             ).fetchall()
-            if _has_table(store, "logged_models"):  # MLflow 3's: a store of 2.x has none
+            self._has_models = self._has_models or _has_table(store, "logged_models")
+            if self._has_models:
                 self._new_models(store, part)
-                _registered_names(store, part.models)
         for rowid, key, value, at, step, is_nan in rows:
             part.points.append((key, math.nan if is_nan else float(value), int(at), int(step)))
             self._last_point = rowid
@@ -145,6 +146,9 @@ class NewLogs:
                     "SELECT tag_key, tag_value FROM logged_model_tags WHERE model_id = ?",
                     (model_id,)) if not str(k).startswith("mlflow.")},
                 folder=folder,
+                registered_as=[str(registered) for (registered,) in store.execute(
+                    "SELECT DISTINCT name FROM model_versions WHERE source = ? ORDER BY name",
+                    (f"models:/{model_id}",))],
             ))  # fmt: skip
         points = store.execute(
             "SELECT rowid, model_id, metric_name, metric_value, metric_timestamp_ms, "
@@ -204,14 +208,6 @@ def write_part(
     with filesystem.open_output_stream(f"{destination}/{DONE}") as out:
         out.write(b"")
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def _registered_names(store: sqlite3.Connection, models: list[LoggedModel]) -> None:
-    """The names each model was registered under in the trial's store."""
-    for model in models:
-        model.registered_as = [str(name) for (name,) in store.execute(
-            "SELECT DISTINCT name FROM model_versions WHERE source = ? ORDER BY name",
-            (f"models:/{model.model_id}",))]  # fmt: skip
 
 
 def _model_entry(model: LoggedModel, secrets: Sequence[str]) -> dict[str, Any]:
